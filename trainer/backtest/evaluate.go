@@ -1,0 +1,400 @@
+package backtest
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+)
+
+// Prediction is the model's output for one sequence: one ticker on one
+// decision day.
+type Prediction struct {
+	Ticker   int32
+	Date     int32   // YYYYMMDD of the decision day (the window's last day)
+	Score    float64 // model's expected gross return for the chosen horizon
+	Realized float64 // realized forward gross return over the horizon (1.0 = flat)
+	Loss     float64 // the model's cross-entropy on this sequence (all horizons averaged), NaN if unknown
+	Correct  bool    // argmax bin == label bin for the chosen horizon
+}
+
+// Rebalancing schemes accepted in Config.Rebalance.
+const (
+	RebalanceNonOverlapping = "non-overlapping"
+	RebalanceStaggered      = "staggered"
+)
+
+// Config controls the selection and the backtest.
+type Config struct {
+	TopK        int     `json:"top_k"`        // names held per date (if 0, use TopFrac)
+	TopFrac     float64 `json:"top_frac"`     // fraction per date for "top-k%" (default 0.1)
+	HorizonDays int     `json:"horizon_days"` // holding period h in trading days (0 means 1)
+	CostBps     float64 `json:"cost_bps"`     // cost in basis points per unit turnover
+	Rebalance   string  `json:"rebalance"`    // "non-overlapping" (default) or "staggered"
+}
+
+// normalize validates cfg and fills defaults.
+func (cfg Config) normalize() (Config, error) {
+	if cfg.TopK < 0 {
+		return cfg, fmt.Errorf("backtest: config: top_k must be >= 0, got %d", cfg.TopK)
+	}
+	if math.IsNaN(cfg.TopFrac) || cfg.TopFrac < 0 || cfg.TopFrac > 1 {
+		return cfg, fmt.Errorf("backtest: config: top_frac must be in (0, 1], got %v", cfg.TopFrac)
+	}
+	if cfg.TopK == 0 && cfg.TopFrac == 0 {
+		cfg.TopFrac = 0.1
+	}
+	if cfg.HorizonDays < 0 {
+		return cfg, fmt.Errorf("backtest: config: horizon_days must be >= 0, got %d", cfg.HorizonDays)
+	}
+	if cfg.HorizonDays == 0 {
+		cfg.HorizonDays = 1
+	}
+	if math.IsNaN(cfg.CostBps) || math.IsInf(cfg.CostBps, 0) || cfg.CostBps < 0 {
+		return cfg, fmt.Errorf("backtest: config: cost_bps must be finite and >= 0, got %v", cfg.CostBps)
+	}
+	switch cfg.Rebalance {
+	case "":
+		cfg.Rebalance = RebalanceNonOverlapping
+	case RebalanceNonOverlapping, RebalanceStaggered:
+	default:
+		return cfg, fmt.Errorf("backtest: config: rebalance must be %q or %q, got %q",
+			RebalanceNonOverlapping, RebalanceStaggered, cfg.Rebalance)
+	}
+	return cfg, nil
+}
+
+// selectK returns the number of names selected from a cross-section of n.
+func (cfg Config) selectK(n int) int {
+	k := cfg.TopK
+	if k == 0 {
+		// The small epsilon keeps e.g. 0.1*30 = 3.0000000000000004 at 3.
+		k = int(math.Ceil(cfg.TopFrac*float64(n) - 1e-9))
+	}
+	return max(1, min(k, n))
+}
+
+// LossAcc is loss and accuracy over a set of sequences.
+type LossAcc struct {
+	Count     int     `json:"count"`      // sequences in the set
+	LossCount int     `json:"loss_count"` // sequences with a known (finite) loss
+	Loss      float64 `json:"loss"`       // mean loss over the LossCount sequences (0 if none)
+	Accuracy  float64 `json:"accuracy"`   // share of Correct over Count sequences
+}
+
+// Precision describes the quality of the model's per-date top-k picks.
+type Precision struct {
+	Picks                int     `json:"picks"`                  // total picks pooled over dates
+	BeatMedian           float64 `json:"beat_median"`            // share of picks with Realized > that date's median Realized
+	AboveOne             float64 `json:"above_one"`              // share of picks with Realized > 1
+	TopKMeanScore        float64 `json:"topk_mean_score"`        // mean over dates of the picks' mean Score
+	TopKMeanRealized     float64 `json:"topk_mean_realized"`     // mean over dates of the picks' mean Realized
+	UniverseMeanRealized float64 `json:"universe_mean_realized"` // mean over dates of the cross-section mean Realized
+	Excess               float64 `json:"excess"`                 // TopKMeanRealized - UniverseMeanRealized
+}
+
+// CorrStats summarises a per-date correlation series.
+type CorrStats struct {
+	Mean    float64 `json:"mean"`
+	Std     float64 `json:"std"`   // sample std over dates (n-1)
+	IR      float64 `json:"ir"`    // Mean/Std (0 when Std is 0)
+	TStat   float64 `json:"tstat"` // IR*sqrt(Dates)
+	Dates   int     `json:"dates"` // dates used
+	Skipped int     `json:"skipped"`
+}
+
+// CalibrationBucket is one score decile of the pooled predictions.
+type CalibrationBucket struct {
+	Decile       int     `json:"decile"` // 1 (lowest Score) .. 10 (highest)
+	Count        int     `json:"count"`
+	MinScore     float64 `json:"min_score"`
+	MaxScore     float64 `json:"max_score"`
+	MeanScore    float64 `json:"mean_score"`
+	MeanRealized float64 `json:"mean_realized"`
+}
+
+// DateRow holds the per-date cross-sectional numbers.
+type DateRow struct {
+	Date             int32   `json:"date"`
+	N                int     `json:"n"` // names that date
+	K                int     `json:"k"` // names selected
+	ICValid          bool    `json:"ic_valid"`
+	IC               float64 `json:"ic"`
+	RankIC           float64 `json:"rank_ic"`
+	TopKMeanRealized float64 `json:"topk_mean_realized"`
+	MeanRealized     float64 `json:"mean_realized"`
+	MedianRealized   float64 `json:"median_realized"`
+}
+
+// Report is the complete evaluation of one set of predictions.
+type Report struct {
+	Config         Config              `json:"config"` // effective configuration (defaults filled in)
+	NumPredictions int                 `json:"num_predictions"`
+	NumDates       int                 `json:"num_dates"`
+	NumTickers     int                 `json:"num_tickers"`
+	FirstDate      int32               `json:"first_date"`
+	LastDate       int32               `json:"last_date"`
+	All            LossAcc             `json:"all"`  // every sequence
+	TopK           LossAcc             `json:"topk"` // the model's per-date selection, pooled
+	Precision      Precision           `json:"precision"`
+	IC             CorrStats           `json:"ic"`
+	RankIC         CorrStats           `json:"rank_ic"`
+	Strategy       Portfolio           `json:"strategy"`  // long-only top-k
+	Benchmark      Portfolio           `json:"benchmark"` // equal-weight universe
+	Calibration    []CalibrationBucket `json:"calibration"`
+	Dates          []DateRow           `json:"dates"`
+}
+
+// crossSection is one date's predictions sorted by ticker, with the model's
+// selection.
+type crossSection struct {
+	date  int32
+	preds []Prediction // sorted by ticker
+	top   []int        // indices into preds of the selected names, best first
+}
+
+func validate(preds []Prediction) error {
+	if len(preds) == 0 {
+		return errors.New("backtest: no predictions")
+	}
+	for i, p := range preds {
+		if math.IsNaN(p.Score) || math.IsInf(p.Score, 0) {
+			return fmt.Errorf("backtest: prediction %d (ticker %d, date %d): non-finite score %v", i, p.Ticker, p.Date, p.Score)
+		}
+		if math.IsNaN(p.Realized) || math.IsInf(p.Realized, 0) || p.Realized < 0 {
+			return fmt.Errorf("backtest: prediction %d (ticker %d, date %d): realized gross return must be finite and >= 0, got %v", i, p.Ticker, p.Date, p.Realized)
+		}
+		if p.Date <= 0 {
+			return fmt.Errorf("backtest: prediction %d (ticker %d): invalid date %d", i, p.Ticker, p.Date)
+		}
+	}
+	return nil
+}
+
+// groupByDate sorts a copy of preds by (date, ticker), rejects duplicates and
+// builds the per-date cross-sections with their top-k selections.
+func groupByDate(preds []Prediction, cfg Config) ([]crossSection, error) {
+	s := append([]Prediction(nil), preds...)
+	sort.Slice(s, func(i, j int) bool {
+		if s[i].Date != s[j].Date {
+			return s[i].Date < s[j].Date
+		}
+		return s[i].Ticker < s[j].Ticker
+	})
+	var out []crossSection
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j].Date == s[i].Date {
+			if j > i && s[j].Ticker == s[j-1].Ticker {
+				return nil, fmt.Errorf("backtest: duplicate prediction for ticker %d on date %d", s[j].Ticker, s[j].Date)
+			}
+			j++
+		}
+		cs := crossSection{date: s[i].Date, preds: s[i:j:j]}
+		order := make([]int, len(cs.preds))
+		for t := range order {
+			order[t] = t
+		}
+		// preds are ticker-sorted, so a stable sort by descending score
+		// breaks ties by ascending ticker.
+		sort.SliceStable(order, func(a, b int) bool { return cs.preds[order[a]].Score > cs.preds[order[b]].Score })
+		cs.top = order[:cfg.selectK(len(cs.preds))]
+		out = append(out, cs)
+		i = j
+	}
+	return out, nil
+}
+
+// Evaluate computes every metric of the report for preds under cfg.
+// The input slice is not modified.
+func Evaluate(preds []Prediction, cfg Config) (*Report, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	if err := validate(preds); err != nil {
+		return nil, err
+	}
+	days, err := groupByDate(preds, cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{
+		Config:         cfg,
+		NumPredictions: len(preds),
+		NumDates:       len(days),
+		FirstDate:      days[0].date,
+		LastDate:       days[len(days)-1].date,
+	}
+	tickers := map[int32]struct{}{}
+	for _, p := range preds {
+		tickers[p.Ticker] = struct{}{}
+	}
+	r.NumTickers = len(tickers)
+
+	r.All, r.TopK = lossAccuracy(days)
+	r.Precision = precision(days)
+	r.IC, r.RankIC, r.Dates = informationCoefficients(days)
+	r.Calibration = calibration(days)
+	r.Strategy, r.Benchmark = backtest(days, cfg)
+	return r, nil
+}
+
+type lossAccAcc struct {
+	n, nLoss, nCorrect int
+	sumLoss            float64
+}
+
+func (a *lossAccAcc) add(p Prediction) {
+	a.n++
+	if p.Correct {
+		a.nCorrect++
+	}
+	if !math.IsNaN(p.Loss) && !math.IsInf(p.Loss, 0) {
+		a.nLoss++
+		a.sumLoss += p.Loss
+	}
+}
+
+func (a lossAccAcc) result() LossAcc {
+	la := LossAcc{Count: a.n, LossCount: a.nLoss}
+	if a.nLoss > 0 {
+		la.Loss = a.sumLoss / float64(a.nLoss)
+	}
+	if a.n > 0 {
+		la.Accuracy = float64(a.nCorrect) / float64(a.n)
+	}
+	return la
+}
+
+func lossAccuracy(days []crossSection) (all, top LossAcc) {
+	var a, t lossAccAcc
+	for _, d := range days {
+		for _, p := range d.preds {
+			a.add(p)
+		}
+		for _, i := range d.top {
+			t.add(d.preds[i])
+		}
+	}
+	return a.result(), t.result()
+}
+
+func realizedOf(ps []Prediction) []float64 {
+	out := make([]float64, len(ps))
+	for i, p := range ps {
+		out[i] = p.Realized
+	}
+	return out
+}
+
+func scoresOf(ps []Prediction) []float64 {
+	out := make([]float64, len(ps))
+	for i, p := range ps {
+		out[i] = p.Score
+	}
+	return out
+}
+
+func precision(days []crossSection) Precision {
+	var pr Precision
+	var beat, above int
+	var topScore, topReal, uniReal []float64
+	for _, d := range days {
+		real := realizedOf(d.preds)
+		med := median(real)
+		var ss, sr float64
+		for _, i := range d.top {
+			p := d.preds[i]
+			pr.Picks++
+			if p.Realized > med {
+				beat++
+			}
+			if p.Realized > 1 {
+				above++
+			}
+			ss += p.Score
+			sr += p.Realized
+		}
+		k := float64(len(d.top))
+		topScore = append(topScore, ss/k)
+		topReal = append(topReal, sr/k)
+		uniReal = append(uniReal, mean(real))
+	}
+	if pr.Picks > 0 {
+		pr.BeatMedian = float64(beat) / float64(pr.Picks)
+		pr.AboveOne = float64(above) / float64(pr.Picks)
+	}
+	pr.TopKMeanScore = mean(topScore)
+	pr.TopKMeanRealized = mean(topReal)
+	pr.UniverseMeanRealized = mean(uniReal)
+	pr.Excess = pr.TopKMeanRealized - pr.UniverseMeanRealized
+	return pr
+}
+
+// minICNames is the smallest cross-section for which IC is computed.
+const minICNames = 3
+
+func informationCoefficients(days []crossSection) (ic, ric CorrStats, rows []DateRow) {
+	var ics, rics []float64
+	for _, d := range days {
+		real := realizedOf(d.preds)
+		row := DateRow{
+			Date:           d.date,
+			N:              len(d.preds),
+			K:              len(d.top),
+			MeanRealized:   mean(real),
+			MedianRealized: median(real),
+		}
+		for _, i := range d.top {
+			row.TopKMeanRealized += d.preds[i].Realized
+		}
+		row.TopKMeanRealized /= float64(len(d.top))
+		if len(d.preds) >= minICNames {
+			sc := scoresOf(d.preds)
+			c, ok1 := pearson(sc, real)
+			rc, ok2 := spearman(sc, real)
+			if ok1 && ok2 {
+				row.ICValid, row.IC, row.RankIC = true, c, rc
+				ics = append(ics, c)
+				rics = append(rics, rc)
+			}
+		}
+		rows = append(rows, row)
+	}
+	skipped := len(days) - len(ics)
+	ic.Mean, ic.Std, ic.IR, ic.TStat = meanStdIR(ics)
+	ic.Dates, ic.Skipped = len(ics), skipped
+	ric.Mean, ric.Std, ric.IR, ric.TStat = meanStdIR(rics)
+	ric.Dates, ric.Skipped = len(rics), skipped
+	return
+}
+
+// calibration pools all predictions, sorts them by Score (ties by date then
+// ticker) and cuts them into 10 buckets of floor-spaced boundaries:
+// bucket i (0-based) holds sorted positions [floor(i*N/10), floor((i+1)*N/10)).
+// Empty buckets (N < 10) are omitted.
+func calibration(days []crossSection) []CalibrationBucket {
+	var all []Prediction
+	for _, d := range days {
+		all = append(all, d.preds...) // already (date, ticker) ordered
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Score < all[j].Score })
+	n := len(all)
+	var out []CalibrationBucket
+	for i := 0; i < 10; i++ {
+		lo, hi := i*n/10, (i+1)*n/10
+		if hi <= lo {
+			continue
+		}
+		b := CalibrationBucket{Decile: i + 1, Count: hi - lo, MinScore: all[lo].Score, MaxScore: all[hi-1].Score}
+		for _, p := range all[lo:hi] {
+			b.MeanScore += p.Score
+			b.MeanRealized += p.Realized
+		}
+		b.MeanScore /= float64(b.Count)
+		b.MeanRealized /= float64(b.Count)
+		out = append(out, b)
+	}
+	return out
+}
