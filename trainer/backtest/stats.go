@@ -110,6 +110,9 @@ func spearman(x, y []float64) (float64, bool) {
 // std is 0) and the t-statistic mean/std*sqrt(n).
 func meanStdIR(xs []float64) (m, s, ir, t float64) {
 	m = mean(xs)
+	if len(xs) < 2 || allEqual(xs) {
+		return m, 0, 0, 0
+	}
 	s = sampleStd(xs)
 	if s > 0 {
 		ir = m / s

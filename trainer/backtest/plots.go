@@ -1,0 +1,304 @@
+package backtest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// Plot sizes. At the PNG default of 96 dpi, 8in x 5in is 768 x 480 pixels.
+const (
+	plotWidth  = 8 * vg.Inch
+	plotHeight = 5 * vg.Inch
+)
+
+// savePNG renders p as a PNG file (whatever the extension of path).
+func savePNG(p *plot.Plot, path string) error {
+	wt, err := p.WriterTo(plotWidth, plotHeight, "png")
+	if err != nil {
+		return fmt.Errorf("backtest: render %s: %w", path, err)
+	}
+	return writeFile(path, func(f *os.File) error {
+		_, err := wt.WriteTo(f)
+		return err
+	})
+}
+
+func writeFile(path string, write func(f *os.File) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("backtest: create %s: %w", path, err)
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("backtest: write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("backtest: close %s: %w", path, err)
+	}
+	return nil
+}
+
+func xys(xs, ys []float64) plotter.XYs {
+	pts := make(plotter.XYs, len(xs))
+	for i := range xs {
+		pts[i].X, pts[i].Y = xs[i], ys[i]
+	}
+	return pts
+}
+
+func addLine(p *plot.Plot, name string, i int, pts plotter.XYs, points bool) error {
+	l, err := plotter.NewLine(pts)
+	if err != nil {
+		return fmt.Errorf("line %q: %w", name, err)
+	}
+	l.Color = plotutil.Color(i)
+	l.Width = vg.Points(1.5)
+	p.Add(l)
+	if points {
+		s, err := plotter.NewScatter(pts)
+		if err != nil {
+			return fmt.Errorf("points %q: %w", name, err)
+		}
+		s.Color = plotutil.Color(i)
+		s.Shape = plotutil.Shape(i)
+		p.Add(s)
+		p.Legend.Add(name, l, s)
+	} else {
+		p.Legend.Add(name, l)
+	}
+	return nil
+}
+
+// dateTicker labels integer day indices below len(dates) with their date.
+type dateTicker struct{ dates []int32 }
+
+func (dt dateTicker) Ticks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	for i, t := range ticks {
+		if t.Label == "" {
+			continue
+		}
+		idx := int(math.Round(t.Value))
+		switch {
+		case t.Value != float64(idx) || idx < 0:
+			ticks[i].Label = ""
+		case idx < len(dt.dates):
+			ticks[i].Label = strconv.Itoa(int(dt.dates[idx]))
+		default:
+			ticks[i].Label = fmt.Sprintf("+%d", idx-len(dt.dates)+1)
+		}
+	}
+	return ticks
+}
+
+// WriteEquityPlot draws the equity curves of the long top-k strategy and the
+// equal-weight universe benchmark as a PNG.
+func (r *Report) WriteEquityPlot(path string) error {
+	if len(r.Strategy.Equity) == 0 || len(r.Benchmark.Equity) == 0 {
+		return fmt.Errorf("backtest: equity plot %s: report has no equity curves", path)
+	}
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Equity: long top-k vs equal-weight universe (h=%dd, %s, %.4g bps)",
+		r.Config.HorizonDays, r.Config.Rebalance, r.Config.CostBps)
+	p.X.Label.Text = "decision date (trading days; +n = after the last date)"
+	p.Y.Label.Text = "equity (start = 1)"
+	dates := make([]int32, len(r.Dates))
+	for i, d := range r.Dates {
+		dates[i] = d.Date
+	}
+	p.X.Tick.Marker = dateTicker{dates}
+	p.Add(plotter.NewGrid())
+	p.Legend.Top, p.Legend.Left = true, true
+	for i, s := range []struct {
+		name string
+		eq   []float64
+	}{{fmt.Sprintf("long top-k (Sharpe %.2f)", r.Strategy.Sharpe), r.Strategy.Equity},
+		{fmt.Sprintf("universe (Sharpe %.2f)", r.Benchmark.Sharpe), r.Benchmark.Equity}} {
+		x := make([]float64, len(s.eq))
+		for t := range x {
+			x[t] = float64(t)
+		}
+		if err := addLine(p, s.name, i, xys(x, s.eq), false); err != nil {
+			return fmt.Errorf("backtest: equity plot %s: %w", path, err)
+		}
+	}
+	return savePNG(p, path)
+}
+
+// WriteCalibrationPlot draws, per score decile, the mean predicted gross
+// return against the mean realized gross return as a PNG.
+func (r *Report) WriteCalibrationPlot(path string) error {
+	if len(r.Calibration) == 0 {
+		return fmt.Errorf("backtest: calibration plot %s: report has no calibration buckets", path)
+	}
+	p := plot.New()
+	p.Title.Text = "Calibration: mean predicted vs realized gross return by score decile"
+	p.X.Label.Text = "score decile (1 = lowest predicted)"
+	p.Y.Label.Text = "gross return over the horizon"
+	p.Add(plotter.NewGrid())
+	p.Legend.Top, p.Legend.Left = true, true
+	var dec, sc, re []float64
+	for _, b := range r.Calibration {
+		dec = append(dec, float64(b.Decile))
+		sc = append(sc, b.MeanScore)
+		re = append(re, b.MeanRealized)
+	}
+	if err := addLine(p, "mean predicted (score)", 0, xys(dec, sc), true); err != nil {
+		return fmt.Errorf("backtest: calibration plot %s: %w", path, err)
+	}
+	if err := addLine(p, "mean realized", 1, xys(dec, re), true); err != nil {
+		return fmt.Errorf("backtest: calibration plot %s: %w", path, err)
+	}
+	return savePNG(p, path)
+}
+
+// WriteConvergencePlot draws, per arm, the mean over seeds of the top-k
+// return against the training budget (line), with each seed's points.
+func (s *Summary) WriteConvergencePlot(path string) error {
+	p := plot.New()
+	p.Title.Text = "Convergence: top-k return vs training budget (mean over seeds)"
+	p.X.Label.Text = "sequence-passes trained"
+	p.Y.Label.Text = "top-k return"
+	p.Add(plotter.NewGrid())
+	p.Legend.Top, p.Legend.Left = true, true
+	found := false
+	for i, a := range s.Arms {
+		if len(a.Curve) == 0 {
+			continue
+		}
+		found = true
+		var x, y []float64
+		for _, c := range a.Curve {
+			x = append(x, float64(c.Budget))
+			y = append(y, c.Mean)
+		}
+		if err := addLine(p, fmt.Sprintf("%s (n=%d)", a.Arm, len(a.Seeds)), i, xys(x, y), false); err != nil {
+			return fmt.Errorf("backtest: convergence plot %s: %w", path, err)
+		}
+		var seedPts plotter.XYs
+		for _, c := range a.Curves {
+			for _, cp := range c {
+				seedPts = append(seedPts, plotter.XY{X: float64(cp.Budget), Y: cp.TopKReturn})
+			}
+		}
+		sc, err := plotter.NewScatter(seedPts)
+		if err != nil {
+			return fmt.Errorf("backtest: convergence plot %s: %w", path, err)
+		}
+		sc.Color = plotutil.Color(i)
+		sc.Shape = plotutil.Shape(i)
+		sc.Radius = vg.Points(2)
+		p.Add(sc)
+	}
+	if !found {
+		return fmt.Errorf("backtest: convergence plot %s: no curve points in any arm", path)
+	}
+	return savePNG(p, path)
+}
+
+// metricsLine is the part of a metrics.jsonl record that the plots use.
+type metricsLine struct {
+	Iteration  *int64   `json:"iteration"`
+	TrainLoss  *float64 `json:"train_loss"`
+	ValLoss    *float64 `json:"val_loss"`
+	ERMean     *float64 `json:"er_mean"`
+	TopKERMean *float64 `json:"topk_er_mean"`
+}
+
+// PlotTrainingCurves reads the trainer's metrics log (one JSON object per
+// line; see CONTRACTS "Metrics log") and draws two aligned panels as a PNG:
+// train and validation loss per iteration (val_loss may be null or absent),
+// and the top-k and overall mean expected return per iteration.
+func PlotTrainingCurves(metricsLogPath, outPNG string) error {
+	f, err := os.Open(metricsLogPath)
+	if err != nil {
+		return fmt.Errorf("backtest: training curves: %w", err)
+	}
+	defer f.Close()
+	var train, val, topk, er plotter.XYs
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
+	lineNo, records := 0, 0
+	for sc.Scan() {
+		lineNo++
+		b := sc.Bytes()
+		if len(bytes.TrimSpace(b)) == 0 {
+			continue
+		}
+		var m metricsLine
+		if err := json.Unmarshal(b, &m); err != nil {
+			return fmt.Errorf("backtest: training curves: %s line %d: %w", metricsLogPath, lineNo, err)
+		}
+		if m.Iteration == nil {
+			return fmt.Errorf("backtest: training curves: %s line %d: missing \"iteration\"", metricsLogPath, lineNo)
+		}
+		records++
+		x := float64(*m.Iteration)
+		for _, s := range []struct {
+			v   *float64
+			dst *plotter.XYs
+		}{{m.TrainLoss, &train}, {m.ValLoss, &val}, {m.TopKERMean, &topk}, {m.ERMean, &er}} {
+			if s.v != nil {
+				*s.dst = append(*s.dst, plotter.XY{X: x, Y: *s.v})
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("backtest: training curves: read %s: %w", metricsLogPath, err)
+	}
+	if records == 0 {
+		return fmt.Errorf("backtest: training curves: %s has no records", metricsLogPath)
+	}
+
+	lossP := plot.New()
+	lossP.Title.Text = "Loss"
+	lossP.Y.Label.Text = "cross-entropy"
+	lossP.Add(plotter.NewGrid())
+	erP := plot.New()
+	erP.Title.Text = "Expected gross return of the scored sample"
+	erP.X.Label.Text = "iteration"
+	erP.Y.Label.Text = "expected return"
+	erP.Add(plotter.NewGrid())
+	for _, s := range []struct {
+		p    *plot.Plot
+		name string
+		i    int
+		pts  plotter.XYs
+	}{{lossP, "train loss", 0, train}, {lossP, "validation loss", 1, val},
+		{erP, "top-k mean", 0, topk}, {erP, "all mean", 1, er}} {
+		if len(s.pts) == 0 {
+			continue
+		}
+		if err := addLine(s.p, s.name, s.i, s.pts, len(s.pts) < 50); err != nil {
+			return fmt.Errorf("backtest: training curves %s: %w", outPNG, err)
+		}
+	}
+	lossP.Legend.Top = true
+	erP.Legend.Top, erP.Legend.Left = true, true
+
+	img := vgimg.New(plotWidth, 2*plotHeight)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 2, Cols: 1, PadX: vg.Millimeter, PadY: 4 * vg.Millimeter,
+		PadTop: 2 * vg.Millimeter, PadBottom: 2 * vg.Millimeter, PadLeft: 2 * vg.Millimeter, PadRight: 4 * vg.Millimeter}
+	plots := [][]*plot.Plot{{lossP}, {erP}}
+	canvases := plot.Align(plots, tiles, dc)
+	for j := range plots {
+		plots[j][0].Draw(canvases[j][0])
+	}
+	return writeFile(outPNG, func(f *os.File) error {
+		_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(f)
+		return err
+	})
+}

@@ -1,0 +1,174 @@
+package backtest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// CurvePoint is one point of a convergence curve: after Budget sequence-passes
+// of training, the top-k expected (or realized) return.
+type CurvePoint struct {
+	Budget     int64   `json:"budget"`
+	TopKReturn float64 `json:"topk_return"`
+}
+
+// ArmResult is the evaluation of one arm (training strategy) with one seed.
+type ArmResult struct {
+	Arm    string       `json:"arm"`
+	Seed   int64        `json:"seed"`
+	Report *Report      `json:"report"`
+	Curve  []CurvePoint `json:"curve"`
+}
+
+// MetricSummary is one scalar metric over the seeds of an arm.
+type MetricSummary struct {
+	Name   string    `json:"name"`
+	Mean   float64   `json:"mean"`
+	Std    float64   `json:"std"` // sample std (n-1); 0 when N == 1
+	N      int       `json:"n"`
+	Values []float64 `json:"values"` // per seed, in ascending seed order
+}
+
+// CurveSummary is the convergence curve of an arm at one budget, over the
+// seeds that have a point at that budget.
+type CurveSummary struct {
+	Budget int64   `json:"budget"`
+	Mean   float64 `json:"mean"`
+	Std    float64 `json:"std"`
+	N      int     `json:"n"`
+}
+
+// ArmSummary aggregates one arm over its seeds.
+type ArmSummary struct {
+	Arm     string          `json:"arm"`
+	Seeds   []int64         `json:"seeds"` // ascending
+	Metrics []MetricSummary `json:"metrics"`
+	Curve   []CurveSummary  `json:"curve"`  // ascending budget
+	Curves  [][]CurvePoint  `json:"curves"` // per seed (Seeds order), as given
+}
+
+// Summary is the comparison of several arms; arms keep their order of first
+// appearance in the input.
+type Summary struct {
+	Arms []ArmSummary `json:"arms"`
+}
+
+// Summarize aggregates each scalar metric (Report.Scalars) of each arm as mean
+// and sample standard deviation over seeds, and averages the convergence
+// curves per budget.
+func Summarize(results []ArmResult) (*Summary, error) {
+	if len(results) == 0 {
+		return nil, errors.New("backtest: summarize: no results")
+	}
+	var order []string
+	byArm := map[string][]ArmResult{}
+	for _, res := range results {
+		if res.Arm == "" {
+			return nil, fmt.Errorf("backtest: summarize: result with seed %d has an empty arm name", res.Seed)
+		}
+		if res.Report == nil {
+			return nil, fmt.Errorf("backtest: summarize: arm %q seed %d: nil report", res.Arm, res.Seed)
+		}
+		for _, o := range byArm[res.Arm] {
+			if o.Seed == res.Seed {
+				return nil, fmt.Errorf("backtest: summarize: arm %q seed %d given twice", res.Arm, res.Seed)
+			}
+		}
+		for _, cp := range res.Curve {
+			if math.IsNaN(cp.TopKReturn) || math.IsInf(cp.TopKReturn, 0) {
+				return nil, fmt.Errorf("backtest: summarize: arm %q seed %d: non-finite curve value at budget %d", res.Arm, res.Seed, cp.Budget)
+			}
+		}
+		if _, ok := byArm[res.Arm]; !ok {
+			order = append(order, res.Arm)
+		}
+		byArm[res.Arm] = append(byArm[res.Arm], res)
+	}
+	s := &Summary{}
+	for _, arm := range order {
+		rs := byArm[arm]
+		sort.Slice(rs, func(i, j int) bool { return rs[i].Seed < rs[j].Seed })
+		as := ArmSummary{Arm: arm}
+		var scalars [][]Scalar
+		for _, r := range rs {
+			as.Seeds = append(as.Seeds, r.Seed)
+			as.Curves = append(as.Curves, r.Curve)
+			scalars = append(scalars, r.Report.Scalars())
+		}
+		for m := range scalars[0] {
+			ms := MetricSummary{Name: scalars[0][m].Name, N: len(rs)}
+			for _, sc := range scalars {
+				ms.Values = append(ms.Values, sc[m].Value)
+			}
+			ms.Mean, ms.Std = mean(ms.Values), sampleStd(ms.Values)
+			as.Metrics = append(as.Metrics, ms)
+		}
+		byBudget := map[int64][]float64{}
+		for _, r := range rs {
+			for _, cp := range r.Curve {
+				byBudget[cp.Budget] = append(byBudget[cp.Budget], cp.TopKReturn)
+			}
+		}
+		for b, vs := range byBudget {
+			as.Curve = append(as.Curve, CurveSummary{Budget: b, Mean: mean(vs), Std: sampleStd(vs), N: len(vs)})
+		}
+		sort.Slice(as.Curve, func(i, j int) bool { return as.Curve[i].Budget < as.Curve[j].Budget })
+		s.Arms = append(s.Arms, as)
+	}
+	return s, nil
+}
+
+// Metric returns the summary of the named metric for arm, if present.
+func (s *Summary) Metric(arm, name string) (MetricSummary, bool) {
+	for _, a := range s.Arms {
+		if a.Arm != arm {
+			continue
+		}
+		for _, m := range a.Metrics {
+			if m.Name == name {
+				return m, true
+			}
+		}
+	}
+	return MetricSummary{}, false
+}
+
+// WriteTable writes one row per metric and one "mean ± std" column per arm.
+func (s *Summary) WriteTable(w io.Writer) {
+	if len(s.Arms) == 0 {
+		fmt.Fprintln(w, "(no arms)")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	hdr := []string{"metric"}
+	for _, a := range s.Arms {
+		hdr = append(hdr, fmt.Sprintf("%s (n=%d)", a.Arm, len(a.Seeds)))
+	}
+	fmt.Fprintln(tw, strings.Join(hdr, "\t")+"\t")
+	for m, ms := range s.Arms[0].Metrics {
+		row := []string{ms.Name}
+		for _, a := range s.Arms {
+			x := a.Metrics[m]
+			row = append(row, fmt.Sprintf("%.5g ± %.2g", x.Mean, x.Std))
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+	}
+	tw.Flush()
+}
+
+// WriteJSON writes the summary as indented JSON.
+func (s *Summary) WriteJSON(path string) error { return writeJSONFile(path, s) }
+
+// ReadSummary reads a summary written by WriteJSON.
+func ReadSummary(path string) (*Summary, error) {
+	var s Summary
+	if err := readJSONFile(path, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
