@@ -1,0 +1,225 @@
+package loader
+
+import (
+	"fmt"
+	"io"
+	"math/rand"
+	"sort"
+	"strconv"
+)
+
+// SeqID names one sequence: the window of SeqLen days of ticker Ticker whose
+// last day is Day (an index into Dates()).
+type SeqID struct {
+	Ticker int32
+	Day    int32
+}
+
+// Split is the set of valid sequences of one period, held as runs of
+// consecutive end days per ticker, so its memory does not grow with Len.
+type Split struct {
+	name       string
+	first, end int // end-day range [first, end) of the split
+	runs       []seqRun
+	cum        []int64 // cum[k] = sequences in runs[:k]
+	n          int64
+}
+
+type seqRun struct {
+	ticker int32
+	day    int32 // first end day
+	n      int32
+}
+
+// computeSplits places the boundaries and builds the three splits.
+//
+// Boundaries: v = first day >= TrainEnd, w = first day >= ValEnd. With the
+// embargo E (>= longest horizon), a sequence ending on day d belongs to
+//
+//	train: d <= v-1-E   (its label window d+1..d+E ends before v)
+//	val:   v <= d <= w-1-E
+//	test:  d >= w
+//
+// so no label window of one split reaches a day of a later split.
+func (d *Dataset) computeSplits(attrTrain, attrVal int32) error {
+	trainEnd, valEnd := d.opt.TrainEnd, d.opt.ValEnd
+	if trainEnd == 0 {
+		trainEnd = attrTrain
+	}
+	if valEnd == 0 {
+		valEnd = attrVal
+	}
+	v := int(float64(d.D) * 0.70)
+	w := int(float64(d.D) * 0.85)
+	if trainEnd != 0 {
+		v = sort.Search(d.D, func(i int) bool { return d.dates[i] >= trainEnd })
+	}
+	if valEnd != 0 {
+		w = sort.Search(d.D, func(i int) bool { return d.dates[i] >= valEnd })
+	}
+	maxH := d.horizons[len(d.horizons)-1]
+	d.embargo = maxH
+	if d.opt.Embargo > maxH {
+		d.embargo = d.opt.Embargo
+	}
+	if v <= 0 || v >= d.D {
+		return fmt.Errorf("train end %d: outside the dates %d..%d", trainEnd, d.dates[0], d.dates[d.D-1])
+	}
+	if w <= v || w >= d.D {
+		return fmt.Errorf("val end %d: must fall after train end %d (day %d) and before the last date %d", valEnd, d.dates[v], v, d.dates[d.D-1])
+	}
+	if d.opt.SeqLen > d.D {
+		return fmt.Errorf("--seq-len %d longer than any series (%d days in the file)", d.opt.SeqLen, d.D)
+	}
+	if d.opt.SeqLen > d.maxRun {
+		return fmt.Errorf("--seq-len %d longer than any series (longest run of complete feature rows: %d days)", d.opt.SeqLen, d.maxRun)
+	}
+	d.trainStart, d.valStart, d.testStart = 0, v, w
+	d.splits = map[string]*Split{
+		"train": d.buildSplit("train", 0, v-d.embargo),
+		"val":   d.buildSplit("val", v, w-d.embargo),
+		"test":  d.buildSplit("test", w, d.D),
+	}
+	for _, name := range []string{"train", "val", "test"} {
+		s := d.splits[name]
+		if s.n == 0 {
+			lo, hi := s.first, s.end-1
+			if lo < 0 {
+				lo = 0
+			}
+			if hi < lo {
+				return fmt.Errorf("split %s is empty: no end days left between %d and the next boundary after an embargo of %d days", name, d.dates[lo], d.embargo)
+			}
+			return fmt.Errorf("split %s is empty: no valid sequence of %d days ending %d..%d", name, d.opt.SeqLen, d.dates[lo], d.dates[hi])
+		}
+	}
+	val := d.splits["val"]
+	rng := rand.New(rand.NewSource(d.opt.Seed))
+	d.valSet = val.Sample(d.opt.ValSize, rng)
+	sort.Slice(d.valSet, func(a, b int) bool {
+		x, y := d.valSet[a], d.valSet[b]
+		return x.Ticker < y.Ticker || (x.Ticker == y.Ticker && x.Day < y.Day)
+	})
+	return nil
+}
+
+func (d *Dataset) buildSplit(name string, first, end int) *Split {
+	s := &Split{name: name, first: first, end: end}
+	if first < 0 {
+		first = 0
+	}
+	for t := 0; t < d.T; t++ {
+		start := -1
+		flush := func(stop int) {
+			if start >= 0 {
+				s.runs = append(s.runs, seqRun{int32(t), int32(start), int32(stop - start)})
+				s.cum = append(s.cum, s.n)
+				s.n += int64(stop - start)
+				start = -1
+			}
+		}
+		for day := first; day < end; day++ {
+			if d.isValid(t, day) {
+				if start < 0 {
+					start = day
+				}
+			} else {
+				flush(day)
+			}
+		}
+		flush(end)
+	}
+	return s
+}
+
+// Split returns "train", "val" or "test"; nil for any other name.
+func (d *Dataset) Split(name string) *Split { return d.splits[name] }
+
+// ValidationSet is the fixed subset of the val split (ValSize sequences drawn
+// with Options.Seed, sorted by ticker and day), or the whole split if smaller.
+func (d *Dataset) ValidationSet() []SeqID { return append([]SeqID(nil), d.valSet...) }
+
+func (s *Split) Name() string { return s.name }
+
+// Len is the number of valid sequences (complete window, all labels known).
+func (s *Split) Len() int64 { return s.n }
+
+// At returns the i-th sequence, ordered by ticker then end day.
+// It panics when i is out of range, like a slice index.
+func (s *Split) At(i int64) SeqID {
+	if i < 0 || i >= s.n {
+		panic(fmt.Sprintf("loader: split %s: index %d out of range [0,%d)", s.name, i, s.n))
+	}
+	k := sort.Search(len(s.cum), func(k int) bool { return s.cum[k] > i }) - 1
+	r := s.runs[k]
+	return SeqID{Ticker: r.ticker, Day: r.day + int32(i-s.cum[k])}
+}
+
+// Sample draws n sequences uniformly without replacement, in random order,
+// using O(n) memory (a sparse Fisher-Yates shuffle over [0, Len)). n >= Len
+// returns the whole split, shuffled. The result depends only on the state of
+// rng and the split.
+func (s *Split) Sample(n int, rng *rand.Rand) []SeqID {
+	if n <= 0 || s.n == 0 {
+		return nil
+	}
+	if int64(n) > s.n {
+		n = int(s.n)
+	}
+	swapped := make(map[int64]int64, n)
+	val := func(x int64) int64 {
+		if v, ok := swapped[x]; ok {
+			return v
+		}
+		return x
+	}
+	out := make([]SeqID, n)
+	for i := 0; i < n; i++ {
+		j := int64(i) + rng.Int63n(s.n-int64(i))
+		vi, vj := val(int64(i)), val(j)
+		swapped[j] = vi
+		out[i] = s.At(vj)
+	}
+	return out
+}
+
+// String is the console line for the split: "Train: 1,234,567 sequences".
+func (s *Split) String() string {
+	return fmt.Sprintf("%s: %s sequences", title(s.name), FormatCount(s.n))
+}
+
+// PrintCounts writes the sequence counts as the training console shows them:
+//
+//	Train: 1,234,567 sequences
+//	Val: 1,000 sequences
+//	Test: 98,765 sequences
+//
+// Val is the fixed validation subset (ValidationSet), not the whole val split.
+func (d *Dataset) PrintCounts(w io.Writer) error {
+	_, err := fmt.Fprintf(w, "%s\nVal: %s sequences\n%s\n", d.splits["train"], FormatCount(int64(len(d.valSet))), d.splits["test"])
+	return err
+}
+
+func title(s string) string {
+	if s == "" {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}
+
+// FormatCount writes n with thousands separators: 1234567 -> "1,234,567".
+func FormatCount(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := ""
+	if n < 0 {
+		neg, s = "-", s[1:]
+	}
+	var out []byte
+	for i := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return neg + string(out)
+}
