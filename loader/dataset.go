@@ -556,21 +556,21 @@ func (d *Dataset) Close() error {
 	return err
 }
 
-func (d *Dataset) Path() string             { return d.path }
-func (d *Dataset) Identity() string         { return d.identity }
-func (d *Dataset) SeqLen() int              { return d.opt.SeqLen }
-func (d *Dataset) NumFeatures() int         { return d.F }
-func (d *Dataset) FeatureNames() []string   { return append([]string(nil), d.names...) }
-func (d *Dataset) Horizons() []int          { return append([]int(nil), d.horizons...) }
-func (d *Dataset) NumBins() int             { return d.B }
-func (d *Dataset) BinEdges() [][]float32    { return copy2(d.edges) }
-func (d *Dataset) BinCenters() [][]float32  { return copy2(d.centers) }
-func (d *Dataset) Tickers() []string        { return append([]string(nil), d.tickers...) }
-func (d *Dataset) Dates() []int32           { return append([]int32(nil), d.dates...) }
-func (d *Dataset) Mode() string             { return d.mode }
-func (d *Dataset) NumHorizons() int         { return d.H }
-func (d *Dataset) Embargo() int             { return d.embargo }
-func (d *Dataset) MissingRows() int64       { return d.rowsMiss }
+func (d *Dataset) Path() string            { return d.path }
+func (d *Dataset) Identity() string        { return d.identity }
+func (d *Dataset) SeqLen() int             { return d.opt.SeqLen }
+func (d *Dataset) NumFeatures() int        { return d.F }
+func (d *Dataset) FeatureNames() []string  { return append([]string(nil), d.names...) }
+func (d *Dataset) Horizons() []int         { return append([]int(nil), d.horizons...) }
+func (d *Dataset) NumBins() int            { return d.B }
+func (d *Dataset) BinEdges() [][]float32   { return copy2(d.edges) }
+func (d *Dataset) BinCenters() [][]float32 { return copy2(d.centers) }
+func (d *Dataset) Tickers() []string       { return append([]string(nil), d.tickers...) }
+func (d *Dataset) Dates() []int32          { return append([]int32(nil), d.dates...) }
+func (d *Dataset) Mode() string            { return d.mode }
+func (d *Dataset) NumHorizons() int        { return d.H }
+func (d *Dataset) Embargo() int            { return d.embargo }
+func (d *Dataset) MissingRows() int64      { return d.rowsMiss }
 func (d *Dataset) Groups() []string {
 	if d.groups == nil {
 		return nil

@@ -156,7 +156,7 @@ type Batch struct {
 // StreamOptions configure Stream.
 type StreamOptions struct {
 	BatchSize   int
-	Depth       int                     // batches read ahead (default 2)
+	Depth       int                   // batches read ahead (default 2)
 	NewFeatures func(n int) []float32 // optional allocator for feature buffers (trainer passes pinned memory); n floats
 }
 
