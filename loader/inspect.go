@@ -1,0 +1,95 @@
+package loader
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// Inspect opens path with opt (stream mode unless opt.Mode says otherwise, so
+// large files are fine) and writes its schema, sizes, date range, split
+// boundaries, sequence counts per split and the label balance per bin.
+func Inspect(path string, opt Options, w io.Writer) error {
+	if opt.Mode == "" || opt.Mode == "auto" {
+		opt.Mode = "stream"
+	}
+	d, err := Open(path, opt)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	var size int64
+	if st, err := os.Stat(path); err == nil {
+		size = st.Size()
+	}
+	p := func(format string, args ...interface{}) { fmt.Fprintf(w, format, args...) }
+	p("file:      %s (%s bytes, format version %d)\n", path, FormatCount(size), FormatVersion)
+	p("identity:  %s\n", d.identity)
+	p("features:  [%d tickers, %d days, %d features] float32 (%s MiB)\n", d.T, d.D, d.F, FormatCount(int64(d.T)*int64(d.D)*int64(d.F)*4>>20))
+	p("           %s\n", strings.Join(d.names, " "))
+	p("returns:   [%d, %d, %d] float32, horizons %v days\n", d.T, d.D, d.H, d.horizons)
+	p("dates:     %d .. %d\n", d.dates[0], d.dates[d.D-1])
+	p("missing:   %s of %s feature rows (%.2f%%), %s Inf values (treated as missing)\n",
+		FormatCount(d.rowsMiss), FormatCount(int64(d.T*d.D)), 100*float64(d.rowsMiss)/float64(d.T*d.D), FormatCount(d.infValues))
+	if d.groups != nil {
+		cnt := map[string]int{}
+		for _, g := range d.groups {
+			cnt[g]++
+		}
+		var keys []string
+		for k := range cnt {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		p("groups:    %d:", len(keys))
+		for _, k := range keys {
+			p(" %s (%d)", k, cnt[k])
+		}
+		p("\n")
+	} else {
+		p("groups:    none\n")
+	}
+	p("bins:      %d per horizon\n", d.B)
+	for h, e := range d.edges {
+		p("  h=%-3d edges", d.horizons[h])
+		for _, x := range e {
+			p(" %.4f", x)
+		}
+		p("\n")
+	}
+	p("seq-len:   %d, embargo %d days\n", d.opt.SeqLen, d.embargo)
+	bounds := map[string][2]int{
+		"train": {0, d.valStart - d.embargo},
+		"val":   {d.valStart, d.testStart - d.embargo},
+		"test":  {d.testStart, d.D},
+	}
+	for _, name := range []string{"train", "val", "test"} {
+		s := d.splits[name]
+		b := bounds[name]
+		lo, hi := b[0], b[1]-1
+		p("%-6s end days %d..%d: %s sequences\n", name, d.dates[lo], d.dates[hi], FormatCount(s.n))
+		counts := make([][]int64, d.H)
+		for h := range counts {
+			counts[h] = make([]int64, d.B)
+		}
+		for _, r := range s.runs {
+			for day := int(r.day); day < int(r.day+r.n); day++ {
+				i := int(r.ticker)*d.D + day
+				for h := 0; h < d.H; h++ {
+					counts[h][binIndex(d.edges[h], d.returns[i*d.H+h])]++
+				}
+			}
+		}
+		for h := range counts {
+			p("  h=%-3d label %%", d.horizons[h])
+			for _, c := range counts[h] {
+				p(" %5.1f", 100*float64(c)/float64(s.n))
+			}
+			p("\n")
+		}
+	}
+	p("validation set: %s sequences (seed %d)\n", FormatCount(int64(len(d.valSet))), d.opt.Seed)
+	return nil
+}
