@@ -1,0 +1,51 @@
+# satrain build. `make deps` once on a fresh Debian 12 machine, then `make`, `make test`, `make run`.
+SHELL := /bin/bash
+BUILD       ?= build
+GO          ?= go
+TORCH_CUDA  ?= 0
+CMAKE_JOBS  ?= $(shell nproc)
+APT_PACKAGES := libtorch-dev libhdf5-dev python3-torch python3-h5py python3-numpy cmake g++ pkg-config prometheus
+SHIM_SRC    := torch/csrc/satorch.cpp torch/csrc/satorch.h torch/csrc/CMakeLists.txt
+# The binary finds libsatorch.so beside itself ($ORIGIN) or in the build folder.
+GO_LDFLAGS  := -extldflags=-Wl,-rpath,\$$ORIGIN
+VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: all deps shim satrain test test-go test-python run bench bundle clean
+
+all: shim satrain
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [[ -n "$$missing" ]]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [[ $$(id -u) -ne 0 ]] && SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "deps: all Debian packages present"; fi
+	$(GO) mod download
+
+$(BUILD)/libsatorch.so: $(SHIM_SRC)
+	@prefix="$$(./third_party/libtorch.sh)"; \
+	cuda=OFF; [[ "$(TORCH_CUDA)" == 1 ]] && cuda=ON; \
+	cmake -S torch/csrc -B $(BUILD)/shim -DCMAKE_PREFIX_PATH="$$prefix" -DSATORCH_CUDA=$$cuda \
+	  -DSATORCH_OUTPUT_DIR="$(abspath $(BUILD))" -DCMAKE_BUILD_TYPE=Release >/dev/null && \
+	cmake --build $(BUILD)/shim -j $(CMAKE_JOBS)
+
+shim: $(BUILD)/libsatorch.so
+
+satrain: shim
+	CGO_ENABLED=1 $(GO) build -ldflags '$(GO_LDFLAGS) -X main.version=$(VERSION)' -o $(BUILD)/satrain ./bin/satrain
+
+test: shim
+	$(GO) test -count=1 ./...
+
+run: all
+	./scripts/quickstart.sh
+
+bench: shim
+	./bench/run_cpu.sh
+
+bundle: all
+	./scripts/bundle.sh
+
+clean:
+	rm -rf $(BUILD) bundle

@@ -1,0 +1,190 @@
+/* satorch.h: the C ABI between Go (package torch) and libtorch.
+ *
+ * Rules every function follows:
+ *  - Handles are opaque. A tensor handle owns one reference to an at::Tensor and
+ *    must be released with sat_tensor_free.
+ *  - A fallible function returns NULL on success or a heap-allocated sat_error
+ *    (free it with sat_error_free). Results come back through out-parameters.
+ *  - No C++ exception ever crosses this boundary: every entry point catches
+ *    c10::Error, std::exception and anything else.
+ */
+#ifndef SATORCH_H
+#define SATORCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sat_tensor_s *sat_tensor;
+typedef struct sat_dict_s *sat_dict;
+typedef struct sat_gen_s *sat_gen;
+typedef struct sat_adamw_s *sat_adamw;
+typedef struct sat_guard_s *sat_guard;
+
+/* Error kinds. */
+enum { SAT_ERR_GENERIC = 1, SAT_ERR_OOM = 2, SAT_ERR_INDEX = 3, SAT_ERR_VALUE = 4, SAT_ERR_NOT_IMPLEMENTED = 5 };
+
+typedef struct sat_error {
+  int kind;
+  char *msg;
+} sat_error;
+
+void sat_error_free(sat_error *e);
+
+/* dtypes: our own stable codes. */
+enum {
+  SAT_FLOAT32 = 0,
+  SAT_FLOAT16 = 1,
+  SAT_BFLOAT16 = 2,
+  SAT_INT64 = 3,
+  SAT_BOOL = 4,
+  SAT_INT32 = 5,
+  SAT_UINT8 = 6,
+  SAT_FLOAT64 = 7
+};
+
+/* device types */
+enum { SAT_CPU = 0, SAT_CUDA = 1 };
+
+/* ---- library ---- */
+sat_error *sat_version(char **out);   /* "1.13.0" (malloc'd) */
+int sat_built_with_cuda(void);
+int sat_cuda_is_available(void);
+int sat_cuda_device_count(void);
+sat_error *sat_cuda_synchronize(int device);
+sat_error *sat_cuda_memory(int device, int64_t *allocated, int64_t *peak, int64_t *reserved);
+sat_error *sat_cuda_reset_peak(int device);
+sat_error *sat_cuda_empty_cache(void);
+sat_error *sat_set_num_threads(int n);
+int sat_get_num_threads(void);
+sat_error *sat_manual_seed(uint64_t seed);
+sat_error *sat_rng_state(int device_type, sat_tensor *out);
+sat_error *sat_set_rng_state(int device_type, sat_tensor state);
+int sat_grad_enabled(void);
+void sat_set_grad_enabled(int enabled);
+sat_error *sat_inference_mode_enter(sat_guard *out);
+void sat_inference_mode_exit(sat_guard g);
+sat_error *sat_autocast_enter(int device_type, int dtype);
+sat_error *sat_autocast_exit(int device_type);
+
+/* ---- generators ---- */
+sat_error *sat_gen_new(uint64_t seed, sat_gen *out);
+void sat_gen_free(sat_gen g);
+
+/* ---- tensor lifecycle and inspection ---- */
+void sat_tensor_free(sat_tensor t);
+sat_error *sat_from_blob_copy(const void *data, const int64_t *shape, int ndim, int dtype, sat_tensor *out);
+sat_error *sat_empty(const int64_t *shape, int ndim, int dtype, int device_type, int device_index, int pinned, sat_tensor *out);
+sat_error *sat_full(const int64_t *shape, int ndim, double value, int dtype, int device_type, int device_index, sat_tensor *out);
+sat_error *sat_randn(const int64_t *shape, int ndim, int dtype, int device_type, int device_index, sat_gen g, sat_tensor *out);
+sat_error *sat_uniform_(sat_tensor t, double lo, double hi, sat_gen g);
+sat_error *sat_normal_(sat_tensor t, double mean, double std, sat_gen g);
+sat_error *sat_arange(int64_t n, int dtype, int device_type, int device_index, sat_tensor *out);
+int sat_dim(sat_tensor t);
+void sat_shape(sat_tensor t, int64_t *out);
+int64_t sat_numel(sat_tensor t);
+int sat_dtype(sat_tensor t);
+void sat_device(sat_tensor t, int *type, int *index);
+int sat_is_contiguous(sat_tensor t);
+int sat_is_defined(sat_tensor t);
+void *sat_data_ptr(sat_tensor t);
+sat_error *sat_copy_to(sat_tensor t, void *dst, size_t nbytes);
+sat_error *sat_item(sat_tensor t, double *out);
+sat_error *sat_to(sat_tensor t, int device_type, int device_index, int dtype, int non_blocking, sat_tensor *out);
+sat_error *sat_copy_(sat_tensor dst, sat_tensor src, int non_blocking);
+sat_error *sat_clone(sat_tensor t, sat_tensor *out);
+sat_error *sat_detach(sat_tensor t, sat_tensor *out);
+sat_error *sat_shallow(sat_tensor t, sat_tensor *out);
+sat_error *sat_fill_(sat_tensor t, double v);
+
+/* ---- elementwise ---- */
+enum { SAT_ADD = 0, SAT_SUB, SAT_MUL, SAT_DIV, SAT_MAXIMUM, SAT_MINIMUM, SAT_POW, SAT_EQ, SAT_GT, SAT_LT };
+sat_error *sat_binary(int op, sat_tensor a, sat_tensor b, sat_tensor *out);
+sat_error *sat_binary_scalar(int op, sat_tensor a, double s, sat_tensor *out);
+sat_error *sat_binary_(int op, sat_tensor a, sat_tensor b);        /* in place on a */
+sat_error *sat_binary_scalar_(int op, sat_tensor a, double s);      /* in place on a */
+enum { SAT_NEG = 0, SAT_EXP, SAT_LOG, SAT_SQRT, SAT_ABS, SAT_TANH, SAT_SIGMOID, SAT_RELU, SAT_GELU, SAT_SIN, SAT_COS, SAT_ISFINITE, SAT_RSQRT };
+sat_error *sat_unary(int op, sat_tensor a, sat_tensor *out);
+
+/* ---- shape ---- */
+sat_error *sat_reshape(sat_tensor t, const int64_t *shape, int ndim, sat_tensor *out);
+sat_error *sat_view(sat_tensor t, const int64_t *shape, int ndim, sat_tensor *out);
+sat_error *sat_permute(sat_tensor t, const int64_t *dims, int ndim, sat_tensor *out);
+sat_error *sat_transpose(sat_tensor t, int64_t d0, int64_t d1, sat_tensor *out);
+sat_error *sat_contiguous(sat_tensor t, sat_tensor *out);
+sat_error *sat_narrow(sat_tensor t, int64_t dim, int64_t start, int64_t len, sat_tensor *out);
+sat_error *sat_select(sat_tensor t, int64_t dim, int64_t index, sat_tensor *out);
+sat_error *sat_cat(const sat_tensor *ts, int n, int64_t dim, sat_tensor *out);
+sat_error *sat_stack(const sat_tensor *ts, int n, int64_t dim, sat_tensor *out);
+sat_error *sat_unbind(sat_tensor t, int64_t dim, sat_tensor *outs, int n);
+sat_error *sat_index_select(sat_tensor t, int64_t dim, sat_tensor index, sat_tensor *out);
+sat_error *sat_gather(sat_tensor t, int64_t dim, sat_tensor index, sat_tensor *out);
+
+/* ---- reductions ---- */
+enum { SAT_RED_SUM = 0, SAT_RED_MEAN, SAT_RED_MAX, SAT_RED_MIN };
+sat_error *sat_reduce_all(int op, sat_tensor t, sat_tensor *out);
+sat_error *sat_reduce_dim(int op, sat_tensor t, int64_t dim, int keepdim, sat_tensor *out);
+sat_error *sat_max_dim(sat_tensor t, int64_t dim, int keepdim, sat_tensor *values, sat_tensor *indices);
+sat_error *sat_argmax(sat_tensor t, int64_t dim, int keepdim, sat_tensor *out);
+sat_error *sat_topk(sat_tensor t, int64_t k, int64_t dim, int largest, sat_tensor *values, sat_tensor *indices);
+
+/* ---- nn ---- */
+sat_error *sat_matmul(sat_tensor a, sat_tensor b, sat_tensor *out);
+sat_error *sat_linear(sat_tensor x, sat_tensor w, sat_tensor b /* may be NULL */, sat_tensor *out);
+sat_error *sat_layer_norm(sat_tensor x, int64_t normalized, sat_tensor w, sat_tensor b, double eps, sat_tensor *out);
+sat_error *sat_dropout(sat_tensor x, double p, int train, sat_tensor *out);
+sat_error *sat_softmax(sat_tensor x, int64_t dim, sat_tensor *out);
+sat_error *sat_log_softmax(sat_tensor x, int64_t dim, sat_tensor *out);
+/* attention over [b, heads, s, hd]; impl: 0 = best available (SDPA on 2.x), 1 = explicit math */
+sat_error *sat_sdpa(sat_tensor q, sat_tensor k, sat_tensor v, double dropout_p, int causal, int impl, sat_tensor *out);
+/* cross entropy: logits [N, C], target [N] int64; reduction 0 none, 1 mean, 2 sum */
+sat_error *sat_cross_entropy(sat_tensor logits, sat_tensor target, int reduction, double label_smoothing, sat_tensor *out);
+
+/* ---- autograd ---- */
+sat_error *sat_set_requires_grad(sat_tensor t, int req);
+int sat_requires_grad(sat_tensor t);
+sat_error *sat_backward(sat_tensor t, sat_tensor grad /* may be NULL */);
+sat_error *sat_grad(sat_tensor t, sat_tensor *out); /* *out NULL when no grad */
+sat_error *sat_zero_grad(const sat_tensor *params, int n);
+/* clip total 2-norm of grads to max_norm (max_norm <= 0: measure only); returns the norm before clipping */
+sat_error *sat_clip_grad_norm(const sat_tensor *params, int n, double max_norm, double *total);
+/* multiply every defined grad by s (GradScaler unscale) */
+sat_error *sat_scale_grads(const sat_tensor *params, int n, double s);
+
+/* ---- AdamW (decoupled weight decay), state per parameter ---- */
+sat_error *sat_adamw_new(const sat_tensor *params, int n, double lr, double beta1, double beta2, double eps, double wd, sat_adamw *out);
+void sat_adamw_free(sat_adamw o);
+sat_error *sat_adamw_step(sat_adamw o);
+void sat_adamw_set_lr(sat_adamw o, double lr);
+/* state of parameter i: step count and the two moments; *exp_avg NULL when not started */
+sat_error *sat_adamw_get_state(sat_adamw o, int i, int64_t *step, sat_tensor *exp_avg, sat_tensor *exp_avg_sq);
+sat_error *sat_adamw_set_state(sat_adamw o, int i, int64_t step, sat_tensor exp_avg, sat_tensor exp_avg_sq);
+
+/* ---- dictionaries of IValues, saved and loaded in PyTorch's .pt format ---- */
+enum { SAT_V_NONE = 0, SAT_V_TENSOR, SAT_V_INT, SAT_V_DOUBLE, SAT_V_STRING, SAT_V_DICT, SAT_V_BOOL, SAT_V_OTHER };
+sat_error *sat_dict_new(sat_dict *out);
+void sat_dict_free(sat_dict d);
+sat_error *sat_dict_set_tensor(sat_dict d, const char *key, sat_tensor t);
+sat_error *sat_dict_set_int(sat_dict d, const char *key, int64_t v);
+sat_error *sat_dict_set_double(sat_dict d, const char *key, double v);
+sat_error *sat_dict_set_bool(sat_dict d, const char *key, int v);
+sat_error *sat_dict_set_string(sat_dict d, const char *key, const char *v);
+sat_error *sat_dict_set_dict(sat_dict d, const char *key, sat_dict v);
+int64_t sat_dict_size(sat_dict d);
+sat_error *sat_dict_entry(sat_dict d, int64_t i, char **key, int *type);
+sat_error *sat_dict_get_tensor(sat_dict d, const char *key, sat_tensor *out);
+sat_error *sat_dict_get_int(sat_dict d, const char *key, int64_t *out);
+sat_error *sat_dict_get_double(sat_dict d, const char *key, double *out);
+sat_error *sat_dict_get_bool(sat_dict d, const char *key, int *out);
+sat_error *sat_dict_get_string(sat_dict d, const char *key, char **out);
+sat_error *sat_dict_get_dict(sat_dict d, const char *key, sat_dict *out);
+sat_error *sat_dict_save(sat_dict d, const char *path);
+sat_error *sat_dict_load(const char *path, sat_dict *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
