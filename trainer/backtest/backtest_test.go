@@ -481,3 +481,47 @@ func TestWriteTable(t *testing.T) {
 		}
 	}
 }
+
+func TestSchemesAgreeForDailyHorizon(t *testing.T) {
+	a := evalExample(t, Config{TopK: 2, HorizonDays: 1, CostBps: 7, Rebalance: RebalanceNonOverlapping})
+	b := evalExample(t, Config{TopK: 2, HorizonDays: 1, CostBps: 7, Rebalance: RebalanceStaggered})
+	if !reflect.DeepEqual(a.Strategy, b.Strategy) || !reflect.DeepEqual(a.Benchmark, b.Benchmark) {
+		t.Errorf("h=1: staggered and non-overlapping differ:\n%+v\n%+v", a.Strategy, b.Strategy)
+	}
+}
+
+func TestPerfectForesight(t *testing.T) {
+	// Score = Realized on a random panel: IC = rank IC = 1 every date, every pick
+	// beats the median (k = 10% < half), top-k excess > 0, decile means increase.
+	rng := rand.New(rand.NewSource(3))
+	var p []Prediction
+	for d := int32(0); d < 40; d++ {
+		for tk := int32(0); tk < 50; tk++ {
+			r := 1 + rng.NormFloat64()*0.02
+			p = append(p, Prediction{Ticker: tk, Date: 20230101 + d, Score: r, Realized: r, Loss: math.NaN()})
+		}
+	}
+	for _, reb := range []string{RebalanceNonOverlapping, RebalanceStaggered} {
+		r, err := Evaluate(p, Config{TopFrac: 0.1, HorizonDays: 5, CostBps: 10, Rebalance: reb})
+		if err != nil {
+			t.Fatal(err)
+		}
+		near(t, "IC", r.IC.Mean, 1)
+		near(t, "rank IC", r.RankIC.Mean, 1)
+		near(t, "beat median", r.Precision.BeatMedian, 1)
+		if r.Precision.Excess <= 0 || r.Strategy.TotalReturn <= r.Benchmark.TotalReturn {
+			t.Errorf("%s: perfect foresight does not beat the universe: %+v", reb, r.Precision)
+		}
+		if r.All.LossCount != 0 || r.All.Loss != 0 {
+			t.Errorf("unknown losses: %+v", r.All)
+		}
+		for i := 1; i < len(r.Calibration); i++ {
+			if r.Calibration[i].MeanRealized <= r.Calibration[i-1].MeanRealized {
+				t.Errorf("calibration not increasing at decile %d", i+1)
+			}
+		}
+		if r.Strategy.Days != map[string]int{RebalanceNonOverlapping: 40, RebalanceStaggered: 44}[reb] {
+			t.Errorf("%s: %d days", reb, r.Strategy.Days)
+		}
+	}
+}

@@ -103,24 +103,69 @@ func (dt dateTicker) Ticks(min, max float64) []plot.Tick {
 	return ticks
 }
 
+// preciseTicks is plot.DefaultTicks with labels that show each tick's value
+// exactly (up to 10 decimals). The default labels round to the tick spacing,
+// so on a narrow range around 1, typical of gross returns, a tick at 1.0025
+// reads "1".
+type preciseTicks struct{}
+
+func (preciseTicks) Ticks(lo, hi float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+	prec := 0
+	for _, t := range ticks {
+		if t.Label == "" {
+			continue
+		}
+		for prec < 10 {
+			scaled := t.Value * math.Pow10(prec)
+			if math.Abs(scaled-math.Round(scaled)) <= 1e-9*math.Max(1, math.Abs(scaled)) {
+				break
+			}
+			prec++
+		}
+	}
+	for i, t := range ticks {
+		if t.Label != "" {
+			ticks[i].Label = strconv.FormatFloat(t.Value, 'f', prec, 64)
+		}
+	}
+	return ticks
+}
+
+// newPlot returns a plot with a grid and precise Y tick labels.
+func newPlot(title, xLabel, yLabel string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xLabel
+	p.Y.Label.Text = yLabel
+	p.Y.Tick.Marker = preciseTicks{}
+	p.Add(plotter.NewGrid())
+	p.Legend.Top, p.Legend.Left = true, true
+	return p
+}
+
+// legendRoom extends the Y range upwards so that a top legend with n entries
+// does not hide the data.
+func legendRoom(p *plot.Plot, n int) {
+	if p.Y.Max > p.Y.Min {
+		p.Y.Max += float64(n) * 0.07 * (p.Y.Max - p.Y.Min)
+	}
+}
+
 // WriteEquityPlot draws the equity curves of the long top-k strategy and the
 // equal-weight universe benchmark as a PNG.
 func (r *Report) WriteEquityPlot(path string) error {
 	if len(r.Strategy.Equity) == 0 || len(r.Benchmark.Equity) == 0 {
 		return fmt.Errorf("backtest: equity plot %s: report has no equity curves", path)
 	}
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Equity: long top-k vs equal-weight universe (h=%dd, %s, %.4g bps)",
-		r.Config.HorizonDays, r.Config.Rebalance, r.Config.CostBps)
-	p.X.Label.Text = "decision date (trading days; +n = after the last date)"
-	p.Y.Label.Text = "equity (start = 1)"
+	p := newPlot(fmt.Sprintf("Equity: long top-k vs equal-weight universe (h=%dd, %s, %.4g bps)",
+		r.Config.HorizonDays, r.Config.Rebalance, r.Config.CostBps),
+		"decision date (trading days; +n = after the last date)", "equity (start = 1)")
 	dates := make([]int32, len(r.Dates))
 	for i, d := range r.Dates {
 		dates[i] = d.Date
 	}
 	p.X.Tick.Marker = dateTicker{dates}
-	p.Add(plotter.NewGrid())
-	p.Legend.Top, p.Legend.Left = true, true
 	for i, s := range []struct {
 		name string
 		eq   []float64
@@ -134,6 +179,7 @@ func (r *Report) WriteEquityPlot(path string) error {
 			return fmt.Errorf("backtest: equity plot %s: %w", path, err)
 		}
 	}
+	legendRoom(p, 2)
 	return savePNG(p, path)
 }
 
@@ -143,12 +189,8 @@ func (r *Report) WriteCalibrationPlot(path string) error {
 	if len(r.Calibration) == 0 {
 		return fmt.Errorf("backtest: calibration plot %s: report has no calibration buckets", path)
 	}
-	p := plot.New()
-	p.Title.Text = "Calibration: mean predicted vs realized gross return by score decile"
-	p.X.Label.Text = "score decile (1 = lowest predicted)"
-	p.Y.Label.Text = "gross return over the horizon"
-	p.Add(plotter.NewGrid())
-	p.Legend.Top, p.Legend.Left = true, true
+	p := newPlot("Calibration: mean predicted vs realized gross return by score decile",
+		"score decile (1 = lowest predicted)", "gross return over the horizon")
 	var dec, sc, re []float64
 	for _, b := range r.Calibration {
 		dec = append(dec, float64(b.Decile))
@@ -161,18 +203,15 @@ func (r *Report) WriteCalibrationPlot(path string) error {
 	if err := addLine(p, "mean realized", 1, xys(dec, re), true); err != nil {
 		return fmt.Errorf("backtest: calibration plot %s: %w", path, err)
 	}
+	legendRoom(p, 2)
 	return savePNG(p, path)
 }
 
 // WriteConvergencePlot draws, per arm, the mean over seeds of the top-k
 // return against the training budget (line), with each seed's points.
 func (s *Summary) WriteConvergencePlot(path string) error {
-	p := plot.New()
-	p.Title.Text = "Convergence: top-k return vs training budget (mean over seeds)"
-	p.X.Label.Text = "sequence-passes trained"
-	p.Y.Label.Text = "top-k return"
-	p.Add(plotter.NewGrid())
-	p.Legend.Top, p.Legend.Left = true, true
+	p := newPlot("Convergence: top-k return vs training budget (mean over seeds)",
+		"sequence-passes trained", "top-k return")
 	found := false
 	for i, a := range s.Arms {
 		if len(a.Curve) == 0 {
@@ -205,6 +244,7 @@ func (s *Summary) WriteConvergencePlot(path string) error {
 	if !found {
 		return fmt.Errorf("backtest: convergence plot %s: no curve points in any arm", path)
 	}
+	legendRoom(p, len(s.Arms))
 	return savePNG(p, path)
 }
 
@@ -262,15 +302,8 @@ func PlotTrainingCurves(metricsLogPath, outPNG string) error {
 		return fmt.Errorf("backtest: training curves: %s has no records", metricsLogPath)
 	}
 
-	lossP := plot.New()
-	lossP.Title.Text = "Loss"
-	lossP.Y.Label.Text = "cross-entropy"
-	lossP.Add(plotter.NewGrid())
-	erP := plot.New()
-	erP.Title.Text = "Expected gross return of the scored sample"
-	erP.X.Label.Text = "iteration"
-	erP.Y.Label.Text = "expected return"
-	erP.Add(plotter.NewGrid())
+	lossP := newPlot("Loss", "", "cross-entropy")
+	erP := newPlot("Expected gross return of the scored sample", "iteration", "expected return")
 	for _, s := range []struct {
 		p    *plot.Plot
 		name string
@@ -285,8 +318,9 @@ func PlotTrainingCurves(metricsLogPath, outPNG string) error {
 			return fmt.Errorf("backtest: training curves %s: %w", outPNG, err)
 		}
 	}
-	lossP.Legend.Top = true
-	erP.Legend.Top, erP.Legend.Left = true, true
+	lossP.Legend.Left = false
+	legendRoom(lossP, 2)
+	legendRoom(erP, 2)
 
 	img := vgimg.New(plotWidth, 2*plotHeight)
 	dc := draw.New(img)

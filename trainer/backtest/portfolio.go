@@ -121,20 +121,17 @@ func staggered(days []crossSection, cfg Config, sel selector) Portfolio {
 	c := cfg.CostBps / 1e4
 	T := len(days)
 	var p Portfolio
-	books := make([]weights, T)
+	books := make([]weights, h) // ring: books[s%h] is the live book of tranche s-h, then s
 	rate := make([]float64, T)
 	var totalTurn float64
 	for s := range days {
 		w, g := equalWeights(days[s].preds, sel(days[s]))
-		old := weights{}
-		if s >= h {
-			old = books[s-h]
-		}
+		old := books[s%h] // nil (cash) for s < h
 		tau := turnover(old, w)
 		totalTurn += tau / float64(h)
 		p.TotalCost += c * tau / float64(h)
 		rate[s] = dailyEquivalent(g-c*tau, h)
-		books[s] = w
+		books[s%h] = w
 		p.Rebalances++
 	}
 	daily := make([]float64, 0, T+h-1)

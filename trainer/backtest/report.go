@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"text/tabwriter"
 )
 
 // Scalar is one named scalar metric of a Report.
@@ -69,58 +68,58 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "predictions %d, dates %d (%d..%d), tickers %d; selection %s; horizon %dd, %s, cost %.4g bps\n",
 		r.NumPredictions, r.NumDates, r.FirstDate, r.LastDate, r.NumTickers, sel, c.HorizonDays, c.Rebalance, c.CostBps)
 
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tall\ttop-k\t")
-	fmt.Fprintf(tw, "sequences\t%d\t%d\t\n", r.All.Count, r.TopK.Count)
-	fmt.Fprintf(tw, "loss\t%s\t%s\t\n", na(r.All.LossCount, "%.5f", r.All.Loss), na(r.TopK.LossCount, "%.5f", r.TopK.Loss))
-	fmt.Fprintf(tw, "accuracy\t%.4f\t%.4f\t\n", r.All.Accuracy, r.TopK.Accuracy)
-	fmt.Fprintf(tw, "mean realized\t%.5f\t%.5f\t\n", r.Precision.UniverseMeanRealized, r.Precision.TopKMeanRealized)
-	tw.Flush()
+	t := &textTable{}
+	t.add("", "all", "top-k")
+	t.addf("sequences", "%d\t%d", r.All.Count, r.TopK.Count)
+	t.addf("loss", "%s\t%s", na(r.All.LossCount, "%.5f", r.All.Loss), na(r.TopK.LossCount, "%.5f", r.TopK.Loss))
+	t.addf("accuracy", "%.4f\t%.4f", r.All.Accuracy, r.TopK.Accuracy)
+	t.addf("mean realized", "%.5f\t%.5f", r.Precision.UniverseMeanRealized, r.Precision.TopKMeanRealized)
+	t.write(w)
 
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "top-k picks\t%d\t\n", r.Precision.Picks)
-	fmt.Fprintf(tw, "precision (> date median)\t%.4f\t\n", r.Precision.BeatMedian)
-	fmt.Fprintf(tw, "precision (> 1.0)\t%.4f\t\n", r.Precision.AboveOne)
-	fmt.Fprintf(tw, "top-k mean score\t%.5f\t\n", r.Precision.TopKMeanScore)
-	fmt.Fprintf(tw, "top-k excess realized\t%+.5f\t\n", r.Precision.Excess)
-	tw.Flush()
+	t = &textTable{}
+	t.addf("top-k picks", "%d", r.Precision.Picks)
+	t.addf("precision (> date median)", "%.4f", r.Precision.BeatMedian)
+	t.addf("precision (> 1.0)", "%.4f", r.Precision.AboveOne)
+	t.addf("top-k mean score", "%.5f", r.Precision.TopKMeanScore)
+	t.addf("top-k excess realized", "%+.5f", r.Precision.Excess)
+	t.write(w)
 
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tmean\tstd\tIR\tt-stat\tdates\tskipped\t")
+	t = &textTable{}
+	t.add("", "mean", "std", "IR", "t-stat", "dates", "skipped")
 	for _, x := range []struct {
 		name string
 		c    CorrStats
 	}{{"IC (Pearson)", r.IC}, {"Rank IC (Spearman)", r.RankIC}} {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", x.name,
+		t.addf(x.name, "%s\t%s\t%s\t%s\t%d\t%d",
 			na(x.c.Dates, "%+.4f", x.c.Mean), na(x.c.Dates, "%.4f", x.c.Std),
 			na(x.c.Dates, "%+.3f", x.c.IR), na(x.c.Dates, "%+.2f", x.c.TStat), x.c.Dates, x.c.Skipped)
 	}
-	tw.Flush()
+	t.write(w)
 
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "portfolio\ttotal ret\tann ret\tann vol\tSharpe\tmax DD\tavg turnover\tann turnover\tcost\tdays\t")
+	t = &textTable{}
+	t.add("portfolio", "total ret", "ann ret", "ann vol", "Sharpe", "max DD", "avg turnover", "ann turnover", "cost", "days")
 	for _, x := range []struct {
 		name string
 		p    Portfolio
 	}{{"long top-k", r.Strategy}, {"equal-weight universe", r.Benchmark}} {
 		p := x.p
-		fmt.Fprintf(tw, "%s\t%+.2f%%\t%+.2f%%\t%.2f%%\t%.3f\t%.2f%%\t%.3f\t%.2f\t%.4f\t%d\t\n", x.name,
+		t.addf(x.name, "%+.2f%%\t%+.2f%%\t%.2f%%\t%.3f\t%.2f%%\t%.3f\t%.2f\t%.4f\t%d",
 			100*p.TotalReturn, 100*p.AnnReturn, 100*p.AnnVol, p.Sharpe, 100*p.MaxDrawdown,
 			p.AvgTurnover, p.AnnTurnover, p.TotalCost, p.Days)
 	}
-	tw.Flush()
+	t.write(w)
 
 	if len(r.Calibration) > 0 {
 		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "decile\tcount\tmin score\tmax score\tmean score\tmean realized\t")
+		t = &textTable{}
+		t.add("decile", "count", "min score", "max score", "mean score", "mean realized")
 		for _, b := range r.Calibration {
-			fmt.Fprintf(tw, "%d\t%d\t%.5f\t%.5f\t%.5f\t%.5f\t\n", b.Decile, b.Count, b.MinScore, b.MaxScore, b.MeanScore, b.MeanRealized)
+			t.addf(fmt.Sprint(b.Decile), "%d\t%.5f\t%.5f\t%.5f\t%.5f", b.Count, b.MinScore, b.MaxScore, b.MeanScore, b.MeanRealized)
 		}
-		tw.Flush()
+		t.write(w)
 	}
 }
 

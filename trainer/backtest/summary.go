@@ -6,8 +6,6 @@ import (
 	"io"
 	"math"
 	"sort"
-	"strings"
-	"text/tabwriter"
 )
 
 // CurvePoint is one point of a convergence curve: after Budget sequence-passes
@@ -144,21 +142,25 @@ func (s *Summary) WriteTable(w io.Writer) {
 		fmt.Fprintln(w, "(no arms)")
 		return
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	hdr := []string{"metric"}
+	t := &textTable{}
+	hdr := []string{"metric (mean ± std over seeds)"}
 	for _, a := range s.Arms {
 		hdr = append(hdr, fmt.Sprintf("%s (n=%d)", a.Arm, len(a.Seeds)))
 	}
-	fmt.Fprintln(tw, strings.Join(hdr, "\t")+"\t")
+	t.add(hdr...)
 	for m, ms := range s.Arms[0].Metrics {
 		row := []string{ms.Name}
 		for _, a := range s.Arms {
+			if m >= len(a.Metrics) || a.Metrics[m].Name != ms.Name {
+				row = append(row, "n/a")
+				continue
+			}
 			x := a.Metrics[m]
 			row = append(row, fmt.Sprintf("%.5g ± %.2g", x.Mean, x.Std))
 		}
-		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+		t.add(row...)
 	}
-	tw.Flush()
+	t.write(w)
 }
 
 // WriteJSON writes the summary as indented JSON.
