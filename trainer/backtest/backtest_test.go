@@ -442,6 +442,7 @@ func TestEvaluateErrors(t *testing.T) {
 		{"top_k", example(), Config{TopK: -1}, "top_k"},
 		{"top_frac", example(), Config{TopFrac: 1.5}, "top_frac"},
 		{"horizon", example(), Config{HorizonDays: -2}, "horizon_days"},
+		{"huge horizon", example(), Config{HorizonDays: 1 << 30}, "horizon_days"},
 		{"cost", example(), Config{CostBps: math.NaN()}, "cost_bps"},
 		{"rebalance", example(), Config{Rebalance: "weekly"}, "rebalance"},
 	}

@@ -33,6 +33,10 @@ type Config struct {
 	Rebalance   string  `json:"rebalance"`    // "non-overlapping" (default) or "staggered"
 }
 
+// maxHorizonDays bounds the holding period (40 years of trading days); it
+// keeps a corrupt configuration from allocating absurd daily series.
+const maxHorizonDays = 10080
+
 // normalize validates cfg and fills defaults.
 func (cfg Config) normalize() (Config, error) {
 	if cfg.TopK < 0 {
@@ -46,6 +50,9 @@ func (cfg Config) normalize() (Config, error) {
 	}
 	if cfg.HorizonDays < 0 {
 		return cfg, fmt.Errorf("backtest: config: horizon_days must be >= 0, got %d", cfg.HorizonDays)
+	}
+	if cfg.HorizonDays > maxHorizonDays {
+		return cfg, fmt.Errorf("backtest: config: horizon_days %d exceeds %d", cfg.HorizonDays, maxHorizonDays)
 	}
 	if cfg.HorizonDays == 0 {
 		cfg.HorizonDays = 1

@@ -346,3 +346,20 @@ func TestPreciseTicks(t *testing.T) {
 		t.Errorf("labels = %v", labels)
 	}
 }
+
+func TestNilReceivers(t *testing.T) {
+	var r *Report
+	var s *Summary
+	var sb strings.Builder
+	r.WriteTable(&sb)
+	s.WriteTable(&sb)
+	p := filepath.Join(t.TempDir(), "x")
+	for name, err := range map[string]error{
+		"report json": r.WriteJSON(p), "equity": r.WriteEquityPlot(p), "calibration": r.WriteCalibrationPlot(p),
+		"summary json": s.WriteJSON(p), "convergence": s.WriteConvergencePlot(p),
+	} {
+		if err == nil {
+			t.Errorf("%s on nil: no error", name)
+		}
+	}
+}

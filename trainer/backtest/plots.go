@@ -155,7 +155,7 @@ func legendRoom(p *plot.Plot, n int) {
 // WriteEquityPlot draws the equity curves of the long top-k strategy and the
 // equal-weight universe benchmark as a PNG.
 func (r *Report) WriteEquityPlot(path string) error {
-	if len(r.Strategy.Equity) == 0 || len(r.Benchmark.Equity) == 0 {
+	if r == nil || len(r.Strategy.Equity) == 0 || len(r.Benchmark.Equity) == 0 {
 		return fmt.Errorf("backtest: equity plot %s: report has no equity curves", path)
 	}
 	p := newPlot(fmt.Sprintf("Equity: long top-k vs equal-weight universe (h=%dd, %s, %.4g bps)",
@@ -186,7 +186,7 @@ func (r *Report) WriteEquityPlot(path string) error {
 // WriteCalibrationPlot draws, per score decile, the mean predicted gross
 // return against the mean realized gross return as a PNG.
 func (r *Report) WriteCalibrationPlot(path string) error {
-	if len(r.Calibration) == 0 {
+	if r == nil || len(r.Calibration) == 0 {
 		return fmt.Errorf("backtest: calibration plot %s: report has no calibration buckets", path)
 	}
 	p := newPlot("Calibration: mean predicted vs realized gross return by score decile",
@@ -210,6 +210,9 @@ func (r *Report) WriteCalibrationPlot(path string) error {
 // WriteConvergencePlot draws, per arm, the mean over seeds of the top-k
 // return against the training budget (line), with each seed's points.
 func (s *Summary) WriteConvergencePlot(path string) error {
+	if s == nil {
+		return fmt.Errorf("backtest: convergence plot %s: nil summary", path)
+	}
 	p := newPlot("Convergence: top-k return vs training budget (mean over seeds)",
 		"sequence-passes trained", "top-k return")
 	found := false

@@ -60,6 +60,10 @@ func na(count int, format string, v float64) string {
 
 // WriteTable writes a human-readable, aligned summary of the report.
 func (r *Report) WriteTable(w io.Writer) {
+	if r == nil {
+		fmt.Fprintln(w, "(no report)")
+		return
+	}
 	c := r.Config
 	sel := fmt.Sprintf("top %d per date", c.TopK)
 	if c.TopK == 0 {
@@ -126,6 +130,9 @@ func (r *Report) WriteTable(w io.Writer) {
 // WriteJSON writes the whole report, including the per-date rows and the
 // daily series, as indented JSON.
 func (r *Report) WriteJSON(path string) error {
+	if r == nil {
+		return fmt.Errorf("backtest: write %s: nil report", path)
+	}
 	return writeJSONFile(path, r)
 }
 

@@ -138,7 +138,7 @@ func (s *Summary) Metric(arm, name string) (MetricSummary, bool) {
 
 // WriteTable writes one row per metric and one "mean ± std" column per arm.
 func (s *Summary) WriteTable(w io.Writer) {
-	if len(s.Arms) == 0 {
+	if s == nil || len(s.Arms) == 0 {
 		fmt.Fprintln(w, "(no arms)")
 		return
 	}
@@ -164,7 +164,12 @@ func (s *Summary) WriteTable(w io.Writer) {
 }
 
 // WriteJSON writes the summary as indented JSON.
-func (s *Summary) WriteJSON(path string) error { return writeJSONFile(path, s) }
+func (s *Summary) WriteJSON(path string) error {
+	if s == nil {
+		return fmt.Errorf("backtest: write %s: nil summary", path)
+	}
+	return writeJSONFile(path, s)
+}
 
 // ReadSummary reads a summary written by WriteJSON.
 func ReadSummary(path string) (*Summary, error) {
