@@ -428,3 +428,19 @@ func FromBytes(data []byte, dt DType, shape ...int64) (*Tensor, error) {
 	}
 	return fromBlob("from bytes", p, len(data)/dt.Size(), shape, dt)
 }
+
+// RawBytes returns the element bytes of a contiguous CPU tensor without
+// copying (valid only while t is alive and unchanged).
+func (t *Tensor) RawBytes() ([]byte, error) {
+	if err := t.needValid("raw bytes"); err != nil {
+		return nil, err
+	}
+	if t.Device().Type != DeviceCPU || !t.IsContiguous() {
+		return nil, &Error{Op: "raw bytes", Msg: "want a contiguous CPU tensor, got " + t.String(), Kind: KindValue}
+	}
+	n := int(t.Numel()) * t.DType().Size()
+	if n == 0 {
+		return []byte{}, nil
+	}
+	return unsafe.Slice((*byte)(C.sat_data_ptr(t.c)), n), nil
+}

@@ -1,0 +1,541 @@
+package trainer
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"github.com/satrain/satrain/torch"
+)
+
+// CheckpointFormat is the "format" entry of every satrain checkpoint.
+const CheckpointFormat = "satrain-checkpoint"
+
+// CheckpointVersion is bumped when the layout changes incompatibly.
+const CheckpointVersion = 1
+
+// Kinds of checkpoint.
+const (
+	KindSelectionAware = "selection_aware"
+	KindStandard       = "standard"
+)
+
+// Meta is what a checkpoint records besides tensors.
+type Meta struct {
+	Kind             string
+	Iteration        int // last completed iteration (selection-aware) or epoch (standard)
+	BestValLoss      float64
+	BestIteration    int
+	Seed             int64
+	DataPath         string
+	DataIdentity     string
+	SequencesScored  int64
+	SequencesTrained int64
+	StepsSkipped     int64
+	InferenceBatch   int
+	Run              map[string]string // the run's flags, for the record
+}
+
+// CheckSaveDir creates dir if needed and proves it is writable, so a run
+// fails at start-up rather than at its first checkpoint.
+func CheckSaveDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--save-dir %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".satrain-write-test-*")
+	if err != nil {
+		return fmt.Errorf("--save-dir %s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	_, werr := f.Write(make([]byte, 4096))
+	serr := f.Sync()
+	f.Close()
+	os.Remove(name)
+	if werr != nil || serr != nil {
+		return fmt.Errorf("--save-dir %s: test write failed: %v", dir, errors.Join(werr, serr))
+	}
+	return nil
+}
+
+// SaveCheckpoint writes the model (and the optimizer state when withOptimizer)
+// with meta to path atomically: a temporary file in the same folder, fsync,
+// rename, fsync of the folder. A crash leaves either the old file or the new
+// one, never a partial file under path. Tensors are saved as CPU float32.
+func SaveCheckpoint(path string, e *Engine, meta Meta, withOptimizer bool) error {
+	d, err := buildCheckpoint(e, meta, withOptimizer)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	defer d.dict.Free()
+	defer d.free()
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	tmpName := tmp.Name()
+	tmp.Close()
+	fail := func(err error) error {
+		os.Remove(tmpName)
+		return fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
+	}
+	if err := d.dict.Save(tmpName); err != nil {
+		return fail(err)
+	}
+	f, err := os.OpenFile(tmpName, os.O_RDWR, 0)
+	if err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmpName, path); err != nil {
+		return fail(err)
+	}
+	if df, err := os.Open(dir); err == nil {
+		_ = df.Sync()
+		df.Close()
+	}
+	return nil
+}
+
+type built struct {
+	dict *torch.Dict
+	cpu  []*torch.Tensor
+}
+
+func (b *built) free() {
+	for _, t := range b.cpu {
+		t.Free()
+	}
+}
+
+func (b *built) toCPU(t *torch.Tensor) (*torch.Tensor, error) {
+	s := torch.NewScope()
+	defer s.Close()
+	c := s.Contiguous(s.Detach(s.To(t, torch.CPU, torch.Float32, false)))
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	s.Keep(c)
+	b.cpu = append(b.cpu, c)
+	return c, nil
+}
+
+func buildCheckpoint(e *Engine, meta Meta, withOptimizer bool) (*built, error) {
+	m := e.Model
+	root, err := torch.NewDict()
+	if err != nil {
+		return nil, err
+	}
+	b := &built{dict: root}
+	cleanup := func(err error) (*built, error) {
+		b.free()
+		root.Free()
+		return nil, err
+	}
+	h := sha256.New()
+	model, _ := torch.NewDict()
+	defer model.Free()
+	for i, name := range m.ParamNames() {
+		c, err := b.toCPU(m.Parameters()[i])
+		if err != nil {
+			return cleanup(fmt.Errorf("%s: %w", name, err))
+		}
+		if err := hashTensor(h, "model."+name, c); err != nil {
+			return cleanup(err)
+		}
+		if err := model.SetTensor(name, c); err != nil {
+			return cleanup(err)
+		}
+	}
+	cfg := configDict(m.Cfg)
+	defer cfg.Free()
+	centers, err := b.toCPU(e.Centers)
+	if err != nil {
+		return cleanup(err)
+	}
+	if err := hashTensor(h, "bin_centers", centers); err != nil {
+		return cleanup(err)
+	}
+	run, _ := torch.NewDict()
+	defer run.Free()
+	keys := make([]string, 0, len(meta.Run))
+	for k := range meta.Run {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		_ = run.SetString(k, meta.Run[k])
+	}
+	errs := []error{
+		root.SetString("format", CheckpointFormat), root.SetInt("version", CheckpointVersion),
+		root.SetString("kind", meta.Kind), root.SetDict("model", model), root.SetDict("config", cfg),
+		root.SetTensor("bin_centers", centers), root.SetInt("iteration", int64(meta.Iteration)),
+		root.SetFloat("best_val_loss", meta.BestValLoss), root.SetInt("best_iteration", int64(meta.BestIteration)),
+		root.SetInt("seed", meta.Seed), root.SetString("data_path", meta.DataPath),
+		root.SetString("data_identity", meta.DataIdentity), root.SetInt("sequences_scored", meta.SequencesScored),
+		root.SetInt("sequences_trained", meta.SequencesTrained), root.SetInt("steps_skipped", meta.StepsSkipped),
+		root.SetInt("inference_batch_size", int64(meta.InferenceBatch)), root.SetDict("run", run),
+		root.SetString("torch_version", torch.Version()),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return cleanup(err)
+	}
+	if withOptimizer {
+		opt, err := optimizerDict(b, e, h)
+		if err != nil {
+			return cleanup(err)
+		}
+		err = root.SetDict("optimizer", opt)
+		opt.Free()
+		if err != nil {
+			return cleanup(err)
+		}
+	}
+	hashMeta(h, meta, withOptimizer)
+	if err := root.SetString("checksum", "sha256:"+hex.EncodeToString(h.Sum(nil))); err != nil {
+		return cleanup(err)
+	}
+	return b, nil
+}
+
+func optimizerDict(b *built, e *Engine, h hash.Hash) (*torch.Dict, error) {
+	opt, _ := torch.NewDict()
+	steps, _ := torch.NewDict()
+	avg, _ := torch.NewDict()
+	avgSq, _ := torch.NewDict()
+	defer steps.Free()
+	defer avg.Free()
+	defer avgSq.Free()
+	for i, name := range e.Model.ParamNames() {
+		step, m, v, err := e.Opt.State(i)
+		if err != nil {
+			opt.Free()
+			return nil, err
+		}
+		_ = steps.SetInt(name, step)
+		fmt.Fprintf(h, "step.%s=%d;", name, step)
+		if m != nil {
+			mc, err1 := b.toCPU(m)
+			vc, err2 := b.toCPU(v)
+			m.Free()
+			v.Free()
+			if err := errors.Join(err1, err2); err != nil {
+				opt.Free()
+				return nil, err
+			}
+			if err := errors.Join(hashTensor(h, "exp_avg."+name, mc), hashTensor(h, "exp_avg_sq."+name, vc),
+				avg.SetTensor(name, mc), avgSq.SetTensor(name, vc)); err != nil {
+				opt.Free()
+				return nil, err
+			}
+		}
+	}
+	cfg := e.Opt.Config()
+	err := errors.Join(opt.SetString("type", "AdamW"), opt.SetFloat("lr", cfg.LR), opt.SetFloat("beta1", cfg.Beta1),
+		opt.SetFloat("beta2", cfg.Beta2), opt.SetFloat("eps", cfg.Eps), opt.SetFloat("weight_decay", cfg.WeightDecay),
+		opt.SetDict("step", steps), opt.SetDict("exp_avg", avg), opt.SetDict("exp_avg_sq", avgSq))
+	if err != nil {
+		opt.Free()
+		return nil, err
+	}
+	return opt, nil
+}
+
+func configDict(c ModelConfig) *torch.Dict {
+	d, _ := torch.NewDict()
+	_ = d.SetInt("num_features", int64(c.NumFeatures))
+	_ = d.SetInt("hidden_dim", int64(c.HiddenDim))
+	_ = d.SetInt("num_layers", int64(c.NumLayers))
+	_ = d.SetInt("num_heads", int64(c.NumHeads))
+	_ = d.SetInt("num_horizons", int64(c.NumHorizons))
+	_ = d.SetInt("num_bins", int64(c.NumBins))
+	_ = d.SetFloat("dropout", c.Dropout)
+	_ = d.SetInt("seq_len", int64(c.SeqLen))
+	return d
+}
+
+func hashTensor(h hash.Hash, name string, t *torch.Tensor) error {
+	raw, err := t.RawBytes()
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	fmt.Fprintf(h, "%s|%s|%v|", name, t.DType(), t.Shape())
+	h.Write(raw)
+	return nil
+}
+
+func hashMeta(h hash.Hash, m Meta, withOpt bool) {
+	fmt.Fprintf(h, "kind=%s;it=%d;best=%s;bestit=%d;seed=%d;data=%s;scored=%d;trained=%d;skipped=%d;ib=%d;opt=%v",
+		m.Kind, m.Iteration, strconv.FormatFloat(m.BestValLoss, 'g', -1, 64), m.BestIteration, m.Seed,
+		m.DataIdentity, m.SequencesScored, m.SequencesTrained, m.StepsSkipped, m.InferenceBatch, withOpt)
+}
+
+// Loaded is a checkpoint read from disk and verified.
+type Loaded struct {
+	Path     string
+	Meta     Meta
+	Config   ModelConfig
+	Centers  [][]float32
+	HasOptim bool
+	dict     *torch.Dict
+}
+
+// Free releases the file's tensors.
+func (l *Loaded) Free() { l.dict.Free() }
+
+// LoadCheckpoint reads and verifies a satrain checkpoint: format, version and
+// content checksum. A damaged or truncated file is refused with its name.
+func LoadCheckpoint(path string) (*Loaded, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	d, err := torch.LoadDict(path)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s is damaged or not a PyTorch file: %v", path, err)
+	}
+	l := &Loaded{Path: path, dict: d}
+	fail := func(format string, a ...any) (*Loaded, error) {
+		d.Free()
+		return nil, fmt.Errorf("checkpoint %s: %s", path, fmt.Sprintf(format, a...))
+	}
+	if f, err := d.Str("format"); err != nil || f != CheckpointFormat {
+		return fail("not a satrain checkpoint (no format=%q entry)", CheckpointFormat)
+	}
+	if v, err := d.Int("version"); err != nil || v != CheckpointVersion {
+		return fail("version %d, this satrain reads version %d", v, CheckpointVersion)
+	}
+	cfg, err := d.Dict("config")
+	if err != nil {
+		return fail("%v", err)
+	}
+	geti := func(k string) int {
+		v, e := cfg.Int(k)
+		if e != nil {
+			err = errors.Join(err, e)
+		}
+		return int(v)
+	}
+	l.Config = ModelConfig{NumFeatures: geti("num_features"), HiddenDim: geti("hidden_dim"), NumLayers: geti("num_layers"),
+		NumHeads: geti("num_heads"), NumHorizons: geti("num_horizons"), NumBins: geti("num_bins"), SeqLen: geti("seq_len")}
+	l.Config.Dropout, _ = cfg.Float("dropout")
+	cfg.Free()
+	if err != nil {
+		return fail("config: %v", err)
+	}
+	if err := l.Config.Validate(); err != nil {
+		return fail("%v", err)
+	}
+	m := &l.Meta
+	var errs []error
+	str := func(k string) string { v, e := d.Str(k); errs = append(errs, e); return v }
+	num := func(k string) int64 { v, e := d.Int(k); errs = append(errs, e); return v }
+	m.Kind = str("kind")
+	m.Iteration = int(num("iteration"))
+	m.BestValLoss, _ = d.Float("best_val_loss")
+	m.BestIteration = int(num("best_iteration"))
+	m.Seed = num("seed")
+	m.DataPath = str("data_path")
+	m.DataIdentity = str("data_identity")
+	m.SequencesScored = num("sequences_scored")
+	m.SequencesTrained = num("sequences_trained")
+	m.StepsSkipped = num("steps_skipped")
+	m.InferenceBatch = int(num("inference_batch_size"))
+	if err := errors.Join(errs...); err != nil {
+		return fail("%v", err)
+	}
+	if run, err := d.Dict("run"); err == nil {
+		m.Run = map[string]string{}
+		es, _ := run.Entries()
+		for _, e := range es {
+			m.Run[e.Key], _ = run.Str(e.Key)
+		}
+		run.Free()
+	}
+	l.HasOptim = d.Has("optimizer")
+	want, err := d.Str("checksum")
+	if err != nil {
+		return fail("no checksum entry")
+	}
+	got, cent, err := l.recomputeChecksum()
+	if err != nil {
+		return fail("%v", err)
+	}
+	if got != want {
+		return fail("content checksum mismatch (file damaged): stored %s, computed %s", want, got)
+	}
+	l.Centers = cent
+	return l, nil
+}
+
+func (l *Loaded) recomputeChecksum() (string, [][]float32, error) {
+	h := sha256.New()
+	model, err := l.dict.Dict("model")
+	if err != nil {
+		return "", nil, err
+	}
+	defer model.Free()
+	for _, spec := range l.Config.ParamSpecs() {
+		t, err := model.Tensor(spec.Name)
+		if err != nil {
+			return "", nil, fmt.Errorf("model: %v", err)
+		}
+		if !sameShape(t.Shape(), spec.Shape) || t.DType() != torch.Float32 {
+			t.Free()
+			return "", nil, fmt.Errorf("model.%s: %s, want float32 %v", spec.Name, t, spec.Shape)
+		}
+		err = hashTensor(h, "model."+spec.Name, t)
+		t.Free()
+		if err != nil {
+			return "", nil, err
+		}
+	}
+	ct, err := l.dict.Tensor("bin_centers")
+	if err != nil {
+		return "", nil, err
+	}
+	defer ct.Free()
+	if err := hashTensor(h, "bin_centers", ct); err != nil {
+		return "", nil, err
+	}
+	flat, err := ct.Float32s()
+	if err != nil || len(flat) != l.Config.NumHorizons*l.Config.NumBins {
+		return "", nil, fmt.Errorf("bin_centers: want float32 [%d, %d]", l.Config.NumHorizons, l.Config.NumBins)
+	}
+	centers := make([][]float32, l.Config.NumHorizons)
+	for i := range centers {
+		centers[i] = flat[i*l.Config.NumBins : (i+1)*l.Config.NumBins]
+	}
+	if l.HasOptim {
+		opt, err := l.dict.Dict("optimizer")
+		if err != nil {
+			return "", nil, err
+		}
+		defer opt.Free()
+		steps, e1 := opt.Dict("step")
+		avg, e2 := opt.Dict("exp_avg")
+		avgSq, e3 := opt.Dict("exp_avg_sq")
+		if err := errors.Join(e1, e2, e3); err != nil {
+			return "", nil, fmt.Errorf("optimizer: %v", err)
+		}
+		defer steps.Free()
+		defer avg.Free()
+		defer avgSq.Free()
+		for _, spec := range l.Config.ParamSpecs() {
+			st, err := steps.Int(spec.Name)
+			if err != nil {
+				return "", nil, fmt.Errorf("optimizer step: %v", err)
+			}
+			fmt.Fprintf(h, "step.%s=%d;", spec.Name, st)
+			if !avg.Has(spec.Name) {
+				continue
+			}
+			for _, pair := range []struct {
+				d      *torch.Dict
+				prefix string
+			}{{avg, "exp_avg."}, {avgSq, "exp_avg_sq."}} {
+				t, err := pair.d.Tensor(spec.Name)
+				if err != nil {
+					return "", nil, err
+				}
+				err = hashTensor(h, pair.prefix+spec.Name, t)
+				t.Free()
+				if err != nil {
+					return "", nil, err
+				}
+			}
+		}
+	}
+	hashMeta(h, l.Meta, l.HasOptim)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), centers, nil
+}
+
+// NewModel builds the checkpoint's model on dev with its weights.
+func (l *Loaded) NewModel(dev torch.Device) (*Model, error) {
+	model, err := l.dict.Dict("model")
+	if err != nil {
+		return nil, err
+	}
+	defer model.Free()
+	m := newEmpty(l.Config, dev)
+	for _, spec := range l.Config.ParamSpecs() {
+		t, err := model.Tensor(spec.Name)
+		if err != nil {
+			m.Free()
+			return nil, fmt.Errorf("checkpoint %s: %v", l.Path, err)
+		}
+		s := torch.NewScope()
+		c := s.Keep(s.Contiguous(s.Clone(t)))
+		err = s.Err()
+		s.Close()
+		t.Free()
+		if err != nil {
+			m.Free()
+			return nil, err
+		}
+		if err := m.adopt(spec.Name, c); err != nil {
+			m.Free()
+			return nil, err
+		}
+	}
+	return m, m.bind()
+}
+
+// RestoreOptimizer loads the AdamW state into e (same parameter order).
+func (l *Loaded) RestoreOptimizer(e *Engine) error {
+	if !l.HasOptim {
+		return fmt.Errorf("checkpoint %s has no optimizer state", l.Path)
+	}
+	opt, err := l.dict.Dict("optimizer")
+	if err != nil {
+		return err
+	}
+	defer opt.Free()
+	steps, _ := opt.Dict("step")
+	avg, _ := opt.Dict("exp_avg")
+	avgSq, _ := opt.Dict("exp_avg_sq")
+	defer steps.Free()
+	defer avg.Free()
+	defer avgSq.Free()
+	for i, name := range e.Model.ParamNames() {
+		st, err := steps.Int(name)
+		if err != nil {
+			return err
+		}
+		if !avg.Has(name) {
+			continue
+		}
+		m, err1 := avg.Tensor(name)
+		v, err2 := avgSq.Tensor(name)
+		if err := errors.Join(err1, err2); err != nil {
+			return err
+		}
+		err = e.Opt.SetState(i, st, m, v)
+		m.Free()
+		v.Free()
+		if err != nil {
+			return fmt.Errorf("optimizer state %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// finite returns v, or +Inf for NaN (for "best so far" comparisons).
+func finite(v float64) float64 {
+	if math.IsNaN(v) {
+		return math.Inf(1)
+	}
+	return v
+}

@@ -1,0 +1,349 @@
+package trainer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"unsafe"
+
+	"github.com/satrain/satrain/torch"
+)
+
+// StepConfig holds the optimisation settings of a training step.
+type StepConfig struct {
+	LR             float64
+	WeightDecay    float64
+	MaxGradNorm    float64 // <= 0: no clipping
+	LabelSmoothing float64
+	UseAMP         bool   // mixed precision: bf16 autocast on CUDA (fp16 + GradScaler with AMPDType fp16); bf16 autocast on CPU
+	AMPDType       string // "bf16" (default) or "fp16" (CUDA only)
+	MaxSkips       int    // consecutive non-finite steps before the run stops (0: 20)
+}
+
+// ErrTooManySkips means MaxSkips consecutive steps had a non-finite loss or gradient.
+var ErrTooManySkips = errors.New("too many consecutive non-finite training steps")
+
+// Engine owns a model on its device with its optimizer and runs training
+// steps and inference. Not safe for concurrent use.
+type Engine struct {
+	Model   *Model
+	Opt     *torch.AdamW
+	Cfg     StepConfig
+	Centers *torch.Tensor // [H, B] bin centers on the device
+	scaler  *torch.GradScaler
+	amp     torch.DType
+	ampOn   bool
+
+	Skipped     int64 // non-finite steps skipped in total
+	consecutive int
+	// InferenceBatch is the current inference batch size; halved on OOM.
+	InferenceBatch int
+	OnOOM          func(newBatch int)
+
+	pinned map[uintptr]*torch.Tensor
+}
+
+// NewEngine wraps a model with an AdamW optimizer. centers is [H][B].
+func NewEngine(m *Model, cfg StepConfig, centers [][]float32, inferenceBatch int) (*Engine, error) {
+	opt, err := torch.NewAdamW(m.Parameters(), torch.AdamWConfig{LR: cfg.LR, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: cfg.WeightDecay})
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{Model: m, Opt: opt, Cfg: cfg, InferenceBatch: inferenceBatch, pinned: map[uintptr]*torch.Tensor{}}
+	if e.Cfg.MaxSkips <= 0 {
+		e.Cfg.MaxSkips = 20
+	}
+	if err := e.SetCenters(centers); err != nil {
+		opt.Free()
+		return nil, err
+	}
+	if cfg.UseAMP {
+		e.ampOn = true
+		e.amp = torch.BFloat16
+		if cfg.AMPDType == "fp16" {
+			if !m.Device.IsCUDA() {
+				return nil, fmt.Errorf("--amp-dtype fp16 needs CUDA; on CPU mixed precision is bf16")
+			}
+			e.amp = torch.Float16
+			e.scaler = torch.NewGradScaler()
+		}
+	}
+	return e, nil
+}
+
+// SetCenters uploads the bin centers [H][B].
+func (e *Engine) SetCenters(centers [][]float32) error {
+	H, B := e.Model.Cfg.NumHorizons, e.Model.Cfg.NumBins
+	if len(centers) != H {
+		return fmt.Errorf("bin centers: %d horizons, model has %d", len(centers), H)
+	}
+	flat := make([]float32, 0, H*B)
+	for h, c := range centers {
+		if len(c) != B {
+			return fmt.Errorf("bin centers: horizon %d has %d bins, model has %d", h, len(c), B)
+		}
+		flat = append(flat, c...)
+	}
+	s := torch.NewScope()
+	defer s.Close()
+	t := s.To(s.FromFloat32(flat, int64(H), int64(B)), e.Model.Device, torch.Float32, false)
+	if err := s.Err(); err != nil {
+		return err
+	}
+	e.Centers.Free()
+	e.Centers = s.Keep(t)
+	return nil
+}
+
+// Free releases the optimizer, centers and pinned buffers (not the model).
+func (e *Engine) Free() {
+	e.Opt.Free()
+	e.Centers.Free()
+	for _, t := range e.pinned {
+		t.Free()
+	}
+	e.pinned = map[uintptr]*torch.Tensor{}
+}
+
+// PinnedFeatures allocates a host buffer of n floats in page-locked memory
+// when CUDA is in use (so host-to-device copies can run asynchronously) and
+// remembers it so batches read into it are uploaded without another copy.
+func (e *Engine) PinnedFeatures(n int) []float32 {
+	if !e.Model.Device.IsCUDA() {
+		return make([]float32, n)
+	}
+	t, err := torch.Empty([]int64{int64(n)}, torch.Float32, torch.CPU, true)
+	if err != nil {
+		return make([]float32, n)
+	}
+	v, err := t.Float32View()
+	if err != nil || len(v) == 0 {
+		t.Free()
+		return make([]float32, n)
+	}
+	e.pinned[uintptr(unsafe.Pointer(&v[0]))] = t
+	return v
+}
+
+// upload puts feats (n sequences) on the device as [n, seqLen, F].
+func (e *Engine) upload(s *torch.Scope, feats []float32, n, seqLen int) *torch.Tensor {
+	F := e.Model.Cfg.NumFeatures
+	need := n * seqLen * F
+	if len(feats) < need {
+		s.Fail(fmt.Errorf("batch: %d floats for %d sequences of %dx%d", len(feats), n, seqLen, F))
+		return nil
+	}
+	shape := []int64{int64(n), int64(seqLen), int64(F)}
+	if len(feats) > 0 {
+		// A slice inside one of our pinned buffers: upload from there directly.
+		p := uintptr(unsafe.Pointer(&feats[0]))
+		for base, pt := range e.pinned {
+			if p >= base && p+uintptr(need)*4 <= base+uintptr(pt.Numel())*4 {
+				off := int64(p-base) / 4
+				host := s.View(s.Narrow(pt, 0, off, int64(need)), shape...)
+				return s.To(host, e.Model.Device, torch.Float32, true)
+			}
+		}
+	}
+	host := s.FromFloat32(feats[:need], shape...)
+	if !e.Model.Device.IsCUDA() {
+		return host
+	}
+	return s.To(host, e.Model.Device, torch.Float32, false)
+}
+
+func (e *Engine) autocast() (func() error, error) {
+	if !e.ampOn {
+		return func() error { return nil }, nil
+	}
+	return torch.Autocast(e.Model.Device, e.amp)
+}
+
+// StepResult reports one training step.
+type StepResult struct {
+	Loss     float64
+	GradNorm float64
+	Skipped  bool
+}
+
+// TrainStep runs forward, loss, backward, clipping and one AdamW update on a
+// batch of n sequences. weights may be nil. A non-finite loss or gradient
+// skips the update (counted in Skipped); MaxSkips in a row is an error.
+func (e *Engine) TrainStep(feats []float32, labels []int64, weights []float32, n, seqLen int) (StepResult, error) {
+	m := e.Model
+	H := m.Cfg.NumHorizons
+	if len(labels) < n*H {
+		return StepResult{}, fmt.Errorf("train step: %d labels for %d sequences x %d horizons", len(labels), n, H)
+	}
+	s := torch.NewScope()
+	defer s.Close()
+	x := e.upload(s, feats, n, seqLen)
+	y := s.To(s.FromInt64(labels[:n*H], int64(n), int64(H)), m.Device, torch.Int64, false)
+	var w *torch.Tensor
+	if weights != nil {
+		w = s.To(s.FromFloat32(weights[:n], int64(n)), m.Device, torch.Float32, false)
+	}
+	if err := s.Err(); err != nil {
+		return StepResult{}, err
+	}
+	exit, err := e.autocast()
+	if err != nil {
+		return StepResult{}, err
+	}
+	logits := m.Forward(s, x, true)
+	loss := Loss(s, logits, y, w, e.Cfg.LabelSmoothing)
+	if err := exit(); err != nil {
+		s.Fail(err)
+	}
+	if err := s.Err(); err != nil {
+		return StepResult{}, trainErr(err)
+	}
+	lv := s.Item(loss)
+	res := StepResult{Loss: lv}
+	if math.IsNaN(lv) || math.IsInf(lv, 0) {
+		return e.skip(res, "loss")
+	}
+	toBackward := loss
+	if e.scaler != nil {
+		toBackward = s.MulScalar(loss, e.scaler.Scale)
+	}
+	s.Backward(toBackward)
+	if err := s.Err(); err != nil {
+		_ = e.Opt.ZeroGrad()
+		return res, trainErr(err)
+	}
+	params := m.Parameters()
+	if e.scaler != nil {
+		_, finite, err := e.scaler.Unscale(params)
+		if err != nil {
+			return res, err
+		}
+		if !finite {
+			e.scaler.Update(true)
+			return e.skip(res, "gradient (fp16 overflow)")
+		}
+		e.scaler.Update(false)
+	}
+	norm, err := torch.ClipGradNorm(params, e.Cfg.MaxGradNorm)
+	if err != nil {
+		return res, err
+	}
+	res.GradNorm = norm
+	if math.IsNaN(norm) || math.IsInf(norm, 0) {
+		return e.skip(res, "gradient")
+	}
+	if err := e.Opt.Step(); err != nil {
+		return res, err
+	}
+	e.consecutive = 0
+	return res, e.Opt.ZeroGrad()
+}
+
+func (e *Engine) skip(res StepResult, what string) (StepResult, error) {
+	res.Skipped = true
+	e.Skipped++
+	e.consecutive++
+	if err := e.Opt.ZeroGrad(); err != nil {
+		return res, err
+	}
+	slog.Warn("skipped training step: non-finite "+what, "loss", res.Loss, "consecutive", e.consecutive, "skipped_total", e.Skipped)
+	if e.consecutive >= e.Cfg.MaxSkips {
+		return res, fmt.Errorf("%w (%d in a row; last good weights kept)", ErrTooManySkips, e.consecutive)
+	}
+	return res, nil
+}
+
+func trainErr(err error) error {
+	if torch.IsOutOfMemory(err) {
+		return fmt.Errorf("out of device memory in a training step; lower --batch-size (or --seq-len): %w", err)
+	}
+	return err
+}
+
+// InferResult holds inference outputs for n sequences.
+type InferResult struct {
+	Expected []float32 // [n][H] expected gross return per horizon
+	Logits   []float32 // [n][H][B], only when asked for
+	Loss     []float32 // [n] per-sequence loss (horizon average), only when labels are given
+}
+
+// Infer scores n sequences (no grad, dropout off, autocast on CUDA) in chunks
+// of InferenceBatch. On device out-of-memory it halves the batch, logs it,
+// keeps the smaller size, and retries. labels (may be nil) add losses.
+func (e *Engine) Infer(feats []float32, labels []int64, n, seqLen int, wantLogits bool) (InferResult, error) {
+	m := e.Model
+	H, B, F := m.Cfg.NumHorizons, m.Cfg.NumBins, m.Cfg.NumFeatures
+	res := InferResult{Expected: make([]float32, 0, n*H)}
+	if labels != nil {
+		res.Loss = make([]float32, 0, n)
+	}
+	if wantLogits {
+		res.Logits = make([]float32, 0, n*H*B)
+	}
+	exitInf, err := torch.InferenceMode()
+	if err != nil {
+		return res, err
+	}
+	defer exitInf()
+	for start := 0; start < n; {
+		bs := e.InferenceBatch
+		if bs < 1 {
+			bs = 1
+		}
+		if start+bs > n {
+			bs = n - start
+		}
+		var chunkLabels []int64
+		if labels != nil {
+			chunkLabels = labels[start*H : (start+bs)*H]
+		}
+		out, err := e.inferChunk(feats[start*seqLen*F:], chunkLabels, bs, seqLen, wantLogits)
+		if err != nil {
+			if torch.IsOutOfMemory(err) && e.InferenceBatch > 1 {
+				e.InferenceBatch /= 2
+				_ = torch.EmptyCache()
+				slog.Warn("out of device memory during inference; halved --inference-batch-size", "new", e.InferenceBatch)
+				if e.OnOOM != nil {
+					e.OnOOM(e.InferenceBatch)
+				}
+				continue
+			}
+			return res, err
+		}
+		res.Expected = append(res.Expected, out.Expected...)
+		res.Logits = append(res.Logits, out.Logits...)
+		res.Loss = append(res.Loss, out.Loss...)
+		start += bs
+	}
+	return res, nil
+}
+
+func (e *Engine) inferChunk(feats []float32, labels []int64, n, seqLen int, wantLogits bool) (InferResult, error) {
+	m := e.Model
+	s := torch.NewScope()
+	defer s.Close()
+	x := e.upload(s, feats, n, seqLen)
+	if err := s.Err(); err != nil {
+		return InferResult{}, err
+	}
+	exit, err := e.autocast()
+	if err != nil {
+		return InferResult{}, err
+	}
+	logits := m.Forward(s, x, false)
+	if err := exit(); err != nil {
+		s.Fail(err)
+	}
+	er := ExpectedReturn(s, logits, e.Centers)
+	var out InferResult
+	if labels != nil {
+		y := s.To(s.FromInt64(labels, int64(n), int64(m.Cfg.NumHorizons)), m.Device, torch.Int64, false)
+		out.Loss = s.Float32s(PerSampleLoss(s, s.ToDType(logits, torch.Float32), y))
+	}
+	if wantLogits {
+		out.Logits = s.Float32s(s.ToDType(logits, torch.Float32))
+	}
+	out.Expected = s.Float32s(er)
+	return out, s.Err()
+}
