@@ -7,7 +7,7 @@ CMAKE_JOBS  ?= $(shell nproc)
 APT_PACKAGES := libtorch-dev libhdf5-dev python3-torch python3-h5py python3-numpy cmake g++ pkg-config prometheus
 SHIM_SRC    := torch/csrc/satorch.cpp torch/csrc/satorch.h torch/csrc/CMakeLists.txt
 # The binary finds libsatorch.so beside itself ($ORIGIN) or in the build folder.
-GO_LDFLAGS  := -extldflags=-Wl,-rpath,\$$ORIGIN
+GO_LDFLAGS  := -extldflags=-Wl,-rpath,$$ORIGIN
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: all deps shim satrain test test-go test-python run bench bundle clean

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/trainer"
+	"github.com/urfave/cli/v2"
+)
+
+const (
+	catData       = "Data"
+	catSelection  = "Selection"
+	catTraining   = "Training"
+	catModel      = "Model"
+	catCheckpoint = "Checkpointing"
+	catOther      = "Other"
+	catStrategy   = "Selection extensions (off by default)"
+)
+
+func env(name string) []string {
+	return []string{"SATRAIN_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+}
+
+func intFlag(name string, v int, usage, cat string) *cli.IntFlag {
+	return &cli.IntFlag{Name: name, Value: v, Usage: usage, Category: cat, EnvVars: env(name)}
+}
+
+func floatFlag(name string, v float64, usage, cat string) *cli.Float64Flag {
+	return &cli.Float64Flag{Name: name, Value: v, Usage: usage, Category: cat, EnvVars: env(name)}
+}
+
+func stringFlag(name, v, usage, cat string) *cli.StringFlag {
+	return &cli.StringFlag{Name: name, Value: v, Usage: usage, Category: cat, EnvVars: env(name)}
+}
+
+func boolFlag(name string, v bool, usage, cat string) *cli.BoolFlag {
+	return &cli.BoolFlag{Name: name, Value: v, Usage: usage, Category: cat, EnvVars: env(name)}
+}
+
+// modelFlags and trainFlags are shared by selection-aware, train and compare.
+func modelFlags() []cli.Flag {
+	return []cli.Flag{
+		stringFlag("data", "all_complete_dataset.h5", "HDF5 market panel (see docs/FORMAT.md)", catData),
+		intFlag("seq-len", 2000, "days per input window", catData),
+		intFlag("val-size", 1000, "sequences in the fixed validation set", catData),
+		stringFlag("train-end", "", "first day of the validation period, YYYYMMDD (default: the file's attribute, else 70% of dates)", catData),
+		stringFlag("val-end", "", "first day of the test period, YYYYMMDD (default: the file's attribute, else 85% of dates)", catData),
+		stringFlag("loader-mode", "auto", "auto, preload (panel in RAM) or stream (HDF5 hyperslab reads)", catData),
+		intFlag("hidden-dim", 1024, "transformer width d", catModel),
+		intFlag("num-layers", 16, "encoder layers", catModel),
+		intFlag("num-heads", 16, "attention heads", catModel),
+		floatFlag("dropout", 0.15, "dropout on embeddings, attention output and feed-forward output", catModel),
+		stringFlag("preset", "", "named size: "+presetList()+" (sets hidden-dim, num-layers, num-heads, seq-len unless given)", catModel),
+		floatFlag("lr", 4e-5, "AdamW learning rate", catTraining),
+		floatFlag("weight-decay", 0.01, "AdamW decoupled weight decay", catTraining),
+		floatFlag("max-grad-norm", 1.0, "gradient clipping max norm (0: off)", catTraining),
+		floatFlag("label-smoothing", 0, "cross-entropy label smoothing", catTraining),
+		intFlag("batch-size", 32, "training batch size", catTraining),
+		intFlag("inference-batch-size", 64, "inference batch size (halved automatically on out-of-memory)", catTraining),
+		stringFlag("save-dir", "./checkpoints", "where checkpoints and metrics.jsonl go", catCheckpoint),
+		stringFlag("resume-from", "", "checkpoint to continue (selection-aware) or fine-tune from (standard best_model.pt)", catCheckpoint),
+		intFlag("val-every", 5, "validate every N iterations", catCheckpoint),
+		intFlag("checkpoint-every", 10, "write checkpoint_iter_N.pt every N iterations", catCheckpoint),
+		boolFlag("use-amp", true, "mixed precision: bf16 autocast on CUDA (--amp-dtype fp16 adds a GradScaler); bf16 autocast on CPU", catOther),
+		stringFlag("amp-dtype", "bf16", "bf16 or fp16 (CUDA only)", catOther),
+		boolFlag("use-wandb", true, "kept for the documented command lines: there is no W&B here; metrics go to Prometheus (--metrics-addr) and <save-dir>/metrics.jsonl", catOther),
+		stringFlag("device", "cuda", "cuda, cuda:N or cpu", catOther),
+		&cli.Int64Flag{Name: "seed", Value: 42, Usage: "seed for initialisation, sampling, shuffling and dropout", Category: catOther, EnvVars: env("seed")},
+		intFlag("threads", 0, "CPU threads for libtorch (0: libtorch's default)", catOther),
+		stringFlag("metrics-addr", trainer.DefaultMetricsAddr, "Prometheus /metrics listen address (empty: off)", catOther),
+		boolFlag("progress", true, "progress bar on a terminal, periodic log lines otherwise", catOther),
+	}
+}
+
+func selectionFlags() []cli.Flag {
+	return []cli.Flag{
+		intFlag("sample-size", 10000, "random training sequences scored per iteration", catSelection),
+		intFlag("top-k", 100, "sequences with the highest expected return trained on per iteration", catSelection),
+		intFlag("horizon-idx", 1, "horizon ranked on: 0=1d 1=5d 2=10d 3=20d", catSelection),
+		intFlag("train-epochs-per-iteration", 3, "epochs over the selected sequences per iteration", catTraining),
+		intFlag("num-iterations", 100, "selection-aware iterations", catTraining),
+		stringFlag("select-by", "expected", "expected (the method), loss (hard-example mining) or random (control)", catStrategy),
+		intFlag("negative-k", 0, "also train on the k lowest expected returns", catStrategy),
+		floatFlag("mix-random", 0, "also train on round(FRACTION x top-k) uniformly random sequences", catStrategy),
+	}
+}
+
+func presetList() string {
+	return strings.Join(trainer.PresetNames(), ", ")
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:    "satrain",
+		Usage:   "selection-aware training of a stock-return transformer (Go + libtorch)",
+		Version: version,
+		Commands: []*cli.Command{
+			{
+				Name:   "selection-aware",
+				Usage:  "train on the top-k of each iteration's scored random sample (the method)",
+				Flags:  append(modelFlags(), selectionFlags()...),
+				Action: runSelectionAware,
+			},
+			{
+				Name:  "train",
+				Usage: "standard training on all training sequences; saves best_model.pt (stage 1 of the two-stage recipe)",
+				Flags: append(modelFlags(),
+					intFlag("epochs", 10, "epochs over the training sequences", catTraining),
+					intFlag("max-seqs-per-epoch", 0, "cap on sequences per epoch (0: all)", catTraining)),
+				Action: runStandard,
+			},
+			{
+				Name:   "quickstart",
+				Usage:  "the documented quick start: selection-aware training with every default",
+				Flags:  append(modelFlags(), selectionFlags()...),
+				Action: runSelectionAware,
+			},
+			{
+				Name:  "demo",
+				Usage: "write a synthetic panel and run a short selection-aware training on the CPU (tiny model)",
+				Flags: []cli.Flag{
+					stringFlag("dir", "./demo", "folder for the synthetic file and checkpoints", catOther),
+					intFlag("num-iterations", 20, "iterations", catOther),
+					&cli.Int64Flag{Name: "seed", Value: 42, Usage: "seed", Category: catOther},
+					stringFlag("metrics-addr", trainer.DefaultMetricsAddr, "Prometheus /metrics listen address (empty: off)", catOther),
+				},
+				Action: runDemo,
+			},
+			dataCommand(),
+			infoCommand(),
+		},
+	}
+}
+
+func infoCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "info",
+		Usage: "print the libtorch build, CUDA devices and model presets",
+		Action: func(c *cli.Context) error {
+			fmt.Printf("satrain %s, libtorch %s, built with CUDA: %v, CUDA available: %v (%d devices), threads %d\n",
+				version, torch.Version(), torch.BuiltWithCUDA(), torch.CUDAIsAvailable(), torch.CUDADeviceCount(), torch.NumThreads())
+			names := trainer.PresetNames()
+			sort.Strings(names)
+			for _, n := range trainer.PresetNames() {
+				p := trainer.Presets[n]
+				mc := trainer.ModelConfig{NumFeatures: 16, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, NumHorizons: 4, NumBins: 10, SeqLen: p.SeqLen}
+				fmt.Printf("  preset %-8s d=%-5d layers=%-3d heads=%-3d seq_len=%-5d %s parameters (16 features, 4x10 bins): %s\n",
+					n, p.HiddenDim, p.NumLayers, p.NumHeads, p.SeqLen, trainer.FormatParams(mc.NumParams()), p.Description)
+			}
+			return nil
+		},
+	}
+}
+
+func dataCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "data",
+		Usage: "make, import and inspect HDF5 market panels",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "synth",
+				Usage:     "write a synthetic panel with a planted signal in a minority of sequences",
+				ArgsUsage: "OUT.h5",
+				Flags: []cli.Flag{
+					intFlag("tickers", 50, "tickers", ""), intFlag("days", 1500, "trading days", ""),
+					intFlag("features", 8, "features per day (>= 3)", ""), intFlag("bins", 10, "return bins per horizon", ""),
+					&cli.Int64Flag{Name: "seed", Value: 42, Usage: "seed"},
+					floatFlag("signal-fraction", 0.15, "share of (ticker, day) in the predictable regime", ""),
+				},
+				Action: func(c *cli.Context) error {
+					out := c.Args().First()
+					if out == "" {
+						return fmt.Errorf("data synth: give the output path, e.g. satrain data synth panel.h5")
+					}
+					cfg := loader.SynthConfig{Tickers: c.Int("tickers"), Days: c.Int("days"), Features: c.Int("features"),
+						Bins: c.Int("bins"), Seed: c.Int64("seed"), SignalFraction: c.Float64("signal-fraction")}
+					if err := loader.Synth(out, cfg); err != nil {
+						return err
+					}
+					fmt.Printf("wrote %s (%d tickers x %d days x %d features)\n", out, cfg.Tickers, cfg.Days, cfg.Features)
+					return nil
+				},
+			},
+			{
+				Name:      "import-csv",
+				Usage:     "import per-ticker daily OHLCV CSV files into a panel",
+				ArgsUsage: "DIR",
+				Flags: []cli.Flag{
+					stringFlag("out", "panel.h5", "output HDF5 file", ""),
+					intFlag("bins", 10, "return bins per horizon (quantiles of the training period)", ""),
+					stringFlag("train-end", "", "first day of the validation period YYYYMMDD (default 70% of dates)", ""),
+					stringFlag("val-end", "", "first day of the test period YYYYMMDD (default 85% of dates)", ""),
+					intFlag("min-rows", 0, "drop tickers with fewer usable rows (0: importer default)", ""),
+					stringFlag("constituents", "", "Symbol,Name,Sector CSV for sector labels (default DIR/constituents.csv if present)", ""),
+				},
+				Action: func(c *cli.Context) error {
+					dir := c.Args().First()
+					if dir == "" {
+						return fmt.Errorf("data import-csv: give the folder of CSV files")
+					}
+					te, err := parseDate("--train-end", c.String("train-end"))
+					if err != nil {
+						return err
+					}
+					ve, err := parseDate("--val-end", c.String("val-end"))
+					if err != nil {
+						return err
+					}
+					cons := c.String("constituents")
+					if cons == "" {
+						if p := filepath.Join(dir, "constituents.csv"); fileExists(p) {
+							cons = p
+						}
+					}
+					rep, err := loader.ImportCSV(dir, c.String("out"), loader.ImportOptions{Bins: c.Int("bins"), TrainEnd: te, ValEnd: ve,
+						MinRows: c.Int("min-rows"), Constituents: cons})
+					if rep != nil {
+						fmt.Print(rep.String())
+					}
+					return err
+				},
+			},
+			{
+				Name:      "inspect",
+				Usage:     "schema, sizes, date range, sequence counts per split and label balance",
+				ArgsUsage: "FILE.h5",
+				Flags:     []cli.Flag{intFlag("seq-len", 2000, "window length for sequence counts", ""), intFlag("val-size", 1000, "validation set size", "")},
+				Action: func(c *cli.Context) error {
+					f := c.Args().First()
+					if f == "" {
+						return fmt.Errorf("data inspect: give the HDF5 file")
+					}
+					return loader.Inspect(f, loader.Options{SeqLen: c.Int("seq-len"), ValSize: c.Int("val-size")}, os.Stdout)
+				},
+			},
+		},
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

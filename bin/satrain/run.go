@@ -1,0 +1,167 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/trainer"
+	"github.com/urfave/cli/v2"
+)
+
+func parseDate(flag, s string) (int32, error) {
+	if s == "" {
+		return 0, nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 19000101 || v > 21001231 {
+		return 0, fmt.Errorf("%s %q: want a date as YYYYMMDD", flag, s)
+	}
+	if _, err := time.Parse("20060102", s); err != nil {
+		return 0, fmt.Errorf("%s %q: not a calendar date", flag, s)
+	}
+	return int32(v), nil
+}
+
+// runConfig turns flags into a trainer.RunConfig and validates it before any work.
+func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
+	var cfg trainer.RunConfig
+	dev, err := torch.ParseDevice(c.String("device"))
+	if err != nil {
+		return cfg, fmt.Errorf("--device: %w", err)
+	}
+	mc := trainer.ModelConfig{HiddenDim: c.Int("hidden-dim"), NumLayers: c.Int("num-layers"), NumHeads: c.Int("num-heads"),
+		Dropout: c.Float64("dropout"), SeqLen: c.Int("seq-len")}
+	if name := c.String("preset"); name != "" {
+		p, ok := trainer.Presets[name]
+		if !ok {
+			return cfg, fmt.Errorf("--preset %q: want one of %s", name, presetList())
+		}
+		if !c.IsSet("hidden-dim") {
+			mc.HiddenDim = p.HiddenDim
+		}
+		if !c.IsSet("num-layers") {
+			mc.NumLayers = p.NumLayers
+		}
+		if !c.IsSet("num-heads") {
+			mc.NumHeads = p.NumHeads
+		}
+		if !c.IsSet("seq-len") {
+			mc.SeqLen = p.SeqLen
+		}
+	}
+	te, err := parseDate("--train-end", c.String("train-end"))
+	if err != nil {
+		return cfg, err
+	}
+	ve, err := parseDate("--val-end", c.String("val-end"))
+	if err != nil {
+		return cfg, err
+	}
+	amp := c.String("amp-dtype")
+	if amp != "bf16" && amp != "fp16" {
+		return cfg, fmt.Errorf("--amp-dtype %q: want bf16 or fp16", amp)
+	}
+	if amp == "fp16" && !dev.IsCUDA() {
+		return cfg, fmt.Errorf("--amp-dtype fp16 needs --device cuda (CPU mixed precision is bf16)")
+	}
+	mode := c.String("loader-mode")
+	if mode != "auto" && mode != "preload" && mode != "stream" {
+		return cfg, fmt.Errorf("--loader-mode %q: want auto, preload or stream", mode)
+	}
+	run := map[string]string{}
+	for _, f := range c.Command.Flags {
+		name := f.Names()[0]
+		if c.IsSet(name) {
+			run[name] = fmt.Sprint(c.Value(name))
+		}
+	}
+	cfg = trainer.RunConfig{
+		Data:    c.String("data"),
+		DataOpt: loader.Options{ValSize: c.Int("val-size"), Seed: c.Int64("seed"), TrainEnd: te, ValEnd: ve, Mode: mode},
+		Model:   mc,
+		Step: trainer.StepConfig{LR: c.Float64("lr"), WeightDecay: c.Float64("weight-decay"), MaxGradNorm: c.Float64("max-grad-norm"),
+			LabelSmoothing: c.Float64("label-smoothing"), UseAMP: c.Bool("use-amp"), AMPDType: amp},
+		BatchSize: c.Int("batch-size"), InferenceBatch: c.Int("inference-batch-size"),
+		SaveDir: c.String("save-dir"), ResumeFrom: c.String("resume-from"), ValEvery: c.Int("val-every"),
+		CheckpointEvery: c.Int("checkpoint-every"), Device: dev, Seed: c.Int64("seed"), Threads: c.Int("threads"),
+		MetricsAddr: c.String("metrics-addr"), Version: version, Progress: c.Bool("progress"), Console: os.Stdout, Run: run,
+	}
+	if selection {
+		cfg.SampleSize, cfg.TopK, cfg.HorizonIdx = c.Int("sample-size"), c.Int("top-k"), c.Int("horizon-idx")
+		cfg.EpochsPerIteration, cfg.NumIterations = c.Int("train-epochs-per-iteration"), c.Int("num-iterations")
+		cfg.Strategy = trainer.Strategy{SelectBy: c.String("select-by"), NegativeK: c.Int("negative-k"), MixRandom: c.Float64("mix-random")}
+		if h := cfg.HorizonIdx; h < 0 || h > 3 {
+			return cfg, fmt.Errorf("--horizon-idx %d out of range: 0=1d 1=5d 2=10d 3=20d", h)
+		}
+	} else {
+		cfg.Epochs, cfg.MaxSeqsPerEpoch = c.Int("epochs"), c.Int("max-seqs-per-epoch")
+	}
+	if err := cfg.Validate(selection); err != nil {
+		return cfg, err
+	}
+	if c.Bool("use-wandb") {
+		slog.Info("--use-wandb: there is no Weights & Biases here; metrics go to Prometheus and the metrics log",
+			"metrics", cfg.MetricsAddr, "log", filepath.Join(cfg.SaveDir, "metrics.jsonl"))
+	}
+	if cfg.Step.UseAMP && !dev.IsCUDA() {
+		slog.Info("--use-amp on CPU: bf16 autocast (CPU matmuls in bfloat16, losses and weights in float32); --use-amp=false for float32")
+	}
+	return cfg, nil
+}
+
+func runSelectionAware(c *cli.Context) error {
+	cfg, err := runConfig(c, true)
+	if err != nil {
+		return err
+	}
+	_, err = trainer.RunSelectionAware(c.Context, cfg)
+	return err
+}
+
+func runStandard(c *cli.Context) error {
+	cfg, err := runConfig(c, false)
+	if err != nil {
+		return err
+	}
+	_, err = trainer.RunStandard(c.Context, cfg)
+	return err
+}
+
+// runDemo is the README's main command: a synthetic panel and a short
+// selection-aware run of the tiny model on the CPU.
+func runDemo(c *cli.Context) error {
+	dir := c.String("dir")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data := filepath.Join(dir, "synthetic.h5")
+	if !fileExists(data) {
+		cfg := loader.SynthConfig{Tickers: 50, Days: 1500, Features: 8, Bins: 10, Seed: c.Int64("seed")}
+		fmt.Printf("Writing synthetic panel %s (%d tickers x %d days, planted signal in ~15%% of days)\n", data, cfg.Tickers, cfg.Days)
+		if err := loader.Synth(data, cfg); err != nil {
+			return err
+		}
+	}
+	p := trainer.Presets["tiny"]
+	cfg := trainer.RunConfig{
+		Data:    data,
+		DataOpt: loader.Options{ValSize: 1000, Seed: c.Int64("seed")},
+		Model:   trainer.ModelConfig{HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, Dropout: 0.1, SeqLen: p.SeqLen},
+		Step:    trainer.StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0},
+		SampleSize: 2000, TopK: 200, HorizonIdx: 1, EpochsPerIteration: 3, NumIterations: c.Int("num-iterations"),
+		BatchSize: 32, InferenceBatch: 256, SaveDir: filepath.Join(dir, "checkpoints"), ValEvery: 5, CheckpointEvery: 10,
+		Device: torch.CPU, Seed: c.Int64("seed"), MetricsAddr: c.String("metrics-addr"), Version: version, Progress: true,
+		Console: os.Stdout, Run: map[string]string{"command": "demo"},
+	}
+	if err := cfg.Validate(true); err != nil {
+		return err
+	}
+	_, err := trainer.RunSelectionAware(c.Context, cfg)
+	return err
+}
