@@ -1,0 +1,119 @@
+package trainer
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/torch"
+)
+
+// Helpers of the loop, selection and metrics tests (names prefixed "lt" so
+// they do not clash with other test files of the package).
+
+// ltData writes a synthetic panel of 20 tickers x 400 days x 4 features into
+// a fresh temporary folder and returns its path.
+func ltData(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "synth.h5")
+	if err := loader.Synth(path, loader.SynthConfig{Tickers: 20, Days: 400, Features: 4, Bins: 10, Seed: 11}); err != nil {
+		t.Fatalf("synthetic data: %v", err)
+	}
+	return path
+}
+
+// ltConfig is a tiny, deterministic CPU selection-aware run.
+func ltConfig(data, saveDir string, console *bytes.Buffer) RunConfig {
+	return RunConfig{
+		Data:    data,
+		DataOpt: loader.Options{ValSize: 48, Seed: 5},
+		Model:   ModelConfig{HiddenDim: 16, NumLayers: 1, NumHeads: 2, Dropout: 0.1, SeqLen: 16},
+		Step:    StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0, UseAMP: false},
+
+		SampleSize:         96,
+		TopK:               12,
+		HorizonIdx:         1,
+		EpochsPerIteration: 2,
+		NumIterations:      3,
+
+		BatchSize:       8,
+		InferenceBatch:  32,
+		SaveDir:         saveDir,
+		ValEvery:        2,
+		CheckpointEvery: 2,
+		Device:          torch.CPU,
+		Seed:            7,
+		Threads:         1,
+		MetricsAddr:     "",
+		Version:         "test",
+		Console:         console,
+	}
+}
+
+// ltStrictCI reports whether a missing optional tool must fail the test.
+func ltStrictCI() bool {
+	v := strings.ToLower(os.Getenv("CI"))
+	return v != "" && v != "0" && v != "false"
+}
+
+// ltNeed skips (or fails under CI) when a test dependency is missing.
+func ltNeed(t *testing.T, ok bool, why string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if ltStrictCI() {
+		t.Fatalf("%s (required when CI is set)", why)
+	}
+	t.Skip(why)
+}
+
+// ltPythonHasTorch reports whether Debian's python3 imports torch.
+func ltPythonHasTorch() bool {
+	return exec.Command("/usr/bin/python3", "-c", "import torch").Run() == nil
+}
+
+// ltFreeAddr returns a loopback address whose port was free just now.
+func ltFreeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// ltLines returns the non-empty lines of a file.
+func ltLines(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			out = append(out, l)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func ltExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
