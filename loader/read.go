@@ -223,6 +223,14 @@ func (d *Dataset) Stream(ctx context.Context, ids []SeqID, opt StreamOptions) *B
 				b.Returns = make([]float32, bs*H)
 			}
 			b.IDs = ids[start:end]
+			if cap(b.Features) < n*L*F {
+				err := fmt.Errorf("loader: stream %s: NewFeatures returned %d floats, need %d", d.path, cap(b.Features), bs*L*F)
+				select {
+				case s.out <- streamItem{nil, err}:
+				case <-ctx.Done():
+				}
+				return
+			}
 			b.Features = b.Features[:n*L*F]
 			b.Labels = b.Labels[:n*H]
 			b.Returns = b.Returns[:n*H]
