@@ -134,6 +134,8 @@ func newApp() *cli.App {
 			},
 			dataCommand(),
 			infoCommand(),
+			benchCommand(),
+			evalCommand(), predictCommand(), compareCommand(), plotCommand(),
 		},
 	}
 }

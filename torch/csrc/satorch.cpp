@@ -11,6 +11,7 @@
 #include "satorch.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
@@ -30,6 +31,9 @@
 #endif
 
 #include <cmath>
+#include <limits>
+#include <mutex>
+#include <optional>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -39,6 +43,17 @@
 
 #define SAT_VERSION_AT_LEAST(maj, min) \
   (TORCH_VERSION_MAJOR > (maj) || (TORCH_VERSION_MAJOR == (maj) && TORCH_VERSION_MINOR >= (min)))
+
+// c10::optional became std::optional in 2.x; spell the type the version wants.
+#if SAT_VERSION_AT_LEAST(2, 4)
+template <class T>
+using sat_opt = std::optional<T>;
+#define SAT_NULLOPT std::nullopt
+#else
+template <class T>
+using sat_opt = c10::optional<T>;
+#define SAT_NULLOPT c10::nullopt
+#endif
 
 struct sat_tensor_s {
   at::Tensor t;
@@ -223,7 +238,8 @@ sat_error *sat_cuda_memory(int device, int64_t *allocated, int64_t *peak, int64_
 #ifdef SATORCH_CUDA
   to_device(SAT_CUDA, device);
   auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);
-  const size_t agg = static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE);
+  // Index 0 is the AGGREGATE pool in every version (the enum's namespace moved).
+  const size_t agg = 0;
   *allocated = stats.allocated_bytes[agg].current;
   *peak = stats.allocated_bytes[agg].peak;
   *reserved = stats.reserved_bytes[agg].current;
@@ -393,8 +409,8 @@ sat_error *sat_gen_new(uint64_t seed, sat_gen *out) {
 
 void sat_gen_free(sat_gen g) { delete g; }
 
-static c10::optional<at::Generator> gen_of(sat_gen g) {
-  if (!g) return c10::nullopt;
+static sat_opt<at::Generator> gen_of(sat_gen g) {
+  if (!g) return SAT_NULLOPT;
   return g->g;
 }
 
@@ -789,7 +805,7 @@ sat_error *sat_matmul(sat_tensor a, sat_tensor b, sat_tensor *out) {
 
 sat_error *sat_linear(sat_tensor x, sat_tensor w, sat_tensor b, sat_tensor *out) {
   SAT_TRY
-  c10::optional<at::Tensor> bias;
+  sat_opt<at::Tensor> bias;
   if (b) bias = T(b);
   *out = wrap(at::linear(T(x), T(w), bias));
   SAT_CATCH
@@ -798,7 +814,7 @@ sat_error *sat_linear(sat_tensor x, sat_tensor w, sat_tensor b, sat_tensor *out)
 sat_error *sat_layer_norm(sat_tensor x, int64_t normalized, sat_tensor w, sat_tensor b, double eps,
                           sat_tensor *out) {
   SAT_TRY
-  c10::optional<at::Tensor> wt, bt;
+  sat_opt<at::Tensor> wt, bt;
   if (w) wt = T(w);
   if (b) bt = T(b);
   *out = wrap(at::layer_norm(T(x), {normalized}, wt, bt, eps));
@@ -912,13 +928,13 @@ sat_error *sat_clip_grad_norm(const sat_tensor *params, int n, double max_norm, 
     at::Tensor g = T(params[i]).grad();
     if (!g.defined()) continue;
     grads.push_back(g);
-    norms.push_back(at::linalg_vector_norm(g.detach(), 2.0, c10::nullopt, false, at::kFloat));
+    norms.push_back(at::linalg_vector_norm(g.detach(), 2.0, SAT_NULLOPT, false, at::kFloat));
   }
   if (grads.empty()) {
     *total = 0;
     return nullptr;
   }
-  at::Tensor tn = at::linalg_vector_norm(at::stack(norms), 2.0, c10::nullopt, false, at::kFloat);
+  at::Tensor tn = at::linalg_vector_norm(at::stack(norms), 2.0, SAT_NULLOPT, false, at::kFloat);
   *total = tn.item<double>();
   if (max_norm > 0 && std::isfinite(*total)) {
     // Same arithmetic as torch.nn.utils.clip_grad_norm_: coef = max/(total+1e-6), clamped to 1.

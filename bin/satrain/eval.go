@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/trainer"
+	"github.com/satrain/satrain/trainer/backtest"
+	"github.com/urfave/cli/v2"
+)
+
+const catEval = "Evaluation"
+
+// evalDataFlags are shared by eval and predict.
+func evalDataFlags() []cli.Flag {
+	return []cli.Flag{
+		stringFlag("checkpoint", "", "satrain checkpoint (.pt) to evaluate (required)", catEval),
+		stringFlag("data", "", "HDF5 market panel (default: the file the checkpoint was trained on)", catData),
+		stringFlag("split", "test", "train, val or test", catData),
+		intFlag("seq-len", 0, "window length (0: the checkpoint's seq_len)", catData),
+		stringFlag("train-end", "", "first day of the validation period, YYYYMMDD (default: the checkpoint run's --train-end, else the file's)", catData),
+		stringFlag("val-end", "", "first day of the test period, YYYYMMDD (default: the checkpoint run's --val-end, else the file's)", catData),
+		stringFlag("loader-mode", "auto", "auto, preload or stream", catData),
+		intFlag("max-dates", 0, "score only the first N trading days of the split (0: all)", catData),
+		stringFlag("device", "auto", "auto (cuda when available, else cpu), cpu, cuda or cuda:N", catOther),
+		intFlag("inference-batch-size", 256, "inference batch size (halved automatically on out-of-memory)", catOther),
+		intFlag("threads", 0, "CPU threads for libtorch (0: libtorch's default)", catOther),
+		boolFlag("progress", true, "progress bar on a terminal", catOther),
+	}
+}
+
+// backtestFlags are eval's (and compare's) portfolio settings; prefix
+// avoids clashing with the training flags of compare.
+func backtestFlags(prefix string) []cli.Flag {
+	return []cli.Flag{
+		intFlag(prefix+"top-k", 10, "names held per date (ignored when --"+prefix+"top-frac is given)", catEval),
+		floatFlag(prefix+"top-frac", 0, "fraction of each date's cross-section held instead of a fixed top-k", catEval),
+		floatFlag("cost-bps", 10, "trading cost in basis points per unit of turnover", catEval),
+		stringFlag("rebalance", backtest.RebalanceNonOverlapping, "non-overlapping or staggered", catEval),
+	}
+}
+
+func evalCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "eval",
+		Usage: "score a split with a checkpoint and backtest its top-k: loss, accuracy, IC, portfolio (report.json, equity.png, calibration.png)",
+		Flags: append(append(evalDataFlags(),
+			intFlag("horizon-idx", 1, "horizon ranked and held: 0=1d 1=5d 2=10d 3=20d", catEval),
+			stringFlag("out", "", "folder for report.json, equity.png and calibration.png (empty: table only)", catEval)),
+			backtestFlags("")...),
+		Action: runEval,
+	}
+}
+
+func predictCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "predict",
+		Usage: "write expected returns per horizon (and optionally bin probabilities) for every sequence of a split as CSV",
+		Flags: append(evalDataFlags(),
+			stringFlag("out", "predictions.csv", "output CSV: ticker,date,er_1d,er_5d,...", catEval),
+			boolFlag("probs", false, "add the bin probabilities, columns p_<horizon>_b<bin>", catEval)),
+		Action: runPredict,
+	}
+}
+
+func compareCommand() *cli.Command {
+	return &cli.Command{
+		Name: "compare",
+		Usage: "train several arms (standard, selection_aware, two_stage, random, ohem, negative, mix) x seeds at an equal budget " +
+			"of sequence-passes, evaluate each on the test split, and summarise (summary.json, convergence.png)",
+		Flags:  compareFlags(),
+		Action: runCompare,
+	}
+}
+
+func plotCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "plot",
+		Usage: "draw train/validation loss and expected-return curves from a metrics.jsonl",
+		Flags: []cli.Flag{
+			stringFlag("log", "", "metrics.jsonl written by a training run (required)", catOther),
+			stringFlag("out", "curves.png", "output PNG", catOther),
+		},
+		Action: func(c *cli.Context) error {
+			if c.String("log") == "" {
+				return fmt.Errorf("plot: --log is required")
+			}
+			if err := backtest.PlotTrainingCurves(c.String("log"), c.String("out")); err != nil {
+				return err
+			}
+			fmt.Printf("wrote %s\n", c.String("out"))
+			return nil
+		},
+	}
+}
+
+func evalDevice(s string) (torch.Device, error) {
+	if s == "auto" {
+		if torch.BuiltWithCUDA() && torch.CUDAIsAvailable() {
+			return torch.CUDA(0), nil
+		}
+		return torch.CPU, nil
+	}
+	d, err := torch.ParseDevice(s)
+	if err != nil {
+		return d, fmt.Errorf("--device: %w", err)
+	}
+	return d, torch.CheckDevice(d)
+}
+
+// evalOptions reads the shared flags. Data and split boundaries default to
+// what the checkpoint was trained with.
+func evalOptions(c *cli.Context) (trainer.EvalOptions, error) {
+	var opt trainer.EvalOptions
+	ck := c.String("checkpoint")
+	if ck == "" {
+		return opt, fmt.Errorf("--checkpoint is required")
+	}
+	dev, err := evalDevice(c.String("device"))
+	if err != nil {
+		return opt, err
+	}
+	mode := c.String("loader-mode")
+	if mode != "auto" && mode != "preload" && mode != "stream" {
+		return opt, fmt.Errorf("--loader-mode %q: want auto, preload or stream", mode)
+	}
+	data, trainEnd, valEnd := c.String("data"), c.String("train-end"), c.String("val-end")
+	if data == "" || trainEnd == "" || valEnd == "" {
+		l, err := trainer.LoadCheckpoint(ck)
+		if err != nil {
+			return opt, err
+		}
+		meta := l.Meta
+		l.Free()
+		if data == "" {
+			data = meta.DataPath
+			if data == "" {
+				return opt, fmt.Errorf("--data: the checkpoint does not record its data file; give --data")
+			}
+		}
+		if trainEnd == "" {
+			trainEnd = meta.Run["train-end"]
+		}
+		if valEnd == "" {
+			valEnd = meta.Run["val-end"]
+		}
+	}
+	te, err := parseDate("--train-end", trainEnd)
+	if err != nil {
+		return opt, err
+	}
+	ve, err := parseDate("--val-end", valEnd)
+	if err != nil {
+		return opt, err
+	}
+	if c.Int("seq-len") < 0 {
+		return opt, fmt.Errorf("--seq-len must be >= 0, got %d", c.Int("seq-len"))
+	}
+	if c.Int("inference-batch-size") < 1 {
+		return opt, fmt.Errorf("--inference-batch-size must be >= 1, got %d", c.Int("inference-batch-size"))
+	}
+	return trainer.EvalOptions{Checkpoint: ck, Data: data, Device: dev, InferenceBatch: c.Int("inference-batch-size"),
+		Threads: c.Int("threads"), Progress: c.Bool("progress"),
+		DataOpt: loader.Options{SeqLen: c.Int("seq-len"), TrainEnd: te, ValEnd: ve, Mode: mode}}, nil
+}
+
+func backtestConfig(c *cli.Context, prefix string) (backtest.Config, error) {
+	cfg := backtest.Config{TopK: c.Int(prefix + "top-k"), CostBps: c.Float64("cost-bps"), Rebalance: c.String("rebalance")}
+	if c.IsSet(prefix + "top-frac") {
+		cfg.TopK, cfg.TopFrac = 0, c.Float64(prefix+"top-frac")
+		if cfg.TopFrac <= 0 || cfg.TopFrac > 1 {
+			return cfg, fmt.Errorf("--%stop-frac must be in (0, 1], got %g", prefix, cfg.TopFrac)
+		}
+	} else if cfg.TopK < 1 {
+		return cfg, fmt.Errorf("--%stop-k must be >= 1, got %d", prefix, cfg.TopK)
+	}
+	if r := cfg.Rebalance; r != backtest.RebalanceNonOverlapping && r != backtest.RebalanceStaggered {
+		return cfg, fmt.Errorf("--rebalance %q: want %s or %s", r, backtest.RebalanceNonOverlapping, backtest.RebalanceStaggered)
+	}
+	if cfg.CostBps < 0 {
+		return cfg, fmt.Errorf("--cost-bps must be >= 0, got %g", cfg.CostBps)
+	}
+	return cfg, nil
+}
+
+func runEval(c *cli.Context) error {
+	opt, err := evalOptions(c)
+	if err != nil {
+		return err
+	}
+	bt, err := backtestConfig(c, "")
+	if err != nil {
+		return err
+	}
+	if c.Int("max-dates") < 0 {
+		return fmt.Errorf("--max-dates must be >= 0")
+	}
+	out := c.String("out")
+	if out != "" {
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return fmt.Errorf("--out %s: %w", out, err)
+		}
+	}
+	ev, err := trainer.OpenEvaluator(opt)
+	if err != nil {
+		return err
+	}
+	defer ev.Close()
+	h := c.Int("horizon-idx")
+	ecfg := trainer.EvalConfig{Split: c.String("split"), HorizonIdx: h, MaxDates: c.Int("max-dates"), Backtest: bt}
+	fmt.Printf("Evaluating %s (%s, iteration %d, %s) on the %s split of %s, horizon %s\n", opt.Checkpoint, ev.Meta.Kind,
+		ev.Meta.Iteration, ev.Config.String(), ecfg.Split, opt.Data, horizonLabel(ev.DS, h))
+	res, err := ev.Evaluate(c.Context, ecfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Scored %s sequences in %.1fs\n\n", loader.FormatCount(int64(len(res.Predictions))), res.Seconds)
+	res.Report.WriteTable(os.Stdout)
+	if out == "" {
+		return nil
+	}
+	for _, w := range []struct {
+		name  string
+		write func(string) error
+	}{{"report.json", res.Report.WriteJSON}, {"equity.png", res.Report.WriteEquityPlot}, {"calibration.png", res.Report.WriteCalibrationPlot}} {
+		if err := w.write(filepath.Join(out, w.name)); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("\nwrote %s, %s, %s\n", filepath.Join(out, "report.json"), filepath.Join(out, "equity.png"), filepath.Join(out, "calibration.png"))
+	return nil
+}
+
+func horizonLabel(ds *loader.Dataset, h int) string {
+	hs := ds.Horizons()
+	if h < 0 || h >= len(hs) {
+		return fmt.Sprintf("index %d", h)
+	}
+	return trainer.HorizonName(hs[h])
+}
+
+func runPredict(c *cli.Context) error {
+	opt, err := evalOptions(c)
+	if err != nil {
+		return err
+	}
+	ev, err := trainer.OpenEvaluator(opt)
+	if err != nil {
+		return err
+	}
+	defer ev.Close()
+	ids, err := trainer.SplitIDs(ev.DS, c.String("split"), c.Int("max-dates"))
+	if err != nil {
+		return err
+	}
+	path := c.String("out")
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", path, err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	start := time.Now()
+	n, err := ev.WritePredictions(c.Context, ids, w, c.Bool("probs"))
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("predict %s: %w", path, err)
+	}
+	fmt.Printf("wrote %s: %s rows (%s split) in %.1fs\n", path, loader.FormatCount(int64(n)), c.String("split"), time.Since(start).Seconds())
+	return nil
+}
+
+// compareFlags are the training flags (less those compare sets per run) plus
+// the budget, arms and evaluation settings.
+func compareFlags() []cli.Flag {
+	hide := map[string]bool{"save-dir": true, "resume-from": true, "val-every": true, "checkpoint-every": true,
+		"use-wandb": true, "metrics-addr": true, "num-iterations": true, "select-by": true, "negative-k": true, "mix-random": true}
+	var flags []cli.Flag
+	for _, f := range append(modelFlags(), selectionFlags()...) {
+		name := f.Names()[0]
+		if hide[name] {
+			// runConfig reads them; keep them out of --help with neutral values.
+			switch x := f.(type) {
+			case *cli.StringFlag:
+				x.Hidden = true
+				if name == "metrics-addr" || name == "resume-from" {
+					x.Value = ""
+				}
+			case *cli.IntFlag:
+				x.Hidden = true
+			case *cli.BoolFlag:
+				x.Hidden, x.Value = true, false
+			case *cli.Float64Flag:
+				x.Hidden = true
+			}
+		}
+		flags = append(flags, f)
+	}
+	return append(append(flags,
+		stringFlag("arms", "standard,selection_aware,two_stage,random", "comma-separated arms: "+strings.Join(trainer.CompareArms, ", "), catEval),
+		intFlag("seeds", 3, "seeds per arm (--seed, --seed+1, ...)", catEval),
+		&cli.Int64Flag{Name: "budget", Value: 60000, Usage: "sequence-passes trained per run (a sequence trained for 3 epochs counts 3)", Category: catEval},
+		stringFlag("out", "compare", "output folder: <arm>/seed<k>/ runs, summary.json, summary.txt, runs.json, convergence.png, val_loss.png", catEval),
+		intFlag("curve-points", 5, "checkpoints per run evaluated on the validation split for the convergence curve", catEval),
+		intFlag("curve-max-dates", 0, "validation days per curve point (first N days; 0: the whole validation split)", catEval),
+		intFlag("max-dates", 0, "test days evaluated (first N days of the test split; 0: all)", catEval),
+		intFlag("eval-horizon-idx", -1, "horizon of the test backtest (-1: --horizon-idx)", catEval)),
+		backtestFlags("eval-")...)
+}
+
+func runCompare(c *cli.Context) error {
+	base, err := runConfig(c, true)
+	if err != nil {
+		return err
+	}
+	bt, err := backtestConfig(c, "eval-")
+	if err != nil {
+		return err
+	}
+	eh := c.Int("eval-horizon-idx")
+	if eh < 0 {
+		eh = base.HorizonIdx
+	}
+	var arms []string
+	for _, a := range strings.Split(c.String("arms"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			arms = append(arms, a)
+		}
+	}
+	base.Progress = false
+	cfg := trainer.CompareConfig{Base: base, Arms: arms, Seeds: c.Int("seeds"), Budget: c.Int64("budget"), OutDir: c.String("out"),
+		CurvePoints: c.Int("curve-points"), CurveMaxDates: c.Int("curve-max-dates"),
+		Eval:    trainer.EvalConfig{Split: "test", HorizonIdx: eh, MaxDates: c.Int("max-dates"), Backtest: bt},
+		Console: os.Stdout}
+	start := time.Now()
+	if _, err := trainer.Compare(c.Context, cfg); err != nil {
+		return err
+	}
+	fmt.Printf("\nwrote %s/summary.json, summary.txt, runs.json, convergence.png, val_loss.png (%.0fs)\n", cfg.OutDir, time.Since(start).Seconds())
+	return nil
+}
