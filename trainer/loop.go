@@ -77,6 +77,11 @@ type IterationRecord struct {
 	Selected               []loader.SeqID     `json:"-"`
 	TrainedIDs             []loader.SeqID     `json:"-"`
 	DeviceMemoryPeakBytes  int64              `json:"device_memory_peak_bytes,omitempty"`
+
+	// For tests: the iteration's scored sample and its ranking scores
+	// (selection-aware only; not logged).
+	sample []loader.SeqID
+	scores []float64
 }
 
 // RunResult summarises a finished (or interrupted) run.
@@ -683,6 +688,7 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 			rec.Selected[i] = ids[j]
 		}
 		rec.TrainedIDs = trainIDs
+		rec.sample, rec.scores = ids, scores
 		res.Iterations = append(res.Iterations, rec)
 		res.LastIter = it
 		res.BestValLoss = s.meta.BestValLoss
