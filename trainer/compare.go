@@ -1,0 +1,514 @@
+package trainer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/trainer/backtest"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// Arms of `satrain compare`.
+const (
+	ArmStandard       = "standard"        // RunStandard on random training sequences
+	ArmSelectionAware = "selection_aware" // the method, from scratch
+	ArmTwoStage       = "two_stage"       // half the budget standard, then selection-aware from its best model
+	ArmRandom         = "random"          // control: a random subset of the same size instead of the top-k
+	ArmOHEM           = "ohem"            // the k highest-loss sequences of the sample
+	ArmNegative       = "negative"        // top-k plus the k lowest expected returns
+	ArmMix            = "mix"             // top-k plus 0.5 k random sequences
+)
+
+// CompareArms lists every arm name in its usual order.
+var CompareArms = []string{ArmStandard, ArmSelectionAware, ArmTwoStage, ArmRandom, ArmOHEM, ArmNegative, ArmMix}
+
+// armStrategy is the selection strategy of a selection-style arm.
+func armStrategy(arm string, topK int) Strategy {
+	switch arm {
+	case ArmRandom:
+		return Strategy{SelectBy: "random"}
+	case ArmOHEM:
+		return Strategy{SelectBy: "loss"}
+	case ArmNegative:
+		return Strategy{NegativeK: topK}
+	case ArmMix:
+		return Strategy{MixRandom: 0.5}
+	}
+	return Strategy{}
+}
+
+// CompareConfig is a comparison of training arms at an equal training
+// budget, each with several seeds.
+type CompareConfig struct {
+	// Base holds the data, model, optimisation and selection settings
+	// (SampleSize, TopK, HorizonIdx, EpochsPerIteration), batch sizes,
+	// device, threads and the first seed. Its SaveDir, ResumeFrom,
+	// NumIterations, Epochs, Strategy, ValEvery and CheckpointEvery are set
+	// per run.
+	Base   RunConfig
+	Arms   []string
+	Seeds  int   // seeds Base.Seed, Base.Seed+1, ...
+	Budget int64 // sequence-passes trained per run (a sequence trained for 3 epochs counts 3)
+	OutDir string
+	// CurvePoints is about how many checkpoints of each run are evaluated
+	// on the validation split for the convergence curve (default 5).
+	CurvePoints int
+	// CurveMaxDates bounds each curve evaluation to the first N days of the
+	// validation split (0: all of it).
+	CurveMaxDates int
+	// Eval is the test evaluation of each run's best checkpoint.
+	Eval    EvalConfig
+	Console io.Writer
+}
+
+// ValuePoint is a value of a run after Budget sequence-passes.
+type ValuePoint struct {
+	Budget int64   `json:"budget"`
+	Value  float64 `json:"value"`
+}
+
+// CompareRun is the record of one arm x seed.
+type CompareRun struct {
+	Arm              string  `json:"arm"`
+	Seed             int64   `json:"seed"`
+	Dir              string  `json:"dir"`
+	Iterations       int     `json:"iterations"` // iterations (selection arms) or epochs (standard)
+	SequencesTrained int64   `json:"sequences_trained"`
+	SequencesScored  int64   `json:"sequences_scored"`
+	BestCheckpoint   string  `json:"best_checkpoint"`
+	BestValLoss      float64 `json:"best_val_loss"`
+	TrainSeconds     float64 `json:"train_seconds"`
+	EvalSeconds      float64 `json:"eval_seconds"`
+	// ValLoss is the validation loss (fixed validation subset) logged by the
+	// trainer, against sequence-passes trained.
+	ValLoss []ValuePoint `json:"val_loss"`
+	// Curve is, per evaluated checkpoint, the top-k excess realized return
+	// on the validation split (the convergence curve).
+	Curve []backtest.CurvePoint `json:"curve"`
+}
+
+// CompareResult is everything a comparison produced.
+type CompareResult struct {
+	Runs    []CompareRun      `json:"runs"`
+	Summary *backtest.Summary `json:"-"`
+	Budget  int64             `json:"budget"`
+}
+
+// Validate checks the comparison settings.
+func (c *CompareConfig) Validate() error {
+	if len(c.Arms) == 0 {
+		return fmt.Errorf("--arms: give at least one of %s", strings.Join(CompareArms, ","))
+	}
+	seen := map[string]bool{}
+	for _, a := range c.Arms {
+		ok := false
+		for _, k := range CompareArms {
+			ok = ok || a == k
+		}
+		if !ok {
+			return fmt.Errorf("--arms: unknown arm %q (want %s)", a, strings.Join(CompareArms, ","))
+		}
+		if seen[a] {
+			return fmt.Errorf("--arms: %q given twice", a)
+		}
+		seen[a] = true
+	}
+	switch {
+	case c.Seeds < 1:
+		return fmt.Errorf("--seeds must be >= 1, got %d", c.Seeds)
+	case c.Budget < 1:
+		return fmt.Errorf("--budget must be >= 1 sequence-pass, got %d", c.Budget)
+	case c.OutDir == "":
+		return fmt.Errorf("--out is required")
+	}
+	base := c.Base
+	base.NumIterations, base.Epochs = 1, 1
+	if err := base.Validate(true); err != nil {
+		return err
+	}
+	if seen[ArmNegative] && c.Base.TopK > c.Base.SampleSize/2 {
+		return fmt.Errorf("arm negative trains on the top %d and the bottom %d: --sample-size %d must be at least twice --top-k", c.Base.TopK, c.Base.TopK, c.Base.SampleSize)
+	}
+	return nil
+}
+
+// passesPerIteration is what one selection-style iteration trains.
+func passesPerIteration(cfg RunConfig, st Strategy) int64 {
+	per := cfg.TopK + st.NegativeK + int(math.Round(st.MixRandom*float64(cfg.TopK)))
+	return int64(per * cfg.EpochsPerIteration)
+}
+
+// Compare trains every arm with every seed at the same budget of
+// sequence-passes, evaluates each run's best checkpoint on the test split,
+// draws the convergence curves from its intermediate checkpoints on the
+// validation split, and writes summary.json, summary.txt, runs.json,
+// convergence.png and val_loss.png to OutDir.
+func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
+	if cfg.Console == nil {
+		cfg.Console = os.Stdout
+	}
+	if cfg.CurvePoints <= 0 {
+		cfg.CurvePoints = 5
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("--out %s: %w", cfg.OutDir, err)
+	}
+	base := cfg.Base
+	base.MetricsAddr = ""
+	base.ResumeFrom = ""
+	if base.DataOpt.Seed == 0 {
+		// One validation subset for every run, so best-model choices are comparable.
+		base.DataOpt.Seed = base.Seed
+	}
+	dopt := base.DataOpt
+	dopt.SeqLen = base.Model.SeqLen
+	ds, err := loader.Open(base.Data, dopt)
+	if err != nil {
+		return nil, err
+	}
+	trainLen := ds.Split("train").Len()
+	ds.Close()
+	if trainLen == 0 {
+		return nil, fmt.Errorf("%s: the training split is empty (seq_len %d)", base.Data, base.Model.SeqLen)
+	}
+	out := cfg.Console
+	fmt.Fprintf(out, "Compare %s: %d seed(s) from %d, budget %s sequence-passes per run, %s training sequences\n",
+		strings.Join(cfg.Arms, ", "), cfg.Seeds, base.Seed, loader.FormatCount(cfg.Budget), loader.FormatCount(trainLen))
+
+	var ev *Evaluator
+	defer func() {
+		if ev != nil {
+			ev.Close()
+		}
+	}()
+	// evaluate loads a checkpoint (opening the data once) and evaluates it.
+	evaluate := func(path string, ec EvalConfig) (*EvalResult, error) {
+		if ev == nil {
+			var err error
+			ev, err = OpenEvaluator(EvalOptions{Checkpoint: path, Data: base.Data, DataOpt: dopt, Device: base.Device,
+				InferenceBatch: base.InferenceBatch})
+			if err != nil {
+				return nil, err
+			}
+		} else if err := ev.SwapCheckpoint(path); err != nil {
+			return nil, err
+		}
+		return ev.Evaluate(ctx, ec)
+	}
+	curveEval := EvalConfig{Split: "val", HorizonIdx: cfg.Eval.HorizonIdx, MaxDates: cfg.CurveMaxDates, Backtest: cfg.Eval.Backtest}
+
+	res := &CompareResult{Budget: cfg.Budget}
+	var armResults []backtest.ArmResult
+	for _, arm := range cfg.Arms {
+		for k := 0; k < cfg.Seeds; k++ {
+			seed := base.Seed + int64(k)
+			dir := filepath.Join(cfg.OutDir, arm, fmt.Sprintf("seed%d", seed))
+			if fileExistsC(filepath.Join(dir, "metrics.jsonl")) || fileExistsC(filepath.Join(dir, "stage1", "metrics.jsonl")) {
+				return res, fmt.Errorf("%s already holds a run: give compare a new --out folder", dir)
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return res, err
+			}
+			run := CompareRun{Arm: arm, Seed: seed, Dir: dir}
+			t0 := time.Now()
+			stages, err := trainArm(ctx, cfg, base, arm, seed, dir, trainLen, &run)
+			run.TrainSeconds = time.Since(t0).Seconds()
+			if err != nil {
+				return res, fmt.Errorf("arm %s seed %d: %w", arm, seed, err)
+			}
+			t1 := time.Now()
+			// Convergence curve from the intermediate checkpoints.
+			for _, st := range stages {
+				for _, ck := range st.checkpoints {
+					r, err := evaluate(ck, curveEval)
+					if err != nil {
+						return res, fmt.Errorf("arm %s seed %d: curve point %s: %w", arm, seed, ck, err)
+					}
+					run.Curve = append(run.Curve, backtest.CurvePoint{Budget: st.offset + ev.Meta.SequencesTrained, TopKReturn: r.Report.Precision.Excess})
+				}
+			}
+			// Test evaluation of the best checkpoint.
+			r, err := evaluate(run.BestCheckpoint, cfg.Eval)
+			if err != nil {
+				return res, fmt.Errorf("arm %s seed %d: test evaluation of %s: %w", arm, seed, run.BestCheckpoint, err)
+			}
+			run.EvalSeconds = time.Since(t1).Seconds()
+			if err := r.Report.WriteJSON(filepath.Join(dir, "report.json")); err != nil {
+				return res, err
+			}
+			res.Runs = append(res.Runs, run)
+			armResults = append(armResults, backtest.ArmResult{Arm: arm, Seed: seed, Report: r.Report, Curve: run.Curve})
+			fmt.Fprintf(out, "  %-16s seed %-4d trained %s passes in %.0fs (eval %.0fs): best val loss %.4f; test top-k excess %+.5f, rank IC %+.4f\n",
+				arm, seed, loader.FormatCount(run.SequencesTrained), run.TrainSeconds, run.EvalSeconds, run.BestValLoss,
+				r.Report.Precision.Excess, r.Report.RankIC.Mean)
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+		}
+	}
+	sum, err := backtest.Summarize(armResults)
+	if err != nil {
+		return res, err
+	}
+	res.Summary = sum
+	if err := writeCompareOutputs(cfg, res); err != nil {
+		return res, err
+	}
+	fmt.Fprintln(out)
+	WriteRunsTable(out, res.Runs)
+	fmt.Fprintln(out)
+	sum.WriteTable(out)
+	return res, nil
+}
+
+// stage is one training run of an arm (two-stage has two).
+type stage struct {
+	offset      int64    // sequence-passes trained before this stage
+	checkpoints []string // in training order
+}
+
+// trainArm runs the training of one arm x seed into dir and fills run.
+func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string, seed int64, dir string, trainLen int64, run *CompareRun) ([]stage, error) {
+	logF, err := os.Create(filepath.Join(dir, "train.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logF.Close()
+	rc := base
+	rc.Seed, rc.Console, rc.Progress = seed, logF, false
+	rc.Run = map[string]string{"command": "compare", "arm": arm, "budget": strconv.FormatInt(cfg.Budget, 10)}
+	for k, v := range base.Run {
+		rc.Run[k] = v
+	}
+	points := cfg.CurvePoints
+	standard := func(rc RunConfig, budget int64, points int, dir string) (*RunResult, error) {
+		rc.SaveDir = dir
+		epochs := int64(max(1, points))
+		if need := (budget + trainLen - 1) / trainLen; need > epochs {
+			epochs = need
+		}
+		rc.Epochs = int(epochs)
+		rc.MaxSeqsPerEpoch = int(max(1, budget/epochs))
+		if int64(rc.MaxSeqsPerEpoch) >= trainLen {
+			rc.MaxSeqsPerEpoch = 0
+		}
+		if err := rc.Validate(false); err != nil {
+			return nil, err
+		}
+		return RunStandard(ctx, rc)
+	}
+	selection := func(rc RunConfig, budget int64, points int, dir, resume string, st Strategy) (*RunResult, error) {
+		rc.SaveDir, rc.ResumeFrom, rc.Strategy = dir, resume, st
+		rc.NumIterations = int(max(1, int64(math.Round(float64(budget)/float64(passesPerIteration(rc, st))))))
+		every := max(1, rc.NumIterations/max(1, points))
+		rc.ValEvery, rc.CheckpointEvery = every, every
+		if err := rc.Validate(true); err != nil {
+			return nil, err
+		}
+		return RunSelectionAware(ctx, rc)
+	}
+	var stages []stage
+	addStage := func(r *RunResult, dir string, offset int64, pattern *regexp.Regexp) error {
+		cks, err := listCheckpoints(dir, pattern)
+		if err != nil {
+			return err
+		}
+		stages = append(stages, stage{offset: offset, checkpoints: cks})
+		run.Iterations += r.LastIter
+		if n := len(r.Iterations); n > 0 {
+			last := r.Iterations[n-1]
+			run.SequencesTrained += last.SequencesTrainedTotal
+			run.SequencesScored += last.SequencesScoredTotal
+		}
+		for _, it := range r.Iterations {
+			if it.ValLoss != nil && !math.IsNaN(*it.ValLoss) {
+				run.ValLoss = append(run.ValLoss, ValuePoint{Budget: offset + it.SequencesTrainedTotal, Value: *it.ValLoss})
+			}
+		}
+		run.BestValLoss = r.BestValLoss
+		run.BestCheckpoint = r.BestPath
+		if run.BestCheckpoint == "" && len(cks) > 0 {
+			run.BestCheckpoint = cks[len(cks)-1]
+		}
+		if run.BestCheckpoint == "" {
+			return fmt.Errorf("%s: no checkpoint was written", dir)
+		}
+		return nil
+	}
+	switch arm {
+	case ArmStandard:
+		r, err := standard(rc, cfg.Budget, points, dir)
+		if err != nil {
+			return nil, err
+		}
+		return stages, addStage(r, dir, 0, epochCheckpoint)
+	case ArmTwoStage:
+		s1 := filepath.Join(dir, "stage1")
+		r1, err := standard(rc, cfg.Budget/2, max(1, points/2), s1)
+		if err != nil {
+			return nil, err
+		}
+		if err := addStage(r1, s1, 0, epochCheckpoint); err != nil {
+			return nil, err
+		}
+		done := run.SequencesTrained
+		r2, err := selection(rc, cfg.Budget-done, max(1, points-points/2), dir, r1.BestPath, Strategy{})
+		if err != nil {
+			return nil, err
+		}
+		return stages, addStage(r2, dir, done, iterCheckpoint)
+	default:
+		r, err := selection(rc, cfg.Budget, points, dir, "", armStrategy(arm, rc.TopK))
+		if err != nil {
+			return nil, err
+		}
+		return stages, addStage(r, dir, 0, iterCheckpoint)
+	}
+}
+
+var (
+	epochCheckpoint = regexp.MustCompile(`^checkpoint_epoch_(\d+)\.pt$`)
+	iterCheckpoint  = regexp.MustCompile(`^checkpoint_iter_(\d+)\.pt$`)
+)
+
+// listCheckpoints returns dir's files matching pattern, by their number.
+func listCheckpoints(dir string, pattern *regexp.Regexp) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	type ck struct {
+		n    int
+		path string
+	}
+	var cks []ck
+	for _, e := range ents {
+		m := pattern.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		n, _ := strconv.Atoi(m[1])
+		cks = append(cks, ck{n, filepath.Join(dir, e.Name())})
+	}
+	sort.Slice(cks, func(i, j int) bool { return cks[i].n < cks[j].n })
+	out := make([]string, len(cks))
+	for i, c := range cks {
+		out[i] = c.path
+	}
+	return out, nil
+}
+
+func fileExistsC(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// WriteRunsTable writes one line per run: budget, time, best validation
+// loss and the test numbers that matter most.
+func WriteRunsTable(w io.Writer, runs []CompareRun) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "arm\tseed\titerations\tpasses trained\tseqs scored\ttrain s\teval s\tbest val loss\tfinal val-curve excess\t")
+	for _, r := range runs {
+		last := math.NaN()
+		if n := len(r.Curve); n > 0 {
+			last = r.Curve[n-1].TopKReturn
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%.4f\t%+.5f\t\n", r.Arm, r.Seed, r.Iterations, r.SequencesTrained,
+			r.SequencesScored, r.TrainSeconds, r.EvalSeconds, r.BestValLoss, last)
+	}
+	tw.Flush()
+}
+
+func writeCompareOutputs(cfg CompareConfig, res *CompareResult) error {
+	dir := cfg.OutDir
+	if err := res.Summary.WriteJSON(filepath.Join(dir, "summary.json")); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "summary.txt"))
+	if err != nil {
+		return err
+	}
+	WriteRunsTable(f, res.Runs)
+	fmt.Fprintln(f)
+	res.Summary.WriteTable(f)
+	if err := f.Close(); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(struct {
+		Arms          []string     `json:"arms"`
+		Seeds         int          `json:"seeds"`
+		Budget        int64        `json:"budget"`
+		CurveMaxDates int          `json:"curve_max_dates"`
+		Eval          EvalConfig   `json:"eval"`
+		Model         ModelConfig  `json:"model"`
+		Runs          []CompareRun `json:"runs"`
+	}{cfg.Arms, cfg.Seeds, cfg.Budget, cfg.CurveMaxDates, cfg.Eval, cfg.Base.Model, res.Runs}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "runs.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := res.Summary.WriteConvergencePlot(filepath.Join(dir, "convergence.png")); err != nil {
+		return err
+	}
+	return writeValLossPlot(filepath.Join(dir, "val_loss.png"), res.Runs)
+}
+
+// writeValLossPlot draws each run's validation loss against sequence-passes
+// trained, one colour per arm.
+func writeValLossPlot(path string, runs []CompareRun) error {
+	p := plot.New()
+	p.Title.Text = "Validation loss vs training budget"
+	p.X.Label.Text = "sequence-passes trained"
+	p.Y.Label.Text = "validation loss (cross-entropy)"
+	p.Add(plotter.NewGrid())
+	p.Legend.Top = true
+	arms := map[string]int{}
+	for _, r := range runs {
+		if len(r.ValLoss) == 0 {
+			continue
+		}
+		i, ok := arms[r.Arm]
+		if !ok {
+			i = len(arms)
+			arms[r.Arm] = i
+		}
+		pts := make(plotter.XYs, len(r.ValLoss))
+		for j, v := range r.ValLoss {
+			pts[j].X, pts[j].Y = float64(v.Budget), v.Value
+		}
+		l, s, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return fmt.Errorf("val loss plot %s: %w", path, err)
+		}
+		l.Color, s.Color = plotutil.Color(i), plotutil.Color(i)
+		s.Shape = plotutil.Shape(i)
+		p.Add(l, s)
+		if !ok {
+			p.Legend.Add(r.Arm, l, s)
+		}
+	}
+	if len(arms) == 0 {
+		return fmt.Errorf("val loss plot %s: no validation points", path)
+	}
+	return p.Save(8*vg.Inch, 5*vg.Inch, path)
+}

@@ -1,0 +1,392 @@
+package trainer
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/trainer/backtest"
+)
+
+// EvalOptions says which checkpoint to score on which data.
+type EvalOptions struct {
+	Checkpoint     string
+	Data           string
+	DataOpt        loader.Options // SeqLen 0: the checkpoint's seq_len
+	Device         torch.Device
+	InferenceBatch int // default 256
+	Threads        int // libtorch CPU threads (0: libtorch's default)
+	Progress       bool
+}
+
+// Evaluator is a checkpoint's model on a device together with a data file
+// opened with the model's window length. Not safe for concurrent use; every
+// call must come from the goroutine (OS thread) that made it.
+type Evaluator struct {
+	DS     *loader.Dataset
+	Meta   Meta        // of the current checkpoint
+	Config ModelConfig // of the current checkpoint
+	Path   string      // the current checkpoint
+	eng    *Engine
+	opt    EvalOptions
+}
+
+// OpenEvaluator loads opt.Checkpoint and opens opt.Data with its seq_len
+// (or DataOpt.SeqLen when given).
+func OpenEvaluator(opt EvalOptions) (*Evaluator, error) {
+	if opt.InferenceBatch <= 0 {
+		opt.InferenceBatch = 256
+	}
+	if err := torch.CheckDevice(opt.Device); err != nil {
+		return nil, err
+	}
+	if opt.Threads > 0 {
+		if err := torch.SetNumThreads(opt.Threads); err != nil {
+			return nil, err
+		}
+	}
+	l, err := LoadCheckpoint(opt.Checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Free()
+	dopt := opt.DataOpt
+	if dopt.SeqLen <= 0 {
+		dopt.SeqLen = l.Config.SeqLen
+	}
+	ds, err := loader.Open(opt.Data, dopt)
+	if err != nil {
+		return nil, err
+	}
+	e := &Evaluator{DS: ds, opt: opt}
+	if err := e.use(l); err != nil {
+		ds.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// SwapCheckpoint replaces the model by the one in path (same data file).
+func (e *Evaluator) SwapCheckpoint(path string) error {
+	l, err := LoadCheckpoint(path)
+	if err != nil {
+		return err
+	}
+	defer l.Free()
+	return e.use(l)
+}
+
+func (e *Evaluator) use(l *Loaded) error {
+	ds := e.DS
+	c := l.Config
+	if c.NumFeatures != ds.NumFeatures() || c.NumHorizons != ds.NumHorizons() || c.NumBins != ds.NumBins() {
+		return fmt.Errorf("checkpoint %s: model has %d features, %d horizons, %d bins; %s has %d, %d, %d",
+			l.Path, c.NumFeatures, c.NumHorizons, c.NumBins, ds.Path(), ds.NumFeatures(), ds.NumHorizons(), ds.NumBins())
+	}
+	if l.Meta.DataIdentity != "" && l.Meta.DataIdentity != ds.Identity() {
+		slog.Warn("checkpoint was trained on a different data file", "checkpoint", l.Path, "checkpoint_data", l.Meta.DataPath, "data", ds.Path())
+	}
+	m, err := l.NewModel(e.opt.Device)
+	if err != nil {
+		return err
+	}
+	c.SeqLen = ds.SeqLen()
+	m.Cfg = c
+	// The optimizer is never stepped; the expected returns use the bin
+	// centers the model was trained with.
+	eng, err := NewEngine(m, StepConfig{LR: 1e-4}, l.Centers, e.opt.InferenceBatch)
+	if err != nil {
+		m.Free()
+		return err
+	}
+	e.free()
+	e.eng, e.Meta, e.Config, e.Path = eng, l.Meta, c, l.Path
+	return nil
+}
+
+func (e *Evaluator) free() {
+	if e.eng != nil {
+		e.eng.Free()
+		e.eng.Model.Free()
+		e.eng = nil
+	}
+}
+
+// Close frees the model and closes the data file.
+func (e *Evaluator) Close() {
+	e.free()
+	if e.DS != nil {
+		e.DS.Close()
+	}
+}
+
+// SplitIDs lists the sequences of a split ("train", "val" or "test") in
+// ticker-then-day order. maxDates > 0 keeps only the sequences whose decision
+// day is among the first maxDates trading days of the split (a contiguous
+// block, so the backtest's consecutive-day convention still holds).
+func SplitIDs(ds *loader.Dataset, split string, maxDates int) ([]loader.SeqID, error) {
+	sp := ds.Split(split)
+	if sp == nil {
+		return nil, fmt.Errorf("--split %q: want train, val or test", split)
+	}
+	n := sp.Len()
+	if n == 0 {
+		return nil, fmt.Errorf("%s: the %s split has no sequences (seq_len %d)", ds.Path(), split, ds.SeqLen())
+	}
+	ids := make([]loader.SeqID, 0, n)
+	for i := int64(0); i < n; i++ {
+		ids = append(ids, sp.At(i))
+	}
+	if maxDates <= 0 {
+		return ids, nil
+	}
+	seen := map[int32]bool{}
+	var days []int32
+	for _, id := range ids {
+		if !seen[id.Day] {
+			seen[id.Day] = true
+			days = append(days, id.Day)
+		}
+	}
+	if len(days) <= maxDates {
+		return ids, nil
+	}
+	sort.Slice(days, func(i, j int) bool { return days[i] < days[j] })
+	last := days[maxDates-1]
+	out := ids[:0]
+	for _, id := range ids {
+		if id.Day <= last {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// ScoredBatch is the model's output for one batch of sequences.
+type ScoredBatch struct {
+	IDs      []loader.SeqID
+	Expected []float32 // [n][H] expected gross return
+	Argmax   []int32   // [n][H] most probable bin
+	Probs    []float32 // [n][H][B] bin probabilities (only when asked for)
+	Labels   []int64   // [n][H] label bin
+	Returns  []float32 // [n][H] realized gross return
+	Loss     []float32 // [n] cross-entropy averaged over horizons
+}
+
+// Score runs the model over ids, streaming windows in batches of the
+// inference batch size, and calls fn for each batch in order (the batch is
+// only valid during the call).
+func (e *Evaluator) Score(ctx context.Context, ids []loader.SeqID, wantProbs bool, fn func(b *ScoredBatch) error) error {
+	seqLen, H, B := e.DS.SeqLen(), e.DS.NumHorizons(), e.DS.NumBins()
+	bs := e.eng.InferenceBatch
+	st := e.DS.Stream(ctx, ids, loader.StreamOptions{BatchSize: bs, Depth: 2})
+	defer st.Close()
+	bar := newProgress(e.opt.Progress, "score", len(ids))
+	sb := &ScoredBatch{}
+	for {
+		b, err := st.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		n := len(b.IDs)
+		out, err := e.eng.Infer(b.Features, b.Labels, n, seqLen, true)
+		if err != nil {
+			return err
+		}
+		sb.IDs, sb.Expected, sb.Labels, sb.Returns, sb.Loss = b.IDs, out.Expected, b.Labels, b.Returns, out.Loss
+		sb.Argmax = sb.Argmax[:0]
+		if wantProbs {
+			sb.Probs = make([]float32, n*H*B)
+		} else {
+			sb.Probs = nil
+		}
+		for i := 0; i < n*H; i++ {
+			row := out.Logits[i*B : (i+1)*B]
+			best := 0
+			for j, v := range row {
+				if v > row[best] {
+					best = j
+				}
+			}
+			sb.Argmax = append(sb.Argmax, int32(best))
+			if wantProbs {
+				softmax(row, sb.Probs[i*B:(i+1)*B])
+			}
+		}
+		err = fn(sb)
+		st.Release(b)
+		if err != nil {
+			return err
+		}
+		bar.add(n)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// softmax writes the probabilities of logits into dst (computed in float64).
+func softmax(logits, dst []float32) {
+	mx := math.Inf(-1)
+	for _, v := range logits {
+		mx = math.Max(mx, float64(v))
+	}
+	var sum float64
+	for _, v := range logits {
+		sum += math.Exp(float64(v) - mx)
+	}
+	for j, v := range logits {
+		dst[j] = float32(math.Exp(float64(v)-mx) / sum)
+	}
+}
+
+// Predictions scores ids and returns one backtest.Prediction per sequence
+// for horizon index h: Score = expected gross return, Realized = realized
+// gross return, Loss = cross-entropy (horizon average), Correct = argmax bin
+// equals the label bin on h.
+func (e *Evaluator) Predictions(ctx context.Context, ids []loader.SeqID, h int) ([]backtest.Prediction, error) {
+	H := e.DS.NumHorizons()
+	if h < 0 || h >= H {
+		return nil, fmt.Errorf("--horizon-idx %d out of range: %s has %d horizons (%v days; 0..%d)", h, e.DS.Path(), H, e.DS.Horizons(), H-1)
+	}
+	dates := e.DS.Dates()
+	preds := make([]backtest.Prediction, 0, len(ids))
+	err := e.Score(ctx, ids, false, func(b *ScoredBatch) error {
+		for i, id := range b.IDs {
+			preds = append(preds, backtest.Prediction{
+				Ticker:   id.Ticker,
+				Date:     dates[id.Day],
+				Score:    float64(b.Expected[i*H+h]),
+				Realized: float64(b.Returns[i*H+h]),
+				Loss:     float64(b.Loss[i]),
+				Correct:  int64(b.Argmax[i*H+h]) == b.Labels[i*H+h],
+			})
+		}
+		return nil
+	})
+	return preds, err
+}
+
+// EvalConfig is one evaluation: which split, horizon and backtest settings.
+type EvalConfig struct {
+	Split      string // default "test"
+	HorizonIdx int
+	MaxDates   int             // > 0: only the first MaxDates days of the split
+	Backtest   backtest.Config // HorizonDays is set from the data's horizon
+}
+
+// EvalResult is a finished evaluation.
+type EvalResult struct {
+	Report      *backtest.Report
+	Predictions []backtest.Prediction
+	Split       string
+	Horizon     int // days
+	Seconds     float64
+}
+
+// Evaluate scores the split with the evaluator's current model and runs the
+// backtest on horizon cfg.HorizonIdx.
+func (e *Evaluator) Evaluate(ctx context.Context, cfg EvalConfig) (*EvalResult, error) {
+	if cfg.Split == "" {
+		cfg.Split = "test"
+	}
+	H := e.DS.NumHorizons()
+	if cfg.HorizonIdx < 0 || cfg.HorizonIdx >= H {
+		return nil, fmt.Errorf("--horizon-idx %d out of range: %s has %d horizons (%v days; 0..%d)", cfg.HorizonIdx, e.DS.Path(), H, e.DS.Horizons(), H-1)
+	}
+	start := time.Now()
+	ids, err := SplitIDs(e.DS, cfg.Split, cfg.MaxDates)
+	if err != nil {
+		return nil, err
+	}
+	preds, err := e.Predictions(ctx, ids, cfg.HorizonIdx)
+	if err != nil {
+		return nil, err
+	}
+	bt := cfg.Backtest
+	bt.HorizonDays = e.DS.Horizons()[cfg.HorizonIdx]
+	rep, err := backtest.Evaluate(preds, bt)
+	if err != nil {
+		return nil, err
+	}
+	return &EvalResult{Report: rep, Predictions: preds, Split: cfg.Split, Horizon: bt.HorizonDays, Seconds: time.Since(start).Seconds()}, nil
+}
+
+// EvaluateCheckpoint opens the checkpoint and data of opt and evaluates.
+func EvaluateCheckpoint(ctx context.Context, opt EvalOptions, cfg EvalConfig) (*EvalResult, error) {
+	e, err := OpenEvaluator(opt)
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	return e.Evaluate(ctx, cfg)
+}
+
+// PredictionHeader is the CSV header of WritePredictions: ticker, date, one
+// expected-return column per horizon (er_1d, er_5d, ...) and, with probs,
+// one probability column per horizon and bin (p_1d_b0 ... p_1d_b9, ...).
+func PredictionHeader(horizons []int, bins int, probs bool) []string {
+	hdr := []string{"ticker", "date"}
+	for _, h := range horizons {
+		hdr = append(hdr, "er_"+HorizonName(h))
+	}
+	if probs {
+		for _, h := range horizons {
+			for b := 0; b < bins; b++ {
+				hdr = append(hdr, fmt.Sprintf("p_%s_b%d", HorizonName(h), b))
+			}
+		}
+	}
+	return hdr
+}
+
+// WritePredictions scores ids and writes one CSV row per sequence (in the
+// order of ids): the ticker symbol, the decision date (YYYY-MM-DD) and the
+// expected gross return per horizon, then the bin probabilities with probs.
+// It returns the number of data rows.
+func (e *Evaluator) WritePredictions(ctx context.Context, ids []loader.SeqID, w io.Writer, probs bool) (int, error) {
+	tickers, dates, horizons := e.DS.Tickers(), e.DS.Dates(), e.DS.Horizons()
+	H, B := len(horizons), e.DS.NumBins()
+	cw := csv.NewWriter(w)
+	if err := cw.Write(PredictionHeader(horizons, B, probs)); err != nil {
+		return 0, err
+	}
+	rows := 0
+	rec := make([]string, 0, 2+H+H*B)
+	err := e.Score(ctx, ids, probs, func(b *ScoredBatch) error {
+		for i, id := range b.IDs {
+			d := dates[id.Day]
+			rec = append(rec[:0], tickers[id.Ticker], fmt.Sprintf("%04d-%02d-%02d", d/10000, d/100%100, d%100))
+			for h := 0; h < H; h++ {
+				rec = append(rec, strconv.FormatFloat(float64(b.Expected[i*H+h]), 'g', -1, 32))
+			}
+			if probs {
+				for _, p := range b.Probs[i*H*B : (i+1)*H*B] {
+					rec = append(rec, strconv.FormatFloat(float64(p), 'g', -1, 32))
+				}
+			}
+			if err := cw.Write(rec); err != nil {
+				return err
+			}
+			rows++
+		}
+		return nil
+	})
+	cw.Flush()
+	if err == nil {
+		err = cw.Error()
+	}
+	return rows, err
+}
