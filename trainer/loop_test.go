@@ -113,7 +113,7 @@ func TestSelectionAwareEndToEnd(t *testing.T) {
 	perIter := map[string]int{
 		`Sampling 96 random sequences\.\.\.`: 5,
 		`Expected returns \(5d\): Mean: -?\d+\.\d{4}, Median: -?\d+\.\d{4}, Top-12 mean: -?\d+\.\d{4}, Top-12 min: -?\d+\.\d{4}`: 5,
-		`Training on top 12 for 2 epochs\.\.\. Train loss: \d+\.\d{4}`:                                                               5,
+		`Training on top 12 for 2 epochs\.\.\. Train loss: \d+\.\d{4}`:                                                           5,
 		`Validation loss: \d+\.\d{4}`: 3, // iterations 2, 4 and 5 (the last)
 	}
 	for pat, n := range perIter {
