@@ -1,0 +1,282 @@
+package trainer
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"math"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/trainer/backtest"
+)
+
+// Helpers of the evaluate and compare tests are prefixed "ev".
+
+// evData writes a small synthetic panel (20 tickers x 400 days x 4
+// features) into a fresh temporary folder.
+func evData(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "synth.h5")
+	if err := loader.Synth(path, loader.SynthConfig{Tickers: 20, Days: 400, Features: 4, Bins: 10, Seed: 3}); err != nil {
+		t.Fatalf("synthetic data: %v", err)
+	}
+	return path
+}
+
+// evRunConfig is a tiny deterministic CPU run (seq_len 16).
+func evRunConfig(data, saveDir string) RunConfig {
+	return RunConfig{
+		Data:    data,
+		DataOpt: loader.Options{ValSize: 64, Seed: 5},
+		Model:   ModelConfig{HiddenDim: 16, NumLayers: 1, NumHeads: 2, Dropout: 0.1, SeqLen: 16},
+		Step:    StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0},
+
+		SampleSize: 120, TopK: 12, HorizonIdx: 1, EpochsPerIteration: 2, NumIterations: 3,
+		BatchSize: 8, InferenceBatch: 32, SaveDir: saveDir, ValEvery: 3, CheckpointEvery: 3,
+		Device: torch.CPU, Seed: 7, Threads: 1, Console: &bytes.Buffer{},
+	}
+}
+
+// evLock pins the test goroutine to its OS thread (libtorch's inference
+// mode and autocast are per thread).
+func evLock(t *testing.T) {
+	t.Helper()
+	unlock := torch.LockThread()
+	t.Cleanup(unlock)
+}
+
+// evCheckpoint trains a tiny selection-aware model and returns its data file
+// and best checkpoint.
+func evCheckpoint(t *testing.T) (data, ckpt string) {
+	t.Helper()
+	data = evData(t)
+	res, err := RunSelectionAware(context.Background(), evRunConfig(data, t.TempDir()))
+	if err != nil {
+		t.Fatalf("training: %v", err)
+	}
+	if res.BestPath == "" {
+		t.Fatal("training wrote no best checkpoint")
+	}
+	return data, res.BestPath
+}
+
+func TestEvaluateMatchesDirectScoring(t *testing.T) {
+	evLock(t)
+	data, ckpt := evCheckpoint(t)
+	ev, err := OpenEvaluator(EvalOptions{Checkpoint: ckpt, Data: data, Device: torch.CPU, InferenceBatch: 37})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	if ev.DS.SeqLen() != 16 || ev.Meta.Kind != KindSelectionAware {
+		t.Fatalf("evaluator: seq_len %d kind %q, want the checkpoint's 16, selection_aware", ev.DS.SeqLen(), ev.Meta.Kind)
+	}
+	const h = 1
+	bt := backtest.Config{TopK: 3, CostBps: 10}
+	res, err := ev.Evaluate(context.Background(), EvalConfig{Split: "test", HorizonIdx: h, Backtest: bt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	test := ev.DS.Split("test")
+	if int64(len(res.Predictions)) != test.Len() || test.Len() == 0 {
+		t.Fatalf("%d predictions for %d test sequences", len(res.Predictions), test.Len())
+	}
+	if res.Horizon != 5 || res.Report.Config.HorizonDays != 5 {
+		t.Fatalf("horizon %d days, report %d; want 5 (horizon index 1)", res.Horizon, res.Report.Config.HorizonDays)
+	}
+
+	// Recompute every prediction directly: windows, one Infer call with
+	// logits, argmax and labels by hand.
+	ids, err := SplitIDs(ev.DS, "test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, L, F, H, B := len(ids), 16, ev.DS.NumFeatures(), ev.DS.NumHorizons(), ev.DS.NumBins()
+	feats := make([]float32, n*L*F)
+	labels := make([]int64, n*H)
+	rets := make([]float32, n*H)
+	if err := ev.DS.ReadWindows(ids, feats, labels, rets); err != nil {
+		t.Fatal(err)
+	}
+	out, err := ev.eng.Infer(feats, labels, n, L, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dates := ev.DS.Dates()
+	want := make([]backtest.Prediction, n)
+	for i, id := range ids {
+		row := out.Logits[(i*H+h)*B : (i*H+h+1)*B]
+		best := 0
+		for j := range row {
+			if row[j] > row[best] {
+				best = j
+			}
+		}
+		want[i] = backtest.Prediction{Ticker: id.Ticker, Date: dates[id.Day], Score: float64(out.Expected[i*H+h]),
+			Realized: float64(rets[i*H+h]), Loss: float64(out.Loss[i]), Correct: int64(best) == labels[i*H+h]}
+	}
+	correct := 0
+	for i, p := range res.Predictions {
+		w := want[i]
+		if p.Ticker != w.Ticker || p.Date != w.Date || p.Realized != w.Realized || p.Correct != w.Correct ||
+			math.Abs(p.Score-w.Score) > 1e-6 || math.Abs(p.Loss-w.Loss) > 1e-5 {
+			t.Fatalf("prediction %d = %+v, direct scoring gives %+v", i, p, w)
+		}
+		if p.Realized <= 0 || p.Score <= 0 || math.IsNaN(p.Loss) {
+			t.Fatalf("prediction %d = %+v: want positive gross returns and a known loss", i, p)
+		}
+		if p.Correct {
+			correct++
+		}
+	}
+	// The report is exactly backtest.Evaluate of the same predictions.
+	bt.HorizonDays = 5
+	direct, err := backtest.Evaluate(want, bt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(res.Report)
+	b, _ := json.Marshal(direct)
+	if !bytes.Equal(a, b) {
+		// Scores may differ in the last float32 bit between batchings;
+		// compare the headline numbers with a tolerance instead.
+		for _, pair := range [][2]float64{{res.Report.All.Loss, direct.All.Loss}, {res.Report.Precision.Excess, direct.Precision.Excess},
+			{res.Report.RankIC.Mean, direct.RankIC.Mean}, {res.Report.Strategy.TotalReturn, direct.Strategy.TotalReturn}} {
+			if math.Abs(pair[0]-pair[1]) > 1e-5 {
+				t.Fatalf("report differs from a direct backtest.Evaluate: %v vs %v", pair[0], pair[1])
+			}
+		}
+	}
+	r := res.Report
+	if r.NumPredictions != n || r.All.Count != n || r.TopK.Count != 3*r.NumDates || r.NumTickers != 20 {
+		t.Fatalf("report counts: %d predictions, %d all, %d top-k over %d dates, %d tickers", r.NumPredictions, r.All.Count, r.TopK.Count, r.NumDates, r.NumTickers)
+	}
+	if got := r.All.Accuracy; math.Abs(got-float64(correct)/float64(n)) > 1e-12 {
+		t.Fatalf("accuracy %v, want %v", got, float64(correct)/float64(n))
+	}
+	var lossSum float64
+	for _, l := range out.Loss {
+		lossSum += float64(l)
+	}
+	if math.Abs(r.All.Loss-lossSum/float64(n)) > 1e-5 || r.All.Loss < 1 || r.All.Loss > 4 {
+		t.Fatalf("mean loss %v, direct %v (10 bins: expect about ln 10 = 2.3)", r.All.Loss, lossSum/float64(n))
+	}
+
+	// --max-dates keeps a contiguous block of the first N days.
+	res5, err := ev.Evaluate(context.Background(), EvalConfig{Split: "test", HorizonIdx: h, MaxDates: 5, Backtest: bt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res5.Report.NumDates != 5 || res5.Report.FirstDate != r.FirstDate || res5.Report.LastDate != r.Dates[4].Date {
+		t.Fatalf("max-dates 5: %d dates %d..%d, want the first 5 of %d..", res5.Report.NumDates, res5.Report.FirstDate, res5.Report.LastDate, r.FirstDate)
+	}
+	for _, p := range res5.Predictions {
+		if p.Date > r.Dates[4].Date {
+			t.Fatalf("max-dates 5: prediction dated %d after the 5th day %d", p.Date, r.Dates[4].Date)
+		}
+	}
+
+	// Errors name the problem.
+	if _, err := ev.Evaluate(context.Background(), EvalConfig{HorizonIdx: 4}); err == nil || !strings.Contains(err.Error(), "--horizon-idx 4 out of range") {
+		t.Fatalf("horizon 4: err %v", err)
+	}
+	if _, err := ev.Evaluate(context.Background(), EvalConfig{Split: "holdout"}); err == nil || !strings.Contains(err.Error(), `--split "holdout"`) {
+		t.Fatalf("split holdout: err %v", err)
+	}
+	if _, err := OpenEvaluator(EvalOptions{Checkpoint: filepath.Join(t.TempDir(), "none.pt"), Data: data}); err == nil || !strings.Contains(err.Error(), "none.pt") {
+		t.Fatalf("missing checkpoint: err %v", err)
+	}
+}
+
+func TestWritePredictionsCSV(t *testing.T) {
+	evLock(t)
+	data, ckpt := evCheckpoint(t)
+	ev, err := OpenEvaluator(EvalOptions{Checkpoint: ckpt, Data: data, Device: torch.CPU, InferenceBatch: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	ids, err := SplitIDs(ev.DS, "val", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	preds, err := ev.Predictions(context.Background(), ids, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, probs := range []bool{false, true} {
+		var buf bytes.Buffer
+		n, err := ev.WritePredictions(context.Background(), ids, &buf, probs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(&buf).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantHdr := []string{"ticker", "date", "er_1d", "er_5d", "er_10d", "er_20d"}
+		if probs {
+			wantHdr = append(wantHdr, "p_1d_b0", "p_1d_b1")
+		}
+		if n != len(ids) || len(recs) != len(ids)+1 || !reflect.DeepEqual(recs[0][:len(wantHdr)], wantHdr) {
+			t.Fatalf("probs=%v: %d rows (%d records), header %v; want %d rows, header %v...", probs, n, len(recs), recs[0], len(ids), wantHdr)
+		}
+		cols := 6
+		if probs {
+			cols += 4 * 10
+		}
+		tickers, dates := ev.DS.Tickers(), ev.DS.Dates()
+		for i, rec := range recs[1:] {
+			if len(rec) != cols {
+				t.Fatalf("row %d has %d columns, want %d", i, len(rec), cols)
+			}
+			d := dates[ids[i].Day]
+			wantDate := time.Date(int(d/10000), time.Month(d/100%100), int(d%100), 0, 0, 0, 0, time.UTC).Format("2006-01-02")
+			if rec[0] != tickers[ids[i].Ticker] || rec[1] != wantDate {
+				t.Fatalf("row %d: %s %s, want %s %d", i, rec[0], rec[1], tickers[ids[i].Ticker], d)
+			}
+			// er_10d equals the Score of the horizon-2 prediction.
+			er, err := strconv.ParseFloat(rec[4], 32)
+			if err != nil || float32(er) != float32(preds[i].Score) {
+				t.Fatalf("row %d: er_10d %q, prediction score %v", i, rec[4], preds[i].Score)
+			}
+			if probs {
+				for h := 0; h < 4; h++ {
+					var sum float64
+					for b := 0; b < 10; b++ {
+						p, err := strconv.ParseFloat(rec[6+h*10+b], 64)
+						if err != nil || p < 0 || p > 1 {
+							t.Fatalf("row %d: probability %q", i, rec[6+h*10+b])
+						}
+						sum += p
+					}
+					if math.Abs(sum-1) > 1e-5 {
+						t.Fatalf("row %d horizon %d: probabilities sum to %v", i, h, sum)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestSoftmax(t *testing.T) {
+	dst := make([]float32, 3)
+	softmax([]float32{0, float32(math.Log(2)), float32(math.Log(5))}, dst)
+	for i, w := range []float64{0.125, 0.25, 0.625} {
+		if math.Abs(float64(dst[i])-w) > 1e-6 {
+			t.Fatalf("softmax = %v, want [0.125 0.25 0.625]", dst)
+		}
+	}
+	softmax([]float32{1000, 1000}, dst[:2]) // no overflow
+	if dst[0] != 0.5 || dst[1] != 0.5 {
+		t.Fatalf("softmax of large equal logits = %v", dst[:2])
+	}
+}
