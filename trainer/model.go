@@ -301,27 +301,54 @@ func (m *Model) Forward(s *torch.Scope, x *torch.Tensor, train bool) *torch.Tens
 		s.Fail(err)
 		return nil
 	}
-	h := s.Add(s.Linear(x, m.inW, m.inB), pe)
-	h = s.Dropout(h, p, train)
-	for i, l := range m.layers {
-		last := m.LastQueryOnly && i == len(m.layers)-1
-		a := s.LayerNorm(h, d, l.norm1W, l.norm1B, LayerNormEps)
-		qkv := s.Permute(s.View(s.Linear(a, l.qkvW, l.qkvB), b, S, 3, nh, hd), 2, 0, 3, 1, 4)
-		parts := s.Unbind(qkv, 0, 3)
-		q, k, v := parts[0], parts[1], parts[2]
-		sq := S
-		if last {
-			q = s.Narrow(q, 2, S-1, 1)
-			h = s.Narrow(h, 1, S-1, 1)
-			sq = 1
+	// Each block runs in its own scope, closed as soon as its output exists, so
+	// a layer's intermediates are released before the next layer runs (autograd
+	// keeps what backward needs by itself). Without this, inference of the
+	// default model at batch 64 held every layer's activations: 90 GB, not 5.
+	block := func(f func(bs *torch.Scope) *torch.Tensor) *torch.Tensor {
+		bs := torch.NewScope()
+		defer bs.Close()
+		out := f(bs)
+		if err := bs.Err(); err != nil {
+			s.Fail(err)
+			return nil
 		}
-		o := s.Attention(q, k, v, 0, false, m.Attention)
-		o = s.Reshape(s.Transpose(o, 1, 2), b, sq, d)
-		h = s.Add(h, s.Dropout(s.Linear(o, l.outW, l.outB), p, train))
-		f := s.LayerNorm(h, d, l.norm2W, l.norm2B, LayerNormEps)
-		f = s.Linear(s.Gelu(s.Linear(f, l.fc1W, l.fc1B)), l.fc2W, l.fc2B)
-		h = s.Add(h, s.Dropout(f, p, train))
+		return bs.Keep(out)
 	}
+	h := block(func(bs *torch.Scope) *torch.Tensor {
+		return bs.Dropout(bs.Add(bs.Linear(x, m.inW, m.inB), pe), p, train)
+	})
+	for i, l := range m.layers {
+		if h == nil {
+			return nil
+		}
+		last := m.LastQueryOnly && i == len(m.layers)-1
+		prev := h
+		h = block(func(bs *torch.Scope) *torch.Tensor {
+			h := prev
+			a := bs.LayerNorm(h, d, l.norm1W, l.norm1B, LayerNormEps)
+			qkv := bs.Permute(bs.View(bs.Linear(a, l.qkvW, l.qkvB), b, S, 3, nh, hd), 2, 0, 3, 1, 4)
+			parts := bs.Unbind(qkv, 0, 3)
+			q, k, v := parts[0], parts[1], parts[2]
+			sq := S
+			if last {
+				q = bs.Narrow(q, 2, S-1, 1)
+				h = bs.Narrow(h, 1, S-1, 1)
+				sq = 1
+			}
+			o := bs.Attention(q, k, v, 0, false, m.Attention)
+			o = bs.Reshape(bs.Transpose(o, 1, 2), b, sq, d)
+			h = bs.Add(h, bs.Dropout(bs.Linear(o, l.outW, l.outB), p, train))
+			f := bs.LayerNorm(h, d, l.norm2W, l.norm2B, LayerNormEps)
+			f = bs.Linear(bs.Gelu(bs.Linear(f, l.fc1W, l.fc1B)), l.fc2W, l.fc2B)
+			return bs.Add(h, bs.Dropout(f, p, train))
+		})
+		prev.Free()
+	}
+	if h == nil {
+		return nil
+	}
+	s.Own(h)
 	z := s.Select(h, 1, -1)
 	z = s.LayerNorm(z, d, m.normW, m.normB, LayerNormEps)
 	logits := s.Linear(z, m.headW, m.headB)

@@ -34,7 +34,7 @@ echo "peak for MFU: $peak TFLOP/s"
 
 stage "2-3. satrain scoring and training step (default model, seq 2000)"
 mkdir -p /tmp/agree
-timeout 240 "${SAT[@]}" bench --preset default --device cuda --score-batches 64,128,256 --train-batch 32 --iters 5 --warmup 2 \
+timeout 240 "${SAT[@]}" bench --preset default --device cuda --score-batches 64,128,256,512 --train-batch 32 --iters 5 --warmup 2 \
   --peak-tflops "$peak" --save-checkpoint /tmp/agree/weights.pt --agreement-dir /tmp/agree | tee "$OUT/satrain_bench.jsonl"
 timeout 120 "${SAT[@]}" bench --preset default --device cuda --score-batches 64 --train-batch 0 --iters 5 --warmup 2 \
   --peak-tflops "$peak" --full-final-layer | tee -a "$OUT/satrain_bench.jsonl"
@@ -49,14 +49,14 @@ stage "5. agreement of logits"
 timeout 120 python3 bench/agreement.py --dir /tmp/agree | tee "$OUT/agreement.jsonl"
 
 stage "4. one full default iteration of satrain selection-aware"
-timeout 60 "${SAT[@]}" data synth /tmp/panel.h5 --tickers 500 --days 5000 --features 16 --bins 10 --seed 7
+timeout 60 "${SAT[@]}" data synth --tickers 500 --days 5000 --features 16 --bins 10 --seed 7 /tmp/panel.h5
 timeout 300 "${SAT[@]}" selection-aware --data /tmp/panel.h5 --device cuda --num-iterations 1 --val-every 1 --checkpoint-every 1 \
-  --save-dir /tmp/ckpt --metrics-addr "" --progress=false
+  --save-dir /tmp/ckpt --metrics-addr "" --progress=false 2>&1 | tee "$OUT/iteration.log"
 cp /tmp/ckpt/metrics.jsonl "$OUT/iteration.jsonl" 2>/dev/null
 ls -la /tmp/ckpt
 
 stage "2-3. PyTorch torch.compile, same weights"
-timeout 300 python3 bench/model_bench.py --preset default --device cuda --amp --compile --mode both --iters 5 --warmup 2 \
+timeout 150 python3 bench/model_bench.py --preset default --device cuda --amp --compile --mode both --iters 5 --warmup 2 \
   --checkpoint /tmp/agree/weights.pt --peak-tflops "$peak" --json | tee "$OUT/pytorch_compile.jsonl"
 cp /tmp/satorch-build-*.log "$OUT/" 2>/dev/null
 stage done
