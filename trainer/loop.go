@@ -33,9 +33,9 @@ type RunConfig struct {
 	EpochsPerIteration int
 	NumIterations      int
 	// Standard
-	Epochs            int
-	MaxSeqsPerEpoch   int // 0: every training sequence each epoch
-	ValEveryStandard  int // validate every N steps within an epoch (0: end of epoch only)
+	Epochs           int
+	MaxSeqsPerEpoch  int // 0: every training sequence each epoch
+	ValEveryStandard int // validate every N steps within an epoch (0: end of epoch only)
 
 	BatchSize       int
 	InferenceBatch  int
@@ -59,24 +59,24 @@ type RunConfig struct {
 
 // IterationRecord is one line of the metrics log.
 type IterationRecord struct {
-	Time                   string             `json:"time"`
-	Strategy               string             `json:"strategy"`
-	Iteration              int                `json:"iteration"`
-	TrainLoss              float64            `json:"train_loss"`
-	ValLoss                *float64           `json:"val_loss"`
-	ERMean                 float64            `json:"er_mean"`
-	ERMedian               float64            `json:"er_median"`
-	TopKERMean             float64            `json:"topk_er_mean"`
-	TopKERMin              float64            `json:"topk_er_min"`
-	SequencesScoredTotal   int64              `json:"sequences_scored_total"`
-	SequencesTrainedTotal  int64              `json:"sequences_trained_total"`
-	StepsSkippedTotal      int64              `json:"steps_skipped_total"`
-	PhaseSeconds           map[string]float64 `json:"phase_seconds"`
-	IterationSeconds       float64            `json:"iteration_seconds"`
-	SelectedOverlap        *float64           `json:"selected_overlap,omitempty"`
-	Selected               []loader.SeqID     `json:"-"`
-	TrainedIDs             []loader.SeqID     `json:"-"`
-	DeviceMemoryPeakBytes  int64              `json:"device_memory_peak_bytes,omitempty"`
+	Time                  string             `json:"time"`
+	Strategy              string             `json:"strategy"`
+	Iteration             int                `json:"iteration"`
+	TrainLoss             float64            `json:"train_loss"`
+	ValLoss               *float64           `json:"val_loss"`
+	ERMean                float64            `json:"er_mean"`
+	ERMedian              float64            `json:"er_median"`
+	TopKERMean            float64            `json:"topk_er_mean"`
+	TopKERMin             float64            `json:"topk_er_min"`
+	SequencesScoredTotal  int64              `json:"sequences_scored_total"`
+	SequencesTrainedTotal int64              `json:"sequences_trained_total"`
+	StepsSkippedTotal     int64              `json:"steps_skipped_total"`
+	PhaseSeconds          map[string]float64 `json:"phase_seconds"`
+	IterationSeconds      float64            `json:"iteration_seconds"`
+	SelectedOverlap       *float64           `json:"selected_overlap,omitempty"`
+	Selected              []loader.SeqID     `json:"-"`
+	TrainedIDs            []loader.SeqID     `json:"-"`
+	DeviceMemoryPeakBytes int64              `json:"device_memory_peak_bytes,omitempty"`
 
 	// For tests: the iteration's scored sample and its ranking scores
 	// (selection-aware only; not logged).
@@ -576,7 +576,7 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 		phase[PhaseSampling] = (sampleTime + ioWait).Seconds()
 		phase[PhaseInference] = compute.Seconds()
 		if err != nil {
-			return s.stop(ctx, res, it, err)
+			return s.stop(ctx, res, it, PhaseInference, err)
 		}
 		_ = labels
 		H := len(s.ds.Horizons())
@@ -631,7 +631,7 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 		s.met.SequencesTrained.Add(float64(trained))
 		if err != nil {
 			fmt.Fprintln(s.out)
-			return s.stop(ctx, res, it, err)
+			return s.stop(ctx, res, it, PhaseTraining, err)
 		}
 		fmt.Fprintf(s.out, " Train loss: %s\n", fmtF(loss))
 		s.met.TrainLoss.Set(loss)
@@ -644,8 +644,7 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 			vl, err := s.validate(ctx)
 			phase[PhaseValidation] = time.Since(t3).Seconds()
 			if err != nil {
-				s.meta.Iteration = it - 1
-				return s.stop(ctx, res, it, err)
+				return s.stop(ctx, res, it, PhaseValidation, err)
 			}
 			valLoss = &vl
 			s.met.ValidationLoss.Set(vl)
@@ -700,22 +699,30 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 	return res, nil
 }
 
-// stop handles an error in iteration it: on a signal it writes a checkpoint
-// of the last completed iteration's state and says how to resume.
-func (s *session) stop(ctx context.Context, res *RunResult, it int, err error) (*RunResult, error) {
-	if ctx.Err() == nil || !errors.Is(err, context.Canceled) && ctx.Err() == nil {
+// stop handles an error in iteration it during phase. On a signal it writes
+// a checkpoint and says how to resume. The checkpoint's iteration is the last
+// one completed. If the signal came during training, the weights already hold
+// part of iteration it's updates: that state goes to its own file
+// (checkpoint_interrupted_iter_N.pt) so that no periodic checkpoint is
+// overwritten with it, and resuming re-runs iteration it from there.
+func (s *session) stop(ctx context.Context, res *RunResult, it int, phase string, err error) (*RunResult, error) {
+	if ctx.Err() == nil {
 		return res, err
 	}
-	if s.meta.Iteration >= it {
-		s.meta.Iteration = it - 1
+	completed := s.meta.Iteration
+	partial := phase == PhaseTraining && completed < it
+	name := fmt.Sprintf("checkpoint_iter_%d.pt", completed)
+	what := fmt.Sprintf("interrupted during %s of iteration %d; iteration %d is the last completed", phase, it, completed)
+	if partial {
+		name = fmt.Sprintf("checkpoint_interrupted_iter_%d.pt", it)
+		what += fmt.Sprintf(" (the weights include part of iteration %d's training; resuming re-runs iteration %d)", it, it)
 	}
-	name := fmt.Sprintf("checkpoint_iter_%d.pt", s.meta.Iteration)
 	path, serr := s.save(name, true)
 	if serr != nil {
 		return res, fmt.Errorf("interrupted, and the checkpoint failed: %w", serr)
 	}
 	res.Interrupted = true
-	res.ResumeHint = fmt.Sprintf("interrupted during iteration %d; state saved to %s; continue with: --resume-from %s", it, path, path)
+	res.ResumeHint = fmt.Sprintf("%s; state saved to %s; continue with: --resume-from %s", what, path, path)
 	fmt.Fprintf(s.out, "\n%s\n", res.ResumeHint)
 	return res, fmt.Errorf("%w: %s", ErrInterrupted, res.ResumeHint)
 }
@@ -761,7 +768,7 @@ func RunStandard(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 			s.meta.SequencesTrained += trained
 			s.met.SequencesTrained.Add(float64(trained))
 			if err != nil {
-				return s.stop(ctx, res, ep, err)
+				return s.stop(ctx, res, ep, PhaseTraining, err)
 			}
 			if !math.IsNaN(l) {
 				lossSum += l * float64(len(part))
@@ -777,7 +784,7 @@ func RunStandard(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 		vl, err := s.validate(ctx)
 		phase[PhaseValidation] = time.Since(t1).Seconds()
 		if err != nil {
-			return s.stop(ctx, res, ep+1, err)
+			return s.stop(ctx, res, ep, PhaseValidation, err)
 		}
 		s.met.ValidationLoss.Set(vl)
 		fmt.Fprintf(s.out, "  Validation loss: %s\n", fmtF(vl))

@@ -520,7 +520,7 @@ func (c *tripCtx) arm(n int) {
 
 // ltCheckInterrupted checks an interrupted run: ErrInterrupted, the resume
 // hint, and a loadable checkpoint of the last completed iteration.
-func ltCheckInterrupted(t *testing.T, res *RunResult, err error, console, dir string, lastDone int) string {
+func ltCheckInterrupted(t *testing.T, res *RunResult, err error, console, dir string, lastDone int, name string) string {
 	t.Helper()
 	if !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("run returned %v, want an error wrapping ErrInterrupted\n%s", err, console)
@@ -528,7 +528,7 @@ func ltCheckInterrupted(t *testing.T, res *RunResult, err error, console, dir st
 	if res == nil || !res.Interrupted || res.LastIter != lastDone {
 		t.Fatalf("result %+v, want interrupted after iteration %d", res, lastDone)
 	}
-	ckpt := filepath.Join(dir, fmt.Sprintf("checkpoint_iter_%d.pt", lastDone))
+	ckpt := filepath.Join(dir, name)
 	if !strings.Contains(console, "--resume-from "+ckpt) || !strings.Contains(err.Error(), ckpt) {
 		t.Errorf("no resume hint naming %s:\nerr: %v\n%s", ckpt, err, console)
 	}
@@ -583,7 +583,7 @@ func TestInterruptBetweenIterations(t *testing.T) {
 		}
 	}
 	res, err := RunSelectionAware(ctx, cfg)
-	ckpt := ltCheckInterrupted(t, res, err, console.String(), dir, 2)
+	ckpt := ltCheckInterrupted(t, res, err, console.String(), dir, 2, "checkpoint_iter_2.pt")
 	if strings.Contains(console.String(), "Iteration 4/5") {
 		t.Errorf("run went on after the interrupt:\n%s", console.String())
 	}
@@ -609,8 +609,9 @@ func TestInterruptMidIteration(t *testing.T) {
 	}
 	res, err := RunSelectionAware(ctx, cfg)
 	out := console.String()
-	ckpt := ltCheckInterrupted(t, res, err, out, dir, 1)
-	if !strings.Contains(out, "Iteration 2/3") || strings.Contains(out, "Iteration 3/3") || !strings.Contains(out, "interrupted during iteration 2") {
+	// Partial training state goes to its own file, never over a periodic checkpoint.
+	ckpt := ltCheckInterrupted(t, res, err, out, dir, 1, "checkpoint_interrupted_iter_2.pt")
+	if !strings.Contains(out, "Iteration 2/3") || strings.Contains(out, "Iteration 3/3") || !strings.Contains(out, "interrupted during training of iteration 2") {
 		t.Errorf("console does not show an interrupt inside iteration 2:\n%s", out)
 	}
 	// It stopped during training: iteration 2 printed no train loss.
