@@ -4,13 +4,13 @@ BUILD       ?= build
 GO          ?= go
 TORCH_CUDA  ?= 0
 CMAKE_JOBS  ?= $(shell nproc)
-APT_PACKAGES := libtorch-dev libhdf5-dev python3-torch python3-h5py python3-numpy cmake g++ pkg-config prometheus
+APT_PACKAGES := libtorch-dev libhdf5-dev python3-torch python3-h5py python3-numpy cmake g++ pkg-config prometheus libopenblas0-pthread
 SHIM_SRC    := torch/csrc/satorch.cpp torch/csrc/satorch.h torch/csrc/CMakeLists.txt
 # The binary finds libsatorch.so beside itself ($ORIGIN) or in the build folder.
 GO_LDFLAGS  := -extldflags=-Wl,-rpath,$$ORIGIN
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all deps shim satrain test test-go test-python run bench bundle clean
+.PHONY: all deps shim satrain test run bench bundle clean
 
 all: shim satrain
 
@@ -35,17 +35,24 @@ shim: $(BUILD)/libsatorch.so
 satrain: shim
 	CGO_ENABLED=1 $(GO) build -ldflags '$(GO_LDFLAGS) -X main.version=$(VERSION)' -o $(BUILD)/satrain ./bin/satrain
 
+# The test command of the README and CI: Python reference tests, a short
+# seeded fuzz run of every fuzz target, then the whole Go suite.
 test: shim
-	$(GO) test -count=1 ./...
+	/usr/bin/python3 -m unittest discover -s python -q
+	@if [[ -x .ci/fuzz.sh ]]; then .ci/fuzz.sh; fi
+	$(GO) test -count=1 -timeout 25m ./...
 
+# The README's main job: a synthetic panel and a short selection-aware run of
+# the tiny model on the CPU (about a minute).
 run: all
-	./scripts/quickstart.sh
+	./$(BUILD)/satrain demo --dir ./demo
 
 bench: shim
-	./bench/run_cpu.sh
+	./bench/model_cpu.sh
+	./bench/loader_bench.sh
 
 bundle: all
 	./scripts/bundle.sh
 
 clean:
-	rm -rf $(BUILD) bundle
+	rm -rf $(BUILD) bundle demo

@@ -88,6 +88,12 @@ func selectionFlags() []cli.Flag {
 		stringFlag("select-by", "expected", "expected (the method), loss (hard-example mining) or random (control)", catStrategy),
 		intFlag("negative-k", 0, "also train on the k lowest expected returns", catStrategy),
 		floatFlag("mix-random", 0, "also train on round(FRACTION x top-k) uniformly random sequences", catStrategy),
+		stringFlag("select-scope", "global", "global (one ranking over the sample) or per-date (sample whole cross-sections of random end days; keep the top k/days of each day)", catStrategy),
+		floatFlag("top-frac", 0, "per-date scope: keep this fraction of each day's names instead of k/days (0: off)", catStrategy),
+		stringFlag("stratify", "", "equal sample counts per stratum: sector (needs the file's groups), ticker or date-bucket[:N] (empty: off)", catStrategy),
+		stringFlag("top-k-schedule", "", "k per iteration instead of --top-k: linear:A:B or step:K1@I1,K2@I2,... (A, B, K: a count or a % of --sample-size, e.g. linear:1%:5%)", catStrategy),
+		boolFlag("confidence-weight", false, "weight each trained sequence's loss by the model's confidence (1 - normalized entropy of its bins on the ranked horizon)", catStrategy),
+		floatFlag("consistency-bonus", 0, "weight a selected sequence by 1 + X x its earlier consecutive top-k memberships (0: off)", catStrategy),
 	}
 }
 
@@ -128,7 +134,7 @@ func newApp() *cli.App {
 					stringFlag("dir", "./demo", "folder for the synthetic file and checkpoints", catOther),
 					intFlag("num-iterations", 20, "iterations", catOther),
 					&cli.Int64Flag{Name: "seed", Value: 42, Usage: "seed", Category: catOther},
-					stringFlag("metrics-addr", trainer.DefaultMetricsAddr, "Prometheus /metrics listen address (empty: off)", catOther),
+					stringFlag("metrics-addr", "", "Prometheus /metrics listen address, e.g. 127.0.0.1:9108 (default: off)", catOther),
 				},
 				Action: runDemo,
 			},
