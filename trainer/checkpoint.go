@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -64,6 +65,33 @@ func CheckSaveDir(dir string) error {
 	return nil
 }
 
+// TempPatterns match the temporary files that SaveCheckpoint and
+// CheckSaveDir create in a save dir. They start with a dot and never end in
+// ".pt", so nothing that looks for checkpoints by name lists them.
+var TempPatterns = []string{".*.pt.tmp-*", ".satrain-write-test-*"}
+
+// RemoveStaleTemps deletes the temporary files matching TempPatterns in dir:
+// partial checkpoints of an earlier run that was killed while saving. Each is
+// logged. Runs call it at start-up, after CheckSaveDir; one run per save dir.
+func RemoveStaleTemps(dir string) []string {
+	var removed []string
+	for _, pat := range TempPatterns {
+		m, _ := filepath.Glob(filepath.Join(dir, pat))
+		for _, p := range m {
+			if st, err := os.Lstat(p); err != nil || !st.Mode().IsRegular() {
+				continue
+			}
+			if err := os.Remove(p); err != nil {
+				slog.Warn("cannot remove a stale temporary checkpoint file", "path", p, "err", err)
+				continue
+			}
+			slog.Warn("removed a partial checkpoint left by a run that stopped while saving", "path", p)
+			removed = append(removed, p)
+		}
+	}
+	return removed
+}
+
 // SaveCheckpoint writes the model (and the optimizer state when withOptimizer)
 // with meta to path atomically: a temporary file in the same folder, fsync,
 // rename, fsync of the folder. A crash leaves either the old file or the new
@@ -78,7 +106,7 @@ func SaveCheckpoint(path string, e *Engine, meta Meta, withOptimizer bool) error
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("checkpoint %s: %w", path, err)
+		return fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
 	}
 	tmpName := tmp.Name()
 	tmp.Close()
@@ -94,6 +122,11 @@ func SaveCheckpoint(path string, e *Engine, meta Meta, withOptimizer bool) error
 		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
+		f.Close()
+		return fail(err)
+	}
+	// CreateTemp makes the file 0600; a checkpoint is an ordinary 0644 file.
+	if err := f.Chmod(0o644); err != nil {
 		f.Close()
 		return fail(err)
 	}

@@ -55,6 +55,8 @@ type RunConfig struct {
 
 	// Hooks for tests: called after each iteration's checkpointing.
 	AfterIteration func(it int)
+	// testFault is handed to the Engine (see Engine.fault); tests only.
+	testFault func(op string, feats []float32, n int) error
 }
 
 // IterationRecord is one line of the metrics log.
@@ -107,6 +109,7 @@ type session struct {
 	meta    Meta
 	valIDs  []loader.SeqID
 	horizon int
+	logits  bool // score keeps the logits (the strategy's Weights use them)
 }
 
 func (c *RunConfig) defaults() {
@@ -185,6 +188,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (*session, error) {
 	if err := CheckSaveDir(cfg.SaveDir); err != nil {
 		return nil, err
 	}
+	RemoveStaleTemps(cfg.SaveDir)
 	opt := cfg.DataOpt
 	opt.SeqLen = cfg.Model.SeqLen
 	if opt.Seed == 0 {
@@ -246,6 +250,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (*session, error) {
 		return fail(err)
 	}
 	s.eng = eng
+	eng.fault = cfg.testFault
 	if loaded != nil {
 		switch {
 		case loaded.Meta.Kind == kind && loaded.HasOptim:
@@ -376,13 +381,14 @@ func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, la
 		if labels {
 			lab = b.Labels
 		}
-		out, err := s.eng.Infer(b.Features, lab, n, seqLen, false)
+		out, err := s.eng.Infer(b.Features, lab, n, seqLen, s.logits)
 		compute += time.Since(t1)
 		if err != nil {
 			return res, ioWait, compute, nil, nil, err
 		}
 		res.Expected = append(res.Expected, out.Expected...)
 		res.Loss = append(res.Loss, out.Loss...)
+		res.Logits = append(res.Logits, out.Logits...)
 		allLabels = append(allLabels, b.Labels...)
 		allReturns = append(allReturns, b.Returns...)
 		st.Release(b)
@@ -548,6 +554,10 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 	if train.Len() == 0 {
 		return nil, fmt.Errorf("%s: the training split is empty", cfg.Data)
 	}
+	if err := strat.Prepare(s.ds, train, cfg); err != nil {
+		return nil, err
+	}
+	s.logits = strat.needsLogits()
 	res := &RunResult{BestValLoss: s.meta.BestValLoss}
 	var prevSelected map[loader.SeqID]int
 	for it := s.meta.Iteration + 1; it <= cfg.NumIterations; it++ {
@@ -568,6 +578,7 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 		var inf InferResult
 		var ioWait, compute time.Duration
 		var labels []int64
+		testPause(ctx, PhaseInference, it)
 		if strat.needsLabels() {
 			inf, ioWait, compute, labels, _, err = s.score(ctx, ids, true, "score")
 		} else {
@@ -616,6 +627,9 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 			s.met.OverlapPrevious.Set(o)
 		}
 		prevSelected = cur
+		for stratum, share := range sel.StratumShare {
+			s.met.StratumShare.WithLabelValues(stratum).Set(share)
+		}
 
 		// Training.
 		t2 := time.Now()
@@ -625,6 +639,7 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 		}
 		weights := strat.Weights(sel, ids, inf, it)
 		fmt.Fprintf(s.out, "  Training on %s for %d epochs...", sel.Describe(), cfg.EpochsPerIteration)
+		testPause(ctx, PhaseTraining, it)
 		loss, trained, err := s.trainOn(ctx, trainIDs, weights, cfg.EpochsPerIteration, rng)
 		phase[PhaseTraining] = time.Since(t2).Seconds()
 		s.meta.SequencesTrained += trained
@@ -641,6 +656,7 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 		var valLoss *float64
 		if it%cfg.ValEvery == 0 || it == cfg.NumIterations {
 			t3 := time.Now()
+			testPause(ctx, PhaseValidation, it)
 			vl, err := s.validate(ctx)
 			phase[PhaseValidation] = time.Since(t3).Seconds()
 			if err != nil {
@@ -662,6 +678,7 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 			}
 		}
 		if it%cfg.CheckpointEvery == 0 || it == cfg.NumIterations {
+			testPause(ctx, PhaseCheckpoint, it)
 			t4 := time.Now()
 			path, err := s.save(fmt.Sprintf("checkpoint_iter_%d.pt", it), true)
 			phase[PhaseCheckpoint] += time.Since(t4).Seconds()
@@ -707,6 +724,9 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 // overwritten with it, and resuming re-runs iteration it from there.
 func (s *session) stop(ctx context.Context, res *RunResult, it int, phase string, err error) (*RunResult, error) {
 	if ctx.Err() == nil {
+		if errors.Is(err, ErrTooManySkips) {
+			return s.stopLastGood(res, it, err)
+		}
 		return res, err
 	}
 	completed := s.meta.Iteration
@@ -725,6 +745,24 @@ func (s *session) stop(ctx context.Context, res *RunResult, it int, phase string
 	res.ResumeHint = fmt.Sprintf("%s; state saved to %s; continue with: --resume-from %s", what, path, path)
 	fmt.Fprintf(s.out, "\n%s\n", res.ResumeHint)
 	return res, fmt.Errorf("%w: %s", ErrInterrupted, res.ResumeHint)
+}
+
+// LastGoodCheckpoint is the file a run writes when it stops after
+// StepConfig.MaxSkips consecutive non-finite steps.
+const LastGoodCheckpoint = "checkpoint_last_good.pt"
+
+// stopLastGood saves the current weights and optimizer state after
+// ErrTooManySkips in iteration it: skipped steps never touch them, so they
+// are those of the last finite step.
+func (s *session) stopLastGood(res *RunResult, it int, err error) (*RunResult, error) {
+	path, serr := s.save(LastGoodCheckpoint, true)
+	if serr != nil {
+		return res, fmt.Errorf("%w; saving the last good weights failed too: %v", err, serr)
+	}
+	msg := fmt.Sprintf("training stopped in iteration %d (iteration %d is the last completed); the last good weights are in %s; "+
+		"lower --lr, check the data, then continue with --resume-from %s", it, s.meta.Iteration, path, path)
+	fmt.Fprintf(s.out, "\n%s\n", msg)
+	return res, fmt.Errorf("%w: %s", err, msg)
 }
 
 // RunStandard trains on all training sequences (or MaxSeqsPerEpoch of them)

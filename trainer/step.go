@@ -42,6 +42,11 @@ type Engine struct {
 	OnOOM          func(newBatch int)
 
 	pinned map[uintptr]*torch.Tensor
+	// fault, when set (tests only), runs before each training step
+	// (op "train") and inference chunk (op "infer") with that batch's
+	// features, which it may alter; an error it returns is handled as if the
+	// device had raised it (e.g. a torch.Error of KindOutOfMemory).
+	fault func(op string, feats []float32, n int) error
 }
 
 // NewEngine wraps a model with an AdamW optimizer. centers is [H][B].
@@ -175,6 +180,11 @@ func (e *Engine) TrainStep(feats []float32, labels []int64, weights []float32, n
 	H := m.Cfg.NumHorizons
 	if len(labels) < n*H {
 		return StepResult{}, fmt.Errorf("train step: %d labels for %d sequences x %d horizons", len(labels), n, H)
+	}
+	if e.fault != nil {
+		if err := e.fault("train", feats[:min(len(feats), n*seqLen*m.Cfg.NumFeatures)], n); err != nil {
+			return StepResult{}, trainErr(err)
+		}
 	}
 	s := torch.NewScope()
 	defer s.Close()
@@ -321,6 +331,11 @@ func (e *Engine) Infer(feats []float32, labels []int64, n, seqLen int, wantLogit
 
 func (e *Engine) inferChunk(feats []float32, labels []int64, n, seqLen int, wantLogits bool) (InferResult, error) {
 	m := e.Model
+	if e.fault != nil {
+		if err := e.fault("infer", feats[:min(len(feats), n*seqLen*m.Cfg.NumFeatures)], n); err != nil {
+			return InferResult{}, err
+		}
+	}
 	s := torch.NewScope()
 	defer s.Close()
 	x := e.upload(s, feats, n, seqLen)
