@@ -53,6 +53,7 @@ type Metrics struct {
 	InferenceBatchSize prometheus.Gauge
 	BuildInfo          *prometheus.GaugeVec
 	OverlapPrevious    prometheus.Gauge
+	StratumShare       *prometheus.GaugeVec
 }
 
 // NewMetrics registers every series on a fresh registry.
@@ -79,6 +80,7 @@ func NewMetrics(version, torchVersion string, cuda bool) *Metrics {
 	m.InferenceBatchSize = f.NewGauge(prometheus.GaugeOpts{Name: "satrain_inference_batch_size", Help: "Current inference batch size (halved on out-of-memory)."})
 	m.BuildInfo = f.NewGaugeVec(prometheus.GaugeOpts{Name: "satrain_build_info", Help: "Build information; always 1."}, []string{"version", "goversion", "torch_version", "cuda"})
 	m.OverlapPrevious = f.NewGauge(prometheus.GaugeOpts{Name: "satrain_selected_overlap_ratio", Help: "Share of this iteration's selected sequences also selected in the previous iteration."})
+	m.StratumShare = f.NewGaugeVec(prometheus.GaugeOpts{Name: "satrain_selected_stratum_share", Help: "Share of this iteration's selected sequences in each stratum (--stratify only)."}, []string{"stratum"})
 	cudaLabel := "false"
 	if cuda {
 		cudaLabel = "true"

@@ -95,7 +95,10 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	if selection {
 		cfg.SampleSize, cfg.TopK, cfg.HorizonIdx = c.Int("sample-size"), c.Int("top-k"), c.Int("horizon-idx")
 		cfg.EpochsPerIteration, cfg.NumIterations = c.Int("train-epochs-per-iteration"), c.Int("num-iterations")
-		cfg.Strategy = trainer.Strategy{SelectBy: c.String("select-by"), NegativeK: c.Int("negative-k"), MixRandom: c.Float64("mix-random")}
+		cfg.Strategy = trainer.Strategy{SelectBy: c.String("select-by"), NegativeK: c.Int("negative-k"), MixRandom: c.Float64("mix-random"),
+			Scope: c.String("select-scope"), TopFrac: c.Float64("top-frac"), Stratify: c.String("stratify"),
+			TopKSchedule: c.String("top-k-schedule"), ConfidenceWeight: c.Bool("confidence-weight"),
+			ConsistencyBonus: c.Float64("consistency-bonus")}
 		if h := cfg.HorizonIdx; h < 0 || h > 3 {
 			return cfg, fmt.Errorf("--horizon-idx %d out of range: 0=1d 1=5d 2=10d 3=20d", h)
 		}
