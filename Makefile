@@ -37,7 +37,8 @@ satrain: shim
 
 # The test command of the README and CI: Python reference tests, a short
 # seeded fuzz run of every fuzz target, then the whole Go suite.
-test: shim
+test: all
+	./scripts/check_links.sh $(BUILD)/satrain
 	/usr/bin/python3 -m unittest discover -s python -q
 	@if [[ -x .ci/fuzz.sh ]]; then .ci/fuzz.sh; fi
 	$(GO) test -count=1 -timeout 25m ./...
