@@ -32,10 +32,17 @@ const (
 	ArmOHEM           = "ohem"            // the k highest-loss sequences of the sample
 	ArmNegative       = "negative"        // top-k plus the k lowest expected returns
 	ArmMix            = "mix"             // top-k plus 0.5 k random sequences
+	// Selection extensions (docs/STRATEGIES.md); each trains k sequences an iteration.
+	ArmPerDate      = "per_date"      // whole cross-sections of random days, top k/days of each day
+	ArmStratified   = "stratified"    // equal sample counts per sector (needs the file's groups)
+	ArmTopKSchedule = "topk_schedule" // k from k/2 to 3k/2 over the run (mean k)
+	ArmConfidence   = "confidence"    // loss weighted by the model's confidence
+	ArmConsistency  = "consistency"   // weight 1 + 1.0 x earlier consecutive top-k memberships
 )
 
 // CompareArms lists every arm name in its usual order.
-var CompareArms = []string{ArmStandard, ArmSelectionAware, ArmTwoStage, ArmRandom, ArmOHEM, ArmNegative, ArmMix}
+var CompareArms = []string{ArmStandard, ArmSelectionAware, ArmTwoStage, ArmRandom, ArmOHEM, ArmNegative, ArmMix,
+	ArmPerDate, ArmStratified, ArmTopKSchedule, ArmConfidence, ArmConsistency}
 
 // armStrategy is the selection strategy of a selection-style arm.
 func armStrategy(arm string, topK int) Strategy {
@@ -48,6 +55,17 @@ func armStrategy(arm string, topK int) Strategy {
 		return Strategy{NegativeK: topK}
 	case ArmMix:
 		return Strategy{MixRandom: 0.5}
+	case ArmPerDate:
+		return Strategy{Scope: ScopePerDate}
+	case ArmStratified:
+		return Strategy{Stratify: "sector"}
+	case ArmTopKSchedule:
+		lo := max(1, topK/2)
+		return Strategy{TopKSchedule: fmt.Sprintf("linear:%d:%d", lo, 2*topK-lo)}
+	case ArmConfidence:
+		return Strategy{ConfidenceWeight: true}
+	case ArmConsistency:
+		return Strategy{ConsistencyBonus: 1}
 	}
 	return Strategy{}
 }
