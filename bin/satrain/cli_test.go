@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 }
 
 func cliMain(m *testing.M) int {
+	if fuzzWorker() {
+		return m.Run() // fuzz workers run FuzzFlags only: no binary, no panel
+	}
 	dir, err := os.MkdirTemp("", "satrain-cli-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
