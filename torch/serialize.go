@@ -203,3 +203,40 @@ func LoadDict(path string) (*Dict, error) {
 
 // String form for debugging.
 func (e Entry) String() string { return fmt.Sprintf("%s(%d)", e.Key, e.Kind) }
+
+// Serialized is a dictionary's .pt bytes held in native memory.
+type Serialized struct {
+	c    C.sat_bytes
+	data []byte
+}
+
+// Serialize renders the dictionary as the bytes Save would write. The bytes
+// do not reference any tensor, so they may be written to disk from another
+// goroutine (Bytes and Free make no libtorch call) while training goes on.
+func (d *Dict) Serialize() (*Serialized, error) {
+	if d == nil || d.c == nil {
+		return nil, &Error{Op: "serialize", Msg: "nil dict", Kind: KindValue}
+	}
+	var b C.sat_bytes
+	var p *C.char
+	var n C.int64_t
+	if err := check("serialize", C.sat_dict_serialize(d.c, &b, &p, &n)); err != nil {
+		return nil, err
+	}
+	s := &Serialized{c: b}
+	if n > 0 {
+		s.data = unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))
+	}
+	return s, nil
+}
+
+// Bytes returns the serialized file content (valid until Free).
+func (s *Serialized) Bytes() []byte { return s.data }
+
+// Free releases the bytes.
+func (s *Serialized) Free() {
+	if s != nil && s.c != nil {
+		C.sat_bytes_free(s.c)
+		s.c, s.data = nil, nil
+	}
+}

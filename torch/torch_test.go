@@ -852,3 +852,38 @@ func TestNoLeakOverManyCycles(t *testing.T) {
 		t.Logf("RSS %d KiB -> %d KiB over 100,000 cycles", before, after)
 	}
 }
+
+func TestSerializeMatchesSave(t *testing.T) {
+	s := scope(t)
+	d, _ := NewDict()
+	defer d.Free()
+	if err := d.SetTensor("w", s.FromFloat32([]float32{1, 2, 3}, 3)); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.SetInt("n", 5)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.pt")
+	if err := d.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(path)
+	ser, err := d.Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := append([]byte(nil), ser.Bytes()...)
+	ser.Free()
+	if len(got) != len(want) || string(got) != string(want) {
+		t.Fatalf("Serialize gave %d bytes, Save wrote %d (or different content)", len(got), len(want))
+	}
+	p2 := filepath.Join(dir, "b.pt")
+	_ = os.WriteFile(p2, got, 0o644)
+	back, err := LoadDict(p2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Free()
+	if n, _ := back.Int("n"); n != 5 {
+		t.Fatalf("n = %d", n)
+	}
+}

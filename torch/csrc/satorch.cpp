@@ -1186,6 +1186,26 @@ sat_error *sat_dict_save(sat_dict d, const char *path) {
   SAT_CATCH
 }
 
+}  // extern "C"
+
+struct sat_bytes_s {
+  std::vector<char> v;
+};
+
+extern "C" {
+
+sat_error *sat_dict_serialize(sat_dict d, sat_bytes *out, const char **data, int64_t *len) {
+  SAT_TRY
+  auto *b = new sat_bytes_s{torch::pickle_save(c10::IValue(D(d).d))};
+  *out = b;
+  *data = b->v.data();
+  *len = (int64_t)b->v.size();
+  SAT_CATCH
+}
+
+// Plain memory release, no libtorch call: safe from any thread.
+void sat_bytes_free(sat_bytes b) { delete b; }
+
 sat_error *sat_dict_load(const char *path, sat_dict *out) {
   SAT_TRY
   std::ifstream f(path, std::ios::binary);

@@ -182,6 +182,10 @@ sat_error *sat_dict_get_bool(sat_dict d, const char *key, int *out);
 sat_error *sat_dict_get_string(sat_dict d, const char *key, char **out);
 sat_error *sat_dict_get_dict(sat_dict d, const char *key, sat_dict *out);
 sat_error *sat_dict_save(sat_dict d, const char *path);
+/* serialise to PyTorch's .pt bytes in memory; *data is valid until sat_bytes_free(*out) */
+typedef struct sat_bytes_s *sat_bytes;
+sat_error *sat_dict_serialize(sat_dict d, sat_bytes *out, const char **data, int64_t *len);
+void sat_bytes_free(sat_bytes b);
 sat_error *sat_dict_load(const char *path, sat_dict *out);
 
 #ifdef __cplusplus
