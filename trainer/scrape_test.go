@@ -165,7 +165,7 @@ func TestMetricsUnderScrapeLoad(t *testing.T) {
 }
 
 // BenchmarkTrainScrape measures a short selection-aware run (tiny model,
-// CPU, 1 thread, 4 iterations) with no scraping, with 16 clients scraping
+// CPU, 1 thread, 20 iterations) with no scraping, with 16 clients scraping
 // every 100 ms or every 10 ms each (160 or 1,600 requests/s; Prometheus
 // scrapes every 15 s), and with 16 clients scraping back to back
 // (saturation). The clients run in the benchmark process and share its
@@ -193,7 +193,7 @@ func BenchmarkTrainScrape(b *testing.B) {
 				b.StopTimer()
 				var c bytes.Buffer
 				cfg := ltConfig(data, b.TempDir(), &c)
-				cfg.NumIterations = 4
+				cfg.NumIterations, cfg.ValEvery, cfg.CheckpointEvery = 20, 5, 10
 				var load *scrapeLoad
 				if clients > 0 {
 					ln := ltFreeAddrB(b)
