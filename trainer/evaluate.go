@@ -281,10 +281,10 @@ func (e *Evaluator) Predictions(ctx context.Context, ids []loader.SeqID, h int) 
 
 // EvalConfig is one evaluation: which split, horizon and backtest settings.
 type EvalConfig struct {
-	Split      string // default "test"
-	HorizonIdx int
-	MaxDates   int             // > 0: only the first MaxDates days of the split
-	Backtest   backtest.Config // HorizonDays is set from the data's horizon
+	Split      string          `json:"split"` // default "test"
+	HorizonIdx int             `json:"horizon_idx"`
+	MaxDates   int             `json:"max_dates"` // > 0: only the first MaxDates days of the split
+	Backtest   backtest.Config `json:"backtest"`  // HorizonDays is set from the data's horizon
 }
 
 // EvalResult is a finished evaluation.
