@@ -5,13 +5,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/satrain/satrain/torch"
 )
@@ -97,50 +99,142 @@ func RemoveStaleTemps(dir string) []string {
 // rename, fsync of the folder. A crash leaves either the old file or the new
 // one, never a partial file under path. Tensors are saved as CPU float32.
 func SaveCheckpoint(path string, e *Engine, meta Meta, withOptimizer bool) error {
+	ser, err := serializeCheckpoint(path, e, meta, withOptimizer)
+	if err != nil {
+		return err
+	}
+	defer ser.Free()
+	return writeAtomic(path, ser.Bytes())
+}
+
+// serializeCheckpoint copies the state to host memory, checksums it and
+// renders the .pt bytes (on the torch thread). The bytes reference no tensor.
+func serializeCheckpoint(path string, e *Engine, meta Meta, withOptimizer bool) (*torch.Serialized, error) {
 	d, err := buildCheckpoint(e, meta, withOptimizer)
 	if err != nil {
-		return fmt.Errorf("checkpoint %s: %w", path, err)
+		return nil, fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
 	}
 	defer d.dict.Free()
 	defer d.free()
+	ser, err := d.dict.Serialize()
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
+	}
+	return ser, nil
+}
+
+// writeAtomic writes data to path through a dot-prefixed temporary file in
+// the same folder (.<name>.tmp-*), fsync, rename, and an fsync of the folder.
+// On failure the temporary file is removed and path is untouched.
+func writeAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
 	}
 	tmpName := tmp.Name()
-	tmp.Close()
 	fail := func(err error) error {
+		tmp.Close()
 		os.Remove(tmpName)
 		return fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
 	}
-	if err := d.dict.Save(tmpName); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		return fail(err)
 	}
-	f, err := os.OpenFile(tmpName, os.O_RDWR, 0)
-	if err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	if err := tmp.Sync(); err != nil {
 		return fail(err)
 	}
 	// CreateTemp makes the file 0600; a checkpoint is an ordinary 0644 file.
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
+	if err := tmp.Chmod(0o644); err != nil {
 		return fail(err)
 	}
-	if err := f.Close(); err != nil {
-		return fail(err)
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmpName)
+		return fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
 	}
 	if err := os.Rename(tmpName, path); err != nil {
-		return fail(err)
+		os.Remove(tmpName)
+		return fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
 	}
 	if df, err := os.Open(dir); err == nil {
 		_ = df.Sync()
 		df.Close()
 	}
 	return nil
+}
+
+// checkpointWriter writes checkpoints in the background: the state is copied
+// to host memory and serialised on the torch thread (the only part training
+// waits for), then a goroutine writes, fsyncs and renames the file. At most
+// maxPending writes are in flight; Wait returns the first write error.
+type checkpointWriter struct {
+	pending []chan error
+	err     error
+}
+
+const maxPendingWrites = 2
+
+// Save starts writing a checkpoint; errors of earlier writes are returned here.
+func (w *checkpointWriter) Save(path string, e *Engine, meta Meta, withOptimizer bool) error {
+	w.reap(false)
+	for len(w.pending) >= maxPendingWrites {
+		w.waitOldest()
+	}
+	if w.err != nil {
+		err := w.err
+		w.err = nil
+		return err
+	}
+	ser, err := serializeCheckpoint(path, e, meta, withOptimizer)
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	w.pending = append(w.pending, done)
+	go func() {
+		t0 := time.Now()
+		n := len(ser.Bytes())
+		err := writeAtomic(path, ser.Bytes())
+		ser.Free()
+		if err == nil {
+			slog.Debug("checkpoint file written", "path", path, "bytes", n, "seconds", time.Since(t0).Seconds())
+		}
+		done <- err
+	}()
+	return nil
+}
+
+func (w *checkpointWriter) waitOldest() {
+	if err := <-w.pending[0]; err != nil && w.err == nil {
+		w.err = err
+	}
+	w.pending = w.pending[1:]
+}
+
+func (w *checkpointWriter) reap(block bool) {
+	for len(w.pending) > 0 {
+		if !block {
+			select {
+			case err := <-w.pending[0]:
+				if err != nil && w.err == nil {
+					w.err = err
+				}
+				w.pending = w.pending[1:]
+				continue
+			default:
+				return
+			}
+		}
+		w.waitOldest()
+	}
+}
+
+// Wait blocks until every write has finished and returns the first error.
+func (w *checkpointWriter) Wait() error {
+	w.reap(true)
+	err := w.err
+	w.err = nil
+	return err
 }
 
 type built struct {
@@ -178,7 +272,7 @@ func buildCheckpoint(e *Engine, meta Meta, withOptimizer bool) (*built, error) {
 		root.Free()
 		return nil, err
 	}
-	h := sha256.New()
+	h := &contentHash{}
 	model, _ := torch.NewDict()
 	defer model.Free()
 	for i, name := range m.ParamNames() {
@@ -238,13 +332,13 @@ func buildCheckpoint(e *Engine, meta Meta, withOptimizer bool) (*built, error) {
 		}
 	}
 	hashMeta(h, meta, withOptimizer)
-	if err := root.SetString("checksum", "sha256:"+hex.EncodeToString(h.Sum(nil))); err != nil {
+	if err := root.SetString("checksum", h.sum()); err != nil {
 		return cleanup(err)
 	}
 	return b, nil
 }
 
-func optimizerDict(b *built, e *Engine, h hash.Hash) (*torch.Dict, error) {
+func optimizerDict(b *built, e *Engine, h *contentHash) (*torch.Dict, error) {
 	opt, _ := torch.NewDict()
 	steps, _ := torch.NewDict()
 	avg, _ := torch.NewDict()
@@ -300,17 +394,65 @@ func configDict(c ModelConfig) *torch.Dict {
 	return d
 }
 
-func hashTensor(h hash.Hash, name string, t *torch.Tensor) error {
+// contentHash is a checkpoint's content checksum: SHA-256 over, in order,
+// each tensor's name, dtype, shape and the SHA-256 of its bytes, interleaved
+// with the text of the scalar entries. The per-tensor digests are computed in
+// parallel (3.2 GB for the default model with optimizer state), so hashing
+// does not dominate saving. Tensors must stay alive until sum returns.
+type contentHash struct{ parts []hashPart }
+
+type hashPart struct {
+	text   string
+	data   []byte
+	tensor bool
+	digest [sha256.Size]byte
+}
+
+// Write adds text (so fmt.Fprintf works on a contentHash).
+func (c *contentHash) Write(p []byte) (int, error) {
+	c.parts = append(c.parts, hashPart{text: string(p)})
+	return len(p), nil
+}
+
+func (c *contentHash) sum() string {
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				c.parts[i].digest = sha256.Sum256(c.parts[i].data)
+			}
+		}()
+	}
+	for i, p := range c.parts {
+		if p.tensor {
+			work <- i
+		}
+	}
+	close(work)
+	wg.Wait()
+	h := sha256.New()
+	for _, p := range c.parts {
+		h.Write([]byte(p.text))
+		if p.tensor {
+			h.Write(p.digest[:])
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+func hashTensor(h *contentHash, name string, t *torch.Tensor) error {
 	raw, err := t.RawBytes()
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	fmt.Fprintf(h, "%s|%s|%v|", name, t.DType(), t.Shape())
-	h.Write(raw)
+	h.parts = append(h.parts, hashPart{text: fmt.Sprintf("%s|%s|%v|", name, t.DType(), t.Shape()), data: raw, tensor: true})
 	return nil
 }
 
-func hashMeta(h hash.Hash, m Meta, withOpt bool) {
+func hashMeta(h *contentHash, m Meta, withOpt bool) {
 	fmt.Fprintf(h, "kind=%s;it=%d;best=%s;bestit=%d;seed=%d;data=%s;scored=%d;trained=%d;skipped=%d;ib=%d;opt=%v",
 		m.Kind, m.Iteration, strconv.FormatFloat(m.BestValLoss, 'g', -1, 64), m.BestIteration, m.Seed,
 		m.DataIdentity, m.SequencesScored, m.SequencesTrained, m.StepsSkipped, m.InferenceBatch, withOpt)
@@ -414,7 +556,14 @@ func LoadCheckpoint(path string) (*Loaded, error) {
 }
 
 func (l *Loaded) recomputeChecksum() (string, [][]float32, error) {
-	h := sha256.New()
+	h := &contentHash{}
+	// The tensors' bytes are hashed in sum(), after the loop: keep them alive.
+	var held []*torch.Tensor
+	defer func() {
+		for _, t := range held {
+			t.Free()
+		}
+	}()
 	model, err := l.dict.Dict("model")
 	if err != nil {
 		return "", nil, err
@@ -429,9 +578,8 @@ func (l *Loaded) recomputeChecksum() (string, [][]float32, error) {
 			t.Free()
 			return "", nil, fmt.Errorf("model.%s: %s, want float32 %v", spec.Name, t, spec.Shape)
 		}
-		err = hashTensor(h, "model."+spec.Name, t)
-		t.Free()
-		if err != nil {
+		held = append(held, t)
+		if err := hashTensor(h, "model."+spec.Name, t); err != nil {
 			return "", nil, err
 		}
 	}
@@ -483,16 +631,15 @@ func (l *Loaded) recomputeChecksum() (string, [][]float32, error) {
 				if err != nil {
 					return "", nil, err
 				}
-				err = hashTensor(h, pair.prefix+spec.Name, t)
-				t.Free()
-				if err != nil {
+				held = append(held, t)
+				if err := hashTensor(h, pair.prefix+spec.Name, t); err != nil {
 					return "", nil, err
 				}
 			}
 		}
 	}
 	hashMeta(h, l.Meta, l.HasOptim)
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), centers, nil
+	return h.sum(), centers, nil
 }
 
 // NewModel builds the checkpoint's model on dev with its weights.

@@ -439,7 +439,8 @@ func TestSaveDirReplacedByFile(t *testing.T) {
 	}
 	res, err := RunSelectionAware(context.Background(), cfg)
 	hdCheckFailedSave(t, err, dir, moved, console.String())
-	if res == nil || res.LastIter != 1 {
+	// Checkpoints are written in the background: a failed write is reported at the next save or at the end of the iteration.
+	if res == nil || res.LastIter < 1 || res.LastIter > 2 {
 		t.Errorf("result %+v", res)
 	}
 }
@@ -471,7 +472,8 @@ func TestSaveFailsFileSizeLimit(t *testing.T) {
 	res, err := RunSelectionAware(context.Background(), cfg)
 	syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old)
 	hdCheckFailedSave(t, err, dir, dir, console.String())
-	if res == nil || res.LastIter != 1 {
+	// Checkpoints are written in the background: a failed write is reported at the next save or at the end of the iteration.
+	if res == nil || res.LastIter < 1 || res.LastIter > 2 {
 		t.Errorf("result %+v", res)
 	}
 	limit(2048)
@@ -537,7 +539,8 @@ func TestSaveFailsDiskFull(t *testing.T) {
 		t.Errorf("error does not say the disk is full: %v", err)
 	}
 	hdCheckFailedSave(t, err, dir, dir, console.String())
-	if res == nil || res.LastIter != 1 {
+	// Checkpoints are written in the background: a failed write is reported at the next save or at the end of the iteration.
+	if res == nil || res.LastIter < 1 || res.LastIter > 2 {
 		t.Errorf("result %+v", res)
 	}
 	// Still full: a new run is refused at start-up, before any work.

@@ -110,6 +110,7 @@ type session struct {
 	valIDs  []loader.SeqID
 	horizon int
 	logits  bool // score keeps the logits (the strategy's Weights use them)
+	writer  checkpointWriter
 }
 
 func (c *RunConfig) defaults() {
@@ -291,6 +292,9 @@ func open(ctx context.Context, cfg RunConfig, kind string) (*session, error) {
 }
 
 func (s *session) close() {
+	if err := s.writer.Wait(); err != nil {
+		slog.Error("checkpoint write failed", "err", err)
+	}
 	if s.eng != nil {
 		s.eng.Free()
 		s.eng.Model.Free()
@@ -499,7 +503,16 @@ func (s *session) save(name string, withOpt bool) (string, error) {
 	path := filepath.Join(s.cfg.SaveDir, name)
 	s.meta.StepsSkipped = s.eng.Skipped
 	s.meta.InferenceBatch = s.eng.InferenceBatch
-	return path, SaveCheckpoint(path, s.eng, s.meta, withOpt)
+	return path, s.writer.Save(path, s.eng, s.meta, withOpt)
+}
+
+// saveNow writes a checkpoint and waits until it (and every earlier one) is on disk.
+func (s *session) saveNow(name string, withOpt bool) (string, error) {
+	path, err := s.save(name, withOpt)
+	if err != nil {
+		return path, err
+	}
+	return path, s.writer.Wait()
 }
 
 func (s *session) logRecord(r IterationRecord) {
@@ -709,8 +722,15 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 		res.LastIter = it
 		res.BestValLoss = s.meta.BestValLoss
 		if cfg.AfterIteration != nil {
+			// The hook sees this iteration's checkpoints on disk.
+			if err := s.writer.Wait(); err != nil {
+				return res, err
+			}
 			cfg.AfterIteration(it)
 		}
+	}
+	if err := s.writer.Wait(); err != nil {
+		return res, err
 	}
 	fmt.Fprintf(s.out, "\nDone: %d iterations, best validation loss %s (iteration %d)\n", res.LastIter, fmtF(s.meta.BestValLoss), s.meta.BestIteration)
 	return res, nil
@@ -737,7 +757,7 @@ func (s *session) stop(ctx context.Context, res *RunResult, it int, phase string
 		name = fmt.Sprintf("checkpoint_interrupted_iter_%d.pt", it)
 		what += fmt.Sprintf(" (the weights include part of iteration %d's training; resuming re-runs iteration %d)", it, it)
 	}
-	path, serr := s.save(name, true)
+	path, serr := s.saveNow(name, true)
 	if serr != nil {
 		return res, fmt.Errorf("interrupted, and the checkpoint failed: %w", serr)
 	}
@@ -755,7 +775,7 @@ const LastGoodCheckpoint = "checkpoint_last_good.pt"
 // ErrTooManySkips in iteration it: skipped steps never touch them, so they
 // are those of the last finite step.
 func (s *session) stopLastGood(res *RunResult, it int, err error) (*RunResult, error) {
-	path, serr := s.save(LastGoodCheckpoint, true)
+	path, serr := s.saveNow(LastGoodCheckpoint, true)
 	if serr != nil {
 		return res, fmt.Errorf("%w; saving the last good weights failed too: %v", err, serr)
 	}
@@ -853,8 +873,15 @@ func RunStandard(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 		res.LastIter = ep
 		res.BestValLoss = s.meta.BestValLoss
 		if cfg.AfterIteration != nil {
+			// The hook sees this iteration's checkpoints on disk.
+			if err := s.writer.Wait(); err != nil {
+				return res, err
+			}
 			cfg.AfterIteration(ep)
 		}
+	}
+	if err := s.writer.Wait(); err != nil {
+		return res, err
 	}
 	fmt.Fprintf(s.out, "\nDone: %d epochs, best validation loss %s (epoch %d)\n", res.LastIter, fmtF(s.meta.BestValLoss), s.meta.BestIteration)
 	return res, nil
