@@ -108,15 +108,13 @@ func SaveCheckpoint(path string, e *Engine, meta Meta, withOptimizer bool) error
 }
 
 // serializeCheckpoint copies the state to host memory, checksums it and
-// renders the .pt bytes (on the torch thread). The bytes reference no tensor.
+// renders the .pt bytes. The bytes reference no tensor.
 func serializeCheckpoint(path string, e *Engine, meta Meta, withOptimizer bool) (*torch.Serialized, error) {
-	d, err := buildCheckpoint(e, meta, withOptimizer)
+	b, err := buildCheckpoint(e, meta, withOptimizer)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
 	}
-	defer d.dict.Free()
-	defer d.free()
-	ser, err := d.dict.Serialize()
+	ser, err := b.finish()
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
 	}
@@ -164,8 +162,9 @@ func writeAtomic(path string, data []byte) error {
 }
 
 // checkpointWriter writes checkpoints in the background: the state is copied
-// to host memory and serialised on the torch thread (the only part training
-// waits for), then a goroutine writes, fsyncs and renames the file. At most
+// to host memory on the torch thread (the only part training waits for), then
+// a goroutine checksums and serialises those private copies and writes,
+// fsyncs and renames the file. At most
 // maxPending writes are in flight; Wait returns the first write error.
 type checkpointWriter struct {
 	pending []chan error
@@ -185,16 +184,22 @@ func (w *checkpointWriter) Save(path string, e *Engine, meta Meta, withOptimizer
 		w.err = nil
 		return err
 	}
-	ser, err := serializeCheckpoint(path, e, meta, withOptimizer)
+	// On the torch thread: host copies of the state (the only part training waits for).
+	b, err := buildCheckpoint(e, meta, withOptimizer)
 	if err != nil {
-		return err
+		return fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
 	}
 	done := make(chan error, 1)
 	w.pending = append(w.pending, done)
 	go func() {
 		t0 := time.Now()
+		ser, err := b.finish()
+		if err != nil {
+			done <- fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
+			return
+		}
 		n := len(ser.Bytes())
-		err := writeAtomic(path, ser.Bytes())
+		err = writeAtomic(path, ser.Bytes())
 		ser.Free()
 		if err == nil {
 			slog.Debug("checkpoint file written", "path", path, "bytes", n, "seconds", time.Since(t0).Seconds())
@@ -240,6 +245,7 @@ func (w *checkpointWriter) Wait() error {
 type built struct {
 	dict *torch.Dict
 	cpu  []*torch.Tensor
+	hash *contentHash
 }
 
 func (b *built) free() {
@@ -251,7 +257,12 @@ func (b *built) free() {
 func (b *built) toCPU(t *torch.Tensor) (*torch.Tensor, error) {
 	s := torch.NewScope()
 	defer s.Close()
+	// A private copy even when t already lives on the CPU: the checkpoint is
+	// finished in the background while training keeps changing t.
 	c := s.Contiguous(s.Detach(s.To(t, torch.CPU, torch.Float32, false)))
+	if t.Device().Type == torch.DeviceCPU {
+		c = s.Clone(c)
+	}
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
@@ -273,6 +284,7 @@ func buildCheckpoint(e *Engine, meta Meta, withOptimizer bool) (*built, error) {
 		return nil, err
 	}
 	h := &contentHash{}
+	b.hash = h
 	model, _ := torch.NewDict()
 	defer model.Free()
 	for i, name := range m.ParamNames() {
@@ -332,10 +344,21 @@ func buildCheckpoint(e *Engine, meta Meta, withOptimizer bool) (*built, error) {
 		}
 	}
 	hashMeta(h, meta, withOptimizer)
-	if err := root.SetString("checksum", h.sum()); err != nil {
-		return cleanup(err)
-	}
+	b.hash = h
 	return b, nil
+}
+
+// finish computes the content checksum, stores it and renders the .pt bytes,
+// then releases the host copies. It touches only the private copies made by
+// buildCheckpoint (no thread-local libtorch state is involved), so it may run
+// on a background goroutine while training goes on.
+func (b *built) finish() (*torch.Serialized, error) {
+	defer b.dict.Free()
+	defer b.free()
+	if err := b.dict.SetString("checksum", b.hash.sum()); err != nil {
+		return nil, err
+	}
+	return b.dict.Serialize()
 }
 
 func optimizerDict(b *built, e *Engine, h *contentHash) (*torch.Dict, error) {
