@@ -26,5 +26,8 @@
 // goroutine locked to its OS thread: call LockThread at the start of that
 // goroutine (satrain does it in main) and never call torch from any other
 // goroutine. Other goroutines (HDF5 reads, the metrics server) only exchange
-// plain Go slices with it.
+// plain Go slices with it. The one exception is work on private CPU tensors
+// that no other code references and that needs no thread-local state:
+// trainer finishes checkpoints (Dict.Serialize of host copies) on a
+// background goroutine.
 package torch
