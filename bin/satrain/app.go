@@ -63,6 +63,7 @@ func modelFlags() []cli.Flag {
 		floatFlag("label-smoothing", 0, "cross-entropy label smoothing", catTraining),
 		intFlag("batch-size", 32, "training batch size", catTraining),
 		intFlag("inference-batch-size", 64, "inference batch size (halved automatically on out-of-memory)", catTraining),
+		intFlag("max-skipped-steps", 20, "stop (saving the last good weights) after this many consecutive non-finite steps", catTraining),
 		stringFlag("save-dir", "./checkpoints", "where checkpoints and metrics.jsonl go", catCheckpoint),
 		stringFlag("resume-from", "", "checkpoint to continue (selection-aware) or fine-tune from (standard best_model.pt)", catCheckpoint),
 		intFlag("val-every", 5, "validate every N iterations", catCheckpoint),
@@ -182,7 +183,10 @@ func dataCommand() *cli.Command {
 					floatFlag("signal-fraction", 0.15, "share of (ticker, day) in the predictable regime", ""),
 				},
 				Action: func(c *cli.Context) error {
-					out := c.Args().First()
+					out, err := onePath(c, "data synth", "OUT.h5")
+					if err != nil {
+						return err
+					}
 					if out == "" {
 						return fmt.Errorf("data synth: give the output path, e.g. satrain data synth panel.h5")
 					}
@@ -208,7 +212,10 @@ func dataCommand() *cli.Command {
 					stringFlag("constituents", "", "Symbol,Name,Sector CSV for sector labels (default DIR/constituents.csv if present)", ""),
 				},
 				Action: func(c *cli.Context) error {
-					dir := c.Args().First()
+					dir, err := onePath(c, "data import-csv", "DIR")
+					if err != nil {
+						return err
+					}
 					if dir == "" {
 						return fmt.Errorf("data import-csv: give the folder of CSV files")
 					}
@@ -240,7 +247,10 @@ func dataCommand() *cli.Command {
 				ArgsUsage: "FILE.h5",
 				Flags:     []cli.Flag{intFlag("seq-len", 2000, "window length for sequence counts", ""), intFlag("val-size", 1000, "validation set size", "")},
 				Action: func(c *cli.Context) error {
-					f := c.Args().First()
+					f, err := onePath(c, "data inspect", "FILE.h5")
+					if err != nil {
+						return err
+					}
 					if f == "" {
 						return fmt.Errorf("data inspect: give the HDF5 file")
 					}
@@ -249,6 +259,17 @@ func dataCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// onePath returns the single positional argument. urfave/cli stops reading
+// flags at the first positional argument, so "synth out.h5 --tickers 500"
+// would silently ignore --tickers: refuse it with a clear line instead.
+func onePath(c *cli.Context, cmd, what string) (string, error) {
+	if c.Args().Len() > 1 {
+		return "", fmt.Errorf("%s: unexpected arguments after %s: %s (put flags before %s)",
+			cmd, c.Args().First(), strings.Join(c.Args().Tail(), " "), what)
+	}
+	return c.Args().First(), nil
 }
 
 func fileExists(p string) bool {

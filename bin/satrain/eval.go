@@ -284,7 +284,9 @@ func runPredict(c *cli.Context) error {
 // the budget, arms and evaluation settings.
 func compareFlags() []cli.Flag {
 	hide := map[string]bool{"save-dir": true, "resume-from": true, "val-every": true, "checkpoint-every": true,
-		"use-wandb": true, "metrics-addr": true, "num-iterations": true, "select-by": true, "negative-k": true, "mix-random": true}
+		"use-wandb": true, "metrics-addr": true, "num-iterations": true, "select-by": true, "negative-k": true, "mix-random": true,
+		// each arm sets its own strategy
+		"select-scope": true, "top-frac": true, "stratify": true, "top-k-schedule": true, "confidence-weight": true, "consistency-bonus": true}
 	var flags []cli.Flag
 	for _, f := range append(modelFlags(), selectionFlags()...) {
 		name := f.Names()[0]

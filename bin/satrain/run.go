@@ -70,6 +70,9 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	if amp == "fp16" && !dev.IsCUDA() {
 		return cfg, fmt.Errorf("--amp-dtype fp16 needs --device cuda (CPU mixed precision is bf16)")
 	}
+	if n := c.Int("max-skipped-steps"); n < 1 {
+		return cfg, fmt.Errorf("--max-skipped-steps must be >= 1, got %d", n)
+	}
 	mode := c.String("loader-mode")
 	if mode != "auto" && mode != "preload" && mode != "stream" {
 		return cfg, fmt.Errorf("--loader-mode %q: want auto, preload or stream", mode)
@@ -86,7 +89,7 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 		DataOpt: loader.Options{ValSize: c.Int("val-size"), Seed: c.Int64("seed"), TrainEnd: te, ValEnd: ve, Mode: mode},
 		Model:   mc,
 		Step: trainer.StepConfig{LR: c.Float64("lr"), WeightDecay: c.Float64("weight-decay"), MaxGradNorm: c.Float64("max-grad-norm"),
-			LabelSmoothing: c.Float64("label-smoothing"), UseAMP: c.Bool("use-amp"), AMPDType: amp},
+			LabelSmoothing: c.Float64("label-smoothing"), UseAMP: c.Bool("use-amp"), AMPDType: amp, MaxSkips: c.Int("max-skipped-steps")},
 		BatchSize: c.Int("batch-size"), InferenceBatch: c.Int("inference-batch-size"),
 		SaveDir: c.String("save-dir"), ResumeFrom: c.String("resume-from"), ValEvery: c.Int("val-every"),
 		CheckpointEvery: c.Int("checkpoint-every"), Device: dev, Seed: c.Int64("seed"), Threads: c.Int("threads"),
@@ -153,10 +156,10 @@ func runDemo(c *cli.Context) error {
 	}
 	p := trainer.Presets["tiny"]
 	cfg := trainer.RunConfig{
-		Data:    data,
-		DataOpt: loader.Options{ValSize: 1000, Seed: c.Int64("seed")},
-		Model:   trainer.ModelConfig{HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, Dropout: 0.1, SeqLen: p.SeqLen},
-		Step:    trainer.StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0},
+		Data:       data,
+		DataOpt:    loader.Options{ValSize: 1000, Seed: c.Int64("seed")},
+		Model:      trainer.ModelConfig{HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, Dropout: 0.1, SeqLen: p.SeqLen},
+		Step:       trainer.StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0},
 		SampleSize: 2000, TopK: 200, HorizonIdx: 1, EpochsPerIteration: 3, NumIterations: c.Int("num-iterations"),
 		BatchSize: 32, InferenceBatch: 256, SaveDir: filepath.Join(dir, "checkpoints"), ValEvery: 5, CheckpointEvery: 10,
 		Device: torch.CPU, Seed: c.Int64("seed"), MetricsAddr: c.String("metrics-addr"), Version: version, Progress: true,
