@@ -51,9 +51,16 @@ func randomBatch(n int, cfg ModelConfig) ([]float32, []int64) {
 }
 
 // BenchmarkForwardSmall: the scoring pass (inference mode, dropout off), batch 64.
-func BenchmarkForwardSmall(b *testing.B) {
+func BenchmarkForwardSmall(b *testing.B) { benchForward(b, true) }
+
+// BenchmarkForwardSmallFull: the same with the final layer computed for every
+// position (the computation the PyTorch module does).
+func BenchmarkForwardSmallFull(b *testing.B) { benchForward(b, false) }
+
+func benchForward(b *testing.B, lastQueryOnly bool) {
 	defer torch.LockThread()()
 	e, cfg := benchEngine(b)
+	e.Model.LastQueryOnly = lastQueryOnly
 	const n = 64
 	x, _ := randomBatch(n, cfg)
 	if _, err := e.Infer(x, nil, n, cfg.SeqLen, false); err != nil {
@@ -69,9 +76,15 @@ func BenchmarkForwardSmall(b *testing.B) {
 }
 
 // BenchmarkTrainStepSmall: forward, loss, backward, clipping and AdamW, batch 32.
-func BenchmarkTrainStepSmall(b *testing.B) {
+func BenchmarkTrainStepSmall(b *testing.B) { benchTrain(b, true) }
+
+// BenchmarkTrainStepSmallFull: the same without the last-query shortcut.
+func BenchmarkTrainStepSmallFull(b *testing.B) { benchTrain(b, false) }
+
+func benchTrain(b *testing.B, lastQueryOnly bool) {
 	defer torch.LockThread()()
 	e, cfg := benchEngine(b)
+	e.Model.LastQueryOnly = lastQueryOnly
 	const n = 32
 	x, y := randomBatch(n, cfg)
 	if _, err := e.TrainStep(x, y, nil, n, cfg.SeqLen); err != nil {
