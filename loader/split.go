@@ -156,15 +156,29 @@ func (s *Split) At(i int64) SeqID {
 }
 
 // Sample draws n sequences uniformly without replacement, in random order,
-// using O(n) memory (a sparse Fisher-Yates shuffle over [0, Len)). n >= Len
-// returns the whole split, shuffled. The result depends only on the state of
-// rng and the split.
+// using O(n) memory (SampleIndices over [0, Len)). n >= Len returns the whole
+// split, shuffled. The result depends only on the state of rng and the split.
 func (s *Split) Sample(n int, rng *rand.Rand) []SeqID {
-	if n <= 0 || s.n == 0 {
+	idx := SampleIndices(s.n, n, rng)
+	if idx == nil {
 		return nil
 	}
-	if int64(n) > s.n {
-		n = int(s.n)
+	out := make([]SeqID, len(idx))
+	for i, x := range idx {
+		out[i] = s.At(x)
+	}
+	return out
+}
+
+// SampleIndices draws min(n, total) distinct indices of [0, total) uniformly,
+// in random order, with a sparse Fisher-Yates shuffle: O(n) memory however
+// large total is.
+func SampleIndices(total int64, n int, rng *rand.Rand) []int64 {
+	if n <= 0 || total <= 0 {
+		return nil
+	}
+	if int64(n) > total {
+		n = int(total)
 	}
 	swapped := make(map[int64]int64, n)
 	val := func(x int64) int64 {
@@ -173,12 +187,12 @@ func (s *Split) Sample(n int, rng *rand.Rand) []SeqID {
 		}
 		return x
 	}
-	out := make([]SeqID, n)
+	out := make([]int64, n)
 	for i := 0; i < n; i++ {
-		j := int64(i) + rng.Int63n(s.n-int64(i))
+		j := int64(i) + rng.Int63n(total-int64(i))
 		vi, vj := val(int64(i)), val(j)
 		swapped[j] = vi
-		out[i] = s.At(vj)
+		out[i] = vj
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,23 +51,11 @@ func vals(t *testing.T, s *Scope, x *Tensor) []float32 {
 	return v
 }
 
-func shapeEq(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestSliceRoundTrip(t *testing.T) {
 	s := scope(t)
 	x := s.FromFloat32([]float32{1, 2, 3, 4, 5, 6}, 2, 3)
 	ok(t, s)
-	if !shapeEq(x.Shape(), []int64{2, 3}) || x.DType() != Float32 || x.Device() != CPU || x.Numel() != 6 {
+	if !slices.Equal(x.Shape(), []int64{2, 3}) || x.DType() != Float32 || x.Device() != CPU || x.Numel() != 6 {
 		t.Fatalf("metadata: %v", x)
 	}
 	close32(t, "x", vals(t, s, x), []float64{1, 2, 3, 4, 5, 6}, 0)
@@ -141,7 +130,7 @@ func TestShapeOps(t *testing.T) {
 	s := scope(t)
 	x := s.FromFloat32([]float32{0, 1, 2, 3, 4, 5}, 2, 3) // [[0 1 2] [3 4 5]]
 	tr := s.Transpose(x, 0, 1)
-	if !shapeEq(tr.Shape(), []int64{3, 2}) || tr.IsContiguous() {
+	if !slices.Equal(tr.Shape(), []int64{3, 2}) || tr.IsContiguous() {
 		t.Fatalf("transpose: %v contiguous=%v", tr.Shape(), tr.IsContiguous())
 	}
 	close32(t, "transpose", vals(t, s, tr), []float64{0, 3, 1, 4, 2, 5}, 0)
@@ -158,7 +147,7 @@ func TestShapeOps(t *testing.T) {
 	s = scope(t)
 	x = s.FromFloat32([]float32{0, 1, 2, 3, 4, 5}, 2, 3)
 	p := s.Permute(s.Reshape(x, 1, 2, 3), 2, 0, 1)
-	if !shapeEq(p.Shape(), []int64{3, 1, 2}) {
+	if !slices.Equal(p.Shape(), []int64{3, 1, 2}) {
 		t.Fatalf("permute shape %v", p.Shape())
 	}
 	close32(t, "permute", vals(t, s, p), []float64{0, 3, 1, 4, 2, 5}, 0)
@@ -166,7 +155,7 @@ func TestShapeOps(t *testing.T) {
 	close32(t, "select", vals(t, s, s.Select(x, 0, 1)), []float64{3, 4, 5}, 0)
 	close32(t, "cat", vals(t, s, s.Cat([]*Tensor{x, x}, 0)), []float64{0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5}, 0)
 	st := s.Stack([]*Tensor{x, x}, 1)
-	if !shapeEq(st.Shape(), []int64{2, 2, 3}) {
+	if !slices.Equal(st.Shape(), []int64{2, 2, 3}) {
 		t.Fatalf("stack shape %v", st.Shape())
 	}
 	idx := s.FromInt64([]int64{2, 0}, 2)
@@ -269,8 +258,8 @@ func TestCrossEntropy(t *testing.T) {
 	logits := s.FromFloat32([]float32{1, 2, 3, 0, 0, 0}, 2, 3)
 	target := s.FromInt64([]int64{2, 0}, 2)
 	lse := math.Log(math.Exp(1) + math.Exp(2) + math.Exp(3))
-	l0 := lse - 3      // -log p(2)
-	l1 := math.Log(3)  // uniform row
+	l0 := lse - 3     // -log p(2)
+	l1 := math.Log(3) // uniform row
 	close32(t, "ce none", vals(t, s, s.CrossEntropy(logits, target, ReduceNone, 0)), []float64{l0, l1}, 1e-6)
 	close32(t, "ce mean", vals(t, s, s.CrossEntropy(logits, target, ReduceMean, 0)), []float64{(l0 + l1) / 2}, 1e-6)
 	close32(t, "ce sum", vals(t, s, s.CrossEntropy(logits, target, ReduceSum, 0)), []float64{l0 + l1}, 1e-6)

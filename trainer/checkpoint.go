@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -597,7 +598,7 @@ func (l *Loaded) recomputeChecksum() (string, [][]float32, error) {
 		if err != nil {
 			return "", nil, fmt.Errorf("model: %v", err)
 		}
-		if !sameShape(t.Shape(), spec.Shape) || t.DType() != torch.Float32 {
+		if !slices.Equal(t.Shape(), spec.Shape) || t.DType() != torch.Float32 {
 			t.Free()
 			return "", nil, fmt.Errorf("model.%s: %s, want float32 %v", spec.Name, t, spec.Shape)
 		}

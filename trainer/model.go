@@ -3,6 +3,7 @@ package trainer
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/satrain/satrain/torch"
 )
@@ -193,23 +194,11 @@ func (m *Model) bind() error {
 		if t == nil {
 			return fmt.Errorf("model: parameter %s missing", spec.Name)
 		}
-		if !sameShape(t.Shape(), spec.Shape) {
+		if !slices.Equal(t.Shape(), spec.Shape) {
 			return fmt.Errorf("model: parameter %s has shape %v, want %v", spec.Name, t.Shape(), spec.Shape)
 		}
 	}
 	return nil
-}
-
-func sameShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Parameters returns the parameters in state_dict order.

@@ -595,28 +595,16 @@ func (p *segPool) at(i int64) loader.SeqID {
 	return loader.SeqID{Ticker: s.ticker, Day: s.day + int32(i-p.cum[k])}
 }
 
-// sample draws n of the pool uniformly without replacement (a sparse
-// Fisher-Yates shuffle, O(n) memory); n >= the pool returns all of it.
+// sample draws n of the pool uniformly without replacement (O(n) memory);
+// n >= the pool returns all of it.
 func (p *segPool) sample(n int, rng *rand.Rand) []loader.SeqID {
-	if n <= 0 || p.n == 0 {
+	idx := loader.SampleIndices(p.n, n, rng)
+	if idx == nil {
 		return nil
 	}
-	if int64(n) > p.n {
-		n = int(p.n)
-	}
-	swapped := make(map[int64]int64, n)
-	val := func(x int64) int64 {
-		if v, ok := swapped[x]; ok {
-			return v
-		}
-		return x
-	}
-	out := make([]loader.SeqID, n)
-	for i := 0; i < n; i++ {
-		j := int64(i) + rng.Int63n(p.n-int64(i))
-		vi, vj := val(int64(i)), val(j)
-		swapped[j] = vi
-		out[i] = p.at(vj)
+	out := make([]loader.SeqID, len(idx))
+	for i, x := range idx {
+		out[i] = p.at(x)
 	}
 	return out
 }
