@@ -221,16 +221,16 @@ func (s *Scope) binaryScalar(op C.int, a *Tensor, v float64) *Tensor {
 	return s.result(name, out, C.sat_binary_scalar(op, a.c, C.double(v), &out))
 }
 
-func (s *Scope) Add(a, b *Tensor) *Tensor           { return s.binary(C.SAT_ADD, a, b) }
-func (s *Scope) Sub(a, b *Tensor) *Tensor           { return s.binary(C.SAT_SUB, a, b) }
-func (s *Scope) Mul(a, b *Tensor) *Tensor           { return s.binary(C.SAT_MUL, a, b) }
-func (s *Scope) Div(a, b *Tensor) *Tensor           { return s.binary(C.SAT_DIV, a, b) }
-func (s *Scope) Maximum(a, b *Tensor) *Tensor       { return s.binary(C.SAT_MAXIMUM, a, b) }
-func (s *Scope) Minimum(a, b *Tensor) *Tensor       { return s.binary(C.SAT_MINIMUM, a, b) }
-func (s *Scope) Pow(a, b *Tensor) *Tensor           { return s.binary(C.SAT_POW, a, b) }
-func (s *Scope) Eq(a, b *Tensor) *Tensor            { return s.binary(C.SAT_EQ, a, b) }
-func (s *Scope) Gt(a, b *Tensor) *Tensor            { return s.binary(C.SAT_GT, a, b) }
-func (s *Scope) Lt(a, b *Tensor) *Tensor            { return s.binary(C.SAT_LT, a, b) }
+func (s *Scope) Add(a, b *Tensor) *Tensor               { return s.binary(C.SAT_ADD, a, b) }
+func (s *Scope) Sub(a, b *Tensor) *Tensor               { return s.binary(C.SAT_SUB, a, b) }
+func (s *Scope) Mul(a, b *Tensor) *Tensor               { return s.binary(C.SAT_MUL, a, b) }
+func (s *Scope) Div(a, b *Tensor) *Tensor               { return s.binary(C.SAT_DIV, a, b) }
+func (s *Scope) Maximum(a, b *Tensor) *Tensor           { return s.binary(C.SAT_MAXIMUM, a, b) }
+func (s *Scope) Minimum(a, b *Tensor) *Tensor           { return s.binary(C.SAT_MINIMUM, a, b) }
+func (s *Scope) Pow(a, b *Tensor) *Tensor               { return s.binary(C.SAT_POW, a, b) }
+func (s *Scope) Eq(a, b *Tensor) *Tensor                { return s.binary(C.SAT_EQ, a, b) }
+func (s *Scope) Gt(a, b *Tensor) *Tensor                { return s.binary(C.SAT_GT, a, b) }
+func (s *Scope) Lt(a, b *Tensor) *Tensor                { return s.binary(C.SAT_LT, a, b) }
 func (s *Scope) AddScalar(a *Tensor, v float64) *Tensor { return s.binaryScalar(C.SAT_ADD, a, v) }
 func (s *Scope) SubScalar(a *Tensor, v float64) *Tensor { return s.binaryScalar(C.SAT_SUB, a, v) }
 func (s *Scope) MulScalar(a *Tensor, v float64) *Tensor { return s.binaryScalar(C.SAT_MUL, a, v) }
