@@ -203,7 +203,7 @@ func (w *checkpointWriter) Save(path string, e *Engine, meta Meta, withOptimizer
 		err = writeAtomic(path, ser.Bytes())
 		ser.Free()
 		if err == nil {
-			slog.Debug("checkpoint file written", "path", path, "bytes", n, "seconds", time.Since(t0).Seconds())
+			slog.Info("checkpoint written", "path", path, "bytes", n, "seconds", time.Since(t0).Round(time.Millisecond).Seconds())
 		}
 		done <- err
 	}()

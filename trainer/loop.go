@@ -698,7 +698,7 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 			if err != nil {
 				return res, err
 			}
-			slog.Info("checkpoint written", "path", path)
+			slog.Debug("checkpoint started", "path", path)
 		}
 		for _, p := range AllPhases {
 			s.met.PhaseDuration.WithLabelValues(p).Set(phase[p])
