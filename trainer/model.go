@@ -84,13 +84,17 @@ func NewModel(cfg ModelConfig, dev torch.Device, seed uint64) (*Model, error) {
 	}
 	defer g.Free()
 	m := newEmpty(cfg, dev)
+	var fanIn int64 // of the last weight matrix: a bias follows its weight
 	for _, spec := range cfg.ParamSpecs() {
 		t, err := torch.Empty(spec.Shape, torch.Float32, torch.CPU, false)
 		if err != nil {
 			m.Free()
 			return nil, err
 		}
-		if err := initParam(spec, t, g); err != nil {
+		if len(spec.Shape) == 2 {
+			fanIn = spec.Shape[1]
+		}
+		if err := initParam(spec, t, g, fanIn); err != nil {
 			t.Free()
 			m.Free()
 			return nil, fmt.Errorf("init %s: %w", spec.Name, err)
@@ -105,7 +109,7 @@ func NewModel(cfg ModelConfig, dev torch.Device, seed uint64) (*Model, error) {
 
 // initParam: nn.Linear's default is U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
 // weight and bias (kaiming_uniform with a=sqrt(5)); LayerNorm is ones/zeros.
-func initParam(spec ParamSpec, t *torch.Tensor, g *torch.Generator) error {
+func initParam(spec ParamSpec, t *torch.Tensor, g *torch.Generator, fanIn int64) error {
 	n := spec.Name
 	switch {
 	case hasSuffix(n, "norm1.weight", "norm2.weight", "final_norm.weight"):
@@ -113,19 +117,9 @@ func initParam(spec ParamSpec, t *torch.Tensor, g *torch.Generator) error {
 	case hasSuffix(n, "norm1.bias", "norm2.bias", "final_norm.bias"):
 		return t.Fill(0)
 	}
-	var fanIn int64
-	if len(spec.Shape) == 2 {
-		fanIn = spec.Shape[1]
-	} else {
-		fanIn = fanInOfBias(spec.Name)
-	}
 	bound := 1 / math.Sqrt(float64(fanIn))
 	return t.Uniform(-bound, bound, g)
 }
-
-var biasFanIn map[string]int64
-
-func fanInOfBias(name string) int64 { return biasFanIn[name] }
 
 func hasSuffix(s string, suffixes ...string) bool {
 	for _, x := range suffixes {
@@ -137,14 +131,6 @@ func hasSuffix(s string, suffixes ...string) bool {
 }
 
 func newEmpty(cfg ModelConfig, dev torch.Device) *Model {
-	// The fan-in of a bias is its layer's weight's second dimension.
-	biasFanIn = map[string]int64{}
-	specs := cfg.ParamSpecs()
-	for i, s := range specs {
-		if len(s.Shape) == 2 && i+1 < len(specs) {
-			biasFanIn[specs[i+1].Name] = s.Shape[1]
-		}
-	}
 	return &Model{Cfg: cfg, Device: dev, LastQueryOnly: true, byName: map[string]*torch.Tensor{}, pos: map[int]*torch.Tensor{}}
 }
 
