@@ -100,17 +100,19 @@ type RunResult struct {
 var ErrInterrupted = errors.New("interrupted")
 
 type session struct {
-	cfg     RunConfig
-	ds      *loader.Dataset
-	eng     *Engine
-	met     *Metrics
-	out     io.Writer
-	logF    *os.File
-	meta    Meta
-	valIDs  []loader.SeqID
-	horizon int
-	logits  bool // score keeps the logits (the strategy's Weights use them)
-	writer  checkpointWriter
+	cfg      RunConfig
+	ds       *loader.Dataset
+	eng      *Engine
+	met      *Metrics
+	out      io.Writer
+	logF     *os.File
+	meta     Meta
+	valIDs   []loader.SeqID
+	horizon  int
+	logits   bool // score keeps the logits (the strategy's Weights use them)
+	writer   checkpointWriter
+	pool     *bufPool  // scoring batch buffers, reused across passes
+	trainBuf []float32 // selected windows, reused across iterations
 }
 
 func (c *RunConfig) defaults() {
@@ -333,17 +335,41 @@ func (s *session) ampDesc() string {
 	return "bf16 autocast (CPU)"
 }
 
-// pool of host feature buffers (pinned on CUDA) made on the torch thread.
-type bufPool struct{ ch chan []float32 }
-
-func (s *session) newPool(n, floats int) *bufPool {
-	p := &bufPool{ch: make(chan []float32, n)}
-	for i := 0; i < n; i++ {
-		p.ch <- s.eng.PinnedFeatures(floats)
-	}
-	return p
+// bufPool holds the host feature buffers (pinned on CUDA) the loader reads
+// scoring batches into. It is made on the torch thread and kept by the
+// session, so pinned memory is allocated once per batch size, not per pass.
+type bufPool struct {
+	floats int
+	bufs   [][]float32
+	ch     chan []float32
 }
 
+const poolBuffers = 4 // the loader holds at most Depth+1 = 3 batches
+
+// scorePool returns the session's pool for batches of floats values, ready
+// for a new stream (every buffer free).
+func (s *session) scorePool(floats int) *bufPool {
+	if s.pool == nil || s.pool.floats != floats {
+		if s.pool != nil {
+			for _, b := range s.pool.bufs {
+				s.eng.ReleasePinned(b)
+			}
+		}
+		s.pool = &bufPool{floats: floats, ch: make(chan []float32, poolBuffers)}
+		for i := 0; i < poolBuffers; i++ {
+			s.pool.bufs = append(s.pool.bufs, s.eng.PinnedFeatures(floats))
+		}
+	}
+	for len(s.pool.ch) > 0 {
+		<-s.pool.ch
+	}
+	for _, b := range s.pool.bufs {
+		s.pool.ch <- b
+	}
+	return s.pool
+}
+
+// get is the loader's allocator (called on its goroutine).
 func (p *bufPool) get(n int) []float32 {
 	select {
 	case b := <-p.ch:
@@ -355,13 +381,25 @@ func (p *bufPool) get(n int) []float32 {
 	return make([]float32, n)
 }
 
+// trainBuffer returns a host buffer of n floats for the selected windows,
+// reusing the previous iteration's (pinned on CUDA) when it is large enough.
+func (s *session) trainBuffer(n int) []float32 {
+	if cap(s.trainBuf) < n {
+		if s.trainBuf != nil {
+			s.eng.ReleasePinned(s.trainBuf[:cap(s.trainBuf)])
+		}
+		s.trainBuf = s.eng.PinnedFeatures(n)
+	}
+	return s.trainBuf[:n]
+}
+
 // score runs inference over ids, streaming windows from the loader with
 // prefetch. It returns expected returns [n][H] and the time spent waiting for
 // data versus computing.
 func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, label string) (InferResult, time.Duration, time.Duration, []int64, []float32, error) {
 	seqLen, F := s.eng.Model.Cfg.SeqLen, s.ds.NumFeatures()
 	bs := s.eng.InferenceBatch
-	pool := s.newPool(4, bs*seqLen*F)
+	pool := s.scorePool(bs * seqLen * F)
 	st := s.ds.Stream(ctx, ids, loader.StreamOptions{BatchSize: bs, Depth: 2, NewFeatures: pool.get})
 	defer st.Close()
 	var res InferResult
@@ -425,7 +463,7 @@ func (s *session) validate(ctx context.Context) (float64, error) {
 func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []float32, epochs int, rng *rand.Rand) (float64, int64, error) {
 	seqLen, F, H := s.eng.Model.Cfg.SeqLen, s.ds.NumFeatures(), len(s.ds.Horizons())
 	n := len(ids)
-	feats := s.eng.PinnedFeatures(n * seqLen * F)
+	feats := s.trainBuffer(n * seqLen * F)
 	labels := make([]int64, n*H)
 	if err := s.ds.ReadWindows(ids, feats, labels, nil); err != nil {
 		return 0, 0, err

@@ -131,6 +131,19 @@ func (e *Engine) PinnedFeatures(n int) []float32 {
 	return v
 }
 
+// ReleasePinned frees a buffer PinnedFeatures returned (a no-op for ordinary
+// Go memory, which the garbage collector reclaims).
+func (e *Engine) ReleasePinned(v []float32) {
+	if len(v) == 0 {
+		return
+	}
+	base := uintptr(unsafe.Pointer(&v[0]))
+	if t := e.pinned[base]; t != nil {
+		t.Free()
+		delete(e.pinned, base)
+	}
+}
+
 // upload puts feats (n sequences) on the device as [n, seqLen, F].
 func (e *Engine) upload(s *torch.Scope, feats []float32, n, seqLen int) *torch.Tensor {
 	F := e.Model.Cfg.NumFeatures
