@@ -65,6 +65,18 @@ type Meta struct {
 	Stage               string
 }
 
+// Lineage says where a checkpoint's weights come from, in one line: the
+// stage, and the file (with its checksum) the run started from.
+func (m Meta) Lineage() string {
+	switch {
+	case m.Stage == "":
+		return "not recorded (written before checkpoints kept their lineage)"
+	case m.StartedFrom == "":
+		return m.Stage + ", trained from random initial weights"
+	}
+	return fmt.Sprintf("%s, started from %s (%s)", m.Stage, m.StartedFrom, m.StartedFromChecksum)
+}
+
 // CheckSaveDir creates dir if needed and proves it is writable, so a run
 // fails at start-up rather than at its first checkpoint.
 func CheckSaveDir(dir string) error {
