@@ -243,7 +243,9 @@ func TestNonFiniteRunRecordsEveryIteration(t *testing.T) {
 	if len(recs) != 2 {
 		t.Fatalf("standard metrics.jsonl holds %d records, want 2", len(recs))
 	}
-	rfCheckNulls(t, recs, func(r map[string]any, k string) bool { return strings.HasPrefix(k, "er_") || strings.HasPrefix(k, "topk_") })
+	rfCheckNulls(t, recs, func(r map[string]any, k string) bool {
+		return strings.HasPrefix(k, "er_") || strings.HasPrefix(k, "topk_")
+	})
 }
 
 // TestGaugesNaNUntilMeasured: no value gauge reads 0 before it is measured:
