@@ -68,3 +68,18 @@ func TestStartupErrorLeavesNothing(t *testing.T) {
 		t.Errorf("eval exited %d; stdout lacks the lineage line:\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestDemoTwice: `make run` twice works (the demo replaces its previous
+// run), and the second metrics.jsonl holds only the second run.
+func TestDemoTwice(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ {
+		r := runCLI(t, nil, "demo", "--dir", dir, "--num-iterations", "1", "--metrics-addr", "")
+		if r.code != 0 || !strings.Contains(r.stdout, "SELECTION-AWARE TRAINING") {
+			t.Fatalf("demo run %d exited %d\nstdout:\n%s\nstderr:\n%s", i+1, r.code, r.stdout, r.stderr)
+		}
+	}
+	if n := strings.Count(string(must(os.ReadFile(filepath.Join(dir, "checkpoints", "metrics.jsonl")))), "\n"); n != 1 {
+		t.Errorf("metrics.jsonl after two demo runs holds %d records, want 1", n)
+	}
+}
