@@ -19,7 +19,7 @@ import (
 var Rule = strings.Repeat("=", 80)
 
 // Console prints the documented console of a run (README, "What a run
-// prints"): a title block, the Strategy block, the data block, then one block
+// writes"): a title block, the Strategy block, the data block, then one block
 // per iteration. Every line is written whole, so slog lines (on stderr)
 // never split one; extra lines only follow the documented lines of a block.
 type Console struct {
