@@ -190,9 +190,15 @@ func CheckSaveDirFree(dir string) error {
 	if newest := newestCheckpoint(ckpts); newest != "" {
 		hint = fmt.Sprintf("continue it with --resume-from %s, or %s", newest, hint)
 	}
-	return fmt.Errorf("%w: --save-dir %s already holds a run (%s); %s, or choose another --save-dir",
-		ErrSaveDirInUse, dir, strings.Join(what, " and "), hint)
+	return saveDirInUse(fmt.Sprintf("--save-dir %s already holds a run (%s); %s, or choose another --save-dir",
+		dir, strings.Join(what, " and "), hint))
 }
+
+// saveDirInUse is the error of CheckSaveDirFree; it is ErrSaveDirInUse.
+type saveDirInUse string
+
+func (e saveDirInUse) Error() string        { return string(e) }
+func (e saveDirInUse) Is(target error) bool { return target == ErrSaveDirInUse }
 
 // newestCheckpoint is the most recently modified file of paths that holds
 // optimizer state by its name (checkpoint_*.pt), or "".

@@ -346,6 +346,8 @@ func TestStartFromWeightsValidatedFirst(t *testing.T) {
 	if err != nil {
 		t.Fatalf("stage 2: %v\n%s", err, console.String())
 	}
+	// The same weights, validation set, batch size and kernels in one
+	// process: the same float operations, so the same loss bit for bit.
 	if res.StartValLoss == nil || *res.StartValLoss != sres.BestValLoss {
 		t.Fatalf("iteration 0 validation loss %v, the standard run's best %v (same weights, same validation set)", res.StartValLoss, sres.BestValLoss)
 	}
