@@ -41,6 +41,7 @@ type RunConfig struct {
 	InferenceBatch  int
 	SaveDir         string
 	ResumeFrom      string
+	Overwrite       bool // start in a SaveDir that holds another run's files (--overwrite)
 	ValEvery        int
 	CheckpointEvery int
 	Device          torch.Device

@@ -151,6 +151,13 @@ func evalOptions(c *cli.Context) (trainer.EvalOptions, error) {
 			valEnd = meta.Run["val-end"]
 		}
 	}
+	origin := dataGiven
+	if c.String("data") == "" {
+		origin = dataCheckpoint
+	}
+	if err := checkDataFile(data, origin, ck); err != nil {
+		return opt, err
+	}
 	te, err := parseDate("--train-end", trainEnd)
 	if err != nil {
 		return opt, err
@@ -284,7 +291,7 @@ func runPredict(c *cli.Context) error {
 // the budget, arms and evaluation settings.
 func compareFlags() []cli.Flag {
 	hide := map[string]bool{"save-dir": true, "resume-from": true, "val-every": true, "checkpoint-every": true,
-		"use-wandb": true, "metrics-addr": true, "num-iterations": true, "select-by": true, "negative-k": true, "mix-random": true,
+		"use-wandb": true, "metrics-addr": true, "num-iterations": true, "overwrite": true, "select-by": true, "negative-k": true, "mix-random": true,
 		// each arm sets its own strategy
 		"select-scope": true, "top-frac": true, "stratify": true, "top-k-schedule": true, "confidence-weight": true, "consistency-bonus": true}
 	var flags []cli.Flag

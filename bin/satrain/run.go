@@ -29,8 +29,39 @@ func parseDate(flag, s string) (int32, error) {
 }
 
 // runConfig turns flags into a trainer.RunConfig and validates it before any work.
+//
+// With --resume-from (not for compare, which starts its own runs) the
+// checkpoint is read first and its run's settings fill the flags not given
+// (see inheritCheckpoint); its architecture is checked by checkArchitecture.
 func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	var cfg trainer.RunConfig
+	var ckpt *trainer.CheckpointInfo
+	var resumeWarnings []string
+	dataOrigin := dataGiven
+	if !c.IsSet("data") {
+		dataOrigin = dataDefault
+	}
+	if path := c.String("resume-from"); path != "" && c.Command.Name != "compare" {
+		if _, err := os.Stat(path); err != nil {
+			return cfg, fmt.Errorf("--resume-from %s: %w", path, err)
+		}
+		info, err := trainer.ReadCheckpointInfo(path)
+		if err != nil {
+			return cfg, err
+		}
+		kind := trainer.KindStandard
+		if selection {
+			kind = trainer.KindSelectionAware
+		}
+		warns, inherited, err := inheritCheckpoint(c, info, kind)
+		if err != nil {
+			return cfg, err
+		}
+		if inherited["data"] {
+			dataOrigin = dataCheckpoint
+		}
+		ckpt, resumeWarnings = &info, warns
+	}
 	dev, err := torch.ParseDevice(c.String("device"))
 	if err != nil {
 		return cfg, fmt.Errorf("--device: %w", err)
@@ -53,6 +84,11 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 		}
 		if !c.IsSet("seq-len") {
 			mc.SeqLen = p.SeqLen
+		}
+	}
+	if ckpt != nil {
+		if err := checkArchitecture(c, &mc, *ckpt); err != nil {
+			return cfg, err
 		}
 	}
 	te, err := parseDate("--train-end", c.String("train-end"))
@@ -94,6 +130,7 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 		SaveDir: c.String("save-dir"), ResumeFrom: c.String("resume-from"), ValEvery: c.Int("val-every"),
 		CheckpointEvery: c.Int("checkpoint-every"), Device: dev, Seed: c.Int64("seed"), Threads: c.Int("threads"),
 		MetricsAddr: c.String("metrics-addr"), Version: version, Progress: c.Bool("progress"), Console: os.Stdout, Run: run,
+		Overwrite: c.Bool("overwrite"),
 	}
 	if selection {
 		cfg.SampleSize, cfg.TopK, cfg.HorizonIdx = c.Int("sample-size"), c.Int("top-k"), c.Int("horizon-idx")
@@ -108,8 +145,18 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	} else {
 		cfg.Epochs, cfg.MaxSeqsPerEpoch = c.Int("epochs"), c.Int("max-seqs-per-epoch")
 	}
+	ckptPath := ""
+	if ckpt != nil {
+		ckptPath = ckpt.Path
+	}
+	if err := checkDataFile(cfg.Data, dataOrigin, ckptPath); err != nil {
+		return cfg, err
+	}
 	if err := cfg.Validate(selection); err != nil {
 		return cfg, err
+	}
+	for _, w := range resumeWarnings {
+		slog.Warn(w)
 	}
 	if c.Bool("use-wandb") {
 		slog.Info("--use-wandb: there is no Weights & Biases here; metrics go to Prometheus and the metrics log",
