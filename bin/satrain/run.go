@@ -210,8 +210,18 @@ func runDemo(c *cli.Context) error {
 		SampleSize: 2000, TopK: 200, HorizonIdx: 1, EpochsPerIteration: 3, NumIterations: c.Int("num-iterations"),
 		BatchSize: 32, InferenceBatch: 256, SaveDir: filepath.Join(dir, "checkpoints"), ValEvery: 5, CheckpointEvery: 10,
 		Device: torch.CPU, Seed: c.Int64("seed"), MetricsAddr: c.String("metrics-addr"), Version: version, Progress: true,
-		Console: os.Stdout, Run: map[string]string{"command": "demo"},
+		Console:   os.Stdout,
+		Overwrite: true, // the demo's folder is its own: `make run` twice starts afresh
 	}
+	// The demo's settings as selection-aware flags, so that
+	// `satrain selection-aware --resume-from DIR/checkpoints/checkpoint_iter_10.pt` continues it.
+	cfg.Run = map[string]string{"command": "demo", "data": data, "val-size": strconv.Itoa(cfg.DataOpt.ValSize),
+		"lr": strconv.FormatFloat(cfg.Step.LR, 'g', -1, 64), "use-amp": "false", "device": "cpu",
+		"sample-size": strconv.Itoa(cfg.SampleSize), "top-k": strconv.Itoa(cfg.TopK), "horizon-idx": strconv.Itoa(cfg.HorizonIdx),
+		"train-epochs-per-iteration": strconv.Itoa(cfg.EpochsPerIteration), "num-iterations": strconv.Itoa(cfg.NumIterations),
+		"batch-size": strconv.Itoa(cfg.BatchSize), "inference-batch-size": strconv.Itoa(cfg.InferenceBatch),
+		"save-dir": cfg.SaveDir, "val-every": strconv.Itoa(cfg.ValEvery), "checkpoint-every": strconv.Itoa(cfg.CheckpointEvery),
+		"seed": strconv.FormatInt(cfg.Seed, 10), "metrics-addr": cfg.MetricsAddr}
 	if err := cfg.Validate(true); err != nil {
 		return err
 	}
