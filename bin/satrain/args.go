@@ -272,9 +272,9 @@ func contains(list []string, s string) bool {
 }
 
 // didYouMean returns "; did you mean PREFIX+NAME?" for the candidate nearest
-// to word by Levenshtein distance when it is close (at most a third of the
-// word's length, at least 1, so one slip or a transposition in a short name
-// is caught), else for the only candidate that contains word (`--epochs` on
+// to word by Levenshtein distance when it is close (1 for a word of one or
+// two letters, else a third of its length but at least 2, so one slip or a
+// swap of two letters is caught), else for the only candidate that contains word (`--epochs` on
 // selection-aware: --train-epochs-per-iteration), else "".
 func didYouMean(word string, candidates []string, prefix string) string {
 	best, bestD := "", -1
@@ -284,9 +284,9 @@ func didYouMean(word string, candidates []string, prefix string) string {
 			best, bestD = c, d
 		}
 	}
-	limit := len(word) / 3
-	if limit < 1 {
-		limit = 1
+	limit := 1
+	if len(word) >= 3 {
+		limit = max(2, len(word)/3)
 	}
 	if bestD >= 0 && bestD <= limit && len(best) > 1 {
 		return fmt.Sprintf("; did you mean %s%s?", prefix, best)
