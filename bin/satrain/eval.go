@@ -131,6 +131,11 @@ func evalOptions(c *cli.Context) (trainer.EvalOptions, error) {
 		return opt, fmt.Errorf("--loader-mode %q: want auto, preload or stream", mode)
 	}
 	data, trainEnd, valEnd := c.String("data"), c.String("train-end"), c.String("val-end")
+	if data != "" {
+		if err := checkDataFile(data, dataGiven, ""); err != nil {
+			return opt, err
+		}
+	}
 	if data == "" || trainEnd == "" || valEnd == "" {
 		l, err := trainer.LoadCheckpoint(ck)
 		if err != nil {
@@ -151,12 +156,10 @@ func evalOptions(c *cli.Context) (trainer.EvalOptions, error) {
 			valEnd = meta.Run["val-end"]
 		}
 	}
-	origin := dataGiven
 	if c.String("data") == "" {
-		origin = dataCheckpoint
-	}
-	if err := checkDataFile(data, origin, ck); err != nil {
-		return opt, err
+		if err := checkDataFile(data, dataCheckpoint, ck); err != nil {
+			return opt, err
+		}
 	}
 	te, err := parseDate("--train-end", trainEnd)
 	if err != nil {
