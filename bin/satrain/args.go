@@ -332,7 +332,11 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 		return strings.TrimSuffix(sub[1], "-") + "--" + sub[2]
 	})
 	if c != nil && c.Command != nil && c.Command.Name != "" {
-		return usagef("%s: %s", c.Command.FullName(), msg)
+		name := c.Command.Name
+		if c.App != nil && strings.HasPrefix(c.Command.HelpName, c.App.Name+" ") {
+			name = strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ") // "data synth"
+		}
+		return usagef("%s: %s", name, msg)
 	}
 	return usagef("%s", msg)
 }

@@ -263,6 +263,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	checkUsageLine(t, r, []string{"selection-aware x.h5"}, `unexpected argument "x.h5"; did you mean --data x.h5?`)
 	r = runCLI(t, nil, "selection-aware", "--top-k", "ten")
 	checkUsageLine(t, r, []string{"--top-k ten"}, `selection-aware: invalid value "ten" for flag --top-k: want an integer`)
+	r = runCLI(t, nil, "data", "synth", "x.h5", "--tickers", "many")
+	checkUsageLine(t, r, []string{"--tickers many"}, `data synth: invalid value "many" for flag --tickers: want an integer`)
 	r = runCLI(t, []string{"SATRAIN_LR=fast"}, "train")
 	checkUsageLine(t, r, []string{"SATRAIN_LR=fast"}, `"SATRAIN_LR" for flag --lr`)
 }
