@@ -83,7 +83,12 @@ func normalizeArgs(app *cli.App, args []string) ([]string, error) {
 	for {
 		name := args[i]
 		if name == "help" || name == "h" {
-			return args, nil // urfave's help command
+			// urfave's help command; a topic that is no command is a usage error here.
+			if i+1 < len(args) && !isFlagToken(args[i+1]) && findCommand(cmds, args[i+1]) == nil {
+				names := visibleCommandNames(cmds)
+				return nil, usagef("help: unknown command %q%s", args[i+1], didYouMean(args[i+1], names, ""))
+			}
+			return args, nil
 		}
 		cmd := findCommand(cmds, name)
 		if cmd == nil {

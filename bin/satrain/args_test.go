@@ -72,6 +72,8 @@ func TestNormalizeArgs(t *testing.T) {
 		{"data synth --out-of-place -- --tickers", "data synth: unknown flag --out-of-place"},
 		{"--top-k 5 selection-aware", "flag --top-k goes after the command: satrain selection-aware --top-k"},
 		{"--verison", "unknown flag --verison; did you mean --version?"},
+		{"help selction-aware", `help: unknown command "selction-aware"; did you mean selection-aware?`},
+		{"data help synthh", `help: unknown command "synthh"; did you mean synth?`},
 		{"data --out x import-csv DIR", "data: flag --out goes after the subcommand (synth, import-csv, inspect)"},
 	}
 	for _, c := range bad {
