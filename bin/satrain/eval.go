@@ -131,6 +131,11 @@ func evalOptions(c *cli.Context) (trainer.EvalOptions, error) {
 		return opt, fmt.Errorf("--loader-mode %q: want auto, preload or stream", mode)
 	}
 	data, trainEnd, valEnd := c.String("data"), c.String("train-end"), c.String("val-end")
+	if data != "" {
+		if err := checkDataFile(data, dataGiven, ""); err != nil {
+			return opt, err
+		}
+	}
 	if data == "" || trainEnd == "" || valEnd == "" {
 		l, err := trainer.LoadCheckpoint(ck)
 		if err != nil {
@@ -149,6 +154,11 @@ func evalOptions(c *cli.Context) (trainer.EvalOptions, error) {
 		}
 		if valEnd == "" {
 			valEnd = meta.Run["val-end"]
+		}
+	}
+	if c.String("data") == "" {
+		if err := checkDataFile(data, dataCheckpoint, ck); err != nil {
+			return opt, err
 		}
 	}
 	te, err := parseDate("--train-end", trainEnd)
@@ -285,7 +295,7 @@ func runPredict(c *cli.Context) error {
 // the budget, arms and evaluation settings.
 func compareFlags() []cli.Flag {
 	hide := map[string]bool{"save-dir": true, "resume-from": true, "val-every": true, "checkpoint-every": true,
-		"use-wandb": true, "metrics-addr": true, "num-iterations": true, "select-by": true, "negative-k": true, "mix-random": true,
+		"use-wandb": true, "metrics-addr": true, "num-iterations": true, "overwrite": true, "select-by": true, "negative-k": true, "mix-random": true,
 		// each arm sets its own strategy
 		"select-scope": true, "top-frac": true, "stratify": true, "top-k-schedule": true, "confidence-weight": true, "consistency-bonus": true}
 	var flags []cli.Flag
