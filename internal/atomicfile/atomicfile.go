@@ -13,6 +13,7 @@
 package atomicfile
 
 import (
+	"bufio"
 	"io"
 	"io/fs"
 	"os"
@@ -31,13 +32,19 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 	})
 }
 
-// Write writes path atomically with what fn writes to w (the temporary file;
-// buffer it if fn writes in small pieces). An error from fn is returned as
-// it is; errors of the file operations are *fs.PathError naming the
-// temporary file.
+// Write writes path atomically with what fn writes to w, a buffer over the
+// temporary file. A write error is kept even when fn ignores it (as
+// fmt.Fprintf callers and tabwriter do): Write then fails instead of renaming
+// a short file into place. An error from fn is returned as it is; errors of
+// the file operations are *fs.PathError naming the temporary file.
 func Write(path string, perm fs.FileMode, fn func(w io.Writer) error) error {
 	return replace(path, perm, func(f *os.File) (*os.File, error) {
-		return f, fn(f)
+		bw := bufio.NewWriterSize(f, 64<<10)
+		if err := fn(bw); err != nil {
+			return f, err
+		}
+		// bufio.Writer keeps its first write error: Flush returns it.
+		return f, bw.Flush()
 	})
 }
 

@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -39,6 +40,20 @@ func TestWriteFailsKeepsPrevious(t *testing.T) {
 	}
 	restore := atomictest.LimitFileSize(t, 4096)
 	err := WriteFile(path, make([]byte, 64<<10), 0o644)
+	restore()
+	if !errors.Is(err, syscall.EFBIG) {
+		t.Fatalf("error %v, want EFBIG", err)
+	}
+	atomictest.CheckIntact(t, path, old)
+
+	// a writer that ignores its write errors (fmt.Fprintf, tabwriter)
+	restore = atomictest.LimitFileSize(t, 4096)
+	err = Write(path, 0o644, func(w io.Writer) error {
+		for i := 0; i < 10000; i++ {
+			fmt.Fprintf(w, "line %d\n", i)
+		}
+		return nil
+	})
 	restore()
 	if !errors.Is(err, syscall.EFBIG) {
 		t.Fatalf("error %v, want EFBIG", err)
