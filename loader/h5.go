@@ -281,7 +281,7 @@ func readAttrInt32Checked(a *hdf5.Attribute, name string) (int32, bool, error) {
 	}
 	// Check the type first: reading a string as an integer fails inside
 	// HDF5's conversion code with a stack that says nothing useful.
-	if desc, integer := attrTypeH5(a); !integer {
+	if desc, numeric := attrTypeH5(a); !numeric {
 		return 0, true, fmt.Errorf("attribute %s: want an integer, got %s (write it as np.int32(...))", name, desc)
 	}
 	var v int32

@@ -205,8 +205,10 @@ func missingFilterH5(ds *hdf5.Dataset) string {
 }
 
 // attrTypeH5 describes the datatype of an attribute ("integer (4 bytes)",
-// "variable-length string", ...) and reports whether it is an integer.
-func attrTypeH5(a *hdf5.Attribute) (desc string, integer bool) {
+// "variable-length string", ...) and reports whether it is a number HDF5
+// converts to an integer (an integer, or a float as files written before
+// this check may hold).
+func attrTypeH5(a *hdf5.Attribute) (desc string, numeric bool) {
 	var size C.size_t
 	var vlen C.int
 	c := C.satrain_h5_attr_class(C.hid_t(a.ID()), &size, &vlen)
@@ -217,7 +219,7 @@ func attrTypeH5(a *hdf5.Attribute) (desc string, integer bool) {
 	case c == C.H5T_INTEGER:
 		return fmt.Sprintf("integer (%d bytes)", int(size)), true
 	case c == C.H5T_FLOAT:
-		return fmt.Sprintf("float (%d bytes)", int(size)), false
+		return fmt.Sprintf("float (%d bytes)", int(size)), true
 	case c == C.H5T_STRING && vlen != 0:
 		return "variable-length string", false
 	case c == C.H5T_STRING:

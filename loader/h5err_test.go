@@ -68,6 +68,9 @@ copy(d + "/gzip.h5", ("features", "returns"), compression="gzip", shuffle=True)
 copy(d + "/strver.h5", ())
 with h5py.File(d + "/strver.h5", "a") as f:
     f.attrs["format_version"] = "1"
+copy(d + "/floatver.h5", ())
+with h5py.File(d + "/floatver.h5", "a") as f:
+    f.attrs["format_version"] = np.float64(1)
 `, good, dir)
 	cases := []struct{ file, want string }{
 		{"lzf.h5", "/returns: uses the LZF filter, which this HDF5 cannot decode; write it with gzip or without compression"},
@@ -93,6 +96,12 @@ with h5py.File(d + "/strver.h5", "a") as f:
 				t.Errorf("error %v\nwant  %s", err, want)
 			}
 		})
+	}
+	// A float format_version converts to the integer, as it always did.
+	if d, err := Open(filepath.Join(dir, "floatver.h5"), Options{SeqLen: 10}); err != nil {
+		t.Errorf("float format_version: %v", err)
+	} else {
+		d.Close()
 	}
 	// gzip (deflate) and shuffle are built into HDF5: the check must not
 	// refuse them, and the values read back are the panel's.
