@@ -721,7 +721,11 @@ func ImportCSV(dir, out string, opt ImportOptions) (*ImportReport, error) {
 
 // dayAxis returns the panel's trading days: the dates that at least half of
 // the tickers listed at the time (first row <= date <= last row) trade on.
-// This drops stray rows on holidays or weekends in single files.
+// This drops stray rows on holidays or weekends in single files. After the
+// last date that two tickers share (the end of the download), every ticker
+// that reached that date counts as still listed: a row one file has beyond
+// it (a weekend row after the last trading day) is then a stray too, not a
+// day of its own.
 func dayAxis(kept []tickerData) []int32 {
 	count := map[int32]int{}
 	for _, k := range kept {
@@ -730,15 +734,23 @@ func dayAxis(kept []tickerData) []int32 {
 		}
 	}
 	all := make([]int32, 0, len(count))
-	for d := range count {
+	var shared int32 // last date traded by two tickers or more; 0 if none
+	for d, n := range count {
 		all = append(all, d)
+		if n >= 2 && d > shared {
+			shared = d
+		}
 	}
 	sort.Slice(all, func(a, b int) bool { return all[a] < all[b] })
 	var dates []int32
 	for _, d := range all {
 		listed := 0
 		for _, k := range kept {
-			if k.s.dates[0] <= d && d <= k.s.dates[k.s.len()-1] {
+			first, last := k.s.dates[0], k.s.dates[k.s.len()-1]
+			if shared != 0 && last >= shared {
+				last = math.MaxInt32
+			}
+			if first <= d && d <= last {
 				listed++
 			}
 		}

@@ -183,6 +183,9 @@ func TestImportDroppedRowsContributeNothing(t *testing.T) {
 				t.Errorf("rows widened: %d, want %d (the weekend row is dropped)", got, want)
 			}
 		}},
+		{"weekend row after the last trading day", func(a []string) []string {
+			return append(a, withDate(a[len(a)-1], "2021-04-24"))
+		}, baseF, baseR, nil},
 		{"duplicate date (later row differs)", func(a []string) []string {
 			return slices.Insert(a, fri+1, setField(a[fri], 4, "1"))
 		}, baseF, baseR, func(t *testing.T, r *ImportReport) {
