@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer/event"
 )
@@ -280,41 +281,12 @@ func serializeCheckpoint(path string, e *Engine, meta Meta, withOptimizer bool) 
 }
 
 // writeAtomic writes data to path through a dot-prefixed temporary file in
-// the same folder (.<name>.tmp-*), fsync, rename, and an fsync of the folder.
-// On failure the temporary file is removed and path is untouched.
+// the same folder (.<name>.tmp-*), fsync, rename, and an fsync of the folder
+// (internal/atomicfile). On failure the temporary file is removed and path is
+// untouched.
 func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
-	}
-	tmpName := tmp.Name()
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(tmpName)
-		return fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	// CreateTemp makes the file 0600; a checkpoint is an ordinary 0644 file.
-	if err := tmp.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmpName)
-		return fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		os.Remove(tmpName)
-		return fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
-	}
-	if df, err := os.Open(dir); err == nil {
-		_ = df.Sync()
-		df.Close()
 	}
 	return nil
 }

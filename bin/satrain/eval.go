@@ -1,13 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
@@ -271,19 +272,14 @@ func runPredict(c *cli.Context) error {
 		return err
 	}
 	path := c.String("out")
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("--out %s: %w", path, err)
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
 	start := time.Now()
-	n, err := ev.WritePredictions(c.Context, ids, w, c.Bool("probs"))
-	if ferr := w.Flush(); err == nil {
-		err = ferr
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	var n int
+	// Written atomically: a failed run leaves an earlier file at --out intact.
+	err = atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		var err error
+		n, err = ev.WritePredictions(c.Context, ids, w, c.Bool("probs"))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("predict %s: %w", path, err)
 	}
