@@ -19,8 +19,10 @@ func gamma(n int, u float64) float64 { return float64(n) * u / (1 - float64(n)*u
 // about 1.129, is at z = √2).
 const geluLipschitz = 1.13
 
-func geluErf(z float64) float64  { return 0.5 * z * (1 + math.Erf(z/math.Sqrt2)) }
-func geluTanh(z float64) float64 { return 0.5 * z * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(z+0.044715*z*z*z))) }
+func geluErf(z float64) float64 { return 0.5 * z * (1 + math.Erf(z/math.Sqrt2)) }
+func geluTanh(z float64) float64 {
+	return 0.5 * z * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(z+0.044715*z*z*z)))
+}
 
 // linearGeluBound returns, for each output of gelu(x wᵀ + b), the largest
 // difference two float evaluations may show: each path's pre-activation is
