@@ -5,6 +5,8 @@ package torch
 */
 import "C"
 
+import "sync/atomic"
+
 // Fused kernels (opt-in). Each has the plain composition of ops beside it as
 // the reference, and falls back to it wherever the fused kernel cannot run.
 
@@ -48,11 +50,19 @@ func (s *Scope) LinearGeluPath(x, w, b *Tensor, fused bool) (*Tensor, bool) {
 			return nil, false
 		}
 		if out != nil {
+			fusedLinearGeluCalls.Add(1)
 			return s.Own(newTensor(out)), true
 		}
 	}
 	return s.Gelu(s.Linear(x, w, b)), false
 }
+
+var fusedLinearGeluCalls atomic.Int64
+
+// FusedLinearGeluCalls counts the calls of LinearGelu that ran the fused
+// kernel in this process (for tests and benchmarks: it tells the fused path
+// really ran, not its fallback).
+func FusedLinearGeluCalls() int64 { return fusedLinearGeluCalls.Load() }
 
 // SetFused asks for the fused AdamW step (at::_fused_adamw_, one multi-tensor
 // kernel) instead of the per-parameter loop, and returns whether it will run:
