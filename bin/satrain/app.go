@@ -111,7 +111,7 @@ func newApp() *cli.App {
 			{
 				Name:   "selection-aware",
 				Usage:  "train on the top-k of each iteration's scored random sample (the method)",
-				Flags:  append(modelFlags(), selectionFlags()...),
+				Flags:  append(append(modelFlags(), selectionFlags()...), gpuFlags()...),
 				Action: runSelectionAware,
 			},
 			{
@@ -125,7 +125,7 @@ func newApp() *cli.App {
 			{
 				Name:   "quickstart",
 				Usage:  "the documented quick start: selection-aware training with every default",
-				Flags:  append(modelFlags(), selectionFlags()...),
+				Flags:  append(append(modelFlags(), selectionFlags()...), gpuFlags()...),
 				Action: runSelectionAware,
 			},
 			{

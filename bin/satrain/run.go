@@ -108,6 +108,9 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	} else {
 		cfg.Epochs, cfg.MaxSeqsPerEpoch = c.Int("epochs"), c.Int("max-seqs-per-epoch")
 	}
+	if err := applyGPUFlags(c, &cfg, selection); err != nil {
+		return cfg, err
+	}
 	if err := cfg.Validate(selection); err != nil {
 		return cfg, err
 	}
