@@ -21,6 +21,7 @@ import (
 const (
 	PrecisionFP32 = "fp32" // float32, no autocast
 	PrecisionBF16 = "bf16" // bfloat16 autocast
+	PrecisionFP16 = "fp16" // float16 autocast (CUDA; a reference only, with --amp-dtype fp16)
 	PrecisionFP8  = "fp8"  // FP8 matmuls (at::_scaled_mm, sm_89+): no path in this build
 )
 
@@ -38,17 +39,20 @@ type ScoreConfig struct {
 	RescoreTop int
 }
 
-// ReferencePrecision is the precision of the run's own scoring: bf16 with
-// --use-amp, else fp32.
-func ReferencePrecision(useAMP bool) string {
-	if useAMP {
-		return PrecisionBF16
+// ReferencePrecision is the precision of the run's own scoring: its autocast
+// dtype with --use-amp (bf16, or fp16 with --amp-dtype fp16), else fp32.
+func ReferencePrecision(cfg StepConfig) string {
+	switch {
+	case !cfg.UseAMP:
+		return PrecisionFP32
+	case cfg.AMPDType == "fp16":
+		return PrecisionFP16
 	}
-	return PrecisionFP32
+	return PrecisionBF16
 }
 
-// rank orders precisions by cost (higher: dearer and closer to the truth).
-var precisionRank = map[string]int{PrecisionFP8: 0, PrecisionBF16: 1, PrecisionFP32: 2}
+// precisionRank orders precisions by cost (higher: dearer and closer to the truth).
+var precisionRank = map[string]int{PrecisionFP8: 0, PrecisionBF16: 1, PrecisionFP16: 1, PrecisionFP32: 2}
 
 // Validate checks the configuration against k, the sample size and the
 // reference precision (ReferencePrecision). It refuses fp8 (no FP8 scoring
@@ -67,8 +71,8 @@ func (c ScoreConfig) Validate(topK, sampleSize int, reference string) error {
 	default:
 		return fmt.Errorf("--score-precision %q: want fp32, bf16 or fp8", c.Precision)
 	}
-	if precisionRank[c.Precision] > precisionRank[reference] {
-		return fmt.Errorf("--score-precision %s is dearer than the reference precision %s (--use-amp); the cheap pass must not be", c.Precision, reference)
+	if c.Precision != reference && precisionRank[c.Precision] >= precisionRank[reference] {
+		return fmt.Errorf("--score-precision %s is not cheaper than the reference precision %s (--use-amp, --amp-dtype); the cheap pass must be", c.Precision, reference)
 	}
 	if c.RescoreTop != 0 && (c.RescoreTop < topK || c.RescoreTop > sampleSize) {
 		return fmt.Errorf("--rescore-top %d: want between --top-k %d and --sample-size %d", c.RescoreTop, topK, sampleSize)
@@ -205,8 +209,10 @@ func (s EngineScorer) Score(ctx context.Context, ids []loader.SeqID) ([]float64,
 		e.ampOn = false
 	case PrecisionBF16:
 		e.ampOn, e.amp = true, torch.BFloat16
+	case PrecisionFP16:
+		e.ampOn, e.amp = true, torch.Float16
 	default:
-		return nil, fmt.Errorf("engine scorer: precision %q: want fp32 or bf16", s.Precision)
+		return nil, fmt.Errorf("engine scorer: precision %q: want fp32, bf16 or fp16", s.Precision)
 	}
 	H := len(s.Data.Horizons())
 	if s.Horizon < 0 || s.Horizon >= H {
@@ -238,4 +244,14 @@ func (s EngineScorer) Score(ctx context.Context, ids []loader.SeqID) ([]float64,
 		}
 	}
 	return out, nil
+}
+
+// ScoreCascade is the selection-aware loop's hook: it runs the cascade of sc
+// over ids with e, the cheap pass in sc.Precision and the rescoring in the
+// engine's own precision, ranking on horizon index h, and selects k.
+func (e *Engine) ScoreCascade(ctx context.Context, ds *loader.Dataset, ids []loader.SeqID, h int, sc ScoreConfig, k int) (CascadeResult, error) {
+	ref := ReferencePrecision(e.Cfg)
+	cheap := EngineScorer{Eng: e, Data: ds, Horizon: h, Precision: sc.Precision}
+	full := EngineScorer{Eng: e, Data: ds, Horizon: h, Precision: ref}
+	return Cascade(ctx, ids, cheap, full, k, sc.M(k, len(ids)))
 }

@@ -166,7 +166,8 @@ func TestScoreConfigValidate(t *testing.T) {
 		{ScoreConfig{Precision: "bf16"}, PrecisionBF16, ""},
 		{ScoreConfig{Precision: "fp8"}, PrecisionBF16, "--score-precision fp8: this build has no FP8 scoring path"},
 		{ScoreConfig{Precision: "fp16"}, PrecisionBF16, `--score-precision "fp16": want fp32, bf16 or fp8`},
-		{ScoreConfig{Precision: "fp32"}, PrecisionBF16, "--score-precision fp32 is dearer than the reference precision bf16"},
+		{ScoreConfig{Precision: "fp32"}, PrecisionBF16, "--score-precision fp32 is not cheaper than the reference precision bf16"},
+		{ScoreConfig{Precision: "bf16"}, PrecisionFP16, "--score-precision bf16 is not cheaper than the reference precision fp16"},
 		{ScoreConfig{Precision: "bf16", RescoreTop: 50}, PrecisionFP32, "--rescore-top 50: want between --top-k 100 and --sample-size 10000"},
 		{ScoreConfig{Precision: "bf16", RescoreTop: 20000}, PrecisionFP32, "--rescore-top 20000"},
 		{ScoreConfig{RescoreTop: 400}, PrecisionFP32, "--rescore-top 400 needs --score-precision"},
@@ -182,8 +183,9 @@ func TestScoreConfigValidate(t *testing.T) {
 			t.Errorf("%+v: error is not one line: %q", c.cfg, err)
 		}
 	}
-	if ReferencePrecision(true) != PrecisionBF16 || ReferencePrecision(false) != PrecisionFP32 {
-		t.Fatal("reference precision: --use-amp is bf16, otherwise fp32")
+	if ReferencePrecision(StepConfig{UseAMP: true}) != PrecisionBF16 || ReferencePrecision(StepConfig{}) != PrecisionFP32 ||
+		ReferencePrecision(StepConfig{UseAMP: true, AMPDType: "fp16"}) != PrecisionFP16 {
+		t.Fatal("reference precision: --use-amp is bf16 (fp16 with --amp-dtype fp16), otherwise fp32")
 	}
 	if (ScoreConfig{Precision: "bf16"}).Active(PrecisionBF16) || !(ScoreConfig{Precision: "bf16"}).Active(PrecisionFP32) || (ScoreConfig{}).Active(PrecisionFP32) {
 		t.Fatal("the cascade runs only for a cheap precision that differs from the reference")
@@ -245,6 +247,19 @@ func TestCascadeEngineScorersBF16VsFP32(t *testing.T) {
 	}
 	if e.ampOn {
 		t.Fatal("the scorer left autocast switched on")
+	}
+	// The loop's hook: the engine's own precision (float32 here) as the reference.
+	ids := ds.Split("train").Sample(n, rand.New(rand.NewSource(99)))
+	want, err := Cascade(context.Background(), ids, cheap, ref, k, DefaultRescoreFactor*k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.ScoreCascade(context.Background(), ds, ids, 1, ScoreConfig{Precision: PrecisionBF16}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Top, want.Top) || !slices.Equal(got.Candidates, want.Candidates) || !slices.Equal(got.Rescored, want.Rescored) {
+		t.Fatalf("ScoreCascade selected %v from %d candidates, the explicit cascade %v from %d", got.Top, len(got.Candidates), want.Top, len(want.Candidates))
 	}
 	t.Logf("float32 top-%d inside the bf16 top-%d in %d of %d samples", k, DefaultRescoreFactor*k, contained, samples)
 }

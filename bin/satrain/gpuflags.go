@@ -25,7 +25,7 @@ func applyGPUFlags(c *cli.Context, cfg *trainer.RunConfig, selection bool) error
 		return nil
 	}
 	sc := trainer.ScoreConfig{Precision: c.String("score-precision"), RescoreTop: c.Int("rescore-top")}
-	ref := trainer.ReferencePrecision(cfg.Step.UseAMP)
+	ref := trainer.ReferencePrecision(cfg.Step)
 	if err := sc.Validate(cfg.TopK, cfg.SampleSize, ref); err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ func TestScorePrecisionFlags(t *testing.T) {
 		{"fp8", map[string]string{"score-precision": "fp8"}, "--score-precision fp8: this build has no FP8 scoring path"},
 		{"fp8 from the environment", nil, "--score-precision fp8"},
 		{"unknown precision", map[string]string{"score-precision": "int4"}, `--score-precision "int4": want fp32, bf16 or fp8`},
-		{"fp32 under bf16 amp", map[string]string{"score-precision": "fp32"}, "--score-precision fp32 is dearer than the reference precision bf16"},
+		{"fp32 under bf16 amp", map[string]string{"score-precision": "fp32"}, "--score-precision fp32 is not cheaper than the reference precision bf16"},
 		{"rescore-top below top-k", map[string]string{"score-precision": "bf16", "use-amp": "false", "rescore-top": "3"}, "--rescore-top 3: want between --top-k 5 and --sample-size 50"},
 		{"rescore-top alone", map[string]string{"rescore-top": "20"}, "--rescore-top 20 needs --score-precision"},
 		{"cascade not hooked yet", map[string]string{"score-precision": "bf16", "use-amp": "false"}, "--score-precision bf16: the scoring cascade is not yet hooked"},
