@@ -115,7 +115,7 @@ func newApp() *cli.App {
 			{
 				Name:   "selection-aware",
 				Usage:  "train on the top-k of each iteration's scored random sample (the method)",
-				Flags:  append(modelFlags(), selectionFlags()...),
+				Flags:  append(append(modelFlags(), selectionFlags()...), gpuFlags()...),
 				Action: runSelectionAware,
 			},
 			{
@@ -129,7 +129,7 @@ func newApp() *cli.App {
 			{
 				Name:   "quickstart",
 				Usage:  "the documented quick start: selection-aware training with every default",
-				Flags:  append(modelFlags(), selectionFlags()...),
+				Flags:  append(append(modelFlags(), selectionFlags()...), gpuFlags()...),
 				Action: runSelectionAware,
 			},
 			{

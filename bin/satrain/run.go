@@ -152,6 +152,9 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	if err := checkDataFile(cfg.Data, dataOrigin, ckptPath); err != nil {
 		return cfg, err
 	}
+	if err := applyGPUFlags(c, &cfg, selection); err != nil {
+		return cfg, err
+	}
 	if err := cfg.Validate(selection); err != nil {
 		return cfg, err
 	}
