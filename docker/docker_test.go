@@ -9,7 +9,7 @@ package docker
 //   - docker/compose.yaml, the Prometheus config and the Grafana provisioning
 //     agree with each other and with the metrics port of the code.
 //   - The Grafana dashboard and the Prometheus alert rules name only metrics the
-//     trainer exports (read from trainer/metrics.go).
+//     trainer exports (read from trainer/report/prom.go).
 //   - promtool (when installed) accepts the Prometheus config, the alert rules
 //     and every dashboard query.
 
@@ -126,12 +126,12 @@ func goFilesIn(t *testing.T, dir string) []string {
 }
 
 // exportedMetrics returns the metric names the trainer exports: the string
-// literals of trainer/metrics.go that look like satrain_* metric names, or,
+// literals of trainer/report/prom.go that look like satrain_* metric names, or,
 // while that file does not exist, the contract list in metrics_names.txt.
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
-	const src = "trainer/metrics.go"
+	const src = "trainer/report/prom.go"
 	if _, err := os.Stat(filepath.Join(repoRoot, src)); err == nil {
 		for _, s := range goStringLiterals(t, src) {
 			if metricNameRE.MatchString(s) {
