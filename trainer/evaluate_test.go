@@ -176,11 +176,11 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res5.Report.NumDates != 5 || res5.Report.FirstDate != r.FirstDate || res5.Report.LastDate != r.Dates[4].Date {
-		t.Fatalf("max-dates 5: %d dates %d..%d, want the first 5 of %d..", res5.Report.NumDates, res5.Report.FirstDate, res5.Report.LastDate, r.FirstDate)
+		t.Fatalf("max-dates 5: %d dates %s..%s, want the first 5 of %s..", res5.Report.NumDates, res5.Report.FirstDate, res5.Report.LastDate, r.FirstDate)
 	}
 	for _, p := range res5.Predictions {
-		if p.Date > r.Dates[4].Date {
-			t.Fatalf("max-dates 5: prediction dated %d after the 5th day %d", p.Date, r.Dates[4].Date)
+		if backtest.Date(p.Date) > r.Dates[4].Date {
+			t.Fatalf("max-dates 5: prediction dated %d after the 5th day %s", p.Date, r.Dates[4].Date)
 		}
 	}
 

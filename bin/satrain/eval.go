@@ -82,19 +82,21 @@ func compareCommand() *cli.Command {
 func plotCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "plot",
-		Usage: "draw train/validation loss and expected-return curves from a metrics.jsonl",
+		Usage: "draw train/validation loss and expected-return curves from one or more metrics.jsonl (several runs are overlaid)",
 		Flags: []cli.Flag{
-			stringFlag("log", "", "metrics.jsonl written by a training run (required)", catOther),
+			&cli.StringSliceFlag{Name: "log", Usage: "metrics.jsonl written by a training run (required; repeat --log to overlay runs)",
+				Category: catOther, EnvVars: env("log")},
 			stringFlag("out", "curves.png", "output PNG", catOther),
 		},
 		Action: func(c *cli.Context) error {
-			if c.String("log") == "" {
+			logs := c.StringSlice("log")
+			if len(logs) == 0 {
 				return fmt.Errorf("plot: --log is required")
 			}
-			if err := backtest.PlotTrainingCurves(c.String("log"), c.String("out")); err != nil {
+			if err := backtest.PlotTrainingCurves(logs, c.String("out")); err != nil {
 				return err
 			}
-			fmt.Printf("wrote %s\n", c.String("out"))
+			fmt.Printf("wrote %s (%d run(s))\n", c.String("out"), len(logs))
 			return nil
 		},
 	}
