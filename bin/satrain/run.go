@@ -5,12 +5,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
-	"time"
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
+	"github.com/satrain/satrain/trainer/backtest"
 	"github.com/urfave/cli/v2"
 )
 
@@ -18,14 +17,11 @@ func parseDate(flag, s string) (int32, error) {
 	if s == "" {
 		return 0, nil
 	}
-	v, err := strconv.Atoi(s)
-	if err != nil || v < 19000101 || v > 21001231 {
-		return 0, fmt.Errorf("%s %q: want a date as YYYYMMDD", flag, s)
+	d, err := backtest.ParseDate(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", flag, err)
 	}
-	if _, err := time.Parse("20060102", s); err != nil {
-		return 0, fmt.Errorf("%s %q: not a calendar date", flag, s)
-	}
-	return int32(v), nil
+	return int32(d), nil
 }
 
 // runConfig turns flags into a trainer.RunConfig and validates it before any work.
