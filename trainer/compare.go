@@ -16,7 +16,10 @@ import (
 	"time"
 
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer/backtest"
+	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/trainer/report"
 )
 
 // Arms of `satrain compare`.
@@ -199,6 +202,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 		return nil, fmt.Errorf("--out %s: %w", cfg.OutDir, err)
 	}
 	base := cfg.Base
+	metricsAddr := base.MetricsAddr
 	base.MetricsAddr = ""
 	base.ResumeFrom = ""
 	if base.DataOpt.Seed == 0 {
@@ -219,6 +223,18 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 	out := cfg.Console
 	fmt.Fprintf(out, "Compare %s: %d seed(s) from %d, budget %s sequence-passes per run, %s training sequences\n",
 		strings.Join(cfg.Arms, ", "), cfg.Seeds, base.Seed, loader.FormatCount(cfg.Budget), loader.FormatCount(trainLen))
+	// One set of series for the whole comparison: each run reports into it in
+	// turn (satrain_run_info says which), counters add up over the runs.
+	metrics := report.NewMetrics(base.Version, torch.Version(), torch.BuiltWithCUDA())
+	if metricsAddr != "" {
+		addr, err := metrics.Serve(ctx, metricsAddr)
+		if err != nil {
+			return nil, fmt.Errorf("--metrics-addr %s: %w", metricsAddr, err)
+		}
+		fmt.Fprintf(out, "Metrics: http://%s/metrics (satrain_run_info names the run in progress)\n", addr)
+	}
+	planned := len(cfg.Arms) * cfg.Seeds
+	metrics.CompareSeries().Planned.Set(float64(planned))
 
 	var ev *Evaluator
 	defer func() {
@@ -231,7 +247,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 		if ev == nil {
 			var err error
 			ev, err = OpenEvaluator(EvalOptions{Checkpoint: path, Data: base.Data, DataOpt: dopt, Device: base.Device,
-				InferenceBatch: base.InferenceBatch})
+				InferenceBatch: base.InferenceBatch, Progress: base.Progress})
 			if err != nil {
 				return nil, err
 			}
@@ -255,13 +271,24 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 				return res, err
 			}
 			run := CompareRun{Arm: arm, Seed: seed, Dir: dir}
+			runNo := len(res.Runs) + 1
+			title := fmt.Sprintf("%s seed %d (run %d/%d)", arm, seed, runNo, planned)
+			fmt.Fprintf(out, "  run %d/%d: %s seed %d training (log %s)\n", runNo, planned, arm, seed, filepath.Join(dir, "train.log"))
 			t0 := time.Now()
-			stages, err := trainArm(ctx, cfg, base, arm, seed, dir, trainLen, &run)
+			reporters := func(console io.Writer) []event.Reporter {
+				rs := []event.Reporter{report.NewConsole(console, ""), report.NewPrometheus(metrics), report.NewJSONL()}
+				if base.Progress {
+					rs = append(rs, report.NewProgress(report.ProgressOptions{Title: title}))
+				}
+				return rs
+			}
+			stages, err := trainArm(ctx, cfg, base, arm, seed, dir, trainLen, &run, reporters)
 			run.TrainSeconds = time.Since(t0).Seconds()
 			if err != nil {
 				return res, fmt.Errorf("arm %s seed %d: %w", arm, seed, err)
 			}
 			t1 := time.Now()
+			fmt.Fprintf(out, "  run %d/%d: %s seed %d evaluating %d checkpoint(s) and the best model\n", runNo, planned, arm, seed, countCheckpoints(stages))
 			// Convergence curve from the intermediate checkpoints.
 			for _, st := range stages {
 				for _, ck := range st.checkpoints {
@@ -289,6 +316,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 				return res, err
 			}
 			res.Runs = append(res.Runs, run)
+			metrics.CompareSeries().Completed.Inc()
 			ar := backtest.ArmResult{Arm: arm, Seed: seed, Report: r.Report, Curve: run.Curve}
 			if b := run.Stage1; b != nil {
 				ar.Stage1 = &backtest.CurvePoint{Budget: b.Budget, TopKReturn: b.CurveExcess}
@@ -324,7 +352,8 @@ type stage struct {
 }
 
 // trainArm runs the training of one arm x seed into dir and fills run.
-func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string, seed int64, dir string, trainLen int64, run *CompareRun) ([]stage, error) {
+func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string, seed int64, dir string, trainLen int64, run *CompareRun,
+	reporters func(console io.Writer) []event.Reporter) ([]stage, error) {
 	logF, err := os.Create(filepath.Join(dir, "train.log"))
 	if err != nil {
 		return nil, err
@@ -332,6 +361,7 @@ func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string
 	defer logF.Close()
 	rc := base
 	rc.Seed, rc.Console, rc.Progress = seed, logF, false
+	rc.Reporters = reporters(logF)
 	rc.Run = map[string]string{"command": "compare", "arm": arm, "budget": strconv.FormatInt(cfg.Budget, 10)}
 	for k, v := range base.Run {
 		rc.Run[k] = v
@@ -424,6 +454,14 @@ func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string
 		}
 		return stages, addStage(r, dir, 0, iterCheckpoint)
 	}
+}
+
+func countCheckpoints(stages []stage) int {
+	n := 0
+	for _, st := range stages {
+		n += len(st.checkpoints)
+	}
+	return n
 }
 
 var (

@@ -191,6 +191,7 @@ func (e *Evaluator) Score(ctx context.Context, ids []loader.SeqID, wantProbs boo
 	st := e.DS.Stream(ctx, ids, loader.StreamOptions{BatchSize: bs, Depth: 2})
 	defer st.Close()
 	bar := newProgress(e.opt.Progress, "score", len(ids))
+	defer bar.close()
 	sb := &ScoredBatch{}
 	for {
 		b, err := st.Next()

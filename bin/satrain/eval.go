@@ -286,9 +286,10 @@ func runPredict(c *cli.Context) error {
 // the budget, arms and evaluation settings.
 func compareFlags() []cli.Flag {
 	hide := map[string]bool{"save-dir": true, "resume-from": true, "val-every": true, "checkpoint-every": true,
-		"use-wandb": true, "metrics-addr": true, "num-iterations": true, "select-by": true, "negative-k": true, "mix-random": true,
+		"use-wandb": true, "num-iterations": true, "select-by": true, "negative-k": true, "mix-random": true,
 		// each arm sets its own strategy
-		"select-scope": true, "top-frac": true, "stratify": true, "top-k-schedule": true, "confidence-weight": true, "consistency-bonus": true}
+		"select-scope": true, "top-frac": true, "stratify": true, "top-k-schedule": true, "confidence-weight": true, "consistency-bonus": true,
+		"log-selected": true}
 	var flags []cli.Flag
 	for _, f := range append(modelFlags(), selectionFlags()...) {
 		name := f.Names()[0]
@@ -341,7 +342,6 @@ func runCompare(c *cli.Context) error {
 			arms = append(arms, a)
 		}
 	}
-	base.Progress = false
 	cfg := trainer.CompareConfig{Base: base, Arms: arms, Seeds: c.Int("seeds"), Budget: c.Int64("budget"), OutDir: c.String("out"),
 		CurvePoints: c.Int("curve-points"), CurveMaxDates: c.Int("curve-max-dates"),
 		Eval:    trainer.EvalConfig{Split: "test", HorizonIdx: eh, MaxDates: c.Int("max-dates"), Backtest: bt},

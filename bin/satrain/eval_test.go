@@ -140,7 +140,7 @@ func TestEvalCommands(t *testing.T) {
 	// compare: two arms, one seed.
 	cmp := filepath.Join(dir, "cmp")
 	args = append([]string{"compare", "--data", data, "--arms", "selection_aware,random", "--seeds", "1", "--budget", "240",
-		"--curve-points", "2", "--eval-top-k", "3", "--out", cmp}, evTiny...)
+		"--curve-points", "2", "--eval-top-k", "3", "--out", cmp, "--metrics-addr", ""}, evTiny...)
 	if err := evRun(t, args...); err != nil {
 		t.Fatalf("compare: %v", err)
 	}

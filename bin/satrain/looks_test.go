@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/satrain/satrain/trainer"
 )
@@ -80,5 +82,47 @@ func TestPlotOverlaysEveryLog(t *testing.T) {
 	// Standard runs score nothing: the loss panel only.
 	if b := img.Bounds(); b.Dx() != 768 || b.Dy() != 480 {
 		t.Errorf("curves.png is %dx%d, want 768x480", b.Dx(), b.Dy())
+	}
+}
+
+func TestLogSelectedWritesTheSelectedSet(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "selected.jsonl")
+	r := runCLI(t, nil, cliArgs(filepath.Join(dir, "run"), map[string]string{"num-iterations": "2", "log-selected": path, "progress": "false"})...)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	// top-k 5, 2 iterations: 10 lines, ranks 1..5 each iteration, scores descending.
+	if len(lines) != 10 {
+		t.Fatalf("%d lines, want 10:\n%s", len(lines), b)
+	}
+	var prev float64
+	for i, l := range lines {
+		var rec struct {
+			RunID          string   `json:"run_id"`
+			Iteration      int      `json:"iteration"`
+			Rank           int      `json:"rank"`
+			Ticker         string   `json:"ticker"`
+			EndDate        string   `json:"end_date"`
+			ExpectedReturn *float64 `json:"expected_return"`
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("line %d %q: %v", i, l, err)
+		}
+		if rec.Iteration != 1+i/5 || rec.Rank != 1+i%5 || rec.Ticker == "" || rec.RunID == "" || rec.ExpectedReturn == nil {
+			t.Fatalf("line %d: %+v", i, rec)
+		}
+		if _, err := time.Parse("2006-01-02", rec.EndDate); err != nil {
+			t.Fatalf("line %d: end date %q", i, rec.EndDate)
+		}
+		if rec.Rank > 1 && *rec.ExpectedReturn > prev {
+			t.Fatalf("line %d: expected return %v above the rank before (%v): not in rank order", i, *rec.ExpectedReturn, prev)
+		}
+		prev = *rec.ExpectedReturn
 	}
 }

@@ -94,6 +94,7 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	if selection {
 		cfg.SampleSize, cfg.TopK, cfg.HorizonIdx = c.Int("sample-size"), c.Int("top-k"), c.Int("horizon-idx")
 		cfg.EpochsPerIteration, cfg.NumIterations = c.Int("train-epochs-per-iteration"), c.Int("num-iterations")
+		cfg.LogSelected = c.String("log-selected")
 		cfg.Strategy = trainer.Strategy{SelectBy: c.String("select-by"), NegativeK: c.Int("negative-k"), MixRandom: c.Float64("mix-random"),
 			Scope: c.String("select-scope"), TopFrac: c.Float64("top-frac"), Stratify: c.String("stratify"),
 			TopKSchedule: c.String("top-k-schedule"), ConfidenceWeight: c.Bool("confidence-weight"),
