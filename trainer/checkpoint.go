@@ -65,6 +65,18 @@ type Meta struct {
 	Stage               string
 }
 
+// Lineage says where a checkpoint's weights come from, in one line: the
+// stage, and the file (with its checksum) the run started from.
+func (m Meta) Lineage() string {
+	switch {
+	case m.Stage == "":
+		return "not recorded (written before checkpoints kept their lineage)"
+	case m.StartedFrom == "":
+		return m.Stage + ", trained from random initial weights"
+	}
+	return fmt.Sprintf("%s, started from %s (%s)", m.Stage, m.StartedFrom, m.StartedFromChecksum)
+}
+
 // CheckSaveDir creates dir if needed and proves it is writable, so a run
 // fails at start-up rather than at its first checkpoint.
 func CheckSaveDir(dir string) error {
@@ -178,9 +190,15 @@ func CheckSaveDirFree(dir string) error {
 	if newest := newestCheckpoint(ckpts); newest != "" {
 		hint = fmt.Sprintf("continue it with --resume-from %s, or %s", newest, hint)
 	}
-	return fmt.Errorf("%w: --save-dir %s already holds a run (%s); %s, or choose another --save-dir",
-		ErrSaveDirInUse, dir, strings.Join(what, " and "), hint)
+	return saveDirInUse(fmt.Sprintf("--save-dir %s already holds a run (%s); %s, or choose another --save-dir",
+		dir, strings.Join(what, " and "), hint))
 }
+
+// saveDirInUse is the error of CheckSaveDirFree; it is ErrSaveDirInUse.
+type saveDirInUse string
+
+func (e saveDirInUse) Error() string        { return string(e) }
+func (e saveDirInUse) Is(target error) bool { return target == ErrSaveDirInUse }
 
 // newestCheckpoint is the most recently modified file of paths that holds
 // optimizer state by its name (checkpoint_*.pt), or "".

@@ -218,6 +218,7 @@ func runEval(c *cli.Context) error {
 	ecfg := trainer.EvalConfig{Split: c.String("split"), HorizonIdx: h, MaxDates: c.Int("max-dates"), Backtest: bt}
 	fmt.Printf("Evaluating %s (%s, iteration %d, %s) on the %s split of %s, horizon %s\n", opt.Checkpoint, ev.Meta.Kind,
 		ev.Meta.Iteration, ev.Config.String(), ecfg.Split, opt.Data, horizonLabel(ev.DS, h))
+	fmt.Printf("Lineage: %s\n", ev.Meta.Lineage())
 	res, err := ev.Evaluate(c.Context, ecfg)
 	if err != nil {
 		return err

@@ -163,6 +163,7 @@ func runDemo(c *cli.Context) error {
 		BatchSize: 32, InferenceBatch: 256, SaveDir: filepath.Join(dir, "checkpoints"), ValEvery: 5, CheckpointEvery: 10,
 		Device: torch.CPU, Seed: c.Int64("seed"), MetricsAddr: c.String("metrics-addr"), Version: version, Progress: true,
 		Console: os.Stdout, Run: map[string]string{"command": "demo"},
+		Overwrite: true, // the demo replaces its previous run (make run, twice)
 	}
 	if err := cfg.Validate(true); err != nil {
 		return err

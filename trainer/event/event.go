@@ -114,6 +114,7 @@ type RunStarted struct {
 	InferenceBatch int
 	LR             float64 // AdamW learning rate (constant over the run)
 	Seed           int64
+	Version        string // satrain's version
 
 	// Data.
 	Data           string
