@@ -417,9 +417,13 @@ func (s *progressState) lossText() string {
 
 // logLine is the progress line off a terminal, as slog attributes.
 func (s *progressState) logLine(now time.Time) []any {
-	line := []any{"iteration", s.iterLabel(), "phase", s.phase, "done", s.done, "total", s.total,
-		"rate", fmtRate(s.rate(now)), "phase_elapsed", fmtDur(now.Sub(s.passStart)), "phase_eta", fmtETA(s.passETA(now)),
-		"run_elapsed", fmtDur(now.Sub(s.runStart)), "run_eta", fmtETA(s.runETA(now))}
+	line := []any{"phase", s.phase, "done", s.done, "total", s.total,
+		"rate", fmtRate(s.rate(now)), "phase_elapsed", fmtDur(now.Sub(s.passStart)), "phase_eta", fmtETA(s.passETA(now))}
+	if s.runStart.IsZero() {
+		return line // a standalone pass (evaluation): no run around it
+	}
+	line = append([]any{"iteration", s.iterLabel()}, line...)
+	line = append(line, "run_elapsed", fmtDur(now.Sub(s.runStart)), "run_eta", fmtETA(s.runETA(now)))
 	if !math.IsNaN(s.trainLoss) {
 		line = append(line, "train_loss", fmt.Sprintf("%.4f", s.trainLoss))
 	}

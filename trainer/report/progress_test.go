@@ -168,3 +168,18 @@ func TestFormatDurations(t *testing.T) {
 		t.Error("unknown ETA")
 	}
 }
+
+func TestStandalonePassLogLine(t *testing.T) {
+	c := newClock()
+	var logs bytes.Buffer
+	f := false
+	p := NewProgress(ProgressOptions{TTY: &f, Now: c.now, LogEvery: time.Second, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	p.Report(event.Progress{Phase: "score", Total: 400})
+	c.add(2 * time.Second)
+	p.Report(event.Progress{Phase: "score", Done: 100, Total: 400})
+	out := logs.String()
+	if !strings.Contains(out, `phase=score done=100 total=400 rate="50.0 seq/s"`) || !strings.Contains(out, "phase_eta=0:06") ||
+		strings.Contains(out, "iteration=") || strings.Contains(out, "run_eta") {
+		t.Errorf("evaluation's line: %s", out)
+	}
+}
