@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,7 +131,9 @@ func RunLabels(paths []string) []string {
 // bps. The x axis is "epoch" when every run is standard training,
 // "iteration" when every run is selection-style, and sequence-passes
 // trained when they are mixed. With several runs each run has one colour,
-// its validation line is dashed and the legend names the run.
+// its validation line is dashed and the legend names the run. A run that
+// starts from another run's weights (stage 2 of two-stage) draws their
+// validation loss, its iteration-0 record, as a dotted baseline.
 func TrainingCurvesFigure(logs []*MetricsLog) (*Figure, error) {
 	if len(logs) == 0 {
 		return nil, fmt.Errorf("no metrics logs")
@@ -220,11 +223,43 @@ func TrainingCurvesFigure(logs []*MetricsLog) (*Figure, error) {
 			}
 		}
 	}
+	// A run that starts from another run's weights (two-stage fine-tuning)
+	// logs their validation loss as iteration 0: its baseline, drawn dotted
+	// over the whole run.
+	xmax := 0.0
+	for _, l := range logs {
+		for _, r := range l.Records {
+			if x, ok := xOf(r); ok {
+				xmax = math.Max(xmax, x)
+			}
+		}
+	}
+	for i, l := range logs {
+		r := l.Records[0]
+		if *r.Iteration != 0 || r.ValLoss == nil {
+			continue
+		}
+		x0, _ := xOf(r)
+		name := "validation loss of the starting weights (iteration 0)"
+		if multi {
+			name = l.Label + ": starting weights (iteration 0)"
+		}
+		color := 1
+		if multi {
+			color = i
+		}
+		if err := lossP.hline(name, *r.ValLoss, x0, xmax, color); err != nil {
+			return nil, err
+		}
+	}
 	lossP.Plot.Legend.Left = false
 	lossP.legendRoom()
 	fig := &Figure{Panels: []*Panel{lossP}}
 	if withER && len(erP.Series) > 0 {
 		erP.legendRoom()
+		// One x range for both panels, so that a point reads at the same place.
+		lo, hi := math.Min(lossP.Plot.X.Min, erP.Plot.X.Min), math.Max(lossP.Plot.X.Max, erP.Plot.X.Max)
+		lossP.Plot.X.Min, lossP.Plot.X.Max, erP.Plot.X.Min, erP.Plot.X.Max = lo, hi, lo, hi
 		fig.Panels = append(fig.Panels, erP)
 	}
 	return fig, nil

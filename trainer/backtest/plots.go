@@ -97,6 +97,7 @@ type lineStyle struct {
 	color  int
 	points bool
 	dashed bool
+	dotted bool // reference lines, told apart from dashed series
 }
 
 // line adds a line series (with a legend entry when name is not empty).
@@ -112,6 +113,9 @@ func (pn *Panel) line(name string, pts plotter.XYs, st lineStyle) error {
 	l.Width = vg.Points(1.5)
 	if st.dashed {
 		l.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
+	}
+	if st.dotted {
+		l.Dashes = []vg.Length{vg.Points(1.5), vg.Points(2.5)}
 	}
 	pn.Plot.Add(l)
 	thumbs := []plot.Thumbnailer{l}
@@ -132,12 +136,12 @@ func (pn *Panel) line(name string, pts plotter.XYs, st lineStyle) error {
 	return nil
 }
 
-// hline adds a dashed horizontal reference line at y from x0 to x1.
+// hline adds a dotted horizontal reference line at y from x0 to x1.
 func (pn *Panel) hline(name string, y, x0, x1 float64, color int) error {
 	if x1 <= x0 {
 		x1 = x0 + 1
 	}
-	return pn.line(name, plotter.XYs{{X: x0, Y: y}, {X: x1, Y: y}}, lineStyle{color: color, dashed: true})
+	return pn.line(name, plotter.XYs{{X: x0, Y: y}, {X: x1, Y: y}}, lineStyle{color: color, dotted: true})
 }
 
 // newPanel returns a panel with a grid, a top-left legend and Y tick labels
@@ -420,7 +424,7 @@ func (r *Report) WriteCalibrationPlot(path string) error {
 // ConvergenceFigure builds convergence.png: per arm, the mean over seeds of
 // the validation top-k excess return (bps) against sequence-passes trained
 // (line), each seed's points, and for an arm with a stage-1 baseline
-// (two-stage) a dashed line at the mean value of the stage-1 model that
+// (two-stage) a dotted line at the mean value of the stage-1 model that
 // stage 2 starts from.
 func (s *Summary) ConvergenceFigure() (*Figure, error) {
 	if s == nil {
@@ -496,7 +500,7 @@ type LossSeries struct {
 
 // ValLossFigure builds compare's val_loss.png: each run's validation loss
 // against sequence-passes trained, one colour per arm (one legend entry per
-// arm), and a dashed stage-1 baseline per two-stage run.
+// arm), and a dotted stage-1 baseline per two-stage run.
 func ValLossFigure(runs []LossSeries) (*Figure, error) {
 	pn := newPanel("Validation loss vs training budget", "sequence-passes trained", "validation loss (cross-entropy, nats)")
 	arms := map[string]int{}

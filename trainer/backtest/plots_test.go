@@ -363,3 +363,35 @@ func TestRunLabels(t *testing.T) {
 		}
 	}
 }
+
+func TestTrainingCurvesStageOneBaseline(t *testing.T) {
+	// Stage 2 of two-stage: iteration 0 validates the stage-1 weights.
+	dir := t.TempDir()
+	p := filepath.Join(dir, "metrics.jsonl")
+	log := `{"strategy":"selection_aware","iteration":0,"train_loss":null,"val_loss":2.2209,"sequences_scored_total":0,"sequences_trained_total":0}
+{"strategy":"selection_aware","iteration":1,"train_loss":2.30,"val_loss":null,"er_mean":1.001,"topk_er_mean":1.004,"sequences_scored_total":1000,"sequences_trained_total":300}
+{"strategy":"selection_aware","iteration":2,"train_loss":2.25,"val_loss":2.2301,"er_mean":1.001,"topk_er_mean":1.005,"sequences_scored_total":2000,"sequences_trained_total":600}
+`
+	if err := os.WriteFile(p, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := ReadMetricsLog(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := TrainingCurvesFigure([]*MetricsLog{l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"train loss", "validation loss", "validation loss of the starting weights (iteration 0)"}
+	if !reflect.DeepEqual(f.Panels[0].Series, want) {
+		t.Errorf("loss series %q, want %q", f.Panels[0].Series, want)
+	}
+	// The standard log of TestTrainingCurvesFigure starts at epoch 1: no baseline.
+	std := writeLog(t, filepath.Join(dir, "std"), true, 2)
+	l, _ = ReadMetricsLog(std)
+	f, _ = TrainingCurvesFigure([]*MetricsLog{l})
+	if len(f.Panels[0].Series) != 2 {
+		t.Errorf("a fresh run has a baseline: %q", f.Panels[0].Series)
+	}
+}
