@@ -230,10 +230,10 @@ func (p *Progress) progress(e event.Progress, now time.Time) {
 		return
 	}
 	p.mu.Lock()
-	line := p.st.logLine(now)
 	due := e.Done > 0 && e.Done < e.Total && now.Sub(p.lastLog) >= p.opt.LogEvery && 10*e.Done >= e.Total
+	var line []any
 	if due {
-		p.lastLog = now
+		p.lastLog, line = now, p.st.logLine(now)
 	}
 	p.mu.Unlock()
 	if due {
