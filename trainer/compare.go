@@ -17,11 +17,10 @@ import (
 
 	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer/backtest"
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
-	"gonum.org/v1/plot/vg"
+	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/trainer/report"
 )
 
 // Arms of `satrain compare`.
@@ -119,6 +118,19 @@ type CompareRun struct {
 	// Curve is, per evaluated checkpoint, the top-k excess realized return
 	// on the validation split (the convergence curve).
 	Curve []backtest.CurvePoint `json:"curve"`
+	// Stage1 is, for two_stage, the stage-1 model that stage 2 starts from.
+	Stage1 *StageBaseline `json:"stage1,omitempty"`
+}
+
+// StageBaseline is the stage-1 result of a two-stage run, drawn as the
+// baseline of its curves.
+type StageBaseline struct {
+	Budget         int64   `json:"budget"`          // sequence-passes trained in stage 1
+	BestValLoss    float64 `json:"best_val_loss"`   // the stage-1 model's validation loss
+	BestCheckpoint string  `json:"best_checkpoint"` // stage 2's --resume-from
+	// CurveExcess is that model's top-k excess realized return on the
+	// convergence curve's validation days.
+	CurveExcess float64 `json:"curve_excess"`
 }
 
 // CompareResult is everything a comparison produced.
@@ -191,6 +203,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 		return nil, fmt.Errorf("--out %s: %w", cfg.OutDir, err)
 	}
 	base := cfg.Base
+	metricsAddr := base.MetricsAddr
 	base.MetricsAddr = ""
 	base.ResumeFrom = ""
 	if base.DataOpt.Seed == 0 {
@@ -211,6 +224,18 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 	out := cfg.Console
 	fmt.Fprintf(out, "Compare %s: %d seed(s) from %d, budget %s sequence-passes per run, %s training sequences\n",
 		strings.Join(cfg.Arms, ", "), cfg.Seeds, base.Seed, loader.FormatCount(cfg.Budget), loader.FormatCount(trainLen))
+	// One set of series for the whole comparison: each run reports into it in
+	// turn (satrain_run_info says which), counters add up over the runs.
+	metrics := report.NewMetrics(base.Version, torch.Version(), torch.BuiltWithCUDA())
+	if metricsAddr != "" {
+		addr, err := metrics.Serve(ctx, metricsAddr)
+		if err != nil {
+			return nil, fmt.Errorf("--metrics-addr %s: %w", metricsAddr, err)
+		}
+		fmt.Fprintf(out, "Metrics: http://%s/metrics (satrain_run_info names the run in progress)\n", addr)
+	}
+	planned := len(cfg.Arms) * cfg.Seeds
+	metrics.CompareSeries().Planned.Set(float64(planned))
 
 	var ev *Evaluator
 	defer func() {
@@ -223,7 +248,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 		if ev == nil {
 			var err error
 			ev, err = OpenEvaluator(EvalOptions{Checkpoint: path, Data: base.Data, DataOpt: dopt, Device: base.Device,
-				InferenceBatch: base.InferenceBatch})
+				InferenceBatch: base.InferenceBatch, Progress: base.Progress})
 			if err != nil {
 				return nil, err
 			}
@@ -247,13 +272,24 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 				return res, err
 			}
 			run := CompareRun{Arm: arm, Seed: seed, Dir: dir}
+			runNo := len(res.Runs) + 1
+			title := fmt.Sprintf("%s seed %d (run %d/%d)", arm, seed, runNo, planned)
+			fmt.Fprintf(out, "  run %d/%d: %s seed %d training (log %s)\n", runNo, planned, arm, seed, filepath.Join(dir, "train.log"))
 			t0 := time.Now()
-			stages, err := trainArm(ctx, cfg, base, arm, seed, dir, trainLen, &run)
+			reporters := func(console io.Writer) []event.Reporter {
+				rs := []event.Reporter{report.NewConsole(console, ""), report.NewPrometheus(metrics), report.NewJSONL()}
+				if base.Progress {
+					rs = append(rs, report.NewProgress(report.ProgressOptions{Title: title}))
+				}
+				return rs
+			}
+			stages, err := trainArm(ctx, cfg, base, arm, seed, dir, trainLen, &run, reporters)
 			run.TrainSeconds = time.Since(t0).Seconds()
 			if err != nil {
 				return res, fmt.Errorf("arm %s seed %d: %w", arm, seed, err)
 			}
 			t1 := time.Now()
+			fmt.Fprintf(out, "  run %d/%d: %s seed %d evaluating %d checkpoint(s) and the best model\n", runNo, planned, arm, seed, countCheckpoints(stages))
 			// Convergence curve from the intermediate checkpoints.
 			for _, st := range stages {
 				for _, ck := range st.checkpoints {
@@ -263,6 +299,13 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 					}
 					run.Curve = append(run.Curve, backtest.CurvePoint{Budget: st.offset + ev.Meta.SequencesTrained, TopKReturn: r.Report.Precision.Excess})
 				}
+			}
+			if b := run.Stage1; b != nil {
+				r, err := evaluate(b.BestCheckpoint, curveEval)
+				if err != nil {
+					return res, fmt.Errorf("arm %s seed %d: stage-1 baseline %s: %w", arm, seed, b.BestCheckpoint, err)
+				}
+				b.CurveExcess = r.Report.Precision.Excess
 			}
 			// Test evaluation of the best checkpoint.
 			r, err := evaluate(run.BestCheckpoint, cfg.Eval)
@@ -274,10 +317,15 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 				return res, err
 			}
 			res.Runs = append(res.Runs, run)
-			armResults = append(armResults, backtest.ArmResult{Arm: arm, Seed: seed, Report: r.Report, Curve: run.Curve})
-			fmt.Fprintf(out, "  %-16s seed %-4d trained %s passes in %.0fs (eval %.0fs): best val loss %.4f; test top-k excess %+.5f, rank IC %+.4f\n",
+			metrics.CompareSeries().Completed.Inc()
+			ar := backtest.ArmResult{Arm: arm, Seed: seed, Report: r.Report, Curve: run.Curve}
+			if b := run.Stage1; b != nil {
+				ar.Stage1 = &backtest.CurvePoint{Budget: b.Budget, TopKReturn: b.CurveExcess}
+			}
+			armResults = append(armResults, ar)
+			fmt.Fprintf(out, "  %-16s seed %-4d trained %s passes in %.0fs (eval %.0fs): best val loss %.4f; test top-k excess %+.1f bps, rank IC %+.4f\n",
 				arm, seed, loader.FormatCount(run.SequencesTrained), run.TrainSeconds, run.EvalSeconds, run.BestValLoss,
-				r.Report.Precision.Excess, r.Report.RankIC.Mean)
+				1e4*r.Report.Precision.Excess, r.Report.RankIC.Mean)
 			if ctx.Err() != nil {
 				return res, ctx.Err()
 			}
@@ -305,7 +353,8 @@ type stage struct {
 }
 
 // trainArm runs the training of one arm x seed into dir and fills run.
-func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string, seed int64, dir string, trainLen int64, run *CompareRun) ([]stage, error) {
+func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string, seed int64, dir string, trainLen int64, run *CompareRun,
+	reporters func(console io.Writer) []event.Reporter) ([]stage, error) {
 	logF, err := os.Create(filepath.Join(dir, "train.log"))
 	if err != nil {
 		return nil, err
@@ -313,6 +362,7 @@ func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string
 	defer logF.Close()
 	rc := base
 	rc.Seed, rc.Console, rc.Progress = seed, logF, false
+	rc.Reporters = reporters(logF)
 	rc.Run = map[string]string{"command": "compare", "arm": arm, "budget": strconv.FormatInt(cfg.Budget, 10)}
 	for k, v := range base.Run {
 		rc.Run[k] = v
@@ -389,6 +439,10 @@ func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string
 			return nil, err
 		}
 		done := run.SequencesTrained
+		run.Stage1 = &StageBaseline{Budget: done, BestValLoss: r1.BestValLoss, BestCheckpoint: r1.BestPath}
+		if run.Stage1.BestCheckpoint == "" {
+			run.Stage1.BestCheckpoint = run.BestCheckpoint
+		}
 		r2, err := selection(rc, cfg.Budget-done, max(1, points-points/2), dir, r1.BestPath, Strategy{})
 		if err != nil {
 			return nil, err
@@ -401,6 +455,14 @@ func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string
 		}
 		return stages, addStage(r, dir, 0, iterCheckpoint)
 	}
+}
+
+func countCheckpoints(stages []stage) int {
+	n := 0
+	for _, st := range stages {
+		n += len(st.checkpoints)
+	}
+	return n
 }
 
 var (
@@ -444,14 +506,14 @@ func fileExistsC(p string) bool {
 // loss and the test numbers that matter most.
 func WriteRunsTable(w io.Writer, runs []CompareRun) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "arm\tseed\titerations\tpasses trained\tseqs scored\ttrain s\teval s\tbest val loss\tfinal val-curve excess\t")
+	fmt.Fprintln(tw, "arm\tseed\titerations\tpasses trained\tseqs scored\ttrain s\teval s\tbest val loss\tfinal val-curve excess (bps)\t")
 	for _, r := range runs {
 		last := math.NaN()
 		if n := len(r.Curve); n > 0 {
 			last = r.Curve[n-1].TopKReturn
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%.4f\t%+.5f\t\n", r.Arm, r.Seed, r.Iterations, r.SequencesTrained,
-			r.SequencesScored, r.TrainSeconds, r.EvalSeconds, r.BestValLoss, last)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%.1f\t%.1f\t%.4f\t%+.1f\t\n", r.Arm, r.Seed, r.Iterations, loader.FormatCount(r.SequencesTrained),
+			loader.FormatCount(r.SequencesScored), r.TrainSeconds, r.EvalSeconds, r.BestValLoss, 1e4*last)
 	}
 	tw.Flush()
 }
@@ -491,48 +553,22 @@ func writeCompareOutputs(cfg CompareConfig, res *CompareResult) error {
 }
 
 // writeValLossPlot draws each run's validation loss against sequence-passes
-// trained, one colour per arm.
+// trained, one colour per arm, with two-stage runs' stage-1 baseline.
 func writeValLossPlot(path string, runs []CompareRun) error {
-	p := plot.New()
-	p.Title.Text = "Validation loss vs training budget"
-	p.X.Label.Text = "sequence-passes trained"
-	p.Y.Label.Text = "validation loss (cross-entropy)"
-	p.Add(plotter.NewGrid())
-	p.Legend.Top = true
-	arms := map[string]int{}
+	return backtest.WriteValLossPlot(path, valLossSeries(runs))
+}
+
+func valLossSeries(runs []CompareRun) []backtest.LossSeries {
+	var out []backtest.LossSeries
 	for _, r := range runs {
-		if len(r.ValLoss) == 0 {
-			continue
+		ls := backtest.LossSeries{Arm: r.Arm, Seed: r.Seed}
+		for _, v := range r.ValLoss {
+			ls.Points = append(ls.Points, backtest.CurvePoint{Budget: v.Budget, TopKReturn: v.Value})
 		}
-		i, ok := arms[r.Arm]
-		if !ok {
-			i = len(arms)
-			arms[r.Arm] = i
+		if b := r.Stage1; b != nil {
+			ls.Stage1 = &backtest.CurvePoint{Budget: b.Budget, TopKReturn: b.BestValLoss}
 		}
-		pts := make(plotter.XYs, len(r.ValLoss))
-		for j, v := range r.ValLoss {
-			pts[j].X, pts[j].Y = float64(v.Budget), v.Value
-		}
-		l, s, err := plotter.NewLinePoints(pts)
-		if err != nil {
-			return fmt.Errorf("val loss plot %s: %w", path, err)
-		}
-		l.Color, s.Color = plotutil.Color(i), plotutil.Color(i)
-		s.Shape = plotutil.Shape(i)
-		p.Add(l, s)
-		if !ok {
-			p.Legend.Add(r.Arm, l, s)
-		}
+		out = append(out, ls)
 	}
-	if len(arms) == 0 {
-		return fmt.Errorf("val loss plot %s: no validation points", path)
-	}
-	wt, err := p.WriterTo(8*vg.Inch, 5*vg.Inch, "png")
-	if err != nil {
-		return fmt.Errorf("val loss plot %s: %w", path, err)
-	}
-	if err := atomicfile.Write(path, 0o644, func(f io.Writer) error { _, err := wt.WriteTo(f); return err }); err != nil {
-		return fmt.Errorf("val loss plot %s: %w", path, err)
-	}
-	return nil
+	return out
 }

@@ -77,6 +77,12 @@ func TestCompareEqualBudget(t *testing.T) {
 		if n := len(r.Curve); n > 0 && r.Curve[n-1].Budget != budget {
 			t.Errorf("%s: last curve point at %d passes, want %d", name, r.Curve[n-1].Budget, budget)
 		}
+		// Two-stage runs carry their stage-1 baseline: half the budget, the stage-1 best model.
+		if (r.Stage1 != nil) != (r.Arm == ArmTwoStage) {
+			t.Errorf("%s: stage-1 baseline %+v", name, r.Stage1)
+		} else if b := r.Stage1; b != nil && (b.Budget != budget/2 || !strings.HasPrefix(b.BestCheckpoint, filepath.Join(r.Dir, "stage1")) || b.BestValLoss <= 0) {
+			t.Errorf("%s: stage-1 baseline %+v, want budget %d and a checkpoint under stage1/", name, b, budget/2)
+		}
 		rep, err := backtest.ReadReport(filepath.Join(r.Dir, "report.json"))
 		if err != nil {
 			t.Fatal(err)
@@ -109,6 +115,9 @@ func TestCompareEqualBudget(t *testing.T) {
 		if !ok || m.N != 2 || len(a.Curve) < 2 {
 			t.Fatalf("summary of %s: %+v, %d curve points", a.Arm, m, len(a.Curve))
 		}
+	}
+	if b := sum.Arms[2].Stage1; b == nil || b.N != 2 || b.Budget != budget/2 {
+		t.Errorf("two_stage summary stage-1 baseline %+v", b)
 	}
 	var runs struct {
 		Budget int64        `json:"budget"`

@@ -191,6 +191,7 @@ func (e *Evaluator) Score(ctx context.Context, ids []loader.SeqID, wantProbs boo
 	st := e.DS.Stream(ctx, ids, loader.StreamOptions{BatchSize: bs, Depth: 2})
 	defer st.Close()
 	bar := newProgress(e.opt.Progress, "score", len(ids))
+	defer bar.close()
 	sb := &ScoredBatch{}
 	for {
 		b, err := st.Next()
@@ -335,12 +336,19 @@ func EvaluateCheckpoint(ctx context.Context, opt EvalOptions, cfg EvalConfig) (*
 }
 
 // PredictionHeader is the CSV header of WritePredictions: ticker, date, one
-// expected-return column per horizon (er_1d, er_5d, ...) and, with probs,
-// one probability column per horizon and bin (p_1d_b0 ... p_1d_b9, ...).
+// expected-return column per horizon (er_1d, er_5d, ...), the realized gross
+// return (realized_1d, ...) and label bin (label_1d, ...) per horizon and,
+// with probs, one probability column per horizon and bin (p_1d_b0 ...).
 func PredictionHeader(horizons []int, bins int, probs bool) []string {
 	hdr := []string{"ticker", "date"}
 	for _, h := range horizons {
 		hdr = append(hdr, "er_"+HorizonName(h))
+	}
+	for _, h := range horizons {
+		hdr = append(hdr, "realized_"+HorizonName(h))
+	}
+	for _, h := range horizons {
+		hdr = append(hdr, "label_"+HorizonName(h))
 	}
 	if probs {
 		for _, h := range horizons {
@@ -353,8 +361,10 @@ func PredictionHeader(horizons []int, bins int, probs bool) []string {
 }
 
 // WritePredictions scores ids and writes one CSV row per sequence (in the
-// order of ids): the ticker symbol, the decision date (YYYY-MM-DD) and the
-// expected gross return per horizon, then the bin probabilities with probs.
+// order of ids): the ticker symbol, the decision date (YYYY-MM-DD), the
+// expected gross return per horizon, the realized gross return and the label
+// bin per horizon (every sequence of a split has its labels), then the bin
+// probabilities with probs.
 // It returns the number of data rows.
 func (e *Evaluator) WritePredictions(ctx context.Context, ids []loader.SeqID, w io.Writer, probs bool) (int, error) {
 	tickers, dates, horizons := e.DS.Tickers(), e.DS.Dates(), e.DS.Horizons()
@@ -364,13 +374,19 @@ func (e *Evaluator) WritePredictions(ctx context.Context, ids []loader.SeqID, w 
 		return 0, err
 	}
 	rows := 0
-	rec := make([]string, 0, 2+H+H*B)
+	rec := make([]string, 0, 2+3*H+H*B)
 	err := e.Score(ctx, ids, probs, func(b *ScoredBatch) error {
 		for i, id := range b.IDs {
 			d := dates[id.Day]
-			rec = append(rec[:0], tickers[id.Ticker], fmt.Sprintf("%04d-%02d-%02d", d/10000, d/100%100, d%100))
+			rec = append(rec[:0], tickers[id.Ticker], backtest.FormatDate(d))
 			for h := 0; h < H; h++ {
 				rec = append(rec, strconv.FormatFloat(float64(b.Expected[i*H+h]), 'g', -1, 32))
+			}
+			for h := 0; h < H; h++ {
+				rec = append(rec, strconv.FormatFloat(float64(b.Returns[i*H+h]), 'g', -1, 32))
+			}
+			for h := 0; h < H; h++ {
+				rec = append(rec, strconv.FormatInt(b.Labels[i*H+h], 10))
 			}
 			if probs {
 				for _, p := range b.Probs[i*H*B : (i+1)*H*B] {

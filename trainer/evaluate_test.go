@@ -176,11 +176,11 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res5.Report.NumDates != 5 || res5.Report.FirstDate != r.FirstDate || res5.Report.LastDate != r.Dates[4].Date {
-		t.Fatalf("max-dates 5: %d dates %d..%d, want the first 5 of %d..", res5.Report.NumDates, res5.Report.FirstDate, res5.Report.LastDate, r.FirstDate)
+		t.Fatalf("max-dates 5: %d dates %s..%s, want the first 5 of %s..", res5.Report.NumDates, res5.Report.FirstDate, res5.Report.LastDate, r.FirstDate)
 	}
 	for _, p := range res5.Predictions {
-		if p.Date > r.Dates[4].Date {
-			t.Fatalf("max-dates 5: prediction dated %d after the 5th day %d", p.Date, r.Dates[4].Date)
+		if backtest.Date(p.Date) > r.Dates[4].Date {
+			t.Fatalf("max-dates 5: prediction dated %d after the 5th day %s", p.Date, r.Dates[4].Date)
 		}
 	}
 
@@ -222,14 +222,15 @@ func TestWritePredictionsCSV(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantHdr := []string{"ticker", "date", "er_1d", "er_5d", "er_10d", "er_20d"}
+		wantHdr := []string{"ticker", "date", "er_1d", "er_5d", "er_10d", "er_20d", "realized_1d", "realized_5d", "realized_10d", "realized_20d",
+			"label_1d", "label_5d", "label_10d", "label_20d"}
 		if probs {
 			wantHdr = append(wantHdr, "p_1d_b0", "p_1d_b1")
 		}
 		if n != len(ids) || len(recs) != len(ids)+1 || !reflect.DeepEqual(recs[0][:len(wantHdr)], wantHdr) {
 			t.Fatalf("probs=%v: %d rows (%d records), header %v; want %d rows, header %v...", probs, n, len(recs), recs[0], len(ids), wantHdr)
 		}
-		cols := 6
+		cols := 14
 		if probs {
 			cols += 4 * 10
 		}
@@ -248,13 +249,23 @@ func TestWritePredictionsCSV(t *testing.T) {
 			if err != nil || float32(er) != float32(preds[i].Score) {
 				t.Fatalf("row %d: er_10d %q, prediction score %v", i, rec[4], preds[i].Score)
 			}
+			// realized_10d is the realized return the evaluation uses.
+			re, err := strconv.ParseFloat(rec[8], 32)
+			if err != nil || float32(re) != float32(preds[i].Realized) {
+				t.Fatalf("row %d: realized_10d %q, prediction realized %v", i, rec[8], preds[i].Realized)
+			}
+			for h := 0; h < 4; h++ {
+				if b, err := strconv.Atoi(rec[10+h]); err != nil || b < 0 || b >= 10 {
+					t.Fatalf("row %d: label %q", i, rec[10+h])
+				}
+			}
 			if probs {
 				for h := 0; h < 4; h++ {
 					var sum float64
 					for b := 0; b < 10; b++ {
-						p, err := strconv.ParseFloat(rec[6+h*10+b], 64)
+						p, err := strconv.ParseFloat(rec[14+h*10+b], 64)
 						if err != nil || p < 0 || p > 1 {
-							t.Fatalf("row %d: probability %q", i, rec[6+h*10+b])
+							t.Fatalf("row %d: probability %q", i, rec[14+h*10+b])
 						}
 						sum += p
 					}

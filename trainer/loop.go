@@ -54,6 +54,10 @@ type RunConfig struct {
 	Run             map[string]string // flags for the checkpoint record
 	Strategy        Strategy          // selection variants (zero value: the documented method)
 
+	// LogSelected is a JSON-lines file that receives every selected
+	// sequence of every iteration (--log-selected; empty: none).
+	LogSelected string
+
 	// Overwrite lets a run replace another run in SaveDir (--overwrite): the
 	// earlier run's metrics.jsonl and checkpoints are deleted once start-up
 	// has succeeded. Without it such a save dir is refused unless the run
@@ -184,7 +188,8 @@ func (c *RunConfig) defaults() {
 // DefaultReporters builds the reporters of a run from cfg: the console on
 // cfg.Console (stdout when nil), the progress display when cfg.Progress,
 // Prometheus series (served on cfg.MetricsAddr when it is set; port 0 picks
-// a free port, whose URL the console shows) and metrics.jsonl in cfg.SaveDir.
+// a free port, whose URL the console shows), metrics.jsonl in cfg.SaveDir,
+// and the selected-set log when cfg.LogSelected is set.
 // The metrics server stops when ctx ends. A caller adds its own reporters to
 // this set, or replaces it, through RunConfig.Reporters.
 func DefaultReporters(ctx context.Context, cfg RunConfig) ([]event.Reporter, error) {
@@ -201,11 +206,20 @@ func DefaultReporters(ctx context.Context, cfg RunConfig) ([]event.Reporter, err
 	if w == nil {
 		w = os.Stdout
 	}
-	rs := []event.Reporter{report.NewConsole(w, url)}
+	var prog *report.Progress
 	if cfg.Progress {
-		rs = append(rs, report.NewProgress())
+		prog = report.NewProgress(report.ProgressOptions{})
+		w = prog.ConsoleWriter(w) // console lines print above the bars
 	}
-	return append(rs, report.NewPrometheus(m), report.NewJSONL()), nil
+	rs := []event.Reporter{report.NewConsole(w, url)}
+	if prog != nil {
+		rs = append(rs, prog)
+	}
+	rs = append(rs, report.NewPrometheus(m), report.NewJSONL())
+	if cfg.LogSelected != "" {
+		rs = append(rs, report.NewSelectedLog(cfg.LogSelected))
+	}
+	return rs, nil
 }
 
 // Validate checks the flags that do not need the data file.
@@ -446,8 +460,8 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 
 func (s *session) runStarted() event.RunStarted {
 	cfg, m := s.cfg, s.eng.Model
-	e := event.RunStarted{Kind: s.kind, Strategy: KindStandard, BatchSize: cfg.BatchSize, InferenceBatch: s.eng.InferenceBatch,
-		LR: cfg.Step.LR, Seed: cfg.Seed, Version: cfg.Version,
+	e := event.RunStarted{RunID: newRunID(time.Now()), Kind: s.kind, Strategy: KindStandard, BatchSize: cfg.BatchSize,
+		InferenceBatch: s.eng.InferenceBatch, LR: cfg.Step.LR, Seed: cfg.Seed, Version: cfg.Version,
 		Data: cfg.Data, Mode: s.ds.Mode(), Tickers: s.ds.Tickers(), Dates: s.ds.Dates(), TrainSequences: s.train.Len(),
 		ValSequences: int64(len(s.valIDs)), Params: FormatParams(m.NumParams()), ModelDesc: m.Cfg.String(),
 		Device: m.Device.String(), TorchVersion: torch.Version(), AMP: s.ampDesc(), SaveDir: cfg.SaveDir,

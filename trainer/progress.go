@@ -2,8 +2,9 @@ package trainer
 
 import "github.com/satrain/satrain/trainer/report"
 
-// progress is the progress bar of evaluation; the training loops report
-// progress as events instead (see report.Progress, which draws the same bar).
+// progress is the progress display of evaluation's scoring pass; the training
+// loops report progress as events instead (report.Progress draws both with
+// the same bars and log lines).
 type progress struct{ bar *report.Bar }
 
 func newProgress(enabled bool, label string, total int) progress {
@@ -11,3 +12,5 @@ func newProgress(enabled bool, label string, total int) progress {
 }
 
 func (p progress) add(n int) { p.bar.Add(n) }
+
+func (p progress) close() { p.bar.Close() }

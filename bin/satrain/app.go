@@ -49,8 +49,8 @@ func modelFlags() []cli.Flag {
 		stringFlag("data", "all_complete_dataset.h5", "HDF5 market panel (see docs/FORMAT.md)", catData),
 		intFlag("seq-len", 2000, "days per input window", catData),
 		intFlag("val-size", 1000, "sequences in the fixed validation set", catData),
-		stringFlag("train-end", "", "first day of the validation period, YYYYMMDD (default: the file's attribute, else 70% of dates)", catData),
-		stringFlag("val-end", "", "first day of the test period, YYYYMMDD (default: the file's attribute, else 85% of dates)", catData),
+		stringFlag("train-end", "", "first day of the validation period, YYYYMMDD or YYYY-MM-DD (default: the file's attribute, else 70% of dates)", catData),
+		stringFlag("val-end", "", "first day of the test period, YYYYMMDD or YYYY-MM-DD (default: the file's attribute, else 85% of dates)", catData),
 		stringFlag("loader-mode", "auto", "auto, preload (panel in RAM) or stream (HDF5 hyperslab reads)", catData),
 		intFlag("hidden-dim", 1024, "transformer width d", catModel),
 		intFlag("num-layers", 16, "encoder layers", catModel),
@@ -96,6 +96,7 @@ func selectionFlags() []cli.Flag {
 		stringFlag("top-k-schedule", "", "k per iteration instead of --top-k: linear:A:B or step:K1@I1,K2@I2,... (A, B, K: a count or a % of --sample-size, e.g. linear:1%:5%)", catStrategy),
 		boolFlag("confidence-weight", false, "weight each trained sequence's loss by the model's confidence (1 - normalized entropy of its bins on the ranked horizon)", catStrategy),
 		floatFlag("consistency-bonus", 0, "weight a selected sequence by 1 + X x its earlier consecutive top-k memberships (0: off)", catStrategy),
+		stringFlag("log-selected", "", "write every iteration's selected sequences (ticker, end date, expected return, rank) to this file as JSON lines (empty: off)", catOther),
 	}
 }
 
@@ -157,15 +158,30 @@ func infoCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "info",
 		Usage: "print the libtorch build, CUDA devices and model presets",
+		Flags: []cli.Flag{stringFlag("data", "", "size the presets for this panel's features, horizons and bins (default: 16 features, 4 horizons x 10 bins)", "")},
 		Action: func(c *cli.Context) error {
 			fmt.Printf("satrain %s, libtorch %s, built with CUDA: %v, CUDA available: %v (%d devices), threads %d\n",
 				version, torch.Version(), torch.BuiltWithCUDA(), torch.CUDAIsAvailable(), torch.CUDADeviceCount(), torch.NumThreads())
 			names := trainer.PresetNames()
 			sort.Strings(names)
+			F, H, B, src := 16, 4, 10, ""
+			if path := c.String("data"); path != "" {
+				ds, err := loader.Open(path, loader.Options{SeqLen: 1, Mode: "stream"})
+				if err != nil {
+					return err
+				}
+				F, H, B, src = ds.NumFeatures(), ds.NumHorizons(), ds.NumBins(), path+": "
+				ds.Close()
+			}
+			hint := ""
+			if src == "" {
+				hint = " (--data FILE counts for a panel's own)"
+			}
+			fmt.Printf("model presets, parameter counts for %s%d features, %d horizons x %d bins%s:\n", src, F, H, B, hint)
 			for _, n := range trainer.PresetNames() {
 				p := trainer.Presets[n]
-				mc := trainer.ModelConfig{NumFeatures: 16, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, NumHorizons: 4, NumBins: 10, SeqLen: p.SeqLen}
-				fmt.Printf("  preset %-8s d=%-5d layers=%-3d heads=%-3d seq_len=%-5d %s parameters (16 features, 4x10 bins): %s\n",
+				mc := trainer.ModelConfig{NumFeatures: F, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, NumHorizons: H, NumBins: B, SeqLen: p.SeqLen}
+				fmt.Printf("  preset %-8s d=%-5d layers=%-3d heads=%-3d seq_len=%-5d %9s parameters: %s\n",
 					n, p.HiddenDim, p.NumLayers, p.NumHeads, p.SeqLen, trainer.FormatParams(mc.NumParams()), p.Description)
 			}
 			return nil
@@ -212,8 +228,8 @@ func dataCommand() *cli.Command {
 				Flags: []cli.Flag{
 					stringFlag("out", "panel.h5", "output HDF5 file", ""),
 					intFlag("bins", 10, "return bins per horizon (quantiles of the training period)", ""),
-					stringFlag("train-end", "", "first day of the validation period YYYYMMDD (default 70% of dates)", ""),
-					stringFlag("val-end", "", "first day of the test period YYYYMMDD (default 85% of dates)", ""),
+					stringFlag("train-end", "", "first day of the validation period, YYYYMMDD or YYYY-MM-DD (default 70% of dates)", ""),
+					stringFlag("val-end", "", "first day of the test period, YYYYMMDD or YYYY-MM-DD (default 85% of dates)", ""),
 					intFlag("min-rows", 0, "drop tickers with fewer usable rows (0: importer default)", ""),
 					stringFlag("constituents", "", "Symbol,Name,Sector CSV for sector labels (default DIR/constituents.csv if present)", ""),
 				},

@@ -25,8 +25,8 @@ func evalDataFlags() []cli.Flag {
 		stringFlag("data", "", "HDF5 market panel (default: the file the checkpoint was trained on)", catData),
 		stringFlag("split", "test", "train, val or test", catData),
 		intFlag("seq-len", 0, "window length (0: the checkpoint's seq_len)", catData),
-		stringFlag("train-end", "", "first day of the validation period, YYYYMMDD (default: the checkpoint run's --train-end, else the file's)", catData),
-		stringFlag("val-end", "", "first day of the test period, YYYYMMDD (default: the checkpoint run's --val-end, else the file's)", catData),
+		stringFlag("train-end", "", "first day of the validation period, YYYYMMDD or YYYY-MM-DD (default: the checkpoint run's --train-end, else the file's)", catData),
+		stringFlag("val-end", "", "first day of the test period, YYYYMMDD or YYYY-MM-DD (default: the checkpoint run's --val-end, else the file's)", catData),
 		stringFlag("loader-mode", "auto", "auto, preload or stream", catData),
 		intFlag("max-dates", 0, "score only the first N trading days of the split (0: all)", catData),
 		stringFlag("device", "auto", "auto (cuda when available, else cpu), cpu, cuda or cuda:N", catOther),
@@ -83,19 +83,21 @@ func compareCommand() *cli.Command {
 func plotCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "plot",
-		Usage: "draw train/validation loss and expected-return curves from a metrics.jsonl",
+		Usage: "draw train/validation loss and expected-return curves from one or more metrics.jsonl (several runs are overlaid)",
 		Flags: []cli.Flag{
-			stringFlag("log", "", "metrics.jsonl written by a training run (required)", catOther),
+			&cli.StringSliceFlag{Name: "log", Usage: "metrics.jsonl written by a training run (required; repeat --log to overlay runs)",
+				Category: catOther, EnvVars: env("log")},
 			stringFlag("out", "curves.png", "output PNG", catOther),
 		},
 		Action: func(c *cli.Context) error {
-			if c.String("log") == "" {
+			logs := c.StringSlice("log")
+			if len(logs) == 0 {
 				return fmt.Errorf("plot: --log is required")
 			}
-			if err := backtest.PlotTrainingCurves(c.String("log"), c.String("out")); err != nil {
+			if err := backtest.PlotTrainingCurves(logs, c.String("out")); err != nil {
 				return err
 			}
-			fmt.Printf("wrote %s\n", c.String("out"))
+			fmt.Printf("wrote %s (%d run(s))\n", c.String("out"), len(logs))
 			return nil
 		},
 	}
@@ -291,9 +293,10 @@ func runPredict(c *cli.Context) error {
 // the budget, arms and evaluation settings.
 func compareFlags() []cli.Flag {
 	hide := map[string]bool{"save-dir": true, "resume-from": true, "val-every": true, "checkpoint-every": true,
-		"use-wandb": true, "metrics-addr": true, "num-iterations": true, "overwrite": true, "select-by": true, "negative-k": true, "mix-random": true,
+		"use-wandb": true, "num-iterations": true, "overwrite": true, "select-by": true, "negative-k": true, "mix-random": true,
 		// each arm sets its own strategy
-		"select-scope": true, "top-frac": true, "stratify": true, "top-k-schedule": true, "confidence-weight": true, "consistency-bonus": true}
+		"select-scope": true, "top-frac": true, "stratify": true, "top-k-schedule": true, "confidence-weight": true, "consistency-bonus": true,
+		"log-selected": true}
 	var flags []cli.Flag
 	for _, f := range append(modelFlags(), selectionFlags()...) {
 		name := f.Names()[0]
@@ -346,7 +349,6 @@ func runCompare(c *cli.Context) error {
 			arms = append(arms, a)
 		}
 	}
-	base.Progress = false
 	cfg := trainer.CompareConfig{Base: base, Arms: arms, Seeds: c.Int("seeds"), Budget: c.Int64("budget"), OutDir: c.String("out"),
 		CurvePoints: c.Int("curve-points"), CurveMaxDates: c.Int("curve-max-dates"),
 		Eval:    trainer.EvalConfig{Split: "test", HorizonIdx: eh, MaxDates: c.Int("max-dates"), Backtest: bt},

@@ -6,6 +6,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -103,9 +104,30 @@ func TestEvalCommands(t *testing.T) {
 	}
 	ds, _ = loader.Open(data, loader.Options{SeqLen: 16})
 	valLen := ds.Split("val").Len()
-	ds.Close()
-	if int64(len(recs)) != valLen+1 || len(recs[0]) != 2+4+40 || strings.Join(recs[0][:6], ",") != "ticker,date,er_1d,er_5d,er_10d,er_20d" || recs[0][45] != "p_20d_b9" {
+	defer ds.Close()
+	if int64(len(recs)) != valLen+1 || len(recs[0]) != 2+3*4+40 || recs[0][53] != "p_20d_b9" ||
+		strings.Join(recs[0][:14], ",") != "ticker,date,er_1d,er_5d,er_10d,er_20d,realized_1d,realized_5d,realized_10d,realized_20d,label_1d,label_5d,label_10d,label_20d" {
 		t.Fatalf("predictions: %d records for %d val sequences, header %v", len(recs), valLen, recs[0])
+	}
+	// Each row's label is the bin of its realized return (the file's bin
+	// edges), and dates are YYYY-MM-DD.
+	edges := ds.BinEdges()
+	for _, rec := range recs[1:] {
+		if _, err := backtest.ParseDate(rec[1]); err != nil || len(rec[1]) != 10 {
+			t.Fatalf("row %v: date %q, want YYYY-MM-DD", rec[:2], rec[1])
+		}
+		for h := 0; h < 4; h++ {
+			r, err1 := strconv.ParseFloat(rec[6+h], 64)
+			b, err2 := strconv.Atoi(rec[10+h])
+			if err1 != nil || err2 != nil || b < 0 || b >= 10 {
+				t.Fatalf("row %v: realized %q, label %q", rec[:2], rec[6+h], rec[10+h])
+			}
+			// Edges are float32; the realized return went through float32 too.
+			e := edges[h]
+			if (b > 0 && r < float64(e[b])) || (b < 9 && r > float64(e[b+1])) {
+				t.Fatalf("row %v horizon %d: realized %v outside its label bin %d [%v, %v]", rec[:2], h, r, b, e[b], e[b+1])
+			}
+		}
 	}
 
 	// plot.
@@ -118,7 +140,7 @@ func TestEvalCommands(t *testing.T) {
 	// compare: two arms, one seed.
 	cmp := filepath.Join(dir, "cmp")
 	args = append([]string{"compare", "--data", data, "--arms", "selection_aware,random", "--seeds", "1", "--budget", "240",
-		"--curve-points", "2", "--eval-top-k", "3", "--out", cmp}, evTiny...)
+		"--curve-points", "2", "--eval-top-k", "3", "--out", cmp, "--metrics-addr", ""}, evTiny...)
 	if err := evRun(t, args...); err != nil {
 		t.Fatalf("compare: %v", err)
 	}

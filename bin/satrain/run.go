@@ -6,11 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
+	"github.com/satrain/satrain/trainer/backtest"
 	"github.com/urfave/cli/v2"
 )
 
@@ -18,14 +18,11 @@ func parseDate(flag, s string) (int32, error) {
 	if s == "" {
 		return 0, nil
 	}
-	v, err := strconv.Atoi(s)
-	if err != nil || v < 19000101 || v > 21001231 {
-		return 0, fmt.Errorf("%s %q: want a date as YYYYMMDD", flag, s)
+	d, err := backtest.ParseDate(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", flag, err)
 	}
-	if _, err := time.Parse("20060102", s); err != nil {
-		return 0, fmt.Errorf("%s %q: not a calendar date", flag, s)
-	}
-	return int32(v), nil
+	return int32(d), nil
 }
 
 // runConfig turns flags into a trainer.RunConfig and validates it before any work.
@@ -135,6 +132,7 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	if selection {
 		cfg.SampleSize, cfg.TopK, cfg.HorizonIdx = c.Int("sample-size"), c.Int("top-k"), c.Int("horizon-idx")
 		cfg.EpochsPerIteration, cfg.NumIterations = c.Int("train-epochs-per-iteration"), c.Int("num-iterations")
+		cfg.LogSelected = c.String("log-selected")
 		cfg.Strategy = trainer.Strategy{SelectBy: c.String("select-by"), NegativeK: c.Int("negative-k"), MixRandom: c.Float64("mix-random"),
 			Scope: c.String("select-scope"), TopFrac: c.Float64("top-frac"), Stratify: c.String("stratify"),
 			TopKSchedule: c.String("top-k-schedule"), ConfidenceWeight: c.Bool("confidence-weight"),

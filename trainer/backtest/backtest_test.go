@@ -1,6 +1,7 @@
 package backtest
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"reflect"
@@ -299,7 +300,7 @@ func TestBacktestNonOverlappingDaily(t *testing.T) {
 	near(t, "ann return", s.AnnReturn, math.Pow(end, 84)-1)
 	// mean .004; deviations .030,-.005,-.025 -> sum sq .00155, /2 -> std sqrt(.000775)
 	near(t, "sharpe", s.Sharpe, math.Sqrt(252)*0.004/math.Sqrt(0.000775))
-	near(t, "sharpe daily = sharpe for h=1", s.SharpeDaily, s.Sharpe)
+	near(t, "sharpe daily = sharpe for h=1", s.SharpeNaive, s.Sharpe)
 	near(t, "ann vol", s.AnnVol, math.Sqrt(252)*math.Sqrt(0.000775))
 	// peak 1.034 after day 1, then .999*.979 of it: dd = 1 - .978021
 	near(t, "max drawdown", s.MaxDrawdown, 1-0.999*0.979)
@@ -342,7 +343,7 @@ func TestBacktestNonOverlappingH2(t *testing.T) {
 	// the naive daily-series Sharpe on (a,a,b,b)
 	m := (a + b) / 2
 	sd := math.Sqrt((2*(a-m)*(a-m) + 2*(b-m)*(b-m)) / 3)
-	near(t, "sharpe daily", s.SharpeDaily, math.Sqrt(252)*m/sd)
+	near(t, "sharpe daily", s.SharpeNaive, math.Sqrt(252)*m/sd)
 	near(t, "max drawdown", s.MaxDrawdown, 1-0.979)
 	near(t, "avg turnover", s.AvgTurnover, 1)
 	near(t, "total cost", s.TotalCost, 0.002)
@@ -476,7 +477,8 @@ func TestWriteTable(t *testing.T) {
 	var sb strings.Builder
 	r.WriteTable(&sb)
 	out := sb.String()
-	for _, want := range []string{"predictions 12, dates 3 (20240102..20240104)", "Rank IC (Spearman)", "long top-k", "equal-weight universe", "decile", "0.59000", "0.54000"} {
+	for _, want := range []string{"predictions 12, decision dates 3 (2024-01-02 .. 2024-01-04)", "Rank IC (Spearman)", "long top-k", "equal-weight universe", "decile", "0.5900", "0.5400",
+		"mean realized 1d return (bps)", fmt.Sprintf("%.1f", 1e4*r.Precision.Excess), "return days"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}

@@ -122,9 +122,9 @@ type CalibrationBucket struct {
 
 // DateRow holds the per-date cross-sectional numbers.
 type DateRow struct {
-	Date             int32   `json:"date"`
-	N                int     `json:"n"` // names that date
-	K                int     `json:"k"` // names selected
+	Date             Date    `json:"date"` // the decision date`
+	N                int     `json:"n"`    // names that date
+	K                int     `json:"k"`    // names selected
 	ICValid          bool    `json:"ic_valid"`
 	IC               float64 `json:"ic"`
 	RankIC           float64 `json:"rank_ic"`
@@ -135,21 +135,24 @@ type DateRow struct {
 
 // Report is the complete evaluation of one set of predictions.
 type Report struct {
-	Config         Config              `json:"config"` // effective configuration (defaults filled in)
-	NumPredictions int                 `json:"num_predictions"`
-	NumDates       int                 `json:"num_dates"`
-	NumTickers     int                 `json:"num_tickers"`
-	FirstDate      int32               `json:"first_date"`
-	LastDate       int32               `json:"last_date"`
-	All            LossAcc             `json:"all"`  // every sequence
-	TopK           LossAcc             `json:"topk"` // the model's per-date selection, pooled
-	Precision      Precision           `json:"precision"`
-	IC             CorrStats           `json:"ic"`
-	RankIC         CorrStats           `json:"rank_ic"`
-	Strategy       Portfolio           `json:"strategy"`  // long-only top-k
-	Benchmark      Portfolio           `json:"benchmark"` // equal-weight universe
-	Calibration    []CalibrationBucket `json:"calibration"`
-	Dates          []DateRow           `json:"dates"`
+	Config         Config `json:"config"` // effective configuration (defaults filled in)
+	NumPredictions int    `json:"num_predictions"`
+	NumDates       int    `json:"decision_dates"` // distinct decision dates (cross-sections), T
+	NumTickers     int    `json:"num_tickers"`
+	FirstDate      Date   `json:"first_date"` // first decision date
+	LastDate       Date   `json:"last_date"`  // last decision date
+	// TradingDaysPerYear is the annualisation convention of every "ann_"
+	// and "_annualized" figure (see docs/METRICS.md).
+	TradingDaysPerYear int                 `json:"trading_days_per_year"`
+	All                LossAcc             `json:"all"`  // every sequence
+	TopK               LossAcc             `json:"topk"` // the model's per-date selection, pooled
+	Precision          Precision           `json:"precision"`
+	IC                 CorrStats           `json:"ic"`
+	RankIC             CorrStats           `json:"rank_ic"`
+	Strategy           Portfolio           `json:"strategy"`  // long-only top-k
+	Benchmark          Portfolio           `json:"benchmark"` // equal-weight universe
+	Calibration        []CalibrationBucket `json:"calibration"`
+	Dates              []DateRow           `json:"dates"`
 }
 
 // crossSection is one date's predictions sorted by ticker, with the model's
@@ -230,8 +233,10 @@ func Evaluate(preds []Prediction, cfg Config) (*Report, error) {
 		Config:         cfg,
 		NumPredictions: len(preds),
 		NumDates:       len(days),
-		FirstDate:      days[0].date,
-		LastDate:       days[len(days)-1].date,
+		FirstDate:      Date(days[0].date),
+		LastDate:       Date(days[len(days)-1].date),
+
+		TradingDaysPerYear: TradingDaysPerYear,
 	}
 	tickers := map[int32]struct{}{}
 	for _, p := range preds {
@@ -347,7 +352,7 @@ func informationCoefficients(days []crossSection) (ic, ric CorrStats, rows []Dat
 	for _, d := range days {
 		real := realizedOf(d.preds)
 		row := DateRow{
-			Date:           d.date,
+			Date:           Date(d.date),
 			N:              len(d.preds),
 			K:              len(d.top),
 			MeanRealized:   mean(real),

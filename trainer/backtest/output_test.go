@@ -74,7 +74,7 @@ func TestReportPlots(t *testing.T) {
 	if err := r.WriteEquityPlot(eq); err != nil {
 		t.Fatal(err)
 	}
-	checkPNG(t, eq, 768, 480)
+	checkPNG(t, eq, 768, 1008)
 	cal := filepath.Join(dir, "calibration.png")
 	if err := r.WriteCalibrationPlot(cal); err != nil {
 		t.Fatal(err)
@@ -132,11 +132,11 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("values = %v (n %d)", m.Values, m.N)
 	}
 	// Sharpe 0.5, 1.5: mean 1, std sqrt(.5)
-	m, _ = s.Metric("selection_aware", "strategy.sharpe")
+	m, _ = s.Metric("selection_aware", "strategy.sharpe_annualized")
 	near(t, "sharpe mean", m.Mean, 1)
 	near(t, "sharpe std", m.Std, math.Sqrt(0.5))
 	// one seed: std 0
-	m, _ = s.Metric("standard", "strategy.sharpe")
+	m, _ = s.Metric("standard", "strategy.sharpe_annualized")
 	near(t, "single seed mean", m.Mean, 0.5)
 	near(t, "single seed std", m.Std, 0)
 	// curve: budget 100 -> (1.02+1.01)/2, 200 -> 1.025, 300 -> only seed 1
@@ -152,9 +152,19 @@ func TestSummarize(t *testing.T) {
 	var sb strings.Builder
 	s.WriteTable(&sb)
 	out := sb.String()
-	for _, want := range []string{"selection_aware (n=2)", "standard (n=1)", "strategy.sharpe", "1 ± 0.71", "ic.mean"} {
+	for _, want := range []string{"selection_aware (n=2)", "standard (n=1)", "strategy.sharpe_annualized", "1.00 ± 0.71", "ic.mean",
+		"topk.excess (bps)", "strategy.ann_return (%)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary table lacks %q:\n%s", want, out)
+		}
+	}
+	// One seed has no spread: its column prints the value alone (the header says n=1).
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "strategy.sharpe_annualized") && !strings.HasSuffix(line, "1.00 ± 0.71            0.50") {
+			t.Errorf("sharpe row %q: want the n=2 column as mean ± std and the n=1 column as the value alone", line)
+		}
+		if strings.HasSuffix(line, "± 0") || strings.Contains(line, "± 0 ") {
+			t.Errorf("row %q shows a zero spread", line)
 		}
 	}
 
@@ -228,7 +238,7 @@ func TestPlotTrainingCurves(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "curves.png")
-	if err := PlotTrainingCurves(log, out); err != nil {
+	if err := PlotTrainingCurves([]string{log}, out); err != nil {
 		t.Fatal(err)
 	}
 	checkPNG(t, out, 768, 960)
@@ -236,7 +246,7 @@ func TestPlotTrainingCurves(t *testing.T) {
 	// all val_loss null, a single record
 	one := filepath.Join(dir, "one.jsonl")
 	os.WriteFile(one, []byte(`{"iteration":0,"train_loss":2.3,"val_loss":null,"topk_er_mean":1.0}`+"\n"), 0o644)
-	if err := PlotTrainingCurves(one, filepath.Join(dir, "one.png")); err != nil {
+	if err := PlotTrainingCurves([]string{one}, filepath.Join(dir, "one.png")); err != nil {
 		t.Errorf("single record: %v", err)
 	}
 	for name, content := range map[string]string{
@@ -246,11 +256,11 @@ func TestPlotTrainingCurves(t *testing.T) {
 	} {
 		p := filepath.Join(dir, name)
 		os.WriteFile(p, []byte(content), 0o644)
-		if err := PlotTrainingCurves(p, filepath.Join(dir, "x.png")); err == nil {
+		if err := PlotTrainingCurves([]string{p}, filepath.Join(dir, "x.png")); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
-	if err := PlotTrainingCurves(filepath.Join(dir, "missing.jsonl"), out); err == nil {
+	if err := PlotTrainingCurves([]string{filepath.Join(dir, "missing.jsonl")}, out); err == nil {
 		t.Error("missing log: no error")
 	}
 }
@@ -325,7 +335,7 @@ print(json.dumps(out))
 	}
 	for i, w := range want {
 		d := r.Dates[i]
-		if int32(w[0]) != d.Date || !d.ICValid {
+		if Date(int32(w[0])) != d.Date || !d.ICValid {
 			t.Fatalf("date %d: %v valid=%v", d.Date, w[0], d.ICValid)
 		}
 		if math.Abs(d.IC-w[1]) > 1e-12 || math.Abs(d.RankIC-w[2]) > 1e-12 {

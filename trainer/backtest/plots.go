@@ -1,14 +1,12 @@
 package backtest
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
+	"image/color"
 	"math"
-	"os"
 	"strconv"
+	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -26,14 +24,48 @@ const (
 	plotHeight = 5 * vg.Inch
 )
 
-// savePNG renders p as a PNG file (whatever the extension of path).
-func savePNG(p *plot.Plot, path string) error {
-	wt, err := p.WriterTo(plotWidth, plotHeight, "png")
-	if err != nil {
-		return fmt.Errorf("backtest: render %s: %w", path, err)
+// Panel is one chart of a Figure together with the names of its series in
+// legend order, so that a test can check what a picture shows without
+// looking at it.
+type Panel struct {
+	Plot   *plot.Plot
+	Series []string
+}
+
+// Figure is one PNG: its panels stacked from top to bottom, each plotWidth
+// wide and PanelHeight high.
+type Figure struct {
+	Panels      []*Panel
+	PanelHeight vg.Length
+}
+
+// Save renders the figure as a PNG file (whatever the extension of path).
+func (f *Figure) Save(path string) error {
+	if len(f.Panels) == 0 {
+		return fmt.Errorf("backtest: render %s: figure has no panels", path)
 	}
-	return writeFile(path, func(f io.Writer) error {
-		_, err := wt.WriteTo(f)
+	h := f.PanelHeight
+	if h == 0 {
+		h = plotHeight
+	}
+	img := vgimg.New(plotWidth, vg.Length(len(f.Panels))*h)
+	dc := draw.New(img)
+	if len(f.Panels) == 1 {
+		f.Panels[0].Plot.Draw(dc)
+	} else {
+		tiles := draw.Tiles{Rows: len(f.Panels), Cols: 1, PadX: vg.Millimeter, PadY: 4 * vg.Millimeter,
+			PadTop: 2 * vg.Millimeter, PadBottom: 2 * vg.Millimeter, PadLeft: 2 * vg.Millimeter, PadRight: 4 * vg.Millimeter}
+		plots := make([][]*plot.Plot, len(f.Panels))
+		for i, p := range f.Panels {
+			plots[i] = []*plot.Plot{p.Plot}
+		}
+		canvases := plot.Align(plots, tiles, dc)
+		for i := range plots {
+			plots[i][0].Draw(canvases[i][0])
+		}
+	}
+	return writeFile(path, func(out io.Writer) error {
+		_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(out)
 		return err
 	})
 }
@@ -55,55 +87,85 @@ func xys(xs, ys []float64) plotter.XYs {
 	return pts
 }
 
-func addLine(p *plot.Plot, name string, i int, pts plotter.XYs, points bool) error {
+// lineStyle says how a series is drawn: colour and marker index (negative:
+// grey, for reference lines), dashed or solid, with or without point markers.
+type lineStyle struct {
+	color  int
+	points bool
+	dashed bool
+	dotted bool // reference lines, told apart from dashed series
+}
+
+// line adds a line series (with a legend entry when name is not empty).
+func (pn *Panel) line(name string, pts plotter.XYs, st lineStyle) error {
 	l, err := plotter.NewLine(pts)
 	if err != nil {
 		return fmt.Errorf("line %q: %w", name, err)
 	}
-	l.Color = plotutil.Color(i)
+	l.Color = plotutil.Color(st.color)
+	if st.color < 0 {
+		l.Color = color.Gray{Y: 110}
+	}
 	l.Width = vg.Points(1.5)
-	p.Add(l)
-	if points {
+	if st.dashed {
+		l.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
+	}
+	if st.dotted {
+		l.Dashes = []vg.Length{vg.Points(1.5), vg.Points(2.5)}
+	}
+	pn.Plot.Add(l)
+	thumbs := []plot.Thumbnailer{l}
+	if st.points {
 		s, err := plotter.NewScatter(pts)
 		if err != nil {
 			return fmt.Errorf("points %q: %w", name, err)
 		}
-		s.Color = plotutil.Color(i)
-		s.Shape = plotutil.Shape(i)
-		p.Add(s)
-		p.Legend.Add(name, l, s)
-	} else {
-		p.Legend.Add(name, l)
+		s.Color = plotutil.Color(st.color)
+		s.Shape = plotutil.Shape(st.color)
+		pn.Plot.Add(s)
+		thumbs = append(thumbs, s)
+	}
+	if name != "" {
+		pn.Plot.Legend.Add(name, thumbs...)
+		pn.Series = append(pn.Series, name)
 	}
 	return nil
 }
 
-// dateTicker labels integer day indices below len(dates) with their date.
-type dateTicker struct{ dates []int32 }
-
-func (dt dateTicker) Ticks(min, max float64) []plot.Tick {
-	ticks := plot.DefaultTicks{}.Ticks(min, max)
-	for i, t := range ticks {
-		if t.Label == "" {
-			continue
-		}
-		idx := int(math.Round(t.Value))
-		switch {
-		case t.Value != float64(idx) || idx < 0:
-			ticks[i].Label = ""
-		case idx < len(dt.dates):
-			ticks[i].Label = strconv.Itoa(int(dt.dates[idx]))
-		default:
-			ticks[i].Label = fmt.Sprintf("+%d", idx-len(dt.dates)+1)
-		}
+// hline adds a dotted horizontal reference line at y from x0 to x1.
+func (pn *Panel) hline(name string, y, x0, x1 float64, color int) error {
+	if x1 <= x0 {
+		x1 = x0 + 1
 	}
-	return ticks
+	return pn.line(name, plotter.XYs{{X: x0, Y: y}, {X: x1, Y: y}}, lineStyle{color: color, dotted: true})
+}
+
+// newPanel returns a panel with a grid, a top-left legend and Y tick labels
+// that show each tick's value exactly.
+func newPanel(title, xLabel, yLabel string) *Panel {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xLabel
+	p.Y.Label.Text = yLabel
+	p.Y.Tick.Marker = preciseTicks{}
+	p.Add(plotter.NewGrid())
+	p.Legend.Top, p.Legend.Left = true, true
+	return &Panel{Plot: p}
+}
+
+// legendRoom extends the Y range upwards so that a top legend does not hide
+// the data: about 7% of the height per legend entry.
+func (pn *Panel) legendRoom() {
+	p := pn.Plot
+	if p.Y.Max > p.Y.Min {
+		p.Y.Max += float64(len(pn.Series)) * 0.07 * (p.Y.Max - p.Y.Min)
+	}
 }
 
 // preciseTicks is plot.DefaultTicks with labels that show each tick's value
 // exactly (up to 10 decimals). The default labels round to the tick spacing,
 // so on a narrow range around 1, typical of gross returns, a tick at 1.0025
-// reads "1".
+// reads "1", and on a loss range of 2.26..2.30 every label reads "2.3".
 type preciseTicks struct{}
 
 func (preciseTicks) Ticks(lo, hi float64) []plot.Tick {
@@ -123,96 +185,256 @@ func (preciseTicks) Ticks(lo, hi float64) []plot.Tick {
 	}
 	for i, t := range ticks {
 		if t.Label != "" {
-			ticks[i].Label = strconv.FormatFloat(t.Value, 'f', prec, 64)
+			v := t.Value
+			if math.Abs(v) < 1e-12*math.Max(math.Abs(lo), math.Abs(hi)) {
+				v = 0 // no "-0" from an accumulated tick position
+			}
+			ticks[i].Label = strconv.FormatFloat(v, 'f', prec, 64)
 		}
 	}
 	return ticks
 }
 
-// newPlot returns a plot with a grid and precise Y tick labels.
-func newPlot(title, xLabel, yLabel string) *plot.Plot {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = xLabel
-	p.Y.Label.Text = yLabel
-	p.Y.Tick.Marker = preciseTicks{}
-	p.Add(plotter.NewGrid())
-	p.Legend.Top, p.Legend.Left = true, true
-	return p
-}
+// integerTicks labels whole numbers only: every integer when at most 12 fit
+// the range (calibration deciles, a few epochs), otherwise the integer
+// positions among plot.DefaultTicks.
+type integerTicks struct{}
 
-// legendRoom extends the Y range upwards so that a top legend with n entries
-// does not hide the data.
-func legendRoom(p *plot.Plot, n int) {
-	if p.Y.Max > p.Y.Min {
-		p.Y.Max += float64(n) * 0.07 * (p.Y.Max - p.Y.Min)
+func (integerTicks) Ticks(lo, hi float64) []plot.Tick {
+	first, last := math.Ceil(lo), math.Floor(hi)
+	if last-first <= 11 {
+		var ticks []plot.Tick
+		for v := first; v <= last; v++ {
+			ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', 0, 64)})
+		}
+		return ticks
 	}
+	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i, t := range ticks {
+		if t.Label != "" {
+			if t.Value != math.Round(t.Value) {
+				ticks[i].Label = ""
+			} else {
+				ticks[i].Label = strconv.FormatFloat(t.Value, 'f', 0, 64)
+			}
+		}
+	}
+	return ticks
 }
 
-// WriteEquityPlot draws the equity curves of the long top-k strategy and the
-// equal-weight universe benchmark as a PNG.
-func (r *Report) WriteEquityPlot(path string) error {
+// calendarTicks labels trading-day indices (index i is dates[i], YYYYMMDD)
+// at the first trading day of a month, every 1, 2, 3, 6, 12, ... months so
+// that at most 8 labels appear; yearly labels read "2019", the others
+// "Mar 2018", and the other month starts get unlabelled minor ticks. Indices
+// past the last date get no tick. With fewer than two labelled month starts
+// in range it labels about five days as "2018-03-05" instead.
+type calendarTicks struct{ dates []int32 }
+
+func dateOf(d int32) time.Time {
+	return time.Date(int(d/10000), time.Month(d/100%100), int(d%100), 0, 0, 0, 0, time.UTC)
+}
+
+func (ct calendarTicks) Ticks(lo, hi float64) []plot.Tick {
+	i0, i1 := max(0, int(math.Ceil(lo))), min(len(ct.dates)-1, int(math.Floor(hi)))
+	if i1 < i0 {
+		return nil
+	}
+	type start struct {
+		idx         int
+		year, month int
+	}
+	var starts []start
+	for i := max(1, i0); i <= i1; i++ {
+		// A month start is a day whose month differs from the day before;
+		// the first day of the series is not one (it may fall mid-month).
+		if d := ct.dates[i]; d/100 != ct.dates[i-1]/100 {
+			starts = append(starts, start{i, int(d / 10000), int(d / 100 % 100)})
+		}
+	}
+	var ticks []plot.Tick
+	if len(starts) >= 2 {
+		for _, step := range []int{1, 2, 3, 6, 12, 24, 60, 120} {
+			ticks = ticks[:0]
+			for _, s := range starts {
+				if (s.year*12+s.month-1)%step != 0 {
+					continue
+				}
+				label := dateOf(ct.dates[s.idx]).Format("Jan 2006")
+				if step >= 12 {
+					label = strconv.Itoa(s.year)
+				}
+				ticks = append(ticks, plot.Tick{Value: float64(s.idx), Label: label})
+			}
+			if len(ticks) <= 8 {
+				break
+			}
+		}
+		// Unlabelled minor ticks at the other month starts.
+		labelled := map[int]bool{}
+		for _, t := range ticks {
+			labelled[int(t.Value)] = true
+		}
+		for _, s := range starts {
+			if !labelled[s.idx] {
+				ticks = append(ticks, plot.Tick{Value: float64(s.idx)})
+			}
+		}
+		if len(labelled) >= 2 {
+			return ticks
+		}
+	}
+	// Short range: about five evenly spaced days with their full date.
+	n := i1 - i0
+	step := max(1, int(math.Ceil(float64(n)/4)))
+	ticks = ticks[:0]
+	for i := i0; i <= i1; i += step {
+		ticks = append(ticks, plot.Tick{Value: float64(i), Label: dateOf(ct.dates[i]).Format("2006-01-02")})
+	}
+	return ticks
+}
+
+// bps converts a return (a fraction) into basis points.
+func bps(x float64) float64 { return 1e4 * x }
+
+// EquityFigure builds equity.png: the equity of the long top-k strategy and
+// of the equal-weight universe, the strategy's cumulative excess over the
+// universe (equity ratio - 1, in %), and both drawdowns (in %), against the
+// trading date. Equity index t is the value at the close of decision date t;
+// the last h-1 points (staggered) or the rest of the last period
+// (non-overlapping) lie after the last decision date and carry no label.
+func (r *Report) EquityFigure() (*Figure, error) {
 	if r == nil || len(r.Strategy.Equity) == 0 || len(r.Benchmark.Equity) == 0 {
-		return fmt.Errorf("backtest: equity plot %s: report has no equity curves", path)
+		return nil, fmt.Errorf("report has no equity curves")
 	}
-	p := newPlot(fmt.Sprintf("Equity: long top-k vs equal-weight universe (h=%dd, %s, %.4g bps)",
-		r.Config.HorizonDays, r.Config.Rebalance, r.Config.CostBps),
-		"decision date (trading days; +n = after the last date)", "equity (start = 1)")
+	if len(r.Strategy.Equity) != len(r.Benchmark.Equity) {
+		return nil, fmt.Errorf("strategy and universe equity differ in length (%d, %d)", len(r.Strategy.Equity), len(r.Benchmark.Equity))
+	}
 	dates := make([]int32, len(r.Dates))
 	for i, d := range r.Dates {
-		dates[i] = d.Date
+		dates[i] = int32(d.Date)
 	}
-	p.X.Tick.Marker = dateTicker{dates}
+	c := r.Config
+	const xLabel = "date (close of the trading day)"
+	eqP := newPanel(fmt.Sprintf("Equity: long top-k vs the equal-weight universe (%dd horizon, %s rebalancing, %.4g bps cost)",
+		c.HorizonDays, c.Rebalance, c.CostBps), "", "equity (start = 1)")
+	exP := newPanel("Excess over the equal-weight universe: top-k equity / universe equity - 1", "", "cumulative excess (%)")
+	ddP := newPanel("Drawdown from the running peak", xLabel, "drawdown (%)")
+	n := len(r.Strategy.Equity)
+	x := make([]float64, n)
+	excess := make([]float64, n)
+	for t := range x {
+		x[t] = float64(t)
+		excess[t] = 100 * (r.Strategy.Equity[t]/r.Benchmark.Equity[t] - 1)
+	}
 	for i, s := range []struct {
 		name string
-		eq   []float64
-	}{{fmt.Sprintf("long top-k (Sharpe %.2f)", r.Strategy.Sharpe), r.Strategy.Equity},
-		{fmt.Sprintf("universe (Sharpe %.2f)", r.Benchmark.Sharpe), r.Benchmark.Equity}} {
-		x := make([]float64, len(s.eq))
-		for t := range x {
-			x[t] = float64(t)
+		pf   *Portfolio
+	}{{"long top-k", &r.Strategy}, {"equal-weight universe", &r.Benchmark}} {
+		label := fmt.Sprintf("%s (Sharpe %.2f annualized, max drawdown %.1f%%)", s.name, s.pf.Sharpe, 100*s.pf.MaxDrawdown)
+		if err := eqP.line(label, xys(x, s.pf.Equity), lineStyle{color: i}); err != nil {
+			return nil, err
 		}
-		if err := addLine(p, s.name, i, xys(x, s.eq), false); err != nil {
-			return fmt.Errorf("backtest: equity plot %s: %w", path, err)
+		if err := ddP.line(s.name, xys(x, drawdownSeries(s.pf.Equity)), lineStyle{color: i}); err != nil {
+			return nil, err
 		}
 	}
-	legendRoom(p, 2)
-	return savePNG(p, path)
+	exLabel := fmt.Sprintf("top-k over universe (%+.1f%% at the end)", excess[n-1])
+	if err := exP.line(exLabel, xys(x, excess), lineStyle{color: 2}); err != nil {
+		return nil, err
+	}
+	if err := exP.hline("", 0, 0, float64(n-1), -1); err != nil {
+		return nil, err
+	}
+	for _, pn := range []*Panel{eqP, exP, ddP} {
+		pn.Plot.X.Tick.Marker = calendarTicks{dates}
+	}
+	eqP.legendRoom()
+	exP.legendRoom()
+	// Drawdowns hang down from 0: the legend goes below the deepest point.
+	ddP.Plot.Legend.Top = false
+	if p := ddP.Plot; p.Y.Max > p.Y.Min {
+		p.Y.Min -= float64(len(ddP.Series)) * 0.07 * (p.Y.Max - p.Y.Min)
+	}
+	return &Figure{Panels: []*Panel{eqP, exP, ddP}, PanelHeight: 3.5 * vg.Inch}, nil
 }
 
-// WriteCalibrationPlot draws, per score decile, the mean predicted gross
-// return against the mean realized gross return as a PNG.
-func (r *Report) WriteCalibrationPlot(path string) error {
-	if r == nil || len(r.Calibration) == 0 {
-		return fmt.Errorf("backtest: calibration plot %s: report has no calibration buckets", path)
+// drawdownSeries is -100 (1 - E_t / max_{u<=t} E_u): the loss from the
+// running peak in percent, as a non-positive number.
+func drawdownSeries(equity []float64) []float64 {
+	out := make([]float64, len(equity))
+	peak := math.Inf(-1)
+	for t, e := range equity {
+		peak = math.Max(peak, e)
+		if peak > 0 {
+			out[t] = -100 * (1 - e/peak)
+		}
 	}
-	p := newPlot("Calibration: mean predicted vs realized gross return by score decile",
-		"score decile (1 = lowest predicted)", "gross return over the horizon")
+	return out
+}
+
+// WriteEquityPlot writes EquityFigure as a PNG (768 x 1008 pixels).
+func (r *Report) WriteEquityPlot(path string) error {
+	f, err := r.EquityFigure()
+	if err != nil {
+		return fmt.Errorf("backtest: equity plot %s: %w", path, err)
+	}
+	return f.Save(path)
+}
+
+// CalibrationFigure builds calibration.png: per score decile (every decile
+// labelled), the mean predicted and the mean realized return over the
+// horizon, in bps (gross return - 1).
+func (r *Report) CalibrationFigure() (*Figure, error) {
+	if r == nil || len(r.Calibration) == 0 {
+		return nil, fmt.Errorf("report has no calibration buckets")
+	}
+	pn := newPanel(fmt.Sprintf("Calibration: mean predicted vs realized %dd return by score decile", r.Config.HorizonDays),
+		"score decile (1 = lowest predicted, 10 = highest)", fmt.Sprintf("mean %dd return (bps)", r.Config.HorizonDays))
+	pn.Plot.X.Tick.Marker = integerTicks{}
 	var dec, sc, re []float64
 	for _, b := range r.Calibration {
 		dec = append(dec, float64(b.Decile))
-		sc = append(sc, b.MeanScore)
-		re = append(re, b.MeanRealized)
+		sc = append(sc, bps(b.MeanScore-1))
+		re = append(re, bps(b.MeanRealized-1))
 	}
-	if err := addLine(p, "mean predicted (score)", 0, xys(dec, sc), true); err != nil {
-		return fmt.Errorf("backtest: calibration plot %s: %w", path, err)
+	if err := pn.line("mean predicted (expected return)", xys(dec, sc), lineStyle{color: 0, points: true}); err != nil {
+		return nil, err
 	}
-	if err := addLine(p, "mean realized", 1, xys(dec, re), true); err != nil {
-		return fmt.Errorf("backtest: calibration plot %s: %w", path, err)
+	if err := pn.line("mean realized", xys(dec, re), lineStyle{color: 1, points: true}); err != nil {
+		return nil, err
 	}
-	legendRoom(p, 2)
-	return savePNG(p, path)
+	pn.Plot.X.Min, pn.Plot.X.Max = math.Min(pn.Plot.X.Min, 1)-0.3, math.Max(pn.Plot.X.Max, 10)+0.3
+	pn.legendRoom()
+	return &Figure{Panels: []*Panel{pn}}, nil
 }
 
-// WriteConvergencePlot draws, per arm, the mean over seeds of the top-k
-// return against the training budget (line), with each seed's points.
-func (s *Summary) WriteConvergencePlot(path string) error {
-	if s == nil {
-		return fmt.Errorf("backtest: convergence plot %s: nil summary", path)
+// WriteCalibrationPlot writes CalibrationFigure as a PNG (768 x 480 pixels).
+func (r *Report) WriteCalibrationPlot(path string) error {
+	f, err := r.CalibrationFigure()
+	if err != nil {
+		return fmt.Errorf("backtest: calibration plot %s: %w", path, err)
 	}
-	p := newPlot("Convergence: top-k return vs training budget (mean over seeds)",
-		"sequence-passes trained", "top-k return")
+	return f.Save(path)
+}
+
+// ConvergenceFigure builds convergence.png: per arm, the mean over seeds of
+// the validation top-k excess return (bps) against sequence-passes trained
+// (line), each seed's points, and for an arm with a stage-1 baseline
+// (two-stage) a dotted line at the mean value of the stage-1 model that
+// stage 2 starts from.
+func (s *Summary) ConvergenceFigure() (*Figure, error) {
+	if s == nil {
+		return nil, fmt.Errorf("nil summary")
+	}
+	pn := newPanel("Convergence: validation top-k excess return vs training budget (mean over seeds)",
+		"sequence-passes trained", "top-k excess over the universe (bps)")
 	found := false
+	xmax := 0.0
+	for _, a := range s.Arms {
+		for _, c := range a.Curve {
+			xmax = math.Max(xmax, float64(c.Budget))
+		}
+	}
 	for i, a := range s.Arms {
 		if len(a.Curve) == 0 {
 			continue
@@ -221,118 +443,111 @@ func (s *Summary) WriteConvergencePlot(path string) error {
 		var x, y []float64
 		for _, c := range a.Curve {
 			x = append(x, float64(c.Budget))
-			y = append(y, c.Mean)
+			y = append(y, bps(c.Mean))
 		}
-		if err := addLine(p, fmt.Sprintf("%s (n=%d)", a.Arm, len(a.Seeds)), i, xys(x, y), false); err != nil {
-			return fmt.Errorf("backtest: convergence plot %s: %w", path, err)
+		if err := pn.line(fmt.Sprintf("%s (n=%d)", a.Arm, len(a.Seeds)), xys(x, y), lineStyle{color: i}); err != nil {
+			return nil, err
 		}
 		var seedPts plotter.XYs
 		for _, c := range a.Curves {
 			for _, cp := range c {
-				seedPts = append(seedPts, plotter.XY{X: float64(cp.Budget), Y: cp.TopKReturn})
+				seedPts = append(seedPts, plotter.XY{X: float64(cp.Budget), Y: bps(cp.TopKReturn)})
 			}
 		}
 		sc, err := plotter.NewScatter(seedPts)
 		if err != nil {
-			return fmt.Errorf("backtest: convergence plot %s: %w", path, err)
+			return nil, err
 		}
 		sc.Color = plotutil.Color(i)
 		sc.Shape = plotutil.Shape(i)
 		sc.Radius = vg.Points(2)
-		p.Add(sc)
-	}
-	if !found {
-		return fmt.Errorf("backtest: convergence plot %s: no curve points in any arm", path)
-	}
-	legendRoom(p, len(s.Arms))
-	return savePNG(p, path)
-}
-
-// metricsLine is the part of a metrics.jsonl record that the plots use.
-type metricsLine struct {
-	Iteration  *int64   `json:"iteration"`
-	TrainLoss  *float64 `json:"train_loss"`
-	ValLoss    *float64 `json:"val_loss"`
-	ERMean     *float64 `json:"er_mean"`
-	TopKERMean *float64 `json:"topk_er_mean"`
-}
-
-// PlotTrainingCurves reads the trainer's metrics log (one JSON object per
-// line; see CONTRACTS "Metrics log") and draws two aligned panels as a PNG:
-// train and validation loss per iteration (val_loss may be null or absent),
-// and the top-k and overall mean expected return per iteration.
-func PlotTrainingCurves(metricsLogPath, outPNG string) error {
-	f, err := os.Open(metricsLogPath)
-	if err != nil {
-		return fmt.Errorf("backtest: training curves: %w", err)
-	}
-	defer f.Close()
-	var train, val, topk, er plotter.XYs
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
-	lineNo, records := 0, 0
-	for sc.Scan() {
-		lineNo++
-		b := sc.Bytes()
-		if len(bytes.TrimSpace(b)) == 0 {
-			continue
-		}
-		var m metricsLine
-		if err := json.Unmarshal(b, &m); err != nil {
-			return fmt.Errorf("backtest: training curves: %s line %d: %w", metricsLogPath, lineNo, err)
-		}
-		if m.Iteration == nil {
-			return fmt.Errorf("backtest: training curves: %s line %d: missing \"iteration\"", metricsLogPath, lineNo)
-		}
-		records++
-		x := float64(*m.Iteration)
-		for _, s := range []struct {
-			v   *float64
-			dst *plotter.XYs
-		}{{m.TrainLoss, &train}, {m.ValLoss, &val}, {m.TopKERMean, &topk}, {m.ERMean, &er}} {
-			if s.v != nil {
-				*s.dst = append(*s.dst, plotter.XY{X: x, Y: *s.v})
+		pn.Plot.Add(sc)
+		if b := a.Stage1; b != nil {
+			if err := pn.hline(fmt.Sprintf("%s: best stage-1 model (stage 2's start)", a.Arm), bps(b.Mean), float64(b.Budget), xmax, i); err != nil {
+				return nil, err
 			}
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("backtest: training curves: read %s: %w", metricsLogPath, err)
+	if !found {
+		return nil, fmt.Errorf("no curve points in any arm")
 	}
-	if records == 0 {
-		return fmt.Errorf("backtest: training curves: %s has no records", metricsLogPath)
-	}
+	pn.legendRoom()
+	return &Figure{Panels: []*Panel{pn}}, nil
+}
 
-	lossP := newPlot("Loss", "", "cross-entropy")
-	erP := newPlot("Expected gross return of the scored sample", "iteration", "expected return")
-	for _, s := range []struct {
-		p    *plot.Plot
-		name string
-		i    int
-		pts  plotter.XYs
-	}{{lossP, "train loss", 0, train}, {lossP, "validation loss", 1, val},
-		{erP, "top-k mean", 0, topk}, {erP, "all mean", 1, er}} {
-		if len(s.pts) == 0 {
+// WriteConvergencePlot writes ConvergenceFigure as a PNG (768 x 480 pixels).
+func (s *Summary) WriteConvergencePlot(path string) error {
+	f, err := s.ConvergenceFigure()
+	if err != nil {
+		return fmt.Errorf("backtest: convergence plot %s: %w", path, err)
+	}
+	return f.Save(path)
+}
+
+// LossSeries is one run's validation loss against sequence-passes trained,
+// for ValLossFigure. Stage1 (two-stage runs) is the best stage-1 validation
+// loss and the budget at which stage 2 started.
+type LossSeries struct {
+	Arm    string
+	Seed   int64
+	Points []CurvePoint // TopKReturn holds the loss
+	Stage1 *CurvePoint
+}
+
+// ValLossFigure builds compare's val_loss.png: each run's validation loss
+// against sequence-passes trained, one colour per arm (one legend entry per
+// arm), and a dotted stage-1 baseline per two-stage run.
+func ValLossFigure(runs []LossSeries) (*Figure, error) {
+	pn := newPanel("Validation loss vs training budget", "sequence-passes trained", "validation loss (cross-entropy, nats)")
+	arms := map[string]int{}
+	xmax := 0.0
+	for _, r := range runs {
+		for _, p := range r.Points {
+			xmax = math.Max(xmax, float64(p.Budget))
+		}
+	}
+	for _, r := range runs {
+		if len(r.Points) == 0 {
 			continue
 		}
-		if err := addLine(s.p, s.name, s.i, s.pts, len(s.pts) < 50); err != nil {
-			return fmt.Errorf("backtest: training curves %s: %w", outPNG, err)
+		i, seen := arms[r.Arm]
+		if !seen {
+			i = len(arms)
+			arms[r.Arm] = i
+		}
+		pts := make(plotter.XYs, len(r.Points))
+		for j, v := range r.Points {
+			pts[j].X, pts[j].Y = float64(v.Budget), v.TopKReturn
+		}
+		name := ""
+		if !seen {
+			name = r.Arm
+		}
+		if err := pn.line(name, pts, lineStyle{color: i, points: true}); err != nil {
+			return nil, err
+		}
+		if b := r.Stage1; b != nil {
+			name := ""
+			if !seen {
+				name = r.Arm + ": best stage-1 loss (stage 2's start)"
+			}
+			if err := pn.hline(name, b.TopKReturn, float64(b.Budget), xmax, i); err != nil {
+				return nil, err
+			}
 		}
 	}
-	lossP.Legend.Left = false
-	legendRoom(lossP, 2)
-	legendRoom(erP, 2)
-
-	img := vgimg.New(plotWidth, 2*plotHeight)
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 2, Cols: 1, PadX: vg.Millimeter, PadY: 4 * vg.Millimeter,
-		PadTop: 2 * vg.Millimeter, PadBottom: 2 * vg.Millimeter, PadLeft: 2 * vg.Millimeter, PadRight: 4 * vg.Millimeter}
-	plots := [][]*plot.Plot{{lossP}, {erP}}
-	canvases := plot.Align(plots, tiles, dc)
-	for j := range plots {
-		plots[j][0].Draw(canvases[j][0])
+	if len(arms) == 0 {
+		return nil, fmt.Errorf("no validation points")
 	}
-	return writeFile(outPNG, func(f io.Writer) error {
-		_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(f)
-		return err
-	})
+	pn.legendRoom()
+	return &Figure{Panels: []*Panel{pn}}, nil
+}
+
+// WriteValLossPlot writes ValLossFigure as a PNG (768 x 480 pixels).
+func WriteValLossPlot(path string, runs []LossSeries) error {
+	f, err := ValLossFigure(runs)
+	if err != nil {
+		return fmt.Errorf("backtest: validation loss plot %s: %w", path, err)
+	}
+	return f.Save(path)
 }

@@ -9,15 +9,21 @@ const TradingDaysPerYear = 252
 
 // Portfolio is the result of one backtested portfolio. The daily series starts
 // at the close of the first decision date: Equity[0] = 1 and Equity[t] is the
-// value after t trading days.
+// value after t trading days. It runs past the last decision date by the
+// last holding period, so Days exceeds the report's decision dates (by h-1
+// for staggered rebalancing).
 type Portfolio struct {
-	Days        int       `json:"days"`         // number of daily returns
-	Rebalances  int       `json:"rebalances"`   // rebalance events (tranche formations for staggered)
-	TotalReturn float64   `json:"total_return"` // Equity[Days] - 1
-	AnnReturn   float64   `json:"ann_return"`   // Equity[Days]^(252/Days) - 1
-	AnnVol      float64   `json:"ann_vol"`      // std of h-day block returns * sqrt(252/h)
-	Sharpe      float64   `json:"sharpe"`       // mean/std of h-day block returns * sqrt(252/h)
-	SharpeDaily float64   `json:"sharpe_daily"` // sqrt(252) * mean/std of the daily series (overstated by ~sqrt(h) for h > 1)
+	Days        int     `json:"return_days"`  // daily returns in the series (decision dates + the last holding period's tail)
+	Rebalances  int     `json:"rebalances"`   // rebalance events (tranche formations for staggered)
+	TotalReturn float64 `json:"total_return"` // Equity[Days] - 1
+	AnnReturn   float64 `json:"ann_return"`   // Equity[Days]^(252/Days) - 1
+	AnnVol      float64 `json:"ann_vol"`      // std of h-day block returns * sqrt(252/h)
+	// Sharpe is the annualised Sharpe ratio to use: mean/std of h-day
+	// block returns * sqrt(252/h), zero risk-free rate.
+	Sharpe float64 `json:"sharpe_annualized"`
+	// SharpeNaive is sqrt(252) * mean/std of the smoothed daily series: it
+	// overstates the Sharpe ratio by about sqrt(h) for h > 1 (reference only).
+	SharpeNaive float64   `json:"sharpe_annualized_naive"`
 	MaxDrawdown float64   `json:"max_drawdown"` // largest peak-to-trough loss of Equity, as a positive fraction
 	AvgTurnover float64   `json:"avg_turnover"` // mean portfolio turnover sum|w_new - w_old| per rebalance event
 	AnnTurnover float64   `json:"ann_turnover"` // total portfolio turnover * 252 / Days
@@ -155,7 +161,7 @@ func finishPortfolio(p *Portfolio, daily []float64, h int, totalTurn float64) {
 	p.TotalReturn = end - 1
 	p.AnnReturn = annualizedReturn(end, p.Days)
 	p.Sharpe, p.AnnVol = blockSharpe(daily, h)
-	p.SharpeDaily, _ = blockSharpe(daily, 1)
+	p.SharpeNaive, _ = blockSharpe(daily, 1)
 	p.MaxDrawdown = maxDrawdown(p.Equity)
 	if p.Rebalances > 0 {
 		p.AvgTurnover = totalTurn / float64(p.Rebalances)

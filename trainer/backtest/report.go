@@ -9,48 +9,108 @@ import (
 	"github.com/satrain/satrain/internal/atomicfile"
 )
 
-// Scalar is one named scalar metric of a Report.
+// Units of a Scalar: how the value is measured and how tables print it.
+const (
+	UnitNats     = "nats"     // cross-entropy; printed with 4 decimals
+	UnitFraction = "fraction" // a share in [0, 1]; 3 decimals
+	UnitGross    = "gross"    // a gross return over the horizon (1 = flat); printed as (x-1) in bps
+	UnitReturn   = "return"   // a simple return or a difference of returns; printed in bps
+	UnitPercent  = "percent"  // an annual or total return, volatility or drawdown as a fraction; printed in %
+	UnitCorr     = "corr"     // a correlation; 4 decimals
+	UnitRatio    = "ratio"    // IR, Sharpe ratio, turnover; 2 decimals
+)
+
+// Scalar is one named scalar metric of a Report, in its stored unit (a
+// fraction for returns; FormatScalar converts for display).
 type Scalar struct {
 	Name  string
 	Value float64
+	Unit  string
 }
 
 // Scalars lists the report's scalar metrics in a fixed order. Summarize
 // aggregates exactly these over seeds.
 func (r *Report) Scalars() []Scalar {
 	s := []Scalar{
-		{"loss", r.All.Loss},
-		{"accuracy", r.All.Accuracy},
-		{"topk.loss", r.TopK.Loss},
-		{"topk.accuracy", r.TopK.Accuracy},
-		{"precision.beat_median", r.Precision.BeatMedian},
-		{"precision.above_one", r.Precision.AboveOne},
-		{"topk.mean_score", r.Precision.TopKMeanScore},
-		{"topk.mean_realized", r.Precision.TopKMeanRealized},
-		{"universe.mean_realized", r.Precision.UniverseMeanRealized},
-		{"topk.excess", r.Precision.Excess},
-		{"ic.mean", r.IC.Mean},
-		{"ic.std", r.IC.Std},
-		{"ic.ir", r.IC.IR},
-		{"rank_ic.mean", r.RankIC.Mean},
-		{"rank_ic.std", r.RankIC.Std},
-		{"rank_ic.ir", r.RankIC.IR},
+		{"loss", r.All.Loss, UnitNats},
+		{"accuracy", r.All.Accuracy, UnitFraction},
+		{"topk.loss", r.TopK.Loss, UnitNats},
+		{"topk.accuracy", r.TopK.Accuracy, UnitFraction},
+		{"precision.beat_median", r.Precision.BeatMedian, UnitFraction},
+		{"precision.above_one", r.Precision.AboveOne, UnitFraction},
+		{"topk.mean_score", r.Precision.TopKMeanScore, UnitGross},
+		{"topk.mean_realized", r.Precision.TopKMeanRealized, UnitGross},
+		{"universe.mean_realized", r.Precision.UniverseMeanRealized, UnitGross},
+		{"topk.excess", r.Precision.Excess, UnitReturn},
+		{"ic.mean", r.IC.Mean, UnitCorr},
+		{"ic.std", r.IC.Std, UnitCorr},
+		{"ic.ir", r.IC.IR, UnitRatio},
+		{"rank_ic.mean", r.RankIC.Mean, UnitCorr},
+		{"rank_ic.std", r.RankIC.Std, UnitCorr},
+		{"rank_ic.ir", r.RankIC.IR, UnitRatio},
 	}
 	for _, pf := range []struct {
 		name string
 		p    *Portfolio
 	}{{"strategy", &r.Strategy}, {"benchmark", &r.Benchmark}} {
 		s = append(s,
-			Scalar{pf.name + ".total_return", pf.p.TotalReturn},
-			Scalar{pf.name + ".ann_return", pf.p.AnnReturn},
-			Scalar{pf.name + ".ann_vol", pf.p.AnnVol},
-			Scalar{pf.name + ".sharpe", pf.p.Sharpe},
-			Scalar{pf.name + ".max_drawdown", pf.p.MaxDrawdown},
-			Scalar{pf.name + ".avg_turnover", pf.p.AvgTurnover},
+			Scalar{pf.name + ".total_return", pf.p.TotalReturn, UnitPercent},
+			Scalar{pf.name + ".ann_return", pf.p.AnnReturn, UnitPercent},
+			Scalar{pf.name + ".ann_vol", pf.p.AnnVol, UnitPercent},
+			Scalar{pf.name + ".sharpe_annualized", pf.p.Sharpe, UnitRatio},
+			Scalar{pf.name + ".max_drawdown", pf.p.MaxDrawdown, UnitPercent},
+			Scalar{pf.name + ".avg_turnover", pf.p.AvgTurnover, UnitRatio},
 		)
 	}
-	s = append(s, Scalar{"excess.ann_return", r.Strategy.AnnReturn - r.Benchmark.AnnReturn})
+	s = append(s, Scalar{"excess.ann_return", r.Strategy.AnnReturn - r.Benchmark.AnnReturn, UnitPercent})
 	return s
+}
+
+// unitDisplay is how a unit is printed: the scale applied to the stored
+// value, the offset subtracted first, the printf verbs of a value and of a
+// spread, and the suffix naming the display unit.
+func unitDisplay(unit string) (offset, scale float64, verb, spread, suffix string) {
+	switch unit {
+	case UnitNats:
+		return 0, 1, "%.4f", "%.4f", ""
+	case UnitFraction:
+		return 0, 1, "%.3f", "%.3f", ""
+	case UnitGross:
+		return 1, 1e4, "%.1f", "%.1f", "bps"
+	case UnitReturn:
+		return 0, 1e4, "%.1f", "%.1f", "bps"
+	case UnitPercent:
+		return 0, 100, "%.2f", "%.2f", "%"
+	case UnitCorr:
+		return 0, 1, "%.4f", "%.4f", ""
+	}
+	return 0, 1, "%.2f", "%.2f", ""
+}
+
+// ScalarLabel is the table label of a metric: its name and display unit,
+// e.g. "topk.excess (bps)".
+func ScalarLabel(name, unit string) string {
+	if _, _, _, _, suffix := unitDisplay(unit); suffix != "" {
+		return name + " (" + suffix + ")"
+	}
+	return name
+}
+
+// FormatScalar prints a value of unit in its display unit without the
+// suffix: 0.0043 UnitReturn is "43.0", 1.0043 UnitGross too.
+func FormatScalar(v float64, unit string) string {
+	off, scale, verb, _, _ := unitDisplay(unit)
+	return fmt.Sprintf(verb, (v-off)*scale)
+}
+
+// FormatMeanStd prints mean ± std over n seeds in the display unit, or the
+// value alone when n is 1 (a single seed has no spread).
+func FormatMeanStd(mean, std float64, n int, unit string) string {
+	if n <= 1 {
+		return FormatScalar(mean, unit)
+	}
+	_, scale, _, spread, _ := unitDisplay(unit)
+	return FormatScalar(mean, unit) + " ± " + fmt.Sprintf(spread, std*scale)
 }
 
 func na(count int, format string, v float64) string {
@@ -60,7 +120,8 @@ func na(count int, format string, v float64) string {
 	return fmt.Sprintf(format, v)
 }
 
-// WriteTable writes a human-readable, aligned summary of the report.
+// WriteTable writes a human-readable, aligned summary of the report. Returns
+// over the horizon are in bps, annual figures in %, dates YYYY-MM-DD.
 func (r *Report) WriteTable(w io.Writer) {
 	if r == nil {
 		fmt.Fprintln(w, "(no report)")
@@ -71,24 +132,26 @@ func (r *Report) WriteTable(w io.Writer) {
 	if c.TopK == 0 {
 		sel = fmt.Sprintf("top %.4g%% per date", 100*c.TopFrac)
 	}
-	fmt.Fprintf(w, "predictions %d, dates %d (%d..%d), tickers %d; selection %s; horizon %dd, %s, cost %.4g bps\n",
+	fmt.Fprintf(w, "predictions %d, decision dates %d (%s .. %s), tickers %d; selection %s; horizon %dd, %s rebalancing, cost %.4g bps per unit turnover\n",
 		r.NumPredictions, r.NumDates, r.FirstDate, r.LastDate, r.NumTickers, sel, c.HorizonDays, c.Rebalance, c.CostBps)
 
+	h := c.HorizonDays
 	t := &textTable{}
 	t.add("", "all", "top-k")
 	t.addf("sequences", "%d\t%d", r.All.Count, r.TopK.Count)
-	t.addf("loss", "%s\t%s", na(r.All.LossCount, "%.5f", r.All.Loss), na(r.TopK.LossCount, "%.5f", r.TopK.Loss))
-	t.addf("accuracy", "%.4f\t%.4f", r.All.Accuracy, r.TopK.Accuracy)
-	t.addf("mean realized", "%.5f\t%.5f", r.Precision.UniverseMeanRealized, r.Precision.TopKMeanRealized)
+	t.addf("loss (nats)", "%s\t%s", na(r.All.LossCount, "%.4f", r.All.Loss), na(r.TopK.LossCount, "%.4f", r.TopK.Loss))
+	t.addf("accuracy", "%.3f\t%.3f", r.All.Accuracy, r.TopK.Accuracy)
+	t.addf(fmt.Sprintf("mean realized %dd return (bps)", h), "%s\t%s",
+		FormatScalar(r.Precision.UniverseMeanRealized, UnitGross), FormatScalar(r.Precision.TopKMeanRealized, UnitGross))
 	t.write(w)
 
 	fmt.Fprintln(w)
 	t = &textTable{}
 	t.addf("top-k picks", "%d", r.Precision.Picks)
-	t.addf("precision (> date median)", "%.4f", r.Precision.BeatMedian)
-	t.addf("precision (> 1.0)", "%.4f", r.Precision.AboveOne)
-	t.addf("top-k mean score", "%.5f", r.Precision.TopKMeanScore)
-	t.addf("top-k excess realized", "%+.5f", r.Precision.Excess)
+	t.addf("precision (> date median)", "%.3f", r.Precision.BeatMedian)
+	t.addf("precision (> 0 return)", "%.3f", r.Precision.AboveOne)
+	t.addf(fmt.Sprintf("top-k mean expected %dd return (bps)", h), "%s", FormatScalar(r.Precision.TopKMeanScore, UnitGross))
+	t.addf(fmt.Sprintf("top-k excess realized %dd return (bps)", h), "%s", FormatScalar(r.Precision.Excess, UnitReturn))
 	t.write(w)
 
 	fmt.Fprintln(w)
@@ -100,30 +163,31 @@ func (r *Report) WriteTable(w io.Writer) {
 	}{{"IC (Pearson)", r.IC}, {"Rank IC (Spearman)", r.RankIC}} {
 		t.addf(x.name, "%s\t%s\t%s\t%s\t%d\t%d",
 			na(x.c.Dates, "%+.4f", x.c.Mean), na(x.c.Dates, "%.4f", x.c.Std),
-			na(x.c.Dates, "%+.3f", x.c.IR), na(x.c.Dates, "%+.2f", x.c.TStat), x.c.Dates, x.c.Skipped)
+			na(x.c.Dates, "%+.2f", x.c.IR), na(x.c.Dates, "%+.2f", x.c.TStat), x.c.Dates, x.c.Skipped)
 	}
 	t.write(w)
 
 	fmt.Fprintln(w)
 	t = &textTable{}
-	t.add("portfolio", "total ret", "ann ret", "ann vol", "Sharpe", "max DD", "avg turnover", "ann turnover", "cost", "days")
+	t.add("portfolio (net of costs)", "total ret", "ann ret", "ann vol", "Sharpe (ann.)", "max DD", "avg turnover", "ann turnover", "cost", "return days")
 	for _, x := range []struct {
 		name string
 		p    Portfolio
 	}{{"long top-k", r.Strategy}, {"equal-weight universe", r.Benchmark}} {
 		p := x.p
-		t.addf(x.name, "%+.2f%%\t%+.2f%%\t%.2f%%\t%.3f\t%.2f%%\t%.3f\t%.2f\t%.4f\t%d",
+		t.addf(x.name, "%+.2f%%\t%+.2f%%\t%.2f%%\t%.2f\t%.2f%%\t%.2f\t%.2f\t%.2f%%\t%d",
 			100*p.TotalReturn, 100*p.AnnReturn, 100*p.AnnVol, p.Sharpe, 100*p.MaxDrawdown,
-			p.AvgTurnover, p.AnnTurnover, p.TotalCost, p.Days)
+			p.AvgTurnover, p.AnnTurnover, 100*p.TotalCost, p.Days)
 	}
 	t.write(w)
 
 	if len(r.Calibration) > 0 {
 		fmt.Fprintln(w)
 		t = &textTable{}
-		t.add("decile", "count", "min score", "max score", "mean score", "mean realized")
+		t.add("decile", "count", "min score (bps)", "max score (bps)", "mean score (bps)", "mean realized (bps)")
 		for _, b := range r.Calibration {
-			t.addf(fmt.Sprint(b.Decile), "%d\t%.5f\t%.5f\t%.5f\t%.5f", b.Count, b.MinScore, b.MaxScore, b.MeanScore, b.MeanRealized)
+			t.addf(fmt.Sprint(b.Decile), "%d\t%s\t%s\t%s\t%s", b.Count, FormatScalar(b.MinScore, UnitGross), FormatScalar(b.MaxScore, UnitGross),
+				FormatScalar(b.MeanScore, UnitGross), FormatScalar(b.MeanRealized, UnitGross))
 		}
 		t.write(w)
 	}

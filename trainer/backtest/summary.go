@@ -21,11 +21,16 @@ type ArmResult struct {
 	Seed   int64        `json:"seed"`
 	Report *Report      `json:"report"`
 	Curve  []CurvePoint `json:"curve"`
+	// Stage1 is, for a two-stage run, the stage-1 model that stage 2 starts
+	// from: the budget spent in stage 1 and that model's value on the
+	// curve's measure (nil for single-stage runs).
+	Stage1 *CurvePoint `json:"stage1,omitempty"`
 }
 
 // MetricSummary is one scalar metric over the seeds of an arm.
 type MetricSummary struct {
 	Name   string    `json:"name"`
+	Unit   string    `json:"unit"` // Unit* constant: values are stored in it (fractions for returns)
 	Mean   float64   `json:"mean"`
 	Std    float64   `json:"std"` // sample std (n-1); 0 when N == 1
 	N      int       `json:"n"`
@@ -48,6 +53,9 @@ type ArmSummary struct {
 	Metrics []MetricSummary `json:"metrics"`
 	Curve   []CurveSummary  `json:"curve"`  // ascending budget
 	Curves  [][]CurvePoint  `json:"curves"` // per seed (Seeds order), as given
+	// Stage1 is the mean over seeds of the stage-1 baselines (two-stage
+	// arms; Budget is the mean stage-1 budget), nil when no seed has one.
+	Stage1 *CurveSummary `json:"stage1,omitempty"`
 }
 
 // Summary is the comparison of several arms; arms keep their order of first
@@ -82,6 +90,9 @@ func Summarize(results []ArmResult) (*Summary, error) {
 				return nil, fmt.Errorf("backtest: summarize: arm %q seed %d: non-finite curve value at budget %d", res.Arm, res.Seed, cp.Budget)
 			}
 		}
+		if b := res.Stage1; b != nil && (math.IsNaN(b.TopKReturn) || math.IsInf(b.TopKReturn, 0)) {
+			return nil, fmt.Errorf("backtest: summarize: arm %q seed %d: non-finite stage-1 baseline", res.Arm, res.Seed)
+		}
 		if _, ok := byArm[res.Arm]; !ok {
 			order = append(order, res.Arm)
 		}
@@ -99,7 +110,7 @@ func Summarize(results []ArmResult) (*Summary, error) {
 			scalars = append(scalars, r.Report.Scalars())
 		}
 		for m := range scalars[0] {
-			ms := MetricSummary{Name: scalars[0][m].Name, N: len(rs)}
+			ms := MetricSummary{Name: scalars[0][m].Name, Unit: scalars[0][m].Unit, N: len(rs)}
 			for _, sc := range scalars {
 				ms.Values = append(ms.Values, sc[m].Value)
 			}
@@ -116,6 +127,17 @@ func Summarize(results []ArmResult) (*Summary, error) {
 			as.Curve = append(as.Curve, CurveSummary{Budget: b, Mean: mean(vs), Std: sampleStd(vs), N: len(vs)})
 		}
 		sort.Slice(as.Curve, func(i, j int) bool { return as.Curve[i].Budget < as.Curve[j].Budget })
+		var base []float64
+		var budget int64
+		for _, r := range rs {
+			if r.Stage1 != nil {
+				base = append(base, r.Stage1.TopKReturn)
+				budget += r.Stage1.Budget
+			}
+		}
+		if len(base) > 0 {
+			as.Stage1 = &CurveSummary{Budget: budget / int64(len(base)), Mean: mean(base), Std: sampleStd(base), N: len(base)}
+		}
 		s.Arms = append(s.Arms, as)
 	}
 	return s, nil
@@ -136,7 +158,10 @@ func (s *Summary) Metric(arm, name string) (MetricSummary, bool) {
 	return MetricSummary{}, false
 }
 
-// WriteTable writes one row per metric and one "mean ± std" column per arm.
+// WriteTable writes one row per metric, labelled with its display unit
+// (returns in bps, annual figures in %), and one column per arm: mean ± std
+// over seeds, or the single value where an arm has one seed (n=1 in its
+// header).
 func (s *Summary) WriteTable(w io.Writer) {
 	if s == nil || len(s.Arms) == 0 {
 		fmt.Fprintln(w, "(no arms)")
@@ -149,14 +174,14 @@ func (s *Summary) WriteTable(w io.Writer) {
 	}
 	t.add(hdr...)
 	for m, ms := range s.Arms[0].Metrics {
-		row := []string{ms.Name}
+		row := []string{ScalarLabel(ms.Name, ms.Unit)}
 		for _, a := range s.Arms {
 			if m >= len(a.Metrics) || a.Metrics[m].Name != ms.Name {
 				row = append(row, "n/a")
 				continue
 			}
 			x := a.Metrics[m]
-			row = append(row, fmt.Sprintf("%.5g ± %.2g", x.Mean, x.Std))
+			row = append(row, FormatMeanStd(x.Mean, x.Std, x.N, ms.Unit))
 		}
 		t.add(row...)
 	}

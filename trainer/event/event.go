@@ -88,6 +88,9 @@ const (
 // RunStarted is emitted once data, model and save dir are ready, before the
 // first iteration. Nothing is emitted for a run that fails at start-up.
 type RunStarted struct {
+	// RunID tells this run apart from every other (a new one per process,
+	// also when it resumes another run): UTC start time and random hex.
+	RunID    string
 	Kind     string // KindSelectionAware or KindStandard
 	Strategy string // strategy name as metrics.jsonl writes it ("standard" for standard training)
 	// StrategyNotes are the extension flags' lines (selection-aware only).

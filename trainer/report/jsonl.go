@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/trainer/event"
 )
 
@@ -41,6 +42,13 @@ type Record struct {
 	SelectedOverlap       *float64           `json:"selected_overlap,omitempty"`
 	DeviceMemoryPeakBytes int64              `json:"device_memory_peak_bytes,omitempty"`
 	NonFinite             []string           `json:"non_finite"`
+
+	// Set by the JSONL reporter from the run's earlier events (see runTracker).
+	RunID              string             `json:"run_id,omitempty"`
+	LR                 float64            `json:"lr,omitempty"`
+	IterationsTarget   int                `json:"iterations_target,omitempty"`
+	BestValLoss        *float64           `json:"best_val_loss"`        // best finite validation loss so far; null before the first
+	SequencesPerSecond map[string]float64 `json:"sequences_per_second"` // per phase: inference, training, validation
 }
 
 // NewRecord builds the metrics.jsonl record of an iteration.
@@ -79,13 +87,18 @@ func NewRecord(e event.IterationEnded) Record {
 type JSONL struct {
 	f    *os.File
 	path string
+	tr   *runTracker
 }
 
 // NewJSONL returns the metrics log reporter; the file is opened at RunStarted.
-func NewJSONL() *JSONL { return &JSONL{} }
+func NewJSONL() *JSONL { return &JSONL{tr: newRunTracker()} }
 
 // Report implements event.Reporter.
 func (j *JSONL) Report(e event.Event) {
+	if j.tr == nil {
+		j.tr = newRunTracker()
+	}
+	j.tr.observe(e)
 	switch e := e.(type) {
 	case event.RunStarted:
 		if err := j.open(e); err != nil {
@@ -95,7 +108,13 @@ func (j *JSONL) Report(e event.Event) {
 		if j.f == nil {
 			return
 		}
-		b, err := json.Marshal(NewRecord(e))
+		rec := NewRecord(e)
+		rec.RunID, rec.LR, rec.IterationsTarget = j.tr.started.RunID, j.tr.started.LR, j.tr.target
+		if b := j.tr.best; !math.IsNaN(b) {
+			rec.BestValLoss = &b
+		}
+		rec.SequencesPerSecond = j.tr.rates(e.PhaseSeconds)
+		b, err := json.Marshal(rec)
 		if err != nil {
 			slog.Error("metrics log", "path", j.path, "err", err)
 			return
@@ -152,12 +171,10 @@ func truncateRecords(path string, last int) error {
 		return nil
 	}
 	slog.Warn("metrics log: dropped the records after the iteration the run resumes from", "path", path, "dropped", dropped, "kept_through", last)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, keep.Bytes(), 0o644); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(path, keep.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	return os.Rename(tmp, path)
+	return nil
 }
 
 // Close closes the file.

@@ -4,72 +4,107 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/satrain/satrain/trainer/event"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
 )
 
-// Bar shows how far a phase has got: a bar redrawn in place on a terminal,
-// or a log line every 10% (at most every few seconds) otherwise. A nil *Bar
-// shows nothing.
-type Bar struct {
-	w        io.Writer
-	tty      bool
-	label    string
-	total    int
-	done     int
-	start    time.Time
-	lastLog  time.Time
-	lastFrac int
+// ProgressOptions configure the progress display. The zero value draws on
+// stderr when it is a terminal and logs through slog otherwise.
+type ProgressOptions struct {
+	// Title prefixes every line, e.g. "two_stage seed 43 (run 5/12)" in
+	// compare.
+	Title string
+	// Out is where bars are drawn (default os.Stderr). TTY says whether it is
+	// a terminal; it is detected for os.Stderr and must be set otherwise.
+	Out io.Writer
+	TTY *bool
+	// Logger gets the progress lines off a terminal (default slog.Default()).
+	Logger *slog.Logger
+	// LogEvery is the least time between two progress lines off a terminal
+	// (default 10 s); a pass's first 10% and its end are not logged.
+	LogEvery time.Duration
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+
+	// refresh, when set (tests), redraws the bars on each receive instead
+	// of on a timer; width is the line width off a real terminal (tests).
+	refresh <-chan any
+	width   int
+}
+
+// Progress shows how far a run has got, the way PyTorch Lightning's
+// progress bar does: on a terminal, a bar for the run (iteration or epoch
+// i/N, elapsed time and ETA of the whole run, the last train and validation
+// losses) and one for the current pass (score, train or validate: sequences
+// done/total, sequences per second, elapsed time and ETA of the pass), drawn
+// with github.com/vbauerster/mpb; off a terminal, log lines with the same
+// figures. It implements event.Reporter; standard training shows one
+// training pass per epoch.
+type Progress struct {
+	opt ProgressOptions
+	tty bool
+
+	mu sync.Mutex // guards st: the bars' decorators read it from mpb's goroutine
+	st progressState
+
+	container *mpb.Progress
+	runBar    *mpb.Bar
+	passBar   *mpb.Bar
+	lastLog   time.Time
+}
+
+// progressState is what the display shows, derived from events only.
+type progressState struct {
+	kind         string
+	iter, target int
+	runStart     time.Time
+	iterStart    time.Time
+	itersDone    int           // iterations (epochs > 0) completed in this process
+	itersTime    time.Duration // their total wall time
+	lastEnded    int           // last completed iteration
+	phase        string        // label of the current pass ("" between passes)
+	done, total  int
+	passStart    time.Time
+	trainLoss    float64
+	valLoss      float64
+	bestLoss     float64
+}
+
+// NewProgress returns the progress reporter.
+func NewProgress(opt ProgressOptions) *Progress {
+	if opt.Out == nil {
+		opt.Out = os.Stderr
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.LogEvery <= 0 {
+		opt.LogEvery = 10 * time.Second
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	p := &Progress{opt: opt}
+	if opt.TTY != nil {
+		p.tty = *opt.TTY
+	} else if f, ok := opt.Out.(*os.File); ok {
+		p.tty = isTerminal(f)
+	}
+	p.st = progressState{trainLoss: math.NaN(), valLoss: math.NaN(), bestLoss: math.NaN()}
+	return p
 }
 
 func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
-
-// NewBar starts a bar of total items on stderr (nil when !enabled or total <= 0).
-func NewBar(enabled bool, label string, total int) *Bar {
-	if !enabled || total <= 0 {
-		return nil
-	}
-	return &Bar{w: os.Stderr, tty: isTerminal(os.Stderr), label: label, total: total, start: time.Now(), lastLog: time.Now()}
-}
-
-// Add records n more items done.
-func (p *Bar) Add(n int) {
-	if p == nil {
-		return
-	}
-	p.done += n
-	if p.tty {
-		const width = 30
-		filled := width * p.done / p.total
-		rate := float64(p.done) / time.Since(p.start).Seconds()
-		fmt.Fprintf(p.w, "\r  %-10s [%s%s] %d/%d %.1f/s ", p.label, strings.Repeat("=", filled), strings.Repeat(" ", width-filled), p.done, p.total, rate)
-		if p.done >= p.total {
-			fmt.Fprint(p.w, "\r\033[K")
-		}
-		return
-	}
-	frac := 10 * p.done / p.total
-	if frac > p.lastFrac && time.Since(p.lastLog) > 5*time.Second && p.done < p.total {
-		p.lastFrac, p.lastLog = frac, time.Now()
-		slog.Info("progress", "phase", p.label, "done", p.done, "total", p.total)
-	}
-}
-
-// Progress is the progress display of a run: one Bar per pass of scoring,
-// training or validation, driven by event.Progress.
-type Progress struct {
-	bar  *Bar
-	done int
-}
-
-// NewProgress returns the progress reporter.
-func NewProgress() *Progress { return &Progress{} }
 
 // progressLabel names a phase on the bar.
 var progressLabel = map[string]string{
@@ -78,20 +113,384 @@ var progressLabel = map[string]string{
 	event.PhaseValidation: "validate",
 }
 
+// ConsoleWriter returns w, or, while bars are drawn on a terminal, a writer
+// that prints above the bars so that console lines and bars do not overwrite
+// each other.
+func (p *Progress) ConsoleWriter(w io.Writer) io.Writer {
+	if !p.tty {
+		return w
+	}
+	return &aboveBars{p: p, w: w}
+}
+
+type aboveBars struct {
+	p *Progress
+	w io.Writer
+}
+
+func (a *aboveBars) Write(b []byte) (int, error) {
+	if c := a.p.active(); c != nil {
+		if n, err := c.Write(b); err == nil {
+			return n, nil
+		}
+		// The display ended meanwhile: write directly.
+	}
+	return a.w.Write(b)
+}
+
+func (p *Progress) active() *mpb.Progress {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.container
+}
+
 // Report implements event.Reporter.
 func (p *Progress) Report(e event.Event) {
-	ev, ok := e.(event.Progress)
-	if !ok {
-		return
-	}
-	if ev.Done == 0 {
-		label := progressLabel[ev.Phase]
-		if label == "" {
-			label = ev.Phase
+	now := p.opt.Now()
+	switch e := e.(type) {
+	case event.RunStarted:
+		p.mu.Lock()
+		// A fresh state: compare's two-stage runs reuse the reporter.
+		p.st = progressState{trainLoss: math.NaN(), valLoss: math.NaN(), bestLoss: math.NaN()}
+		p.st.kind, p.st.runStart, p.st.iter = e.Kind, now, e.FirstIteration-1
+		p.st.target = e.NumIterations
+		if e.Kind == event.KindStandard {
+			p.st.target = e.Epochs
 		}
-		p.bar, p.done = NewBar(true, label, ev.Total), 0
+		p.st.lastEnded = e.FirstIteration - 1
+		p.mu.Unlock()
+		if p.tty {
+			p.startRunBar()
+		}
+	case event.IterationStarted:
+		p.mu.Lock()
+		p.st.iter, p.st.iterStart = e.Iteration, now
+		if e.Total > 0 {
+			p.st.target = e.Total
+		}
+		p.mu.Unlock()
+	case event.Progress:
+		p.progress(e, now)
+	case event.Trained:
+		p.mu.Lock()
+		p.st.trainLoss = e.Loss
+		p.mu.Unlock()
+	case event.Validated:
+		p.mu.Lock()
+		p.st.valLoss = e.Loss
+		if !math.IsInf(e.BestLoss, 0) {
+			p.st.bestLoss = e.BestLoss
+		}
+		p.mu.Unlock()
+	case event.IterationEnded:
+		p.mu.Lock()
+		if e.Iteration > 0 {
+			p.st.itersDone++
+			p.st.itersTime += now.Sub(p.st.iterStart)
+		}
+		p.st.lastEnded = e.Iteration
+		bar := p.runBar
+		p.mu.Unlock()
+		if bar != nil && e.Iteration > 0 {
+			bar.SetCurrent(int64(e.Iteration))
+		}
+	case event.RunEnded:
+		p.Close()
+	}
+}
+
+// progress handles one event.Progress: a new pass at Done == 0.
+func (p *Progress) progress(e event.Progress, now time.Time) {
+	label := progressLabel[e.Phase]
+	if label == "" {
+		label = e.Phase
+	}
+	p.mu.Lock()
+	newPass := e.Done == 0 || label != p.st.phase
+	if newPass {
+		p.st.phase, p.st.total, p.st.passStart, p.st.done = label, e.Total, now, 0
+		p.lastLog = now
+	}
+	p.st.done = e.Done
+	container, old := p.container, p.passBar
+	p.mu.Unlock()
+	if p.tty {
+		if newPass {
+			if old != nil {
+				old.Abort(true)
+			}
+			p.startPassBar(container, e.Total)
+		}
+		p.mu.Lock()
+		bar := p.passBar
+		p.mu.Unlock()
+		if bar != nil {
+			bar.SetCurrent(int64(e.Done))
+		}
 		return
 	}
-	p.bar.Add(ev.Done - p.done)
-	p.done = ev.Done
+	p.mu.Lock()
+	due := e.Done > 0 && e.Done < e.Total && now.Sub(p.lastLog) >= p.opt.LogEvery && 10*e.Done >= e.Total
+	var line []any
+	if due {
+		p.lastLog, line = now, p.st.logLine(now)
+	}
+	p.mu.Unlock()
+	if due {
+		p.opt.Logger.Info("progress", append(p.titleAttr(), line...)...)
+	}
+}
+
+func (p *Progress) titleAttr() []any {
+	if p.opt.Title == "" {
+		return nil
+	}
+	return []any{"run", p.opt.Title}
+}
+
+func (p *Progress) ensureContainer() *mpb.Progress {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.container == nil {
+		p.container = mpb.New(mpb.WithOutput(p.opt.Out), mpb.WithRefreshRate(200*time.Millisecond),
+			mpb.ContainerOptional(mpb.WithWidth(p.opt.width), p.opt.width > 0),
+			mpb.ContainerOptional(mpb.ForceTTY(), p.tty), mpb.ContainerOptional(mpb.WithManualRefresh(p.opt.refresh), p.opt.refresh != nil))
+	}
+	return p.container
+}
+
+func (p *Progress) startRunBar() {
+	c := p.ensureContainer()
+	p.mu.Lock()
+	total := max(1, p.st.target)
+	p.mu.Unlock()
+	bar := c.AddBar(int64(total), mpb.BarPriority(0), mpb.BarWidth(24),
+		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string { return p.runLabel() })),
+		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return p.runInfo() })))
+	p.mu.Lock()
+	p.runBar = bar
+	done := p.st.lastEnded
+	p.mu.Unlock()
+	if done > 0 {
+		bar.SetCurrent(int64(done))
+	}
+}
+
+func (p *Progress) startPassBar(c *mpb.Progress, total int) {
+	if c == nil {
+		c = p.ensureContainer()
+	}
+	bar := c.AddBar(int64(max(1, total)), mpb.BarPriority(1), mpb.BarWidth(24), mpb.BarRemoveOnComplete(),
+		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string { return p.passLabel() })),
+		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return p.passInfo() })))
+	p.mu.Lock()
+	p.passBar = bar
+	p.mu.Unlock()
+}
+
+func (p *Progress) runLabel() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.st.iterLabel()
+	if p.opt.Title != "" {
+		s = p.opt.Title + " " + s
+	}
+	return s
+}
+
+func (p *Progress) runInfo() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.opt.Now()
+	return fmt.Sprintf(" run %s<%s  %s", fmtDur(now.Sub(p.st.runStart)), fmtETA(p.st.runETA(now)), p.st.lossText())
+}
+
+func (p *Progress) passLabel() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fmt.Sprintf("  %-8s", p.st.phase)
+}
+
+func (p *Progress) passInfo() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.opt.Now()
+	return fmt.Sprintf(" %d/%d  %s  %s<%s", p.st.done, p.st.total, fmtRate(p.st.rate(now)), fmtDur(now.Sub(p.st.passStart)), fmtETA(p.st.passETA(now)))
+}
+
+// Close ends the display (RunEnded does; a standalone Bar on Close).
+func (p *Progress) Close() error {
+	p.mu.Lock()
+	c, run, pass := p.container, p.runBar, p.passBar
+	p.container, p.runBar, p.passBar = nil, nil, nil
+	p.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	if pass != nil && !pass.Completed() {
+		pass.Abort(true)
+	}
+	if run != nil && !run.Completed() {
+		run.Abort(false)
+	}
+	c.Wait()
+	return nil
+}
+
+// iterLabel is "iteration 3/100", "epoch 2/10", or "start" for the
+// validation of a fine-tuning run's starting weights.
+func (s *progressState) iterLabel() string {
+	unit := "iteration"
+	if s.kind == event.KindStandard {
+		unit = "epoch"
+	}
+	if s.iter <= 0 {
+		return "start"
+	}
+	return fmt.Sprintf("%s %d/%d", unit, s.iter, s.target)
+}
+
+// rate is the current pass's sequences per second (NaN before any).
+func (s *progressState) rate(now time.Time) float64 {
+	el := now.Sub(s.passStart).Seconds()
+	if s.done <= 0 || el <= 0 {
+		return math.NaN()
+	}
+	return float64(s.done) / el
+}
+
+// passETA is the current pass's remaining time at its average rate
+// (negative: unknown).
+func (s *progressState) passETA(now time.Time) time.Duration {
+	r := s.rate(now)
+	if math.IsNaN(r) || r <= 0 {
+		return -1
+	}
+	return time.Duration(float64(s.total-s.done) / r * float64(time.Second))
+}
+
+// runETA is the remaining time of the whole run: the mean duration of the
+// iterations completed so far times those left, less the time already spent
+// in the current one. Before the first iteration ends it is known only for
+// standard training, whose epoch is one training pass: the epoch so far plus
+// the pass's ETA, times the epochs left (negative: unknown).
+func (s *progressState) runETA(now time.Time) time.Duration {
+	if s.target <= 0 {
+		return -1
+	}
+	inIter := s.iter > s.lastEnded && s.iter > 0
+	var avg time.Duration
+	switch {
+	case s.itersDone > 0:
+		avg = s.itersTime / time.Duration(s.itersDone)
+	case s.kind == event.KindStandard && inIter && s.phase == progressLabel[event.PhaseTraining]:
+		pe := s.passETA(now)
+		if pe < 0 {
+			return -1
+		}
+		avg = now.Sub(s.iterStart) + pe
+	default:
+		return -1
+	}
+	left := time.Duration(s.target-s.lastEnded) * avg
+	if inIter {
+		left -= min(now.Sub(s.iterStart), avg)
+	}
+	return max(0, left)
+}
+
+// lossText is the last losses: "loss 2.3100  val 2.2900 (best 2.2800)".
+func (s *progressState) lossText() string {
+	var parts []string
+	if !math.IsNaN(s.trainLoss) {
+		parts = append(parts, fmt.Sprintf("loss %.4f", s.trainLoss))
+	}
+	if !math.IsNaN(s.valLoss) {
+		v := fmt.Sprintf("val %.4f", s.valLoss)
+		if !math.IsNaN(s.bestLoss) {
+			v += fmt.Sprintf(" (best %.4f)", s.bestLoss)
+		}
+		parts = append(parts, v)
+	}
+	return strings.Join(parts, "  ")
+}
+
+// logLine is the progress line off a terminal, as slog attributes.
+func (s *progressState) logLine(now time.Time) []any {
+	line := []any{"phase", s.phase, "done", s.done, "total", s.total,
+		"rate", fmtRate(s.rate(now)), "phase_elapsed", fmtDur(now.Sub(s.passStart)), "phase_eta", fmtETA(s.passETA(now))}
+	if s.runStart.IsZero() {
+		return line // a standalone pass (evaluation): no run around it
+	}
+	line = append([]any{"iteration", s.iterLabel()}, line...)
+	line = append(line, "run_elapsed", fmtDur(now.Sub(s.runStart)), "run_eta", fmtETA(s.runETA(now)))
+	if !math.IsNaN(s.trainLoss) {
+		line = append(line, "train_loss", fmt.Sprintf("%.4f", s.trainLoss))
+	}
+	if !math.IsNaN(s.valLoss) {
+		line = append(line, "val_loss", fmt.Sprintf("%.4f", s.valLoss))
+	}
+	return line
+}
+
+// fmtDur prints a duration as m:ss or h:mm:ss.
+func fmtDur(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	sec := int64(d.Round(time.Second) / time.Second)
+	if sec >= 3600 {
+		return fmt.Sprintf("%d:%02d:%02d", sec/3600, sec/60%60, sec%60)
+	}
+	return fmt.Sprintf("%d:%02d", sec/60, sec%60)
+}
+
+func fmtETA(d time.Duration) string {
+	if d < 0 {
+		return "?"
+	}
+	return fmtDur(d)
+}
+
+func fmtRate(r float64) string {
+	if math.IsNaN(r) {
+		return "? seq/s"
+	}
+	return fmt.Sprintf("%.1f seq/s", r)
+}
+
+// Bar is a standalone progress display of one pass (evaluation's scoring),
+// with the same bar and log lines as a run's. A nil *Bar shows nothing.
+type Bar struct {
+	p     *Progress
+	phase string
+	done  int
+	total int
+}
+
+// NewBar starts a display of a pass of total sequences labelled with phase
+// (an event.Phase* constant or a word); nil when !enabled or total <= 0.
+func NewBar(enabled bool, phase string, total int) *Bar {
+	if !enabled || total <= 0 {
+		return nil
+	}
+	b := &Bar{p: NewProgress(ProgressOptions{}), phase: phase, total: total}
+	b.p.Report(event.Progress{Phase: phase, Total: total})
+	return b
+}
+
+// Add records n more sequences done.
+func (b *Bar) Add(n int) {
+	if b == nil {
+		return
+	}
+	b.done += n
+	b.p.Report(event.Progress{Phase: b.phase, Done: b.done, Total: b.total})
+}
+
+// Close ends the display.
+func (b *Bar) Close() {
+	if b != nil {
+		b.p.Close()
+	}
 }

@@ -43,6 +43,9 @@ type Metrics struct {
 	BuildInfo          *prometheus.GaugeVec
 	OverlapPrevious    prometheus.Gauge
 	StratumShare       *prometheus.GaugeVec
+	Run                *RunSeries // run identity, settings, speed; Go and process collectors
+
+	compare *CompareSeries
 }
 
 // NewMetrics registers every series on a fresh registry.
@@ -73,6 +76,7 @@ func NewMetrics(version, torchVersion string, cuda bool) *Metrics {
 	for _, g := range []prometheus.Gauge{m.Iteration, m.TrainLoss, m.ValidationLoss, m.ExpectedMean, m.ExpectedMedian, m.TopKMean, m.TopKMin, m.OverlapPrevious} {
 		g.Set(math.NaN())
 	}
+	m.Run = newRunSeries(f, reg)
 	cudaLabel := "false"
 	if cuda {
 		cudaLabel = "true"
@@ -146,6 +150,7 @@ func NewPrometheus(m *Metrics) *Prometheus { return &Prometheus{M: m} }
 // Report implements event.Reporter.
 func (p *Prometheus) Report(e event.Event) {
 	m := p.M
+	m.Run.report(e)
 	switch e := e.(type) {
 	case event.RunStarted:
 		m.Iteration.Set(float64(e.FirstIteration - 1))

@@ -1,0 +1,185 @@
+package report
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/satrain/satrain/trainer/event"
+)
+
+// clock is a fake time source the test moves by hand.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time      { return c.t }
+func (c *clock) add(d time.Duration) { c.t = c.t.Add(d) }
+func newClock() *clock               { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+func attr(line []any, key string) any {
+	for i := 0; i+1 < len(line); i += 2 {
+		if line[i] == key {
+			return line[i+1]
+		}
+	}
+	return nil
+}
+
+func TestProgressRatesAndETAs(t *testing.T) {
+	c := newClock()
+	f := false
+	p := NewProgress(ProgressOptions{TTY: &f, Now: c.now, Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))})
+	p.Report(event.RunStarted{Kind: event.KindStandard, Epochs: 4, FirstIteration: 1})
+	p.Report(event.IterationStarted{Kind: event.KindStandard, Iteration: 1, Total: 4})
+	p.Report(event.Progress{Iteration: 1, Phase: event.PhaseTraining, Total: 1000})
+	c.add(10 * time.Second)
+	p.Report(event.Progress{Iteration: 1, Phase: event.PhaseTraining, Done: 500, Total: 1000})
+	line := p.st.logLine(c.now())
+	// 500 sequences in 10 s: 50 seq/s, 10 s left in the pass. The first
+	// epoch is one training pass: 20 s an epoch, 4 epochs, 10 s spent.
+	for k, want := range map[string]any{"iteration": "epoch 1/4", "phase": "train", "done": 500, "total": 1000,
+		"rate": "50.0 seq/s", "phase_elapsed": "0:10", "phase_eta": "0:10", "run_elapsed": "0:10", "run_eta": "1:10"} {
+		if got := attr(line, k); got != want {
+			t.Errorf("%s = %v, want %v", k, got, want)
+		}
+	}
+	p.Report(event.Progress{Iteration: 1, Phase: event.PhaseTraining, Done: 1000, Total: 1000})
+	p.Report(event.Trained{Iteration: 1, Loss: 2.5})
+	c.add(5 * time.Second)
+	p.Report(event.Validated{Iteration: 1, Loss: 2.4, BestLoss: 2.4})
+	c.add(10 * time.Second)
+	p.Report(event.IterationEnded{Kind: event.KindStandard, Iteration: 1}) // the epoch took 25 s
+	p.Report(event.IterationStarted{Kind: event.KindStandard, Iteration: 2, Total: 4})
+	c.add(5 * time.Second)
+	// 3 epochs left at 25 s, 5 s of the second spent.
+	if got := fmtETA(p.st.runETA(c.now())); got != "1:10" {
+		t.Errorf("run ETA after one epoch %s, want 1:10", got)
+	}
+	if got := p.st.lossText(); got != "loss 2.5000  val 2.4000 (best 2.4000)" {
+		t.Errorf("losses %q", got)
+	}
+	// Selection-aware: no run ETA before the first iteration ends.
+	p.Report(event.RunStarted{Kind: event.KindSelectionAware, NumIterations: 100, FirstIteration: 1})
+	p.Report(event.IterationStarted{Kind: event.KindSelectionAware, Iteration: 1, Total: 100})
+	p.Report(event.Progress{Iteration: 1, Phase: event.PhaseInference, Total: 3000})
+	c.add(2 * time.Second)
+	p.Report(event.Progress{Iteration: 1, Phase: event.PhaseInference, Done: 1000, Total: 3000})
+	line = p.st.logLine(c.now())
+	if attr(line, "iteration") != "iteration 1/100" || attr(line, "phase") != "score" || attr(line, "run_eta") != "?" || attr(line, "phase_eta") != "0:04" {
+		t.Errorf("selection line %v", line)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for mpb's render goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestProgressOffTerminalLogLines(t *testing.T) {
+	c := newClock()
+	var logs bytes.Buffer
+	f := false
+	p := NewProgress(ProgressOptions{Title: "two_stage seed 43 (run 5/12)", TTY: &f, Now: c.now, LogEvery: 5 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	p.Report(event.RunStarted{Kind: event.KindSelectionAware, NumIterations: 10, FirstIteration: 1})
+	p.Report(event.IterationStarted{Kind: event.KindSelectionAware, Iteration: 3, Total: 10})
+	p.Report(event.Progress{Iteration: 3, Phase: event.PhaseInference, Total: 10000})
+	for done := 1000; done <= 10000; done += 1000 {
+		c.add(2 * time.Second)
+		p.Report(event.Progress{Iteration: 3, Phase: event.PhaseInference, Done: done, Total: 10000})
+	}
+	out := logs.String()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	// 20 s for the pass, a line at most every 5 s, none at the end.
+	if len(lines) != 3 {
+		t.Fatalf("%d progress lines, want 3:\n%s", len(lines), out)
+	}
+	for _, want := range []string{`msg=progress`, `run="two_stage seed 43 (run 5/12)"`, `iteration="iteration 3/10"`, "phase=score", "done=3000",
+		"total=10000", `rate="500.0 seq/s"`, "phase_eta=0:14", "run_eta="} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("first line lacks %s:\n%s", want, lines[0])
+		}
+	}
+	if p.ConsoleWriter(&logs) != &logs {
+		t.Error("off a terminal the console writer should be the console itself")
+	}
+}
+
+func TestProgressTerminalBars(t *testing.T) {
+	var out syncBuffer
+	refresh := make(chan any)
+	tty := true
+	p := NewProgress(ProgressOptions{Out: &out, TTY: &tty, Title: "standard seed 7", refresh: refresh, width: 200})
+	p.Report(event.RunStarted{Kind: event.KindStandard, Epochs: 2, FirstIteration: 1})
+	console := p.ConsoleWriter(&bytes.Buffer{})
+	for ep := 1; ep <= 2; ep++ {
+		p.Report(event.IterationStarted{Kind: event.KindStandard, Iteration: ep, Total: 2})
+		p.Report(event.Progress{Iteration: ep, Phase: event.PhaseTraining, Total: 5000})
+		p.Report(event.Progress{Iteration: ep, Phase: event.PhaseTraining, Done: 2048, Total: 5000})
+		// The third send is taken up only after the first redraw has been
+		// written (mpb renders on one goroutine).
+		refresh <- nil
+		refresh <- nil
+		refresh <- nil
+		p.Report(event.Progress{Iteration: ep, Phase: event.PhaseTraining, Done: 5000, Total: 5000})
+		p.Report(event.Trained{Iteration: ep, Loss: 2.5 - 0.1*float64(ep)})
+		p.Report(event.Validated{Iteration: ep, Loss: 2.45 - 0.1*float64(ep), BestLoss: 2.45 - 0.1*float64(ep)})
+		if _, err := console.Write([]byte("Epoch line from the console\n")); err != nil {
+			t.Fatal(err)
+		}
+		p.Report(event.IterationEnded{Kind: event.KindStandard, Iteration: ep})
+	}
+	p.Report(event.RunEnded{Kind: event.KindStandard, Iterations: 2, Finished: true})
+	got := out.String()
+	for _, want := range []string{"standard seed 7 epoch 1/2", "train", "2048/5000", "seq/s", "run ", "epoch 2/2",
+		"loss 2.3000", "val 2.2500 (best 2.2500)", "Epoch line from the console"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("terminal output lacks %q:\n%q", want, got)
+		}
+	}
+	// The display is closed: the console writes directly again.
+	var direct bytes.Buffer
+	if _, err := p.ConsoleWriter(&direct).Write([]byte("after\n")); err != nil || direct.String() != "after\n" {
+		t.Errorf("after the run: %q, %v", direct.String(), err)
+	}
+}
+
+func TestFormatDurations(t *testing.T) {
+	for d, want := range map[time.Duration]string{0: "0:00", 61 * time.Second: "1:01", 3723 * time.Second: "1:02:03", -time.Second: "0:00"} {
+		if got := fmtDur(d); got != want {
+			t.Errorf("fmtDur(%v) = %q, want %q", d, got, want)
+		}
+	}
+	if fmtETA(-1) != "?" {
+		t.Error("unknown ETA")
+	}
+}
+
+func TestStandalonePassLogLine(t *testing.T) {
+	c := newClock()
+	var logs bytes.Buffer
+	f := false
+	p := NewProgress(ProgressOptions{TTY: &f, Now: c.now, LogEvery: time.Second, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	p.Report(event.Progress{Phase: "score", Total: 400})
+	c.add(2 * time.Second)
+	p.Report(event.Progress{Phase: "score", Done: 100, Total: 400})
+	out := logs.String()
+	if !strings.Contains(out, `phase=score done=100 total=400 rate="50.0 seq/s"`) || !strings.Contains(out, "phase_eta=0:06") ||
+		strings.Contains(out, "iteration=") || strings.Contains(out, "run_eta") {
+		t.Errorf("evaluation's line: %s", out)
+	}
+}
