@@ -2,8 +2,8 @@ package backtest
 
 import (
 	"fmt"
-	"io"
 	"image/color"
+	"io"
 	"math"
 	"strconv"
 	"time"
