@@ -13,6 +13,7 @@ Writes (raw little-endian float32, C order):
   DIR/loss.f32       loss before the optimizer step (1 value)
   DIR/grad_norm.f32  total gradient norm returned by clip_grad_norm_ (1 value)
   DIR/params.f32     every parameter after one AdamW step, state_dict order
+  DIR/clipped_grads.f32  the gradient the AdamW step used (after clip_grad_norm_), same order
   DIR/grads.f32      (only with --dump-grads) unclipped gradients, same order
   DIR/manifest.json  {"params": [[name, numel], ...], "logits_shape": [...], ...}
 Dropout is forced to 0. Any failure exits non-zero with a message on stderr.
@@ -101,6 +102,7 @@ def run(checkpoint, inputs_path, out_dir, dump_grads=False, threads=1):
     if dump_grads:
         _write_f32(os.path.join(out_dir, "grads.f32"), torch.cat([p.grad.reshape(-1) for p in params]))
     grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    _write_f32(os.path.join(out_dir, "clipped_grads.f32"), torch.cat([p.grad.reshape(-1) for p in params]))
     opt.step()
 
     _write_f32(os.path.join(out_dir, "loss.f32"), loss.reshape(1))
