@@ -32,6 +32,11 @@ func ok(t *testing.T, s *Scope) {
 	}
 }
 
+// close32 checks float32 results of single ops against float64 references,
+// to tol·(1+|want|). The tolerances used, 1e-6 ≈ 17u (u = 2⁻²⁴) for an
+// elementwise op and 1e-5 for ops with a short reduction (LayerNorm, attention
+// over 4–5 terms), cover the rounding of the float32 input and result plus the
+// ≤ 3.5 ulp of vectorised libm kernels, on any CPU.
 func close32(t *testing.T, name string, got []float32, want []float64, tol float64) {
 	t.Helper()
 	if len(got) != len(want) {
