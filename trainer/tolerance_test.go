@@ -15,19 +15,6 @@ import "math"
 // errors of a chain of such operations add to first order.
 const unitRoundoff = 1.0 / (1 << 24)
 
-// forwardRoundingTerms is the number of float32 roundings on the longest path
-// of the model's forward pass, counted as the length of each reduction on
-// it: input_proj (F); per layer two LayerNorms (2d each: mean and variance),
-// qkv (d), scores (head dim), softmax and attention·v (s each), out (d), fc1
-// (d), fc2 (4d); final LayerNorm (2d) and head (d). Times u it bounds, to
-// first order, the error of the logits relative to their size (each op is
-// well conditioned: LayerNorm inputs have O(1) spread, logits are O(1)).
-func forwardRoundingTerms(cfg ModelConfig) int {
-	d, s := cfg.HiddenDim, cfg.SeqLen
-	perLayer := 2*d + d + d/max(cfg.NumHeads, 1) + 2*s + d + 2*d + d + 4*d
-	return cfg.NumFeatures + cfg.NumLayers*perLayer + 2*d + d
-}
-
 // logitBound bounds |Δz| of one logit when the largest logit is maxAbs.
 func logitBound(cfg ModelConfig, maxAbs float64) float64 {
 	return float64(forwardRoundingTerms(cfg)) * unitRoundoff * math.Max(maxAbs, 1)
