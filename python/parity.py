@@ -5,7 +5,8 @@
 
 C.pt: satrain checkpoint (see satrain_model.load_checkpoint).
 I.pt: dict {"x": f32 [b,s,F], "y": i64 [b,H], "w": f32 [b] (optional),
-            "lr": float, "weight_decay": float, "max_norm": float, "label_smoothing": float}
+            "lr", "weight_decay", "max_norm", "label_smoothing": numbers (floats or
+            0-dim tensors, as satrain writes them)}; read with weights_only=True
 
 Writes (raw little-endian float32, C order):
   DIR/logits.f32     eval-mode logits [b,H,B]
@@ -32,12 +33,8 @@ from satrain_model import expected_return, load_checkpoint, loss_fn  # noqa: E40
 
 
 def _load(path):
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except TypeError:
-        return torch.load(path, map_location="cpu")
-    except Exception:
-        return torch.load(path, map_location="cpu", weights_only=False)
+    # The safe loader: satrain's files hold no code (see satrain_model._torch_load).
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _scalar(inputs, key, default=None):

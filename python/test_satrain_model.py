@@ -109,14 +109,24 @@ def tiny_model(seed=0, **kw):
     return sm.SatrainModel(**cfg), cfg
 
 
+def safe_numbers(v):
+    """satrain's file convention: non-integer numbers as 0-dim float64 tensors
+    (PyTorch 1.13's safe loader has no pickled floats)."""
+    if isinstance(v, float):
+        return torch.tensor(v, dtype=torch.float64)
+    if isinstance(v, dict):
+        return {k: safe_numbers(x) for k, x in v.items()}
+    return v
+
+
 def make_checkpoint(path, model, cfg, seq_len, centers):
     ck = {
         "format": "satrain-checkpoint", "version": 1, "kind": "selection_aware",
         "model": {k: v.clone() for k, v in model.state_dict().items()},
         "config": dict(cfg, seq_len=seq_len, strategy="selection_aware"),
-        "iteration": 3, "bin_centers": centers,
+        "iteration": 3, "bin_centers": centers, "best_val_loss": 2.25,
     }
-    torch.save(ck, path)
+    torch.save(safe_numbers(ck), path)
 
 
 class ModelTest(unittest.TestCase):
@@ -224,6 +234,46 @@ class ModelTest(unittest.TestCase):
         torch.testing.assert_close(m2(x), m(x), rtol=0, atol=0)
 
 
+class SafeLoadTest(unittest.TestCase):
+    """Checkpoints open with torch.load(weights_only=True), which runs no code."""
+
+    def test_satrain_written_checkpoint(self):
+        # testdata/tiny_checkpoint.pt: written by satrain's SaveCheckpoint (Go)
+        # for a 1-layer, d=8 model with 3 features, 2 horizons, 3 bins.
+        path = os.path.join(HERE, "testdata", "tiny_checkpoint.pt")
+        ck = torch.load(path, weights_only=True)
+        self.assertEqual(ck["format"], "satrain-checkpoint")
+        self.assertEqual(float(ck["config"]["dropout"]), 0.1)
+        self.assertEqual(ck["config"]["hidden_dim"], 8)
+        m, ck2 = sm.load_checkpoint(path)
+        self.assertFalse(m.training)
+        self.assertEqual(m.config["dropout"], 0.1)
+        self.assertEqual(list(m(torch.randn(2, 5, 3)).shape), [2, 2, 3])
+        self.assertEqual(float(ck2["best_val_loss"]), 1.0986)
+
+    def test_refuses_code(self):
+        ran = []
+
+        class Evil:
+            def __reduce__(self):
+                return (ran.append, ("ran",))
+
+        with tempfile.TemporaryDirectory() as td:
+            p = os.path.join(td, "evil.pt")
+            torch.save({"model": Evil()}, p)
+            with self.assertRaises(Exception):
+                sm.load_checkpoint(p)
+        self.assertEqual(ran, [])
+
+    def test_tagged_file_names_the_cause(self):
+        # torch/testdata/typed_dict_v1.pt: written by an earlier satrain's
+        # shim with libtorch's type tags.
+        path = os.path.join(HERE, "..", "torch", "testdata", "typed_dict_v1.pt")
+        with self.assertRaises(RuntimeError) as cm:
+            sm.load_checkpoint(path)
+        self.assertIn("type tags", str(cm.exception))
+
+
 class ParityScriptTest(unittest.TestCase):
     def test_parity_end_to_end(self):
         m, cfg = tiny_model(seed=4, dropout=0.3)   # parity must force dropout 0
@@ -236,8 +286,8 @@ class ParityScriptTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as td:
             ckp, inp, out = (os.path.join(td, n) for n in ("c.pt", "i.pt", "out"))
             make_checkpoint(ckp, m, cfg, 7, centers)
-            torch.save({"x": x, "y": y, "w": w, "lr": lr, "weight_decay": wd,
-                        "max_norm": max_norm, "label_smoothing": ls}, inp)
+            torch.save(safe_numbers({"x": x, "y": y, "w": w, "lr": lr, "weight_decay": wd,
+                                     "max_norm": max_norm, "label_smoothing": ls}), inp)
             r = subprocess.run([sys.executable, os.path.join(HERE, "parity.py"), "--checkpoint", ckp,
                                 "--inputs", inp, "--out", out, "--dump-grads"],
                                capture_output=True, text=True)

@@ -289,6 +289,7 @@ func TestSelectionAwareEndToEnd(t *testing.T) {
 // ltPythonParity loads path with python/satrain_model.py and compares its
 // float32 logits on the windows of ids with Go's inference.
 func ltPythonParity(t *testing.T, cfg RunConfig, path string, ids []loader.SeqID) {
+	defer torch.LockThread()() // a subtest runs on its own goroutine: keep torch on one thread
 	ltNeed(t, ltPythonHasTorch(), "/usr/bin/python3 cannot import torch")
 	feats, ds := ltWindows(t, cfg, ids)
 	n, S, F := len(ids), cfg.Model.SeqLen, ds.NumFeatures()
