@@ -3,6 +3,7 @@ package trainer
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -78,12 +79,23 @@ func norm2(a []float32) float64 {
 // Weights after one Adam step are not compared directly: the first step moves
 // each weight by about ±lr whatever the gradient's size, so a gradient that is
 // float noise on both sides gives opposite ±lr steps on different CPUs.
+//
+// It runs with 1 and 2 intra-op threads on both sides (reduction order, and
+// so the float noise, depends on the thread count).
 func TestParityWithPyTorch(t *testing.T) {
 	py := pythonTorch(t)
 	defer torch.LockThread()()
-	if err := torch.SetNumThreads(1); err != nil {
+	for _, threads := range []int{1, 2} {
+		parityWithPyTorch(t, py, threads)
+	}
+}
+
+func parityWithPyTorch(t *testing.T, py string, threads int) {
+	t.Logf("threads %d", threads)
+	if err := torch.SetNumThreads(threads); err != nil {
 		t.Fatal(err)
 	}
+	defer torch.SetNumThreads(1)
 	cfg := ModelConfig{NumFeatures: 5, HiddenDim: 32, NumLayers: 2, NumHeads: 4, NumHorizons: 4, NumBins: 6, Dropout: 0, SeqLen: 12}
 	m, err := NewModel(cfg, torch.CPU, 11)
 	if err != nil {
@@ -139,7 +151,7 @@ func TestParityWithPyTorch(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "py")
-	cmd := exec.Command(py, "python/parity.py", "--checkpoint", ckpt, "--inputs", inputs, "--out", out)
+	cmd := exec.Command(py, "python/parity.py", "--checkpoint", ckpt, "--inputs", inputs, "--out", out, "--threads", fmt.Sprint(threads))
 	cmd.Dir = ".."
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("python/parity.py: %v\n%s", err, msg)
