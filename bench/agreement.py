@@ -30,7 +30,7 @@ def main():
     dev = torch.device(args.device)
     model, _ = load_checkpoint(os.path.join(args.dir, "weights.pt"), map_location=dev, dropout=0.0)
     model.eval()
-    inputs = torch.load(os.path.join(args.dir, "inputs.pt"), weights_only=False) if "weights_only" in torch.load.__code__.co_varnames else torch.load(os.path.join(args.dir, "inputs.pt"))
+    inputs = torch.load(os.path.join(args.dir, "inputs.pt"), weights_only=True)
     x = inputs["x"].to(dev)
     out = {"device": str(dev), "torch": torch.__version__}
     with torch.no_grad():

@@ -5,7 +5,8 @@
 
 C.pt: satrain checkpoint (see satrain_model.load_checkpoint).
 I.pt: dict {"x": f32 [b,s,F], "y": i64 [b,H], "w": f32 [b] (optional),
-            "lr": float, "weight_decay": float, "max_norm": float, "label_smoothing": float}
+            "lr", "weight_decay", "max_norm", "label_smoothing": numbers (floats or
+            0-dim tensors, as satrain writes them)}; read with weights_only=True
 
 Writes (raw little-endian float32, C order):
   DIR/logits.f32     eval-mode logits [b,H,B]
@@ -13,6 +14,7 @@ Writes (raw little-endian float32, C order):
   DIR/loss.f32       loss before the optimizer step (1 value)
   DIR/grad_norm.f32  total gradient norm returned by clip_grad_norm_ (1 value)
   DIR/params.f32     every parameter after one AdamW step, state_dict order
+  DIR/clipped_grads.f32  the gradient the AdamW step used (after clip_grad_norm_), same order
   DIR/grads.f32      (only with --dump-grads) unclipped gradients, same order
   DIR/manifest.json  {"params": [[name, numel], ...], "logits_shape": [...], ...}
 Dropout is forced to 0. Any failure exits non-zero with a message on stderr.
@@ -31,12 +33,8 @@ from satrain_model import expected_return, load_checkpoint, loss_fn  # noqa: E40
 
 
 def _load(path):
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except TypeError:
-        return torch.load(path, map_location="cpu")
-    except Exception:
-        return torch.load(path, map_location="cpu", weights_only=False)
+    # The safe loader: satrain's files hold no code (see satrain_model._torch_load).
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _scalar(inputs, key, default=None):
@@ -101,6 +99,7 @@ def run(checkpoint, inputs_path, out_dir, dump_grads=False, threads=1):
     if dump_grads:
         _write_f32(os.path.join(out_dir, "grads.f32"), torch.cat([p.grad.reshape(-1) for p in params]))
     grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    _write_f32(os.path.join(out_dir, "clipped_grads.f32"), torch.cat([p.grad.reshape(-1) for p in params]))
     opt.step()
 
     _write_f32(os.path.join(out_dir, "loss.f32"), loss.reshape(1))

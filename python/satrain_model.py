@@ -196,13 +196,24 @@ def _as_python(v):
 
 
 def _torch_load(path, map_location):
+    """torch.load with the safe loader (weights_only=True): it never runs code
+    from the file. satrain's checkpoints hold only dicts, ints, bools, strings
+    and tensors (non-integer numbers as 0-dim float64 tensors), which it reads
+    on PyTorch >= 1.13."""
     try:
-        # Secure loader first (plain dicts of tensors / numbers / strings).
         return torch.load(path, map_location=map_location, weights_only=True)
-    except TypeError:
-        return torch.load(path, map_location=map_location)   # torch without weights_only
-    except Exception:
-        return torch.load(path, map_location=map_location, weights_only=False)
+    except TypeError as e:
+        if "weights_only" not in str(e):
+            raise
+        raise RuntimeError("PyTorch %s has no safe loader (torch.load(weights_only=True)); "
+                           "satrain_model needs PyTorch >= 1.13" % torch.__version__) from None
+    except Exception as e:
+        if "restore_type_tag" in str(e):
+            raise RuntimeError(
+                "%s: written by a satrain older than the safe checkpoint format (it holds libtorch "
+                "type tags, which the safe loader refuses); resume a run from it with a current "
+                "satrain, whose checkpoints are in the safe format" % path) from None
+        raise
 
 
 def config_from_checkpoint(ckpt):
@@ -237,6 +248,10 @@ def config_from_checkpoint(ckpt):
 
 def load_checkpoint(path, map_location="cpu", dropout=None):
     """Open a satrain .pt checkpoint -> (SatrainModel in eval mode, checkpoint dict).
+
+    The file is read with torch.load(weights_only=True), which runs no code
+    from it. Non-integer numbers in the dict (e.g. ckpt["best_val_loss"],
+    ckpt["config"]["dropout"]) are 0-dim float64 tensors: use float(v).
 
     dropout: override the checkpoint's dropout rate (e.g. 0.0 for parity checks).
     """

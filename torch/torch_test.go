@@ -1,6 +1,7 @@
 package torch
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"os"
@@ -32,6 +33,11 @@ func ok(t *testing.T, s *Scope) {
 	}
 }
 
+// close32 checks float32 results of single ops against float64 references,
+// to tol·(1+|want|). The tolerances used, 1e-6 ≈ 17u (u = 2⁻²⁴) for an
+// elementwise op and 1e-5 for ops with a short reduction (LayerNorm, attention
+// over 4–5 terms), cover the rounding of the float32 input and result plus the
+// ≤ 3.5 ulp of vectorised libm kernels, on any CPU.
 func close32(t *testing.T, name string, got []float32, want []float64, tol float64) {
 	t.Helper()
 	if len(got) != len(want) {
@@ -758,15 +764,19 @@ func TestDictSaveLoad(t *testing.T) {
 		t.Fatal("missing key must fail")
 	}
 
-	// Python's torch.load opens the same file (Debian's python3-torch).
+	// Python's safe loader opens the same file (Debian's python3-torch has
+	// weights_only since 1.13): no code-running globals such as libtorch's
+	// type tags (torch.jit._pickle.restore_type_tag) are in it.
 	py := pythonWithTorch(t)
 	script := `
 import sys, torch
-d = torch.load(sys.argv[1])
+d = torch.load(sys.argv[1], weights_only=True)
 assert d["w"].tolist() == [1.0, 2.5, -3.0], d["w"]
 assert d["bf"].dtype == torch.bfloat16 and d["bf"].float().tolist() == [0.5, 4.0]
 assert d["iteration"] == 7 and d["kind"] == "selection_aware" and d["amp"] is True
-assert d["config"]["layers"] == 16 and abs(d["config"]["lr"] - 4e-5) < 1e-12
+lr = d["config"]["lr"]   # non-integer numbers are 0-dim float64 tensors
+assert isinstance(lr, torch.Tensor) and lr.dim() == 0 and lr.dtype == torch.float64 and lr.item() == 4e-5, lr
+assert d["config"]["layers"] == 16 and type(d["config"]["layers"]) is int
 print("ok")
 `
 	out, err := exec.Command(py, "-c", script, path).CombinedOutput()
@@ -874,5 +884,106 @@ func TestSerializeMatchesSave(t *testing.T) {
 	defer back.Free()
 	if n, _ := back.Int("n"); n != 5 {
 		t.Fatalf("n = %d", n)
+	}
+}
+
+// TestDictLoadTaggedFormat: files written before checkpoints dropped
+// libtorch's type tags (torch.jit._pickle.restore_type_tag, doubles pickled as
+// floats) still load. testdata/typed_dict_v1.pt was written by Dict.Save at
+// commit 3239a93 (torch::pickle_save) with the values checked here.
+func TestDictLoadTaggedFormat(t *testing.T) {
+	raw, err := os.ReadFile("testdata/typed_dict_v1.pt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte("restore_type_tag")) {
+		t.Fatal("testdata/typed_dict_v1.pt is not in the tagged format")
+	}
+	d, err := LoadDict("testdata/typed_dict_v1.pt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Free()
+	w, err := d.Tensor("w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Free()
+	got, _ := w.Float32s()
+	close32(t, "w", got, []float64{1, 2.5, -3}, 0)
+	bf, err := d.Tensor("bf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bf.Free()
+	if bf.DType() != BFloat16 {
+		t.Fatalf("bf dtype %s", bf.DType())
+	}
+	it, err1 := d.Int("iteration")
+	kind, err2 := d.Str("kind")
+	amp, err3 := d.Bool("amp")
+	cfg, err4 := d.Dict("config")
+	if err := errors.Join(err1, err2, err3, err4); err != nil || it != 7 || kind != "selection_aware" || !amp {
+		t.Fatalf("iteration %d kind %q amp %v: %v", it, kind, amp, err)
+	}
+	defer cfg.Free()
+	lr, err1 := cfg.Float("lr")
+	layers, err2 := cfg.Int("layers")
+	dev, err3 := cfg.Str("device")
+	if err := errors.Join(err1, err2, err3); err != nil || lr != 4e-5 || layers != 16 || dev != "cpu" {
+		t.Fatalf("config lr %v layers %d device %q: %v", lr, layers, dev, err)
+	}
+}
+
+// TestDictSaveIsSafeToLoad: Save and Serialize write no type tags and no
+// pickled floats (PyTorch 1.13's weights_only loader knows neither), and a
+// double comes back exactly, +Inf included.
+func TestDictSaveIsSafeToLoad(t *testing.T) {
+	d, _ := NewDict()
+	defer d.Free()
+	sub, _ := NewDict()
+	defer sub.Free()
+	for _, err := range []error{sub.SetFloat("x", 0.1), d.SetDict("sub", sub), d.SetFloat("inf", math.Inf(1)),
+		d.SetFloat("third", 1.0/3), d.SetInt("big", 1<<40), d.SetInt("neg", -5)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "safe.pt")
+	if err := d.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	if bytes.Contains(raw, []byte("restore_type_tag")) || bytes.Contains(raw, []byte("torch.jit")) {
+		t.Fatal("saved file still holds libtorch type tags")
+	}
+	back, err := LoadDict(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Free()
+	inf, err1 := back.Float("inf")
+	third, err2 := back.Float("third")
+	big, err3 := back.Int("big")
+	neg, err4 := back.Int("neg")
+	bs, err5 := back.Dict("sub")
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil || !math.IsInf(inf, 1) || third != 1.0/3 || big != 1<<40 || neg != -5 {
+		t.Fatalf("inf %v third %v big %d neg %d: %v", inf, third, big, neg, err)
+	}
+	defer bs.Free()
+	if x, err := bs.Float("x"); err != nil || x != 0.1 {
+		t.Fatalf("sub.x %v: %v", x, err)
+	}
+	py := pythonWithTorch(t)
+	script := `
+import math, sys, torch
+d = torch.load(sys.argv[1], weights_only=True)
+assert math.isinf(d["inf"].item()) and d["third"].item() == 1.0 / 3 and d["sub"]["x"].item() == 0.1, d
+assert d["big"] == 1 << 40 and d["neg"] == -5, d
+print("ok")
+`
+	out, err := exec.Command(py, "-c", script, path).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("python torch.load(weights_only=True): %v\n%s", err, out)
 	}
 }

@@ -318,6 +318,11 @@ func (e *Evaluator) Evaluate(ctx context.Context, cfg EvalConfig) (*EvalResult, 
 	}
 	bt := cfg.Backtest
 	bt.HorizonDays = e.DS.Horizons()[cfg.HorizonIdx]
+	if bt.TieRTol == 0 {
+		// Scores within the model's rounding noise tie (lower ticker first),
+		// so picks and rank IC do not depend on --inference-batch-size.
+		bt.TieRTol = ScoreTieRTol(e.eng.Model.Cfg)
+	}
 	rep, err := backtest.Evaluate(preds, bt)
 	if err != nil {
 		return nil, err

@@ -21,6 +21,7 @@ import (
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/trainer/backtest"
 )
 
 func idSet(ids []loader.SeqID) map[loader.SeqID]bool {
@@ -129,6 +130,11 @@ func TestSelectionAwareEndToEnd(t *testing.T) {
 	if len(res.Iterations) != 5 || res.LastIter != 5 || res.Interrupted {
 		t.Fatalf("result: %d iterations, last %d, interrupted %v", len(res.Iterations), res.LastIter, res.Interrupted)
 	}
+	// Scores within the model's rounding noise tie (ticker, then day).
+	_, lds := ltWindows(t, cfg, res.Iterations[0].sample[:1])
+	mc := cfg.Model
+	mc.NumFeatures = lds.NumFeatures()
+	rtol := ScoreTieRTol(mc)
 	var valIters []int
 	for i, rec := range res.Iterations {
 		it := i + 1
@@ -143,7 +149,8 @@ func TestSelectionAwareEndToEnd(t *testing.T) {
 				t.Fatalf("iteration %d: score %d is %v, want a finite gross return", it, j, v)
 			}
 		}
-		want := refTopK(rec.scores, cfg.TopK, false)
+		want := refTopKTies(rec.scores, rec.sample, cfg.TopK, rtol)
+		merged := backtest.MergeTies(rec.scores, rtol)
 		if len(rec.Selected) != cfg.TopK {
 			t.Fatalf("iteration %d: selected %d, want %d", it, len(rec.Selected), cfg.TopK)
 		}
@@ -160,9 +167,13 @@ func TestSelectionAwareEndToEnd(t *testing.T) {
 			minSel = math.Min(minSel, rec.scores[j])
 			sumSel += rec.scores[j]
 		}
+		minMerged := math.Inf(1)
+		for _, j := range want {
+			minMerged = math.Min(minMerged, merged[j])
+		}
 		for j, id := range rec.sample {
-			if !sel[id] && rec.scores[j] > minSel {
-				t.Fatalf("iteration %d: unselected %v scores %v > selected min %v", it, id, rec.scores[j], minSel)
+			if !sel[id] && merged[j] > minMerged {
+				t.Fatalf("iteration %d: unselected %v scores %v > selected min %v (beyond ties)", it, id, rec.scores[j], minSel)
 			}
 		}
 		if rec.TopKERMin != minSel || math.Abs(rec.TopKERMean-sumSel/float64(cfg.TopK)) > 1e-12 {
@@ -278,6 +289,7 @@ func TestSelectionAwareEndToEnd(t *testing.T) {
 // ltPythonParity loads path with python/satrain_model.py and compares its
 // float32 logits on the windows of ids with Go's inference.
 func ltPythonParity(t *testing.T, cfg RunConfig, path string, ids []loader.SeqID) {
+	defer torch.LockThread()() // a subtest runs on its own goroutine: keep torch on one thread
 	ltNeed(t, ltPythonHasTorch(), "/usr/bin/python3 cannot import torch")
 	feats, ds := ltWindows(t, cfg, ids)
 	n, S, F := len(ids), cfg.Model.SeqLen, ds.NumFeatures()
@@ -345,8 +357,10 @@ print(json.dumps({"kind": ckpt["kind"], "format": ckpt["format"], "iteration": i
 		maxDiff = math.Max(maxDiff, math.Abs(float64(g)-p))
 		maxAbs = math.Max(maxAbs, math.Abs(p))
 	}
-	if rel := maxDiff / math.Max(maxAbs, 1e-30); rel > 1e-5 || maxAbs == 0 {
-		t.Errorf("Go vs PyTorch logits: max |diff| %.3g, max |logit| %.3g, relative %.3g > 1e-5", maxDiff, maxAbs, rel)
+	mc := cfg.Model
+	mc.NumFeatures = F
+	if bound := logitBound(mc, maxAbs); maxDiff > bound || maxAbs == 0 {
+		t.Errorf("Go vs PyTorch logits: max |diff| %.3g > %.3g (max |logit| %.3g)", maxDiff, bound, maxAbs)
 	} else {
 		t.Logf("Go vs PyTorch logits: max |diff| %.3g over max |logit| %.3g", maxDiff, maxAbs)
 	}
@@ -472,10 +486,14 @@ func TestResumeFromStandard(t *testing.T) {
 	feats, ds := ltWindows(t, cfg, rec.sample)
 	want := ltInferCheckpoint(t, best, feats, len(rec.sample), cfg.Model.SeqLen)
 	H := len(ds.Horizons())
+	// Same weights, other batching: the scores agree to the rounding bound.
+	mc := cfg.Model
+	mc.NumFeatures = ds.NumFeatures()
+	bound := scoreBound(logitBound(mc, maxAbs32(want.Logits)), ds.BinCenters())
 	for i, got := range rec.scores {
 		w := float64(want.Expected[i*H+cfg.HorizonIdx])
-		if math.Abs(got-w) > 1e-6*math.Abs(w) {
-			t.Fatalf("iteration 1 score %d = %v, the standard model gives %v", i, got, w)
+		if math.Abs(got-w) > bound {
+			t.Fatalf("iteration 1 score %d = %v, the standard model gives %v (bound %.3g)", i, got, w, bound)
 		}
 	}
 }

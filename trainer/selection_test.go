@@ -6,6 +6,9 @@ import (
 	"reflect"
 	"sort"
 	"testing"
+
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/trainer/backtest"
 )
 
 // refRank is an independent reference: all indices fully sorted by score
@@ -28,6 +31,31 @@ func refRank(scores []float64, lowest bool) []int {
 		return x > y
 	})
 	return idx
+}
+
+// refTopKTies is the reference for SelectTopKTies: scores merged within rtol
+// (backtest.MergeTies), all indices fully sorted by merged score descending
+// (NaN last, NaNs among themselves by key), then ticker, day and index.
+func refTopKTies(scores []float64, ids []loader.SeqID, k int, rtol float64) []int {
+	m := backtest.MergeTies(scores, rtol)
+	idx := make([]int, len(scores))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		x, y := m[idx[a]], m[idx[b]]
+		if xn, yn := math.IsNaN(x), math.IsNaN(y); xn != yn {
+			return yn
+		} else if !xn && x != y {
+			return x > y
+		}
+		p, q := ids[idx[a]], ids[idx[b]]
+		if p.Ticker != q.Ticker {
+			return p.Ticker < q.Ticker
+		}
+		return p.Day < q.Day
+	})
+	return idx[:min(max(k, 0), len(idx))]
 }
 
 func refTopK(scores []float64, k int, lowest bool) []int {
@@ -181,5 +209,44 @@ func TestSummarize(t *testing.T) {
 	one := Summarize([]float64{1.1}, []int{0})
 	if one != (ScoreStats{Mean: 1.1, Median: 1.1, TopKMean: 1.1, TopKMin: 1.1}) {
 		t.Errorf("Summarize(single) = %+v", one)
+	}
+}
+
+// TestSelectTopKTies: scores within the tolerance tie and go to the lower
+// ticker, then the earlier day; the heap agrees with a full sort on random
+// scores with planted near-ties.
+func TestSelectTopKTies(t *testing.T) {
+	up, down := math.Nextafter(1, 2), math.Nextafter(1, 0)
+	scores := []float64{1, up, down, 0.5, 2}
+	ids := []loader.SeqID{{Ticker: 3, Day: 5}, {Ticker: 1, Day: 9}, {Ticker: 1, Day: 2}, {Ticker: 0, Day: 0}, {Ticker: 7, Day: 1}}
+	if got := SelectTopKTies(scores, ids, 4, 1e-9); !reflect.DeepEqual(got, []int{4, 2, 1, 0}) {
+		t.Errorf("SelectTopKTies = %v, want [4 2 1 0]: 2, then the tie by ticker and day", got)
+	}
+	if got := SelectTopKTies(scores, ids, 2, 0); !reflect.DeepEqual(got, []int{4, 1}) {
+		t.Errorf("rtol 0: %v, want [4 1] (exact order)", got)
+	}
+	if got := SelectBottomKTies(scores, ids, 3, 1e-9); !reflect.DeepEqual(got, []int{3, 2, 1}) {
+		t.Errorf("SelectBottomKTies = %v, want [3 2 1]", got)
+	}
+	rng := rand.New(rand.NewSource(9))
+	for c := 0; c < 300; c++ {
+		n := 1 + rng.Intn(60)
+		sc := make([]float64, n)
+		id := make([]loader.SeqID, n)
+		for i := range sc {
+			sc[i] = 1 + 0.001*float64(rng.Intn(8))
+			if rng.Intn(3) == 0 {
+				sc[i] *= 1 + float64(rng.Intn(5)-2)*1e-8 // noise within the tolerance
+			}
+			if rng.Intn(20) == 0 {
+				sc[i] = math.NaN()
+			}
+			id[i] = loader.SeqID{Ticker: int32(rng.Intn(10)), Day: int32(rng.Intn(10))}
+		}
+		k := rng.Intn(n + 2)
+		got, want := SelectTopKTies(sc, id, k, 1e-6), refTopKTies(sc, id, k, 1e-6)
+		if len(got) != len(want) || (len(got) > 0 && !reflect.DeepEqual(got, want)) {
+			t.Fatalf("case %d: n=%d k=%d\nSelectTopKTies = %v\nfull sort      = %v", c, n, k, got, want)
+		}
 	}
 }

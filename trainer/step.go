@@ -296,6 +296,7 @@ type InferResult struct {
 	Expected []float32 // [n][H] expected gross return per horizon
 	Logits   []float32 // [n][H][B], only when asked for
 	Loss     []float32 // [n] per-sequence loss (horizon average), only when labels are given
+	TieRTol  float64   // relative tolerance within which these scores are equal (ScoreTieRTol)
 }
 
 // Infer scores n sequences (no grad, dropout off, autocast on CUDA) in chunks
@@ -304,7 +305,7 @@ type InferResult struct {
 func (e *Engine) Infer(feats []float32, labels []int64, n, seqLen int, wantLogits bool) (InferResult, error) {
 	m := e.Model
 	H, B, F := m.Cfg.NumHorizons, m.Cfg.NumBins, m.Cfg.NumFeatures
-	res := InferResult{Expected: make([]float32, 0, n*H)}
+	res := InferResult{Expected: make([]float32, 0, n*H), TieRTol: ScoreTieRTol(m.Cfg)}
 	if labels != nil {
 		res.Loss = make([]float32, 0, n)
 	}

@@ -311,6 +311,9 @@ func (s Selection) Describe() string {
 func (st *Strategy) Select(ds *loader.Dataset, ids []loader.SeqID, scores []float64, inf InferResult, k int, rng *rand.Rand) Selection {
 	var sel Selection
 	rank := scores
+	// Scores within the inference's rounding noise are ties, broken by
+	// ticker then end day, so the picks do not depend on the batching.
+	rtol := inf.TieRTol
 	switch st.SelectBy {
 	case "loss":
 		rank = make([]float64, len(inf.Loss))
@@ -327,12 +330,16 @@ func (st *Strategy) Select(ds *loader.Dataset, ids []loader.SeqID, scores []floa
 	}
 	switch {
 	case st.perDate():
-		sel.Top = perDatePick(ids, rank, k, st.TopFrac, false)
+		r := rtol
+		if st.SelectBy == "random" {
+			r = 0
+		}
+		sel.Top = perDatePick(ids, rank, k, st.TopFrac, false, r)
 	case st.SelectBy == "random":
 		perm := rng.Perm(len(ids))
 		sel.Top = append([]int(nil), perm[:min(k, len(ids))]...)
 	default:
-		sel.Top = SelectTopK(rank, k)
+		sel.Top = SelectTopKTies(rank, ids, k, rtol)
 	}
 	sel.Train = append([]int(nil), sel.Top...)
 	in := map[int]bool{}
@@ -342,9 +349,9 @@ func (st *Strategy) Select(ds *loader.Dataset, ids []loader.SeqID, scores []floa
 	if st.NegativeK > 0 {
 		var bottom []int
 		if st.perDate() {
-			bottom = perDatePick(ids, scores, st.NegativeK, 0, true)
+			bottom = perDatePick(ids, scores, st.NegativeK, 0, true, rtol)
 		} else {
-			bottom = SelectBottomK(scores, st.NegativeK)
+			bottom = SelectBottomKTies(scores, ids, st.NegativeK, rtol)
 		}
 		added := 0
 		for _, i := range bottom {
@@ -503,8 +510,9 @@ func Confidence(inf InferResult, n, h int) []float64 {
 // and keeps the top (or bottom) of every day: k shared equally among the
 // days (a day with fewer names gives its shortfall to the others), or
 // round(frac x names) per day when frac > 0. Days come in order of first
-// appearance in the sample; within a day the best come first.
-func perDatePick(ids []loader.SeqID, scores []float64, k int, frac float64, lowest bool) []int {
+// appearance in the sample; within a day the best come first. Scores equal
+// to within rtol tie and go to the lower ticker (SelectTopKTies).
+func perDatePick(ids []loader.SeqID, scores []float64, k int, frac float64, lowest bool, rtol float64) []int {
 	var order []int32
 	byDay := map[int32][]int{}
 	for i, id := range ids {
@@ -527,17 +535,19 @@ func perDatePick(ids []loader.SeqID, scores []float64, k int, frac float64, lowe
 	}
 	var out []int
 	sub := make([]float64, 0)
+	var subIDs []loader.SeqID
 	for j, d := range order {
 		members := byDay[d]
-		sub = sub[:0]
+		sub, subIDs = sub[:0], subIDs[:0]
 		for _, i := range members {
 			sub = append(sub, scores[i])
+			subIDs = append(subIDs, ids[i])
 		}
 		var pick []int
 		if lowest {
-			pick = SelectBottomK(sub, quota[j])
+			pick = SelectBottomKTies(sub, subIDs, quota[j], rtol)
 		} else {
-			pick = SelectTopK(sub, quota[j])
+			pick = SelectTopKTies(sub, subIDs, quota[j], rtol)
 		}
 		for _, p := range pick {
 			out = append(out, members[p])

@@ -19,6 +19,8 @@
 #include <torch/csrc/autograd/grad_mode.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/serialize.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/version.h>
 #include <torch/cuda.h>
 
@@ -1286,6 +1288,8 @@ sat_error *sat_dict_get_double(sat_dict d, const char *key, double *out) {
     *out = v.toDouble();
   else if (v.isInt())
     *out = (double)v.toInt();
+  else if (v.isTensor() && v.toTensor().dim() == 0 && v.toTensor().is_floating_point())
+    *out = v.toTensor().item<double>();  // how pickle_untagged stores a double
   else
     throw std::invalid_argument(std::string("key \"") + key + "\" is not a number");
   SAT_CATCH
@@ -1317,9 +1321,62 @@ sat_error *sat_dict_get_dict(sat_dict d, const char *key, sat_dict *out) {
   SAT_CATCH
 }
 
+}  // extern "C"
+
+// safe_values copies v with every double replaced by a 0-dim float64 tensor
+// (dicts and lists are copied recursively). PyTorch 1.13's safe loader has no
+// opcode for a pickled float (BINFLOAT came in 2.0), but reads tensors; a
+// 0-dim tensor keeps the double exactly. sat_dict_get_double reads it back.
+static c10::IValue safe_values(const c10::IValue &v) {
+  if (v.isDouble()) return c10::IValue(at::scalar_tensor(v.toDouble(), at::TensorOptions().dtype(at::kDouble)));
+  if (v.isGenericDict()) {
+    auto in = v.toGenericDict();
+    c10::impl::GenericDict out(in.keyType(), c10::AnyType::get());
+    for (const auto &e : in) out.insert(e.key(), safe_values(e.value()));
+    return c10::IValue(out);
+  }
+  if (v.isList()) {
+    c10::impl::GenericList out(c10::AnyType::get());
+    for (const c10::IValue &e : v.toListRef()) out.push_back(safe_values(e));
+    return c10::IValue(out);
+  }
+  return v;
+}
+
+// pickle_untagged renders v as torch.save lays out a file (a zip archive of
+// data.pkl plus one record per tensor storage, the layout torch::pickle_save
+// writes), but pickles dicts and lists without libtorch's type tags
+// (torch.jit._pickle.restore_type_tag(value, "Dict[str, Any]")) and doubles as
+// 0-dim float64 tensors (safe_values). The tag is a call into torch.jit, which
+// PyTorch's safe loader, torch.load(path, weights_only=True), refuses; so the
+// file holds only dicts, ints, bools, strings and tensors. pickle_load reads
+// both this and the tagged form (an untagged dict comes back as
+// Dict[Any, Any]).
+static std::vector<char> pickle_untagged(const c10::IValue &value) {
+  c10::IValue v = safe_values(value);
+  std::vector<char> pkl;
+  torch::jit::Pickler p([&](const char *b, size_t n) { pkl.insert(pkl.end(), b, b + n); }, nullptr, nullptr,
+                        nullptr, nullptr, /*tag_aggregates=*/false);
+  p.protocol();
+  p.pushIValue(v);
+  p.stop();
+  std::vector<char> out;
+  out.reserve(pkl.size());
+  caffe2::serialize::PyTorchStreamWriter w([&](const void *b, size_t n) -> size_t {
+    const char *c = static_cast<const char *>(b);
+    out.insert(out.end(), c, c + n);
+    return n;
+  });
+  torch::jit::writeArchiveAndTensors("data", pkl.data(), pkl.size(), p.tensorData(), w);
+  w.writeEndOfFile();
+  return out;
+}
+
+extern "C" {
+
 sat_error *sat_dict_save(sat_dict d, const char *path) {
   SAT_TRY
-  std::vector<char> bytes = torch::pickle_save(c10::IValue(D(d).d));
+  std::vector<char> bytes = pickle_untagged(c10::IValue(D(d).d));
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   if (!f) throw std::runtime_error(std::string("cannot open ") + path + " for writing");
   f.write(bytes.data(), (std::streamsize)bytes.size());
@@ -1338,7 +1395,7 @@ extern "C" {
 
 sat_error *sat_dict_serialize(sat_dict d, sat_bytes *out, const char **data, int64_t *len) {
   SAT_TRY
-  auto *b = new sat_bytes_s{torch::pickle_save(c10::IValue(D(d).d))};
+  auto *b = new sat_bytes_s{pickle_untagged(c10::IValue(D(d).d))};
   *out = b;
   *data = b->v.data();
   *len = (int64_t)b->v.size();

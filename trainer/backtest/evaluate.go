@@ -31,6 +31,12 @@ type Config struct {
 	HorizonDays int     `json:"horizon_days"` // holding period h in trading days (0 means 1)
 	CostBps     float64 `json:"cost_bps"`     // cost in basis points per unit turnover
 	Rebalance   string  `json:"rebalance"`    // "non-overlapping" (default) or "staggered"
+	// TieRTol is the relative tolerance within which two scores of one date
+	// are the same score (see MergeTies): they then tie, the lower ticker is
+	// picked first, and rank IC gives them their average rank. 0 compares
+	// scores exactly. Set it to the rounding noise of the model's scores
+	// (trainer.ScoreTieRTol) so results do not depend on how they were batched.
+	TieRTol float64 `json:"tie_rtol,omitempty"`
 }
 
 // maxHorizonDays bounds the holding period (40 years of trading days); it
@@ -47,6 +53,9 @@ func (cfg Config) normalize() (Config, error) {
 	}
 	if cfg.TopK == 0 && cfg.TopFrac == 0 {
 		cfg.TopFrac = 0.1
+	}
+	if math.IsNaN(cfg.TieRTol) || cfg.TieRTol < 0 || cfg.TieRTol >= 1 {
+		return cfg, fmt.Errorf("backtest: config: tie_rtol must be in [0, 1), got %v", cfg.TieRTol)
 	}
 	if cfg.HorizonDays < 0 {
 		return cfg, fmt.Errorf("backtest: config: horizon_days must be >= 0, got %d", cfg.HorizonDays)
@@ -181,7 +190,8 @@ func validate(preds []Prediction) error {
 	return nil
 }
 
-// groupByDate sorts a copy of preds by (date, ticker), rejects duplicates and
+// groupByDate sorts a copy of preds by (date, ticker), rejects duplicates,
+// merges each date's scores that tie within cfg.TieRTol (MergeTies) and
 // builds the per-date cross-sections with their top-k selections.
 func groupByDate(preds []Prediction, cfg Config) ([]crossSection, error) {
 	s := append([]Prediction(nil), preds...)
@@ -201,6 +211,11 @@ func groupByDate(preds []Prediction, cfg Config) ([]crossSection, error) {
 			j++
 		}
 		cs := crossSection{date: s[i].Date, preds: s[i:j:j]}
+		// Scores equal to within the tolerance become one value, so the
+		// pick, IC, rank IC and calibration below treat them as ties.
+		for t, v := range MergeTies(scoresOf(cs.preds), cfg.TieRTol) {
+			cs.preds[t].Score = v
+		}
 		order := make([]int, len(cs.preds))
 		for t := range order {
 			order[t] = t
