@@ -230,6 +230,13 @@ func TestProcessGroupCollectives(t *testing.T) {
 			t.Fatalf("rank %d exited %d; stderr:\n%s", r, code, p.stderr)
 		}
 	}
+	checkCollectives(t, results)
+}
+
+// checkCollectives compares what each rank of the collectives scenario saw
+// with the values computed here.
+func checkCollectives(t *testing.T, results []collectiveResults) {
+	t.Helper()
 	in0, in1 := rankInput(0), rankInput(1)
 	for r, res := range results {
 		if res.Rank != r {
@@ -257,6 +264,58 @@ func TestProcessGroupCollectives(t *testing.T) {
 		if got := fmt.Sprint(res.Ints); got != fmt.Sprint([][]int64{{0, -7}, {1 << 40, -7}}) {
 			t.Errorf("rank %d: int64 all-gather = %s", r, got)
 		}
+	}
+}
+
+// TestProcessGroupTorchrun launches the collectives scenario through
+// Debian's torchrun (PyTorch 1.13: underscore flags, -r 1 -t 1 under Python
+// 3.11): its default static rendezvous, where the agent hosts the store and
+// rank 0 connects as a client, and --standalone, where rank 0 hosts it.
+func TestProcessGroupTorchrun(t *testing.T) {
+	needGloo(t)
+	torchrun, err := exec.LookPath("torchrun")
+	if err != nil {
+		if _, err2 := os.Stat("/usr/bin/torchrun"); err2 != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatal("CI: no torchrun (make deps installs python3-torch)")
+			}
+			t.Skip("no torchrun")
+		}
+		torchrun = "/usr/bin/torchrun"
+	}
+	for _, mode := range []string{"static", "standalone"} {
+		t.Run(mode, func(t *testing.T) {
+			args := []string{"--no_python", "--nproc_per_node", "2", "-r", "1", "-t", "1"}
+			if mode == "standalone" {
+				args = append(args, "--standalone")
+			} else {
+				args = append(args, "--master_addr", "127.0.0.1", "--master_port", strconv.Itoa(freePort(t)))
+			}
+			args = append(args, os.Args[0], "-test.run=^$")
+			cmd := exec.Command(torchrun, args...)
+			cmd.Env = append(os.Environ(), "SATRAIN_DIST_WORKER=collectives", "RANK=", "WORLD_SIZE=", "MASTER_ADDR=", "MASTER_PORT=")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("torchrun: %v\n%s", err, out)
+			}
+			// -t 1 tees each rank's stdout with a "[default<rank>]:" prefix.
+			results := make([]collectiveResults, 2)
+			seen := 0
+			for _, line := range strings.Split(string(out), "\n") {
+				for r := range results {
+					if j, ok := strings.CutPrefix(line, fmt.Sprintf("[default%d]:{", r)); ok {
+						if err := json.Unmarshal([]byte("{"+j), &results[r]); err != nil {
+							t.Fatalf("rank %d: %v in %q", r, err, line)
+						}
+						seen |= 1 << r
+					}
+				}
+			}
+			if seen != 3 {
+				t.Fatalf("torchrun output lacks a result of each rank:\n%s", out)
+			}
+			checkCollectives(t, results)
+		})
 	}
 }
 
