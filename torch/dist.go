@@ -7,10 +7,12 @@ package torch
 import "C"
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Backend names a c10d process-group backend.
@@ -65,7 +67,12 @@ type ProcessGroup struct {
 	world   int
 	timeout time.Duration
 	backend Backend
+	bucket  int64 // AllReduceGrads bucket size in bytes (0: GradBucketBytes)
 }
+
+// SetGradBucketBytes sets the bucket size of AllReduceGrads (n <= 0: the
+// default GradBucketBytes). Every rank must use the same size.
+func (g *ProcessGroup) SetGradBucketBytes(n int64) { g.bucket = max(n, 0) }
 
 // DistError is a failed collective or rendezvous.
 type DistError struct {
@@ -340,4 +347,43 @@ func Share(n, rank, world int) (lo, hi int) {
 func IsDistError(err error) bool {
 	var de *DistError
 	return errors.As(err, &de)
+}
+
+// GradBucketBytes is the size of the buffers gradients are flattened into for
+// the all-reduce: DDP's default bucket_cap_mb of 25 MiB.
+const GradBucketBytes = 25 << 20
+
+// AllReduceGrads averages gradients the way DDP does: every parameter's grad
+// (zeros where a rank has none) is multiplied by scale, flattened in
+// parameter order into buckets of GradBucketBytes, each bucket is summed over
+// ranks and written back, defining the grads a rank lacked. With scale = this
+// rank's share of the global batch (n_r / N) and per-rank mean losses, the
+// result is the gradient of the global mean loss. extra values (already
+// scaled by the caller, e.g. the loss times n_r / N) ride in the last bucket
+// and are summed in place. Parameters must be float32 on one device and in the
+// same order on every rank. In a world of one it only applies scale.
+func (g *ProcessGroup) AllReduceGrads(params []*Tensor, scale float64, extra []float32) error {
+	if g.world == 1 {
+		if scale == 1 {
+			return nil
+		}
+		return ScaleGrads(params, scale)
+	}
+	if g.c == nil {
+		return &Error{Op: "all-reduce grads", Msg: "process group is closed", Kind: KindValue}
+	}
+	hs, err := paramHandles("all-reduce grads", params)
+	if err != nil {
+		return err
+	}
+	var hp *C.sat_tensor
+	if len(hs) > 0 {
+		hp = &hs[0]
+	}
+	var ep *C.float
+	if len(extra) > 0 {
+		ep = (*C.float)(unsafe.Pointer(&extra[0]))
+	}
+	return g.fail("all-reduce", C.sat_pg_all_reduce_grads(g.c, hp, C.int(len(hs)), C.double(scale), ep, C.int(len(extra)),
+		C.int64_t(cmp.Or(g.bucket, GradBucketBytes))))
 }

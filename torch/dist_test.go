@@ -37,6 +37,49 @@ type collectiveResults struct {
 	Gather    [][]float32
 	Ragged    [][]float32
 	Ints      [][]int64
+	GradA     []float32 // AllReduceGrads: a grad every rank has
+	GradB     []float32 // one only rank 0 has
+	Extra     []float32
+}
+
+// gradScale is rank r's share in the AllReduceGrads check (sums to 1).
+func gradScale(r int) float64 { return []float64{0.25, 0.75}[r] }
+
+// reduceGrads gives two parameters grads by backward through sum(a*ca) (+
+// sum(b*cb) on rank 0 only), then averages them with AllReduceGrads using
+// 8-byte buckets, so each parameter and the extra value go separately.
+func reduceGrads(g *ProcessGroup) (ga, gb, extra []float32, err error) {
+	s := NewScope()
+	defer s.Close()
+	r := float32(g.Rank() + 1)
+	a := s.FromFloat32([]float32{1, 1, 1}, 3)
+	b := s.FromFloat32([]float32{1, 1}, 2)
+	if err := s.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	for _, p := range []*Tensor{a, b} {
+		if err := p.SetRequiresGrad(true); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	loss := s.Sum(s.Mul(a, s.FromFloat32([]float32{r, 2 * r, 3 * r}, 3)))
+	if g.Rank() == 0 {
+		loss = s.Add(loss, s.Sum(s.Mul(b, s.FromFloat32([]float32{5, 6}, 2))))
+	}
+	s.Backward(loss)
+	if err := s.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	g.SetGradBucketBytes(8)
+	extra = []float32{r}
+	if err := g.AllReduceGrads([]*Tensor{a, b}, gradScale(g.Rank()), extra); err != nil {
+		return nil, nil, nil, err
+	}
+	if ga, err = s.Grad(a).Float32s(); err != nil {
+		return nil, nil, nil, err
+	}
+	gb, err = s.Grad(b).Float32s()
+	return ga, gb, extra, err
 }
 
 // rankInput is rank r's vector in the collectives scenario: small integers,
@@ -97,6 +140,9 @@ func distWorker(scenario string) int {
 			return fail(err)
 		}
 		if res.Ints, err = g.AllGatherInt64([]int64{int64(g.Rank()) << 40, -7}); err != nil {
+			return fail(err)
+		}
+		if res.GradA, res.GradB, res.Extra, err = reduceGrads(g); err != nil {
 			return fail(err)
 		}
 		if err := g.Barrier(); err != nil {
@@ -260,6 +306,10 @@ func checkCollectives(t *testing.T, results []collectiveResults) {
 		}
 		if got := fmt.Sprint(res.Ragged); got != "[[0 1] [1 2 3]]" {
 			t.Errorf("rank %d: ragged all-gather = %s, want [[0 1] [1 2 3]]", r, got)
+		}
+		// 0.25*[1 2 3] + 0.75*[2 4 6]; 0.25*[5 6] (rank 1 has no grad: zeros); 1 + 2.
+		if got := fmt.Sprint(res.GradA, res.GradB, res.Extra); got != "[1.75 3.5 5.25] [1.25 1.5] [3]" {
+			t.Errorf("rank %d: AllReduceGrads = %s, want [1.75 3.5 5.25] [1.25 1.5] [3]", r, got)
 		}
 		if got := fmt.Sprint(res.Ints); got != fmt.Sprint([][]int64{{0, -7}, {1 << 40, -7}}) {
 			t.Errorf("rank %d: int64 all-gather = %s", r, got)

@@ -45,6 +45,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -262,6 +263,69 @@ sat_error *sat_pg_all_gather(sat_pg g, sat_tensor in, sat_tensor *out) {
   o.timeout = pg.timeout;
   finish(pg, pg.pg->allgather(outputs, inputs, o));
   *out = new sat_tensor_s{all};
+  DIST_CATCH
+}
+
+sat_error *sat_pg_all_reduce_grads(sat_pg g, const sat_tensor *params, int n, double scale, float *extra, int n_extra,
+                                   int64_t bucket_bytes) {
+  DIST_TRY
+  auto &pg = group(g);
+  if (n_extra < 0 || (n_extra > 0 && !extra)) throw std::invalid_argument("all-reduce grads: bad extra values");
+  std::vector<at::Tensor> ps;
+  ps.reserve(n);
+  for (int i = 0; i < n; i++) ps.push_back(dist_tensor(params[i]));
+  if (ps.empty() && n_extra == 0) return nullptr;
+  at::TensorOptions opts = ps.empty() ? at::TensorOptions().dtype(at::kFloat)
+                                      : at::TensorOptions().dtype(at::kFloat).device(ps[0].device());
+  const int64_t limit = std::max<int64_t>(1, bucket_bytes / 4);
+  // Buckets of consecutive parameters, each flattened into one buffer: the
+  // gradient times scale, zeros where a rank has none, so every rank issues
+  // the same all-reduces whatever its share of the batch produced. The last
+  // bucket also carries the extra values.
+  size_t i = 0;
+  bool extra_sent = false;
+  while (i < ps.size() || !extra_sent) {
+    size_t j = i;
+    int64_t numel = 0;
+    while (j < ps.size() && (j == i || numel + ps[j].numel() <= limit)) numel += ps[j++].numel();
+    bool last = j >= ps.size();
+    int64_t total = numel + (last ? n_extra : 0);
+    at::Tensor buf = at::zeros({total}, opts);
+    int64_t off = 0;
+    for (size_t k = i; k < j; k++) {
+      const at::Tensor &p = ps[k];
+      if (p.scalar_type() != at::kFloat) throw std::invalid_argument("all-reduce grads: parameters must be float32");
+      const at::Tensor &gr = p.grad();
+      if (gr.defined()) buf.narrow(0, off, p.numel()).copy_(gr.reshape({-1}));
+      off += p.numel();
+    }
+    if (scale != 1.0) buf.mul_(scale);
+    if (last && n_extra > 0)
+      buf.narrow(0, off, n_extra).copy_(at::from_blob(extra, {n_extra}, at::kFloat).to(buf.device()));
+    std::vector<at::Tensor> ts{buf};
+    c10d::AllreduceOptions o;
+    o.reduceOp = c10d::ReduceOp::SUM;
+    o.timeout = pg.timeout;
+    finish(pg, pg.pg->allreduce(ts, o));
+    off = 0;
+    for (size_t k = i; k < j; k++) {
+      at::Tensor p = ps[k];
+      at::Tensor part = buf.narrow(0, off, p.numel()).view(p.sizes());
+      if (p.grad().defined())
+        p.mutable_grad().copy_(part);
+      else
+        p.mutable_grad() = part.clone();
+      off += p.numel();
+    }
+    if (last) {
+      if (n_extra > 0) {
+        at::Tensor host = buf.narrow(0, off, n_extra).to(at::kCPU).contiguous();
+        std::memcpy(extra, host.data_ptr<float>(), sizeof(float) * n_extra);
+      }
+      extra_sent = true;
+    }
+    i = j;
+  }
   DIST_CATCH
 }
 

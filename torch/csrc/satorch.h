@@ -204,6 +204,12 @@ sat_error *sat_pg_all_reduce_sum(sat_pg g, sat_tensor t);      /* in place, cont
 sat_error *sat_pg_broadcast(sat_pg g, sat_tensor t, int root); /* in place, contiguous */
 /* *out: a new tensor [world, numel(in)] holding every rank's `in`, row r from rank r */
 sat_error *sat_pg_all_gather(sat_pg g, sat_tensor in, sat_tensor *out);
+/* Gradient averaging as DDP does it: every param's grad (zeros where undefined)
+ * times `scale`, flattened into buckets of at most bucket_bytes, each bucket
+ * summed over ranks, written back (defining missing grads). extra[n_extra]
+ * rides in the last bucket, scaled by the caller, summed in place. */
+sat_error *sat_pg_all_reduce_grads(sat_pg g, const sat_tensor *params, int n, double scale, float *extra, int n_extra,
+                                   int64_t bucket_bytes);
 sat_error *sat_pg_barrier(sat_pg g);
 
 #ifdef __cplusplus
