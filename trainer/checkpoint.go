@@ -13,10 +13,12 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/trainer/event"
 )
 
 // CheckpointFormat is the "format" entry of every satrain checkpoint.
@@ -27,8 +29,15 @@ const CheckpointVersion = 1
 
 // Kinds of checkpoint.
 const (
-	KindSelectionAware = "selection_aware"
-	KindStandard       = "standard"
+	KindSelectionAware = event.KindSelectionAware
+	KindStandard       = event.KindStandard
+)
+
+// Training stages a checkpoint records in its lineage (Meta.Stage).
+const (
+	StageStandard       = "standard"
+	StageSelectionAware = "selection-aware"
+	StageTwoStage       = "two-stage" // selection-aware fine-tuning of standard-training weights
 )
 
 // Meta is what a checkpoint records besides tensors.
@@ -45,14 +54,65 @@ type Meta struct {
 	StepsSkipped     int64
 	InferenceBatch   int
 	Run              map[string]string // the run's flags, for the record
+
+	// Lineage. StartedFrom is the checkpoint the run started from (empty
+	// for a run from random weights) and StartedFromChecksum that file's
+	// content checksum; a resumed run keeps the lineage of the run it
+	// continues. Stage is StageStandard, StageSelectionAware or
+	// StageTwoStage. Files written before lineage was recorded read "".
+	StartedFrom         string
+	StartedFromChecksum string
+	Stage               string
 }
 
 // CheckSaveDir creates dir if needed and proves it is writable, so a run
 // fails at start-up rather than at its first checkpoint.
 func CheckSaveDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("--save-dir %s: %w", dir, err)
+	_, err := prepareSaveDir(dir)
+	return err
+}
+
+// prepareSaveDir is CheckSaveDir that also returns the top-most folder it
+// created ("" when dir existed), so a run that fails at start-up can remove
+// what it made (see removeCreated).
+func prepareSaveDir(dir string) (created string, err error) {
+	for d := filepath.Clean(dir); ; {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		created = d
+		up := filepath.Dir(d)
+		if up == d {
+			break
+		}
+		d = up
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		removeCreated(dir, created)
+		return "", fmt.Errorf("--save-dir %s: %w", dir, err)
+	}
+	if err := checkWritable(dir); err != nil {
+		removeCreated(dir, created)
+		return "", err
+	}
+	return created, nil
+}
+
+// removeCreated removes dir and its parents up to top (inclusive) while
+// they are empty: the folders a failed start-up created and left empty.
+func removeCreated(dir, top string) {
+	if top == "" {
+		return
+	}
+	top = filepath.Clean(top)
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if os.Remove(d) != nil || d == top || filepath.Dir(d) == d {
+			return
+		}
+	}
+}
+
+func checkWritable(dir string) error {
 	f, err := os.CreateTemp(dir, ".satrain-write-test-*")
 	if err != nil {
 		return fmt.Errorf("--save-dir %s is not writable: %w", dir, err)
@@ -64,6 +124,85 @@ func CheckSaveDir(dir string) error {
 	os.Remove(name)
 	if werr != nil || serr != nil {
 		return fmt.Errorf("--save-dir %s: test write failed: %v", dir, errors.Join(werr, serr))
+	}
+	return nil
+}
+
+// ErrSaveDirInUse is returned (wrapped) when a run's save dir holds another
+// run and the run neither resumes nor overwrites.
+var ErrSaveDirInUse = errors.New("save dir holds another run")
+
+// runFilePatterns match the files a run writes in its save dir.
+var runFilePatterns = []string{"metrics.jsonl", "best_model.pt", "best_model_selection_aware.pt", "checkpoint_iter_*.pt",
+	"checkpoint_epoch_*.pt", "checkpoint_interrupted_iter_*.pt", "checkpoint_interrupted_epoch_*.pt", LastGoodCheckpoint}
+
+// runFiles lists the files of a run in dir (by name), newest checkpoint last.
+func runFiles(dir string) []string {
+	var out []string
+	for _, pat := range runFilePatterns {
+		m, _ := filepath.Glob(filepath.Join(dir, pat))
+		for _, p := range m {
+			if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// CheckSaveDirFree refuses a save dir that already holds a run (its
+// metrics.jsonl or checkpoints), so two runs never mix their files; the error
+// wraps ErrSaveDirInUse and says how to continue, replace or avoid it.
+func CheckSaveDirFree(dir string) error {
+	files := runFiles(dir)
+	if len(files) == 0 {
+		return nil
+	}
+	var ckpts []string
+	hasLog := false
+	for _, f := range files {
+		if filepath.Base(f) == "metrics.jsonl" {
+			hasLog = true
+		} else {
+			ckpts = append(ckpts, f)
+		}
+	}
+	var what []string
+	if hasLog {
+		what = append(what, "metrics.jsonl")
+	}
+	if len(ckpts) > 0 {
+		what = append(what, fmt.Sprintf("%d checkpoint file(s)", len(ckpts)))
+	}
+	hint := "pass --overwrite to replace it"
+	if newest := newestCheckpoint(ckpts); newest != "" {
+		hint = fmt.Sprintf("continue it with --resume-from %s, or %s", newest, hint)
+	}
+	return fmt.Errorf("%w: --save-dir %s already holds a run (%s); %s, or choose another --save-dir",
+		ErrSaveDirInUse, dir, strings.Join(what, " and "), hint)
+}
+
+// newestCheckpoint is the most recently modified file of paths that holds
+// optimizer state by its name (checkpoint_*.pt), or "".
+func newestCheckpoint(paths []string) string {
+	best, bestT := "", time.Time{}
+	for _, p := range paths {
+		if !strings.HasPrefix(filepath.Base(p), "checkpoint_") {
+			continue
+		}
+		if st, err := os.Stat(p); err == nil && st.ModTime().After(bestT) {
+			best, bestT = p, st.ModTime()
+		}
+	}
+	return best
+}
+
+// clearRunFiles deletes the files of an earlier run in dir (--overwrite).
+func clearRunFiles(dir string) error {
+	for _, p := range runFiles(dir) {
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("--overwrite: %w", err)
+		}
 	}
 	return nil
 }
@@ -167,8 +306,18 @@ func writeAtomic(path string, data []byte) error {
 // a goroutine checksums and serialises those private copies and writes,
 // fsyncs and renames the file. At most
 // maxPending writes are in flight; Wait returns the first write error.
+// OnWritten (may be nil) is called on the caller's goroutine, from Save or
+// Wait, for each file that is complete on disk, in the order of the saves.
 type checkpointWriter struct {
-	pending []chan error
+	pending   []chan writeResult
+	err       error
+	OnWritten func(path string, bytes int, seconds float64)
+}
+
+type writeResult struct {
+	path    string
+	bytes   int
+	seconds float64
 	err     error
 }
 
@@ -190,42 +339,52 @@ func (w *checkpointWriter) Save(path string, e *Engine, meta Meta, withOptimizer
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
 	}
-	done := make(chan error, 1)
+	done := make(chan writeResult, 1)
 	w.pending = append(w.pending, done)
 	go func() {
 		t0 := time.Now()
 		ser, err := b.finish()
 		if err != nil {
-			done <- fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
+			done <- writeResult{err: fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)}
 			return
 		}
 		n := len(ser.Bytes())
 		err = writeAtomic(path, ser.Bytes())
 		ser.Free()
+		sec := time.Since(t0).Seconds()
 		if err == nil {
-			slog.Info("checkpoint written", "path", path, "bytes", n, "seconds", time.Since(t0).Round(time.Millisecond).Seconds())
+			slog.Debug("checkpoint written", "path", path, "bytes", n, "seconds", math.Round(sec*1000)/1000)
 		}
-		done <- err
+		done <- writeResult{path: path, bytes: n, seconds: sec, err: err}
 	}()
 	return nil
 }
 
-func (w *checkpointWriter) waitOldest() {
-	if err := <-w.pending[0]; err != nil && w.err == nil {
-		w.err = err
+func (w *checkpointWriter) finished(r writeResult) {
+	if r.err != nil {
+		if w.err == nil {
+			w.err = r.err
+		}
+		return
 	}
+	if w.OnWritten != nil {
+		w.OnWritten(r.path, r.bytes, r.seconds)
+	}
+}
+
+func (w *checkpointWriter) waitOldest() {
+	r := <-w.pending[0]
 	w.pending = w.pending[1:]
+	w.finished(r)
 }
 
 func (w *checkpointWriter) reap(block bool) {
 	for len(w.pending) > 0 {
 		if !block {
 			select {
-			case err := <-w.pending[0]:
-				if err != nil && w.err == nil {
-					w.err = err
-				}
+			case r := <-w.pending[0]:
 				w.pending = w.pending[1:]
+				w.finished(r)
 				continue
 			default:
 				return
@@ -329,6 +488,10 @@ func buildCheckpoint(e *Engine, meta Meta, withOptimizer bool) (*built, error) {
 		root.SetInt("sequences_trained", meta.SequencesTrained), root.SetInt("steps_skipped", meta.StepsSkipped),
 		root.SetInt("inference_batch_size", int64(meta.InferenceBatch)), root.SetDict("run", run),
 		root.SetString("torch_version", torch.Version()),
+	}
+	if meta.Stage != "" {
+		errs = append(errs, root.SetString("stage", meta.Stage), root.SetString("started_from", meta.StartedFrom),
+			root.SetString("started_from_checksum", meta.StartedFromChecksum))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return cleanup(err)
@@ -480,6 +643,10 @@ func hashMeta(h *contentHash, m Meta, withOpt bool) {
 	fmt.Fprintf(h, "kind=%s;it=%d;best=%s;bestit=%d;seed=%d;data=%s;scored=%d;trained=%d;skipped=%d;ib=%d;opt=%v",
 		m.Kind, m.Iteration, strconv.FormatFloat(m.BestValLoss, 'g', -1, 64), m.BestIteration, m.Seed,
 		m.DataIdentity, m.SequencesScored, m.SequencesTrained, m.StepsSkipped, m.InferenceBatch, withOpt)
+	if m.Stage != "" {
+		// Files from before lineage was recorded hash as they always did.
+		fmt.Fprintf(h, ";stage=%s;from=%s;fromsum=%s", m.Stage, m.StartedFrom, m.StartedFromChecksum)
+	}
 }
 
 // Loaded is a checkpoint read from disk and verified.
@@ -489,6 +656,7 @@ type Loaded struct {
 	Config   ModelConfig
 	Centers  [][]float32
 	HasOptim bool
+	Checksum string // the file's content checksum ("sha256:...")
 	dict     *torch.Dict
 }
 
@@ -555,6 +723,14 @@ func LoadCheckpoint(path string) (*Loaded, error) {
 	if err := errors.Join(errs...); err != nil {
 		return fail("%v", err)
 	}
+	if d.Has("stage") {
+		m.Stage = str("stage")
+		m.StartedFrom = str("started_from")
+		m.StartedFromChecksum = str("started_from_checksum")
+		if err := errors.Join(errs...); err != nil {
+			return fail("lineage: %v", err)
+		}
+	}
 	if run, err := d.Dict("run"); err == nil {
 		m.Run = map[string]string{}
 		es, _ := run.Entries()
@@ -576,6 +752,7 @@ func LoadCheckpoint(path string) (*Loaded, error) {
 		return fail("content checksum mismatch (file damaged): stored %s, computed %s", want, got)
 	}
 	l.Centers = cent
+	l.Checksum = want
 	return l, nil
 }
 

@@ -572,7 +572,9 @@ func TestStaleTempsRemovedAtStart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	keep := []string{"checkpoint_iter_2.pt", "notes.tmp-1", ".hidden"}
+	// (A file of another run, such as checkpoint_iter_2.pt, would make the
+	// run refuse the save dir: see TestSaveDirHoldsAnotherRun.)
+	keep := []string{"export.pt", "notes.tmp-1", ".hidden"}
 	for _, n := range keep {
 		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)

@@ -2,7 +2,6 @@ package trainer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,11 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
+	"strings"
 	"time"
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/trainer/report"
 )
 
 // RunConfig is everything a training run needs; the CLI fills it from flags.
@@ -53,66 +54,116 @@ type RunConfig struct {
 	Run             map[string]string // flags for the checkpoint record
 	Strategy        Strategy          // selection variants (zero value: the documented method)
 
+	// Overwrite lets a run replace another run in SaveDir (--overwrite): the
+	// earlier run's metrics.jsonl and checkpoints are deleted once start-up
+	// has succeeded. Without it such a save dir is refused unless the run
+	// resumes (see CheckSaveDirFree).
+	Overwrite bool
+
+	// Reporters receive the run's events (package trainer/event). nil: the
+	// default set (DefaultReporters: console on Console, progress when
+	// Progress, Prometheus series served on MetricsAddr, metrics.jsonl in
+	// SaveDir). A non-nil empty slice reports nothing, as the non-zero ranks
+	// of a multi-process run do. Reporters implementing io.Closer are closed
+	// when the run ends.
+	Reporters []event.Reporter
+
 	// Hooks for tests: called after each iteration's checkpointing.
 	AfterIteration func(it int)
 	// testFault is handed to the Engine (see Engine.fault); tests only.
 	testFault func(op string, feats []float32, n int) error
 }
 
-// IterationRecord is one line of the metrics log.
+// IterationRecord is one iteration (epoch) of a RunResult: the values
+// metrics.jsonl records (see report.Record), plus what tests inspect.
+// TrainLoss is NaN when every step was skipped; the ER fields are 0 in
+// standard training, which scores nothing.
 type IterationRecord struct {
-	Time                  string             `json:"time"`
-	Strategy              string             `json:"strategy"`
-	Iteration             int                `json:"iteration"`
-	TrainLoss             float64            `json:"train_loss"`
-	ValLoss               *float64           `json:"val_loss"`
-	ERMean                float64            `json:"er_mean"`
-	ERMedian              float64            `json:"er_median"`
-	TopKERMean            float64            `json:"topk_er_mean"`
-	TopKERMin             float64            `json:"topk_er_min"`
-	SequencesScoredTotal  int64              `json:"sequences_scored_total"`
-	SequencesTrainedTotal int64              `json:"sequences_trained_total"`
-	StepsSkippedTotal     int64              `json:"steps_skipped_total"`
-	PhaseSeconds          map[string]float64 `json:"phase_seconds"`
-	IterationSeconds      float64            `json:"iteration_seconds"`
-	SelectedOverlap       *float64           `json:"selected_overlap,omitempty"`
-	Selected              []loader.SeqID     `json:"-"`
-	TrainedIDs            []loader.SeqID     `json:"-"`
-	DeviceMemoryPeakBytes int64              `json:"device_memory_peak_bytes,omitempty"`
+	Time                  string
+	Strategy              string
+	Iteration             int
+	TrainLoss             float64
+	ValLoss               *float64
+	ERMean                float64
+	ERMedian              float64
+	TopKERMean            float64
+	TopKERMin             float64
+	SequencesScoredTotal  int64
+	SequencesTrainedTotal int64
+	StepsSkippedTotal     int64
+	PhaseSeconds          map[string]float64
+	IterationSeconds      float64
+	SelectedOverlap       *float64
+	Selected              []loader.SeqID
+	TrainedIDs            []loader.SeqID
+	DeviceMemoryPeakBytes int64
 
 	// For tests: the iteration's scored sample and its ranking scores
-	// (selection-aware only; not logged).
+	// (selection-aware only).
 	sample []loader.SeqID
 	scores []float64
 }
 
 // RunResult summarises a finished (or interrupted) run.
 type RunResult struct {
-	Iterations  []IterationRecord
-	BestValLoss float64
-	BestPath    string
-	LastIter    int
-	Interrupted bool
-	ResumeHint  string
+	Iterations []IterationRecord
+	// StartValLoss is the validation loss of the weights a run started
+	// from (iteration 0; nil when it started fresh or resumed).
+	StartValLoss *float64
+	BestValLoss  float64
+	BestPath     string
+	LastIter     int
+	Interrupted  bool
+	ResumeHint   string
 }
 
 // ErrInterrupted is returned when a signal stopped the run after a checkpoint.
 var ErrInterrupted = errors.New("interrupted")
 
+// ErrNoFiniteValidation is returned (wrapped) by a run that did every
+// iteration but never had a finite validation loss: it wrote no best model.
+var ErrNoFiniteValidation = errors.New("no finite validation loss")
+
 type session struct {
 	cfg      RunConfig
+	kind     string
 	ds       *loader.Dataset
 	eng      *Engine
-	met      *Metrics
-	out      io.Writer
-	logF     *os.File
+	rep      event.Reporters
+	closers  []io.Closer
 	meta     Meta
+	start    event.Start
 	valIDs   []loader.SeqID
+	train    *loader.Split
+	strat    Strategy
+	perEpoch int64 // standard: sequences per epoch
 	horizon  int
+	it       int  // the iteration (epoch) in progress, for events
 	logits   bool // score keeps the logits (the strategy's Weights use them)
 	writer   checkpointWriter
+	lastCkpt string    // the last checkpoint with optimizer state written
 	pool     *bufPool  // scoring batch buffers, reused across passes
 	trainBuf []float32 // selected windows, reused across iterations
+}
+
+func (s *session) emit(e event.Event) { s.rep.Report(e) }
+
+// passProgress reports the progress of one pass (scoring, training or
+// validation) as event.Progress.
+type passProgress struct {
+	s           *session
+	phase       string
+	done, total int
+}
+
+func (s *session) startPass(phase string, total int) *passProgress {
+	s.emit(event.Progress{Iteration: s.it, Phase: phase, Total: total})
+	return &passProgress{s: s, phase: phase, total: total}
+}
+
+func (p *passProgress) add(n int) {
+	p.done += n
+	p.s.emit(event.Progress{Iteration: p.s.it, Phase: p.phase, Done: p.done, Total: p.total})
 }
 
 func (c *RunConfig) defaults() {
@@ -128,6 +179,33 @@ func (c *RunConfig) defaults() {
 	if c.Run == nil {
 		c.Run = map[string]string{}
 	}
+}
+
+// DefaultReporters builds the reporters of a run from cfg: the console on
+// cfg.Console (stdout when nil), the progress display when cfg.Progress,
+// Prometheus series (served on cfg.MetricsAddr when it is set; port 0 picks
+// a free port, whose URL the console shows) and metrics.jsonl in cfg.SaveDir.
+// The metrics server stops when ctx ends. A caller adds its own reporters to
+// this set, or replaces it, through RunConfig.Reporters.
+func DefaultReporters(ctx context.Context, cfg RunConfig) ([]event.Reporter, error) {
+	m := report.NewMetrics(cfg.Version, torch.Version(), torch.BuiltWithCUDA())
+	url := ""
+	if cfg.MetricsAddr != "" {
+		addr, err := m.Serve(ctx, cfg.MetricsAddr)
+		if err != nil {
+			return nil, fmt.Errorf("--metrics-addr %s: %w", cfg.MetricsAddr, err)
+		}
+		url = "http://" + addr + "/metrics"
+	}
+	w := cfg.Console
+	if w == nil {
+		w = os.Stdout
+	}
+	rs := []event.Reporter{report.NewConsole(w, url)}
+	if cfg.Progress {
+		rs = append(rs, report.NewProgress())
+	}
+	return append(rs, report.NewPrometheus(m), report.NewJSONL()), nil
 }
 
 // Validate checks the flags that do not need the data file.
@@ -179,19 +257,59 @@ func (c *RunConfig) Validate(selection bool) error {
 	return torch.CheckDevice(c.Device)
 }
 
-// open prepares data, model, optimizer, metrics and the save dir.
-func open(ctx context.Context, cfg RunConfig, kind string) (*session, error) {
+// architectureDiff names each architecture field where the run's model
+// config differs from a checkpoint's (they cannot change on resume).
+func architectureDiff(run, ckpt ModelConfig) []string {
+	var d []string
+	for _, f := range []struct {
+		flag      string
+		run, ckpt int
+	}{{"--hidden-dim", run.HiddenDim, ckpt.HiddenDim}, {"--num-layers", run.NumLayers, ckpt.NumLayers}, {"--num-heads", run.NumHeads, ckpt.NumHeads}} {
+		if f.run != f.ckpt {
+			d = append(d, fmt.Sprintf("%s %d (the checkpoint has %d)", f.flag, f.run, f.ckpt))
+		}
+	}
+	return d
+}
+
+// stageOf is the lineage stage of a run of kind that starts from a
+// checkpoint of fromKind/fromStage ("" when fresh).
+func stageOf(kind, fromKind, fromStage string) string {
+	if kind == KindStandard {
+		return StageStandard
+	}
+	if fromKind == KindStandard || fromStage == StageTwoStage {
+		return StageTwoStage
+	}
+	return StageSelectionAware
+}
+
+// open prepares data, model, optimizer, reporters and the save dir, then
+// emits RunStarted. A start-up failure prints nothing, removes the save dir
+// folders it created, and returns one error.
+func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err error) {
 	cfg.defaults()
-	s := &session{cfg: cfg, out: cfg.Console}
+	s := &session{cfg: cfg, kind: kind, strat: cfg.Strategy}
 	if cfg.Threads > 0 {
 		if err := torch.SetNumThreads(cfg.Threads); err != nil {
 			return nil, err
 		}
 	}
-	if err := CheckSaveDir(cfg.SaveDir); err != nil {
+	created, err := prepareSaveDir(cfg.SaveDir)
+	if err != nil {
 		return nil, err
 	}
-	RemoveStaleTemps(cfg.SaveDir)
+	defer func() {
+		if err != nil {
+			s.close()
+			removeCreated(cfg.SaveDir, created)
+		}
+	}()
+	if cfg.ResumeFrom == "" && !cfg.Overwrite {
+		if err := CheckSaveDirFree(cfg.SaveDir); err != nil {
+			return nil, err
+		}
+	}
 	opt := cfg.DataOpt
 	opt.SeqLen = cfg.Model.SeqLen
 	if opt.Seed == 0 {
@@ -202,95 +320,154 @@ func open(ctx context.Context, cfg RunConfig, kind string) (*session, error) {
 		return nil, err
 	}
 	s.ds = ds
-	fail := func(err error) (*session, error) {
-		s.close()
-		return nil, err
-	}
 	H := len(ds.Horizons())
 	if kind == KindSelectionAware && cfg.HorizonIdx >= H {
-		return fail(fmt.Errorf("--horizon-idx %d out of range: %s has %d horizons (%v days; 0..%d)", cfg.HorizonIdx, cfg.Data, H, ds.Horizons(), H-1))
+		return nil, fmt.Errorf("--horizon-idx %d out of range: %s has %d horizons (%v days; 0..%d)", cfg.HorizonIdx, cfg.Data, H, ds.Horizons(), H-1)
 	}
 	s.horizon = cfg.HorizonIdx
+	s.train = ds.Split("train")
+	if s.train.Len() == 0 {
+		return nil, fmt.Errorf("%s: the training split is empty", cfg.Data)
+	}
 	mc := cfg.Model
 	mc.NumFeatures, mc.NumHorizons, mc.NumBins = ds.NumFeatures(), H, ds.NumBins()
 	if err := mc.Validate(); err != nil {
-		return fail(err)
+		return nil, err
 	}
 	s.meta = Meta{Kind: kind, BestValLoss: math.Inf(1), Seed: cfg.Seed, DataPath: cfg.Data,
-		DataIdentity: ds.Identity(), InferenceBatch: cfg.InferenceBatch, Run: cfg.Run}
+		DataIdentity: ds.Identity(), InferenceBatch: cfg.InferenceBatch, Run: cfg.Run, Stage: stageOf(kind, "", "")}
+	s.start = event.Start{Mode: event.StartFresh, BestValLoss: math.Inf(1)}
 	var model *Model
 	var loaded *Loaded
 	if cfg.ResumeFrom != "" {
 		loaded, err = LoadCheckpoint(cfg.ResumeFrom)
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
 		defer loaded.Free()
 		lc := loaded.Config
 		if lc.NumFeatures != mc.NumFeatures || lc.NumHorizons != mc.NumHorizons || lc.NumBins != mc.NumBins {
-			return fail(fmt.Errorf("--resume-from %s: model has %d features, %d horizons, %d bins; %s has %d, %d, %d",
-				cfg.ResumeFrom, lc.NumFeatures, lc.NumHorizons, lc.NumBins, cfg.Data, mc.NumFeatures, mc.NumHorizons, mc.NumBins))
+			return nil, fmt.Errorf("--resume-from %s: model has %d features, %d horizons, %d bins; %s has %d, %d, %d",
+				cfg.ResumeFrom, lc.NumFeatures, lc.NumHorizons, lc.NumBins, cfg.Data, mc.NumFeatures, mc.NumHorizons, mc.NumBins)
 		}
-		if lc.HiddenDim != mc.HiddenDim || lc.NumLayers != mc.NumLayers || lc.NumHeads != mc.NumHeads {
-			slog.Warn("model flags differ from the checkpoint; using the checkpoint's architecture", "checkpoint", lc.String())
+		if d := architectureDiff(mc, lc); len(d) > 0 {
+			return nil, fmt.Errorf("--resume-from %s: the architecture cannot change: %s; leave these flags out to use the checkpoint's",
+				cfg.ResumeFrom, strings.Join(d, ", "))
 		}
 		lc.Dropout, lc.SeqLen = mc.Dropout, mc.SeqLen
 		mc = lc
 		if loaded.Meta.DataIdentity != ds.Identity() {
 			slog.Warn("checkpoint was trained on a different data file", "checkpoint_data", loaded.Meta.DataPath, "data", cfg.Data)
 		}
+		s.start = event.Start{Mode: event.StartWeights, From: cfg.ResumeFrom, FromKind: loaded.Meta.Kind,
+			Iteration: loaded.Meta.Iteration, BestValLoss: loaded.Meta.BestValLoss}
+		if loaded.Meta.Kind == kind && loaded.HasOptim {
+			s.start.Mode = event.StartResume
+		} else if !cfg.Overwrite {
+			// Fine-tuning is a new run: its save dir must not hold another.
+			if err := CheckSaveDirFree(cfg.SaveDir); err != nil {
+				return nil, err
+			}
+		}
 		model, err = loaded.NewModel(cfg.Device)
 	} else {
 		model, err = NewModel(mc, cfg.Device, uint64(cfg.Seed))
 	}
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	model.Cfg = mc
 	eng, err := NewEngine(model, cfg.Step, ds.BinCenters(), cfg.InferenceBatch)
 	if err != nil {
 		model.Free()
-		return fail(err)
+		return nil, err
 	}
 	s.eng = eng
 	eng.fault = cfg.testFault
 	if loaded != nil {
-		switch {
-		case loaded.Meta.Kind == kind && loaded.HasOptim:
+		m := loaded.Meta
+		if s.start.Mode == event.StartResume {
 			if err := loaded.RestoreOptimizer(eng); err != nil {
-				return fail(err)
+				return nil, err
 			}
-			m := loaded.Meta
 			s.meta.Iteration, s.meta.BestValLoss, s.meta.BestIteration = m.Iteration, m.BestValLoss, m.BestIteration
 			s.meta.SequencesScored, s.meta.SequencesTrained, s.meta.StepsSkipped = m.SequencesScored, m.SequencesTrained, m.StepsSkipped
+			// The same run goes on: its lineage is the one it started with.
+			s.meta.StartedFrom, s.meta.StartedFromChecksum = m.StartedFrom, m.StartedFromChecksum
+			if m.Stage != "" {
+				s.meta.Stage = m.Stage
+			}
 			if m.InferenceBatch > 0 && m.InferenceBatch < cfg.InferenceBatch {
 				eng.InferenceBatch = m.InferenceBatch
 			}
 			eng.Skipped = m.StepsSkipped
-			fmt.Fprintf(s.out, "Resuming %s run from %s: continuing after iteration %d (best val loss %.4f)\n", kind, cfg.ResumeFrom, m.Iteration, m.BestValLoss)
-		case loaded.Meta.Kind == KindStandard && kind == KindSelectionAware:
-			fmt.Fprintf(s.out, "Fine-tuning from standard-training weights %s: selection-aware stage 2 starts at iteration 1 with a fresh optimizer\n", cfg.ResumeFrom)
-		default:
-			fmt.Fprintf(s.out, "Starting from the weights of %s (%s checkpoint, iteration %d) with a fresh optimizer\n", cfg.ResumeFrom, loaded.Meta.Kind, loaded.Meta.Iteration)
+		} else {
+			s.meta.StartedFrom, s.meta.StartedFromChecksum = cfg.ResumeFrom, loaded.Checksum
+			s.meta.Stage = stageOf(kind, m.Kind, m.Stage)
 		}
 	}
-	s.met = NewMetrics(cfg.Version, torch.Version(), torch.BuiltWithCUDA())
-	s.met.InferenceBatchSize.Set(float64(eng.InferenceBatch))
-	eng.OnOOM = func(n int) { s.met.InferenceBatchSize.Set(float64(n)) }
-	if cfg.MetricsAddr != "" {
-		addr, err := s.met.Serve(ctx, cfg.MetricsAddr)
-		if err != nil {
-			return fail(fmt.Errorf("--metrics-addr %s: %w", cfg.MetricsAddr, err))
+	if kind == KindSelectionAware {
+		if err := s.strat.Prepare(ds, s.train, cfg); err != nil {
+			return nil, err
 		}
-		slog.Info("serving Prometheus metrics", "url", "http://"+addr+"/metrics")
+		s.logits = s.strat.needsLogits()
+	} else {
+		s.perEpoch = s.train.Len()
+		if cfg.MaxSeqsPerEpoch > 0 && int64(cfg.MaxSeqsPerEpoch) < s.perEpoch {
+			s.perEpoch = int64(cfg.MaxSeqsPerEpoch)
+		}
 	}
 	s.valIDs = ds.ValidationSet()
-	logPath := filepath.Join(cfg.SaveDir, "metrics.jsonl")
-	s.logF, err = os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fail(fmt.Errorf("metrics log %s: %w", logPath, err))
+	rs := cfg.Reporters
+	if rs == nil {
+		if rs, err = DefaultReporters(ctx, cfg); err != nil {
+			return nil, err
+		}
 	}
+	s.rep = rs
+	for _, r := range rs {
+		if c, ok := r.(io.Closer); ok {
+			s.closers = append(s.closers, c)
+		}
+	}
+	if cfg.Overwrite && s.start.Mode != event.StartResume {
+		if err := clearRunFiles(cfg.SaveDir); err != nil {
+			return nil, err
+		}
+	}
+	RemoveStaleTemps(cfg.SaveDir)
+	eng.OnOOM = func(n int) { s.emit(event.InferenceBatchChanged{Size: n}) }
+	s.writer.OnWritten = func(path string, bytes int, sec float64) {
+		s.emit(event.CheckpointWritten{Path: path, Bytes: bytes, Seconds: sec})
+	}
+	s.emit(s.runStarted())
 	return s, nil
+}
+
+func (s *session) runStarted() event.RunStarted {
+	cfg, m := s.cfg, s.eng.Model
+	e := event.RunStarted{Kind: s.kind, Strategy: KindStandard, BatchSize: cfg.BatchSize, InferenceBatch: s.eng.InferenceBatch,
+		Data: cfg.Data, Mode: s.ds.Mode(), Tickers: s.ds.Tickers(), Dates: s.ds.Dates(), TrainSequences: s.train.Len(),
+		ValSequences: int64(len(s.valIDs)), Params: FormatParams(m.NumParams()), ModelDesc: m.Cfg.String(),
+		Device: m.Device.String(), TorchVersion: torch.Version(), AMP: s.ampDesc(), SaveDir: cfg.SaveDir,
+		Start: s.start, FirstIteration: s.meta.Iteration + 1}
+	if s.kind == KindSelectionAware {
+		e.Strategy = s.strat.Name()
+		e.SampleSize, e.TopK, e.EpochsPerIteration, e.NumIterations = cfg.SampleSize, cfg.TopK, cfg.EpochsPerIteration, cfg.NumIterations
+		e.Horizon = HorizonName(s.ds.Horizons()[s.horizon])
+		e.SelectBy = "expected_return"
+		if s.strat.SelectBy == "loss" || s.strat.SelectBy == "random" {
+			e.SelectBy = s.strat.SelectBy
+		}
+		for _, l := range strings.Split(s.strat.Describe(), "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				e.StrategyNotes = append(e.StrategyNotes, l)
+			}
+		}
+	} else {
+		e.Epochs, e.SequencesPerEpoch = cfg.Epochs, s.perEpoch
+	}
+	return e
 }
 
 func (s *session) close() {
@@ -304,23 +481,12 @@ func (s *session) close() {
 	if s.ds != nil {
 		s.ds.Close()
 	}
-	if s.logF != nil {
-		s.logF.Close()
+	for _, c := range s.closers {
+		if err := c.Close(); err != nil {
+			slog.Error("closing a reporter", "err", err)
+		}
 	}
-}
-
-func (s *session) banner(title, detail string) {
-	m := s.eng.Model
-	line := "============================================================"
-	fmt.Fprintln(s.out, line)
-	fmt.Fprintln(s.out, title)
-	fmt.Fprintln(s.out, detail)
-	fmt.Fprintln(s.out, line)
-	fmt.Fprintf(s.out, "Model: %s parameters (%s) on %s, libtorch %s, mixed precision %s\n",
-		FormatParams(m.NumParams()), m.Cfg.String(), m.Device, torch.Version(), s.ampDesc())
-	fmt.Fprintf(s.out, "Data: %s (%d tickers, %d days, %s mode)\n", s.cfg.Data, len(s.ds.Tickers()), len(s.ds.Dates()), s.ds.Mode())
-	fmt.Fprintf(s.out, "Train: %s sequences\n", loader.FormatCount(s.ds.Split("train").Len()))
-	fmt.Fprintf(s.out, "Val: %s sequences\n", loader.FormatCount(int64(len(s.valIDs))))
+	s.closers = nil
 }
 
 func (s *session) ampDesc() string {
@@ -396,7 +562,7 @@ func (s *session) trainBuffer(n int) []float32 {
 // score runs inference over ids, streaming windows from the loader with
 // prefetch. It returns expected returns [n][H] and the time spent waiting for
 // data versus computing.
-func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, label string) (InferResult, time.Duration, time.Duration, []int64, []float32, error) {
+func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, phase string) (InferResult, time.Duration, time.Duration, []int64, []float32, error) {
 	seqLen, F := s.eng.Model.Cfg.SeqLen, s.ds.NumFeatures()
 	bs := s.eng.InferenceBatch
 	pool := s.scorePool(bs * seqLen * F)
@@ -406,7 +572,7 @@ func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, la
 	var allLabels []int64
 	var allReturns []float32
 	var ioWait, compute time.Duration
-	bar := newProgress(s.cfg.Progress, label, len(ids))
+	prog := s.startPass(phase, len(ids))
 	for {
 		t0 := time.Now()
 		b, err := st.Next()
@@ -434,7 +600,7 @@ func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, la
 		allLabels = append(allLabels, b.Labels...)
 		allReturns = append(allReturns, b.Returns...)
 		st.Release(b)
-		bar.add(n)
+		prog.add(n)
 		if ctx.Err() != nil {
 			return res, ioWait, compute, nil, nil, ctx.Err()
 		}
@@ -447,7 +613,7 @@ func (s *session) validate(ctx context.Context) (float64, error) {
 	if len(s.valIDs) == 0 {
 		return math.NaN(), nil
 	}
-	res, _, _, _, _, err := s.score(ctx, s.valIDs, true, "validate")
+	res, _, _, _, _, err := s.score(ctx, s.valIDs, true, PhaseValidation)
 	if err != nil {
 		return 0, err
 	}
@@ -460,7 +626,8 @@ func (s *session) validate(ctx context.Context) (float64, error) {
 
 // trainOn reads the windows of ids once and trains epochs passes over them in
 // shuffled batches. weights (may be nil) are per id. Returns mean step loss.
-func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []float32, epochs int, rng *rand.Rand) (float64, int64, error) {
+// prog (nil: a new pass of n x epochs) is the progress it reports to.
+func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []float32, epochs int, rng *rand.Rand, prog *passProgress) (float64, int64, error) {
 	seqLen, F, H := s.eng.Model.Cfg.SeqLen, s.ds.NumFeatures(), len(s.ds.Horizons())
 	n := len(ids)
 	feats := s.trainBuffer(n * seqLen * F)
@@ -474,7 +641,9 @@ func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []flo
 	var bw []float32
 	var lossSum float64
 	var steps, trained int64
-	bar := newProgress(s.cfg.Progress, "train", n*epochs)
+	if prog == nil {
+		prog = s.startPass(PhaseTraining, n*epochs)
+	}
 	for ep := 0; ep < epochs; ep++ {
 		order := rng.Perm(n)
 		for start := 0; start < n; start += bs {
@@ -496,7 +665,7 @@ func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []flo
 			}
 			r, err := s.eng.TrainStep(bf, bl, w, end-start, seqLen)
 			if r.Skipped {
-				s.met.StepsSkipped.Inc()
+				s.emit(event.StepSkipped{Iteration: s.it, Total: s.eng.Skipped})
 			}
 			if err != nil {
 				return 0, trained, err
@@ -506,7 +675,7 @@ func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []flo
 				steps++
 			}
 			trained += int64(end - start)
-			bar.add(end - start)
+			prog.add(end - start)
 			if ctx.Err() != nil {
 				return lossSum / math.Max(1, float64(steps)), trained, ctx.Err()
 			}
@@ -541,7 +710,13 @@ func (s *session) save(name string, withOpt bool) (string, error) {
 	path := filepath.Join(s.cfg.SaveDir, name)
 	s.meta.StepsSkipped = s.eng.Skipped
 	s.meta.InferenceBatch = s.eng.InferenceBatch
-	return path, s.writer.Save(path, s.eng, s.meta, withOpt)
+	if err := s.writer.Save(path, s.eng, s.meta, withOpt); err != nil {
+		return path, err
+	}
+	if withOpt {
+		s.lastCkpt = path
+	}
+	return path, nil
 }
 
 // saveNow writes a checkpoint and waits until it (and every earlier one) is on disk.
@@ -553,115 +728,192 @@ func (s *session) saveNow(name string, withOpt bool) (string, error) {
 	return path, s.writer.Wait()
 }
 
-func (s *session) logRecord(r IterationRecord) {
-	b, err := json.Marshal(r)
-	if err != nil {
-		slog.Error("metrics log", "err", err)
-		return
-	}
-	b = append(b, '\n')
-	if _, err := s.logF.Write(b); err != nil {
-		slog.Error("metrics log write failed", "err", err)
-	}
-}
-
-func (s *session) deviceMemory() int64 {
+// deviceMemory reads the CUDA allocator's figures (ok false on the CPU).
+func (s *session) deviceMemory() (allocated, peak int64, ok bool) {
 	if !s.eng.Model.Device.IsCUDA() {
-		return 0
+		return 0, 0, false
 	}
 	st, err := torch.DeviceMemory(s.eng.Model.Device)
 	if err != nil {
-		return 0
+		return 0, 0, false
 	}
-	s.met.DeviceMemory.Set(float64(st.Allocated))
-	s.met.DeviceMemoryPeak.Set(float64(st.Peak))
-	return st.Peak
+	return st.Allocated, st.Peak, true
 }
 
 func iterSeed(seed int64, it int, salt int64) int64 {
 	return seed*1_000_003 + int64(it)*7919 + salt
 }
 
-func fmtF(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }
+// bestName is the file of a run's best model.
+func (s *session) bestName() string {
+	if s.kind == KindStandard {
+		return "best_model.pt"
+	}
+	return "best_model_selection_aware.pt"
+}
+
+// validateAndKeep validates the current weights as iteration it and, when
+// the loss beats the best so far, saves them as the best model. stopErr is an
+// error of the validation itself (for stop); fatal one of the save.
+func (s *session) validateAndKeep(ctx context.Context, it int, phase map[string]float64, res *RunResult) (vl float64, stopErr, fatal error) {
+	s.emit(event.ValidationStarted{Iteration: it, Sequences: len(s.valIDs)})
+	t0 := time.Now()
+	if it > 0 {
+		testPause(ctx, PhaseValidation, it)
+	}
+	vl, err := s.validate(ctx)
+	phase[PhaseValidation] = time.Since(t0).Seconds()
+	if err != nil {
+		return vl, err, nil
+	}
+	ev := event.Validated{Iteration: it, Loss: vl}
+	if finite(vl) < s.meta.BestValLoss {
+		s.meta.BestValLoss, s.meta.BestIteration = vl, it
+		t1 := time.Now()
+		path, err := s.save(s.bestName(), false)
+		phase[PhaseCheckpoint] += time.Since(t1).Seconds()
+		if err != nil {
+			return vl, nil, err
+		}
+		res.BestPath = path
+		ev.Best, ev.BestPath = true, path
+	}
+	ev.BestLoss = s.meta.BestValLoss
+	s.emit(ev)
+	return vl, nil, nil
+}
+
+// validateStart is iteration 0 of a run that starts from another run's
+// weights: it validates them and keeps them as the best model to beat, so
+// fine-tuning never reports a "best" that is worse than where it started.
+func (s *session) validateStart(ctx context.Context, res *RunResult, total int) (stopErr, fatal error) {
+	if s.start.Mode != event.StartWeights {
+		return nil, nil
+	}
+	t0 := time.Now()
+	s.it = 0
+	phase := map[string]float64{}
+	s.emit(event.IterationStarted{Kind: s.kind, Iteration: 0, Total: total})
+	vl, stopErr, fatal := s.validateAndKeep(ctx, 0, phase, res)
+	if stopErr != nil || fatal != nil {
+		return stopErr, fatal
+	}
+	res.StartValLoss = &vl
+	res.BestValLoss = s.meta.BestValLoss
+	s.emit(event.IterationEnded{Kind: s.kind, Strategy: s.strategyName(), Iteration: 0, Time: time.Now().UTC().Format(time.RFC3339),
+		TrainLoss: math.NaN(), ValLoss: vl, Validated: true, ERMean: math.NaN(), ERMedian: math.NaN(), TopKERMean: math.NaN(),
+		TopKERMin: math.NaN(), Overlap: math.NaN(), ScoredTotal: s.meta.SequencesScored, TrainedTotal: s.meta.SequencesTrained,
+		SkippedTotal: s.eng.Skipped, PhaseSeconds: phase, IterationSeconds: time.Since(t0).Seconds()})
+	return nil, nil
+}
+
+func (s *session) strategyName() string {
+	if s.kind == KindStandard {
+		return "standard"
+	}
+	return s.strat.Name()
+}
+
+// finish ends a run: it waits for the checkpoint writes, turns a finished
+// run without any finite validation loss into ErrNoFiniteValidation, and
+// emits RunEnded.
+func (s *session) finish(res *RunResult, err error) (*RunResult, error) {
+	if werr := s.writer.Wait(); werr != nil && err == nil {
+		err = werr
+	}
+	finished := err == nil
+	if finished && math.IsInf(s.meta.BestValLoss, 1) {
+		why := "every validation loss was NaN or infinite"
+		if len(s.valIDs) == 0 {
+			why = "the validation set is empty"
+		}
+		unit := "iterations"
+		if s.kind == KindStandard {
+			unit = "epochs"
+		}
+		err = fmt.Errorf("%w after %d %s (%s): no best model was written; the last checkpoint is %s; lower --lr, set --max-grad-norm, or check the data",
+			ErrNoFiniteValidation, res.LastIter, unit, why, s.lastCkpt)
+	}
+	if res != nil {
+		res.BestValLoss = s.meta.BestValLoss
+	}
+	e := event.RunEnded{Kind: s.kind, Iterations: s.meta.Iteration, BestValLoss: s.meta.BestValLoss,
+		BestIteration: s.meta.BestIteration, Finished: finished, Err: err}
+	if res != nil {
+		e.BestPath = res.BestPath
+	}
+	s.emit(e)
+	return res, err
+}
 
 // RunSelectionAware runs the method: each iteration samples SampleSize
 // training sequences, scores them, keeps the TopK by expected return on the
 // chosen horizon, trains on them for EpochsPerIteration epochs, validates
 // every ValEvery iterations and keeps the best model by validation loss.
+// A run that starts from another run's weights validates them first
+// (iteration 0) and keeps them as the best to beat. A run that did every
+// iteration without a finite validation loss returns ErrNoFiniteValidation.
+// Output goes through cfg.Reporters (see package trainer/event).
 func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 	s, err := open(ctx, cfg, KindSelectionAware)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	cfg = s.cfg
+	res, err := s.runSelectionAware(ctx)
+	return s.finish(res, err)
+}
+
+func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
+	cfg := s.cfg
 	h := s.horizon
 	hname := HorizonName(s.ds.Horizons()[h])
-	strat := cfg.Strategy
-	s.banner("Selection-Aware Training Strategy",
-		fmt.Sprintf("Each iteration: sample %s random sequences -> score expected %s return -> train on top %d for %d epochs%s",
-			loader.FormatCount(int64(cfg.SampleSize)), hname, cfg.TopK, cfg.EpochsPerIteration, strat.Describe()))
-	train := s.ds.Split("train")
-	if train.Len() == 0 {
-		return nil, fmt.Errorf("%s: the training split is empty", cfg.Data)
-	}
-	if err := strat.Prepare(s.ds, train, cfg); err != nil {
-		return nil, err
-	}
-	s.logits = strat.needsLogits()
+	strat := &s.strat
+	train := s.train
 	res := &RunResult{BestValLoss: s.meta.BestValLoss}
+	if stopErr, fatal := s.validateStart(ctx, res, cfg.NumIterations); fatal != nil {
+		return res, fatal
+	} else if stopErr != nil {
+		return s.stop(ctx, res, 0, PhaseValidation, stopErr)
+	}
 	var prevSelected map[loader.SeqID]int
 	for it := s.meta.Iteration + 1; it <= cfg.NumIterations; it++ {
+		s.it = it
 		itStart := time.Now()
 		phase := map[string]float64{}
 		if err := torch.ManualSeed(uint64(iterSeed(cfg.Seed, it, 1))); err != nil {
 			return res, err
 		}
 		rng := rand.New(rand.NewSource(iterSeed(cfg.Seed, it, 2)))
-		s.met.Iteration.Set(float64(it))
-		fmt.Fprintf(s.out, "\nIteration %d/%d\n", it, cfg.NumIterations)
+		k := strat.K(cfg, it)
+		s.emit(event.IterationStarted{Kind: s.kind, Iteration: it, Total: cfg.NumIterations, SampleSize: cfg.SampleSize, TopK: k})
 
 		// Sampling and scoring.
 		t0 := time.Now()
 		ids := strat.Sample(s.ds, train, cfg.SampleSize, rng)
 		sampleTime := time.Since(t0)
-		fmt.Fprintf(s.out, "  Sampling %s random sequences...\n", loader.FormatCount(int64(len(ids))))
-		var inf InferResult
-		var ioWait, compute time.Duration
-		var labels []int64
 		testPause(ctx, PhaseInference, it)
-		if strat.needsLabels() {
-			inf, ioWait, compute, labels, _, err = s.score(ctx, ids, true, "score")
-		} else {
-			inf, ioWait, compute, _, _, err = s.score(ctx, ids, false, "score")
-		}
+		inf, ioWait, compute, _, _, err := s.score(ctx, ids, strat.needsLabels(), PhaseInference)
 		phase[PhaseSampling] = (sampleTime + ioWait).Seconds()
 		phase[PhaseInference] = compute.Seconds()
 		if err != nil {
 			return s.stop(ctx, res, it, PhaseInference, err)
 		}
-		_ = labels
 		H := len(s.ds.Horizons())
 		scores := make([]float64, len(ids))
 		for i := range ids {
 			scores[i] = float64(inf.Expected[i*H+h])
 		}
+		s.meta.SequencesScored += int64(len(ids))
 
 		// Selection.
 		t1 := time.Now()
-		k := strat.K(cfg, it)
 		sel := strat.Select(s.ds, ids, scores, inf, k, rng)
 		phase[PhaseSelection] = time.Since(t1).Seconds()
 		stats := Summarize(scores, sel.Top)
-		fmt.Fprintf(s.out, "  Expected returns (%s): Mean: %s, Median: %s, Top-%d mean: %s, Top-%d min: %s\n",
-			hname, fmtF(stats.Mean), fmtF(stats.Median), len(sel.Top), fmtF(stats.TopKMean), len(sel.Top), fmtF(stats.TopKMin))
-		s.met.ExpectedMean.Set(stats.Mean)
-		s.met.ExpectedMedian.Set(stats.Median)
-		s.met.TopKMean.Set(stats.TopKMean)
-		s.met.TopKMin.Set(stats.TopKMin)
-		s.meta.SequencesScored += int64(len(ids))
-		s.met.SequencesScored.Add(float64(len(ids)))
-		var overlap *float64
+		s.emit(event.SampleScored{Iteration: it, Sampled: len(ids), Horizon: hname, Mean: stats.Mean, Median: stats.Median,
+			ScoredTotal: s.meta.SequencesScored})
+		overlap := math.NaN()
 		cur := map[loader.SeqID]int{}
 		for _, i := range sel.Top {
 			cur[ids[i]] = 1
@@ -673,14 +925,16 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 					same++
 				}
 			}
-			o := float64(same) / math.Max(1, float64(len(cur)))
-			overlap = &o
-			s.met.OverlapPrevious.Set(o)
+			overlap = float64(same) / math.Max(1, float64(len(cur)))
 		}
 		prevSelected = cur
-		for stratum, share := range sel.StratumShare {
-			s.met.StratumShare.WithLabelValues(stratum).Set(share)
+		selected := make([]loader.SeqID, len(sel.Top))
+		selScores := make([]float64, len(sel.Top))
+		for r, j := range sel.Top {
+			selected[r], selScores[r] = ids[j], scores[j]
 		}
+		s.emit(event.SubsetSelected{Iteration: it, K: len(sel.Top), TopKMean: stats.TopKMean, TopKMin: stats.TopKMin,
+			Selected: selected, Scores: selScores, Overlap: overlap, StratumShare: sel.StratumShare})
 
 		// Training.
 		t2 := time.Now()
@@ -689,72 +943,58 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 			trainIDs[i] = ids[j]
 		}
 		weights := strat.Weights(sel, ids, inf, it)
-		fmt.Fprintf(s.out, "  Training on %s for %d epochs...", sel.Describe(), cfg.EpochsPerIteration)
+		s.emit(event.TrainingStarted{Iteration: it, What: sel.Describe(), Sequences: len(trainIDs), Epochs: cfg.EpochsPerIteration})
 		testPause(ctx, PhaseTraining, it)
-		loss, trained, err := s.trainOn(ctx, trainIDs, weights, cfg.EpochsPerIteration, rng)
+		loss, trained, err := s.trainOn(ctx, trainIDs, weights, cfg.EpochsPerIteration, rng, nil)
 		phase[PhaseTraining] = time.Since(t2).Seconds()
 		s.meta.SequencesTrained += trained
-		s.met.SequencesTrained.Add(float64(trained))
 		if err != nil {
-			fmt.Fprintln(s.out)
 			return s.stop(ctx, res, it, PhaseTraining, err)
 		}
-		fmt.Fprintf(s.out, " Train loss: %s\n", fmtF(loss))
-		s.met.TrainLoss.Set(loss)
+		s.emit(event.Trained{Iteration: it, Loss: loss, Sequences: trained, TrainedTotal: s.meta.SequencesTrained, SkippedTotal: s.eng.Skipped})
 		s.meta.Iteration = it
 
 		// Validation and checkpoints.
 		var valLoss *float64
 		if it%cfg.ValEvery == 0 || it == cfg.NumIterations {
-			t3 := time.Now()
-			testPause(ctx, PhaseValidation, it)
-			vl, err := s.validate(ctx)
-			phase[PhaseValidation] = time.Since(t3).Seconds()
-			if err != nil {
-				return s.stop(ctx, res, it, PhaseValidation, err)
+			vl, stopErr, fatal := s.validateAndKeep(ctx, it, phase, res)
+			if fatal != nil {
+				return res, fatal
+			}
+			if stopErr != nil {
+				return s.stop(ctx, res, it, PhaseValidation, stopErr)
 			}
 			valLoss = &vl
-			s.met.ValidationLoss.Set(vl)
-			fmt.Fprintf(s.out, "  Validation loss: %s\n", fmtF(vl))
-			if finite(vl) < s.meta.BestValLoss {
-				s.meta.BestValLoss, s.meta.BestIteration = vl, it
-				t4 := time.Now()
-				path, err := s.save("best_model_selection_aware.pt", false)
-				phase[PhaseCheckpoint] += time.Since(t4).Seconds()
-				if err != nil {
-					return res, err
-				}
-				res.BestPath = path
-				fmt.Fprintf(s.out, "  ✓ Saved best model (val loss %s) to %s\n", fmtF(vl), path)
-			}
 		}
 		if it%cfg.CheckpointEvery == 0 || it == cfg.NumIterations {
 			testPause(ctx, PhaseCheckpoint, it)
 			t4 := time.Now()
-			path, err := s.save(fmt.Sprintf("checkpoint_iter_%d.pt", it), true)
+			_, err := s.save(fmt.Sprintf("checkpoint_iter_%d.pt", it), true)
 			phase[PhaseCheckpoint] += time.Since(t4).Seconds()
 			if err != nil {
 				return res, err
 			}
-			slog.Debug("checkpoint started", "path", path)
-		}
-		for _, p := range AllPhases {
-			s.met.PhaseDuration.WithLabelValues(p).Set(phase[p])
-			s.met.PhaseSecondsTotal.WithLabelValues(p).Add(phase[p])
 		}
 		itSec := time.Since(itStart).Seconds()
-		s.met.IterationDuration.Observe(itSec)
-		rec := IterationRecord{Time: time.Now().UTC().Format(time.RFC3339), Strategy: strat.Name(), Iteration: it,
-			TrainLoss: loss, ValLoss: valLoss, ERMean: stats.Mean, ERMedian: stats.Median, TopKERMean: stats.TopKMean,
-			TopKERMin: stats.TopKMin, SequencesScoredTotal: s.meta.SequencesScored, SequencesTrainedTotal: s.meta.SequencesTrained,
-			StepsSkippedTotal: s.eng.Skipped, PhaseSeconds: phase, IterationSeconds: itSec, SelectedOverlap: overlap,
-			DeviceMemoryPeakBytes: s.deviceMemory()}
-		s.logRecord(rec)
-		rec.Selected = make([]loader.SeqID, len(sel.Top))
-		for i, j := range sel.Top {
-			rec.Selected[i] = ids[j]
+		ie := event.IterationEnded{Kind: s.kind, Strategy: strat.Name(), Iteration: it, Time: time.Now().UTC().Format(time.RFC3339),
+			TrainLoss: loss, ValLoss: math.NaN(), ERMean: stats.Mean, ERMedian: stats.Median, TopKERMean: stats.TopKMean,
+			TopKERMin: stats.TopKMin, Scored: true, Overlap: overlap, HasOverlap: !math.IsNaN(overlap),
+			ScoredTotal: s.meta.SequencesScored, TrainedTotal: s.meta.SequencesTrained, SkippedTotal: s.eng.Skipped,
+			PhaseSeconds: phase, IterationSeconds: itSec}
+		if valLoss != nil {
+			ie.ValLoss, ie.Validated = *valLoss, true
 		}
-		rec.TrainedIDs = trainIDs
+		ie.DeviceMemoryAllocated, ie.DeviceMemoryPeak, ie.OnDevice = s.deviceMemory()
+		s.emit(ie)
+		rec := IterationRecord{Time: ie.Time, Strategy: ie.Strategy, Iteration: it, TrainLoss: loss, ValLoss: valLoss,
+			ERMean: stats.Mean, ERMedian: stats.Median, TopKERMean: stats.TopKMean, TopKERMin: stats.TopKMin,
+			SequencesScoredTotal: s.meta.SequencesScored, SequencesTrainedTotal: s.meta.SequencesTrained,
+			StepsSkippedTotal: s.eng.Skipped, PhaseSeconds: phase, IterationSeconds: itSec,
+			Selected: selected, TrainedIDs: trainIDs, DeviceMemoryPeakBytes: ie.DeviceMemoryPeak}
+		if ie.HasOverlap {
+			o := overlap
+			rec.SelectedOverlap = &o
+		}
 		rec.sample, rec.scores = ids, scores
 		res.Iterations = append(res.Iterations, rec)
 		res.LastIter = it
@@ -767,10 +1007,6 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 			cfg.AfterIteration(it)
 		}
 	}
-	if err := s.writer.Wait(); err != nil {
-		return res, err
-	}
-	fmt.Fprintf(s.out, "\nDone: %d iterations, best validation loss %s (iteration %d)\n", res.LastIter, fmtF(s.meta.BestValLoss), s.meta.BestIteration)
 	return res, nil
 }
 
@@ -787,13 +1023,18 @@ func (s *session) stop(ctx context.Context, res *RunResult, it int, phase string
 		}
 		return res, err
 	}
+	unit := "iteration"
+	prefix := "checkpoint_iter_"
+	if s.kind == KindStandard {
+		unit, prefix = "epoch", "checkpoint_epoch_"
+	}
 	completed := s.meta.Iteration
 	partial := phase == PhaseTraining && completed < it
-	name := fmt.Sprintf("checkpoint_iter_%d.pt", completed)
-	what := fmt.Sprintf("interrupted during %s of iteration %d; iteration %d is the last completed", phase, it, completed)
+	name := fmt.Sprintf("%s%d.pt", prefix, completed)
+	what := fmt.Sprintf("interrupted during %s of %s %d; %s %d is the last completed", phase, unit, it, unit, completed)
 	if partial {
-		name = fmt.Sprintf("checkpoint_interrupted_iter_%d.pt", it)
-		what += fmt.Sprintf(" (the weights include part of iteration %d's training; resuming re-runs iteration %d)", it, it)
+		name = fmt.Sprintf("checkpoint_interrupted_%s_%d.pt", map[string]string{"iteration": "iter", "epoch": "epoch"}[unit], it)
+		what += fmt.Sprintf(" (the weights include part of %s %d's training; resuming re-runs %s %d)", unit, it, unit, it)
 	}
 	path, serr := s.saveNow(name, true)
 	if serr != nil {
@@ -801,7 +1042,7 @@ func (s *session) stop(ctx context.Context, res *RunResult, it int, phase string
 	}
 	res.Interrupted = true
 	res.ResumeHint = fmt.Sprintf("%s; state saved to %s; continue with: --resume-from %s", what, path, path)
-	fmt.Fprintf(s.out, "\n%s\n", res.ResumeHint)
+	s.emit(event.Interrupted{Iteration: it, Completed: completed, Phase: phase, Path: path, Partial: partial})
 	return res, fmt.Errorf("%w: %s", ErrInterrupted, res.ResumeHint)
 }
 
@@ -817,52 +1058,60 @@ func (s *session) stopLastGood(res *RunResult, it int, err error) (*RunResult, e
 	if serr != nil {
 		return res, fmt.Errorf("%w; saving the last good weights failed too: %v", err, serr)
 	}
+	s.emit(event.TrainingStopped{Iteration: it, Completed: s.meta.Iteration, Path: path})
 	msg := fmt.Sprintf("training stopped in iteration %d (iteration %d is the last completed); the last good weights are in %s; "+
 		"lower --lr, check the data, then continue with --resume-from %s", it, s.meta.Iteration, path, path)
-	fmt.Fprintf(s.out, "\n%s\n", msg)
 	return res, fmt.Errorf("%w: %s", err, msg)
 }
 
 // RunStandard trains on all training sequences (or MaxSeqsPerEpoch of them)
 // for Epochs epochs, validating after each epoch and keeping best_model.pt:
 // stage 1 of the two-stage recipe, and the baseline the method compares to.
+// Starting from weights, resuming, and the end of a run without a finite
+// validation loss work as in RunSelectionAware.
 func RunStandard(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 	s, err := open(ctx, cfg, KindStandard)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	cfg = s.cfg
-	train := s.ds.Split("train")
-	if train.Len() == 0 {
-		return nil, fmt.Errorf("%s: the training split is empty", cfg.Data)
-	}
-	per := train.Len()
-	if cfg.MaxSeqsPerEpoch > 0 && int64(cfg.MaxSeqsPerEpoch) < per {
-		per = int64(cfg.MaxSeqsPerEpoch)
-	}
-	s.banner("Standard Training", fmt.Sprintf("Each epoch: %s shuffled training sequences, batch %d, loss on all horizons", loader.FormatCount(per), cfg.BatchSize))
+	res, err := s.runStandard(ctx)
+	return s.finish(res, err)
+}
+
+func (s *session) runStandard(ctx context.Context) (*RunResult, error) {
+	cfg := s.cfg
+	per := s.perEpoch
 	res := &RunResult{BestValLoss: s.meta.BestValLoss}
+	if stopErr, fatal := s.validateStart(ctx, res, cfg.Epochs); fatal != nil {
+		return res, fatal
+	} else if stopErr != nil {
+		return s.stop(ctx, res, 0, PhaseValidation, stopErr)
+	}
 	for ep := s.meta.Iteration + 1; ep <= cfg.Epochs; ep++ {
+		s.it = ep
 		start := time.Now()
 		phase := map[string]float64{}
 		if err := torch.ManualSeed(uint64(iterSeed(cfg.Seed, ep, 1))); err != nil {
 			return res, err
 		}
 		rng := rand.New(rand.NewSource(iterSeed(cfg.Seed, ep, 2)))
-		s.met.Iteration.Set(float64(ep))
-		fmt.Fprintf(s.out, "\nEpoch %d/%d\n", ep, cfg.Epochs)
-		ids := train.Sample(int(per), rng)
-		// Train in chunks so memory stays bounded for large splits.
+		s.emit(event.IterationStarted{Kind: s.kind, Iteration: ep, Total: cfg.Epochs})
+		ids := s.train.Sample(int(per), rng)
+		s.emit(event.TrainingStarted{Iteration: ep, What: loader.FormatCount(int64(len(ids))) + " shuffled sequences", Sequences: len(ids), Epochs: 1})
+		// Train in chunks so memory stays bounded for large splits; one
+		// progress pass for the epoch.
 		const chunk = 4096
 		var lossSum float64
 		var nChunks int
+		var trainedEpoch int64
+		prog := s.startPass(PhaseTraining, len(ids))
 		t0 := time.Now()
 		for c := 0; c < len(ids); c += chunk {
 			part := ids[c:min(c+chunk, len(ids))]
-			l, trained, err := s.trainOn(ctx, part, nil, 1, rng)
+			l, trained, err := s.trainOn(ctx, part, nil, 1, rng, prog)
 			s.meta.SequencesTrained += trained
-			s.met.SequencesTrained.Add(float64(trained))
+			trainedEpoch += trained
 			if err != nil {
 				return s.stop(ctx, res, ep, PhaseTraining, err)
 			}
@@ -872,28 +1121,18 @@ func RunStandard(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 			}
 		}
 		phase[PhaseTraining] = time.Since(t0).Seconds()
-		loss := lossSum / math.Max(1, float64(nChunks))
-		s.met.TrainLoss.Set(loss)
-		fmt.Fprintf(s.out, "  Train loss: %s\n", fmtF(loss))
-		s.meta.Iteration = ep
-		t1 := time.Now()
-		vl, err := s.validate(ctx)
-		phase[PhaseValidation] = time.Since(t1).Seconds()
-		if err != nil {
-			return s.stop(ctx, res, ep, PhaseValidation, err)
+		loss := math.NaN()
+		if nChunks > 0 {
+			loss = lossSum / float64(nChunks)
 		}
-		s.met.ValidationLoss.Set(vl)
-		fmt.Fprintf(s.out, "  Validation loss: %s\n", fmtF(vl))
-		if finite(vl) < s.meta.BestValLoss {
-			s.meta.BestValLoss, s.meta.BestIteration = vl, ep
-			t2 := time.Now()
-			path, err := s.save("best_model.pt", false)
-			phase[PhaseCheckpoint] += time.Since(t2).Seconds()
-			if err != nil {
-				return res, err
-			}
-			res.BestPath = path
-			fmt.Fprintf(s.out, "  ✓ Saved best model (val loss %s) to %s\n", fmtF(vl), path)
+		s.emit(event.Trained{Iteration: ep, Loss: loss, Sequences: trainedEpoch, TrainedTotal: s.meta.SequencesTrained, SkippedTotal: s.eng.Skipped})
+		s.meta.Iteration = ep
+		vl, stopErr, fatal := s.validateAndKeep(ctx, ep, phase, res)
+		if fatal != nil {
+			return res, fatal
+		}
+		if stopErr != nil {
+			return s.stop(ctx, res, ep, PhaseValidation, stopErr)
 		}
 		t2 := time.Now()
 		if _, err := s.save(fmt.Sprintf("checkpoint_epoch_%d.pt", ep), true); err != nil {
@@ -901,12 +1140,16 @@ func RunStandard(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 		}
 		phase[PhaseCheckpoint] += time.Since(t2).Seconds()
 		sec := time.Since(start).Seconds()
-		s.met.IterationDuration.Observe(sec)
+		ie := event.IterationEnded{Kind: s.kind, Strategy: "standard", Iteration: ep, Time: time.Now().UTC().Format(time.RFC3339),
+			TrainLoss: loss, ValLoss: vl, Validated: true, ERMean: math.NaN(), ERMedian: math.NaN(), TopKERMean: math.NaN(),
+			TopKERMin: math.NaN(), Overlap: math.NaN(), ScoredTotal: s.meta.SequencesScored, TrainedTotal: s.meta.SequencesTrained,
+			SkippedTotal: s.eng.Skipped, PhaseSeconds: phase, IterationSeconds: sec}
+		ie.DeviceMemoryAllocated, ie.DeviceMemoryPeak, ie.OnDevice = s.deviceMemory()
+		s.emit(ie)
 		vlc := vl
-		rec := IterationRecord{Time: time.Now().UTC().Format(time.RFC3339), Strategy: "standard", Iteration: ep, TrainLoss: loss,
+		rec := IterationRecord{Time: ie.Time, Strategy: "standard", Iteration: ep, TrainLoss: loss,
 			ValLoss: &vlc, SequencesTrainedTotal: s.meta.SequencesTrained, StepsSkippedTotal: s.eng.Skipped,
-			PhaseSeconds: phase, IterationSeconds: sec, DeviceMemoryPeakBytes: s.deviceMemory()}
-		s.logRecord(rec)
+			PhaseSeconds: phase, IterationSeconds: sec, DeviceMemoryPeakBytes: ie.DeviceMemoryPeak}
 		res.Iterations = append(res.Iterations, rec)
 		res.LastIter = ep
 		res.BestValLoss = s.meta.BestValLoss
@@ -918,10 +1161,6 @@ func RunStandard(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 			cfg.AfterIteration(ep)
 		}
 	}
-	if err := s.writer.Wait(); err != nil {
-		return res, err
-	}
-	fmt.Fprintf(s.out, "\nDone: %d epochs, best validation loss %s (epoch %d)\n", res.LastIter, fmtF(s.meta.BestValLoss), s.meta.BestIteration)
 	return res, nil
 }
 

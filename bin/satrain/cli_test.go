@@ -262,7 +262,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("train exited %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
-	for _, want := range []string{"Standard Training", "Epoch 1/1", "Train loss:", "Validation loss:", "Saved best model"} {
+	for _, want := range []string{"STANDARD TRAINING", "Epoch 1/1", "✅ Training loss:", "✅ Validation loss:", "✅ Saved best model (val_loss: "} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("train output lacks %q:\n%s", want, r.stdout)
 		}
@@ -281,8 +281,8 @@ func TestCLIEndToEnd(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("selection-aware exited %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
-	for _, want := range []string{"Selection-Aware Training Strategy", "Iteration 2/2", "Sampling 64 random sequences",
-		"Top-12 mean", "Training on top 12 for 1 epochs", "Validation loss:", "Saved best model", "Done: 2 iterations"} {
+	for _, want := range []string{"SELECTION-AWARE TRAINING", "Iteration 2/2", "🎲 Sampling 64 sequences and selecting top 12...",
+		"Top 12 mean", "🏋️  Training on top 12 for 1 epoch...", "✅ Validation loss:", "✅ Saved best model (val_loss: ", "Done: 2 iterations"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("selection-aware output lacks %q:\n%s", want, r.stdout)
 		}

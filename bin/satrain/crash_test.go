@@ -59,6 +59,14 @@ func TestKillAtRandomMoments(t *testing.T) {
 		args := rlArgs(dir, many)
 		if newest > 0 {
 			args = append(args, "--resume-from", filepath.Join(dir, fmt.Sprintf("checkpoint_iter_%d.pt", newest)))
+		} else {
+			// Killed before its first periodic checkpoint, a run may leave
+			// its best model and metrics.jsonl, and a fresh run refuses a
+			// save dir that holds another run: clear them as a user would
+			// (--overwrite), leaving the temporary files to the next run.
+			for _, f := range []string{"best_model_selection_aware.pt", "metrics.jsonl"} {
+				os.Remove(filepath.Join(dir, f))
+			}
 		}
 		p := rlStart(t, nil, args...)
 		mode := []string{"mid-save", "iterating", "startup", "mid-save", "iterating", "iterating"}[k%6]

@@ -111,12 +111,14 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	if err := cfg.Validate(selection); err != nil {
 		return cfg, err
 	}
+	// Notes, not news: at INFO they would precede a start-up error (the
+	// console's data block shows the mixed precision in use).
 	if c.Bool("use-wandb") {
-		slog.Info("--use-wandb: there is no Weights & Biases here; metrics go to Prometheus and the metrics log",
+		slog.Debug("--use-wandb: there is no Weights & Biases here; metrics go to Prometheus and the metrics log",
 			"metrics", cfg.MetricsAddr, "log", filepath.Join(cfg.SaveDir, "metrics.jsonl"))
 	}
 	if cfg.Step.UseAMP && !dev.IsCUDA() {
-		slog.Info("--use-amp on CPU: bf16 autocast (CPU matmuls in bfloat16, losses and weights in float32); --use-amp=false for float32")
+		slog.Debug("--use-amp on CPU: bf16 autocast (CPU matmuls in bfloat16, losses and weights in float32); --use-amp=false for float32")
 	}
 	return cfg, nil
 }

@@ -1,0 +1,171 @@
+package report
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/satrain/satrain/trainer/event"
+)
+
+// MetricsLog is the name of the metrics log in a save dir.
+const MetricsLog = "metrics.jsonl"
+
+// Record is one line of metrics.jsonl: one iteration (an epoch of standard
+// training; iteration 0 is the validation of the starting weights of a run
+// that starts from another run's). A value that was not measured is null;
+// a measured value that is not finite (NaN, ±Inf) is null too and its key is
+// listed in NonFinite.
+type Record struct {
+	Time                  string             `json:"time"`
+	Strategy              string             `json:"strategy"`
+	Iteration             int                `json:"iteration"`
+	TrainLoss             *float64           `json:"train_loss"`
+	ValLoss               *float64           `json:"val_loss"`
+	ERMean                *float64           `json:"er_mean"`
+	ERMedian              *float64           `json:"er_median"`
+	TopKERMean            *float64           `json:"topk_er_mean"`
+	TopKERMin             *float64           `json:"topk_er_min"`
+	SequencesScoredTotal  int64              `json:"sequences_scored_total"`
+	SequencesTrainedTotal int64              `json:"sequences_trained_total"`
+	StepsSkippedTotal     int64              `json:"steps_skipped_total"`
+	PhaseSeconds          map[string]float64 `json:"phase_seconds"`
+	IterationSeconds      float64            `json:"iteration_seconds"`
+	SelectedOverlap       *float64           `json:"selected_overlap,omitempty"`
+	DeviceMemoryPeakBytes int64              `json:"device_memory_peak_bytes,omitempty"`
+	NonFinite             []string           `json:"non_finite"`
+}
+
+// NewRecord builds the metrics.jsonl record of an iteration.
+func NewRecord(e event.IterationEnded) Record {
+	r := Record{Time: e.Time, Strategy: e.Strategy, Iteration: e.Iteration, SequencesScoredTotal: e.ScoredTotal,
+		SequencesTrainedTotal: e.TrainedTotal, StepsSkippedTotal: e.SkippedTotal, PhaseSeconds: e.PhaseSeconds,
+		IterationSeconds: e.IterationSeconds, NonFinite: []string{}}
+	if e.OnDevice {
+		r.DeviceMemoryPeakBytes = e.DeviceMemoryPeak
+	}
+	set := func(key string, dst **float64, v float64, measured bool) {
+		if !measured {
+			return
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			r.NonFinite = append(r.NonFinite, key)
+			return
+		}
+		*dst = &v
+	}
+	set("train_loss", &r.TrainLoss, e.TrainLoss, e.Iteration > 0)
+	set("val_loss", &r.ValLoss, e.ValLoss, e.Validated)
+	set("er_mean", &r.ERMean, e.ERMean, e.Scored)
+	set("er_median", &r.ERMedian, e.ERMedian, e.Scored)
+	set("topk_er_mean", &r.TopKERMean, e.TopKERMean, e.Scored)
+	set("topk_er_min", &r.TopKERMin, e.TopKERMin, e.Scored)
+	set("selected_overlap", &r.SelectedOverlap, e.Overlap, e.HasOverlap)
+	return r
+}
+
+// JSONL writes metrics.jsonl in the run's save dir: one Record per line,
+// each line written whole and flushed as its iteration ends. A fresh run
+// starts a new file; a resumed run keeps the records up to the iteration it
+// continues after and drops later ones (left by the run it resumes after a
+// crash), so the file never holds two runs nor an iteration twice.
+type JSONL struct {
+	f    *os.File
+	path string
+}
+
+// NewJSONL returns the metrics log reporter; the file is opened at RunStarted.
+func NewJSONL() *JSONL { return &JSONL{} }
+
+// Report implements event.Reporter.
+func (j *JSONL) Report(e event.Event) {
+	switch e := e.(type) {
+	case event.RunStarted:
+		if err := j.open(e); err != nil {
+			slog.Error("metrics log", "err", err)
+		}
+	case event.IterationEnded:
+		if j.f == nil {
+			return
+		}
+		b, err := json.Marshal(NewRecord(e))
+		if err != nil {
+			slog.Error("metrics log", "path", j.path, "err", err)
+			return
+		}
+		if _, err := j.f.Write(append(b, '\n')); err != nil {
+			slog.Error("metrics log write failed", "path", j.path, "err", err)
+		}
+	}
+}
+
+func (j *JSONL) open(e event.RunStarted) error {
+	j.Close()
+	j.path = filepath.Join(e.SaveDir, MetricsLog)
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if e.Start.Mode == event.StartResume {
+		if err := truncateRecords(j.path, e.Start.Iteration); err != nil {
+			return err
+		}
+		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	f, err := os.OpenFile(j.path, flags, 0o644)
+	if err != nil {
+		return fmt.Errorf("%s: %w", j.path, err)
+	}
+	j.f = f
+	return nil
+}
+
+// truncateRecords keeps the lines of path whose iteration is <= last.
+func truncateRecords(path string, last int) error {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	var keep bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	dropped := 0
+	for sc.Scan() {
+		var r struct {
+			Iteration *int `json:"iteration"`
+		}
+		if json.Unmarshal(sc.Bytes(), &r) != nil || r.Iteration == nil || *r.Iteration > last {
+			dropped++
+			continue
+		}
+		keep.Write(sc.Bytes())
+		keep.WriteByte('\n')
+	}
+	if dropped == 0 {
+		return nil
+	}
+	slog.Warn("metrics log: dropped the records after the iteration the run resumes from", "path", path, "dropped", dropped, "kept_through", last)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, keep.Bytes(), 0o644); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// Close closes the file.
+func (j *JSONL) Close() error {
+	if j.f == nil {
+		return nil
+	}
+	err := j.f.Close()
+	j.f = nil
+	return err
+}
