@@ -68,6 +68,11 @@ type RunConfig struct {
 	// when the run ends.
 	Reporters []event.Reporter
 
+	// Group is the process group of a data-parallel run (nil: one process).
+	// Every rank runs the same RunConfig; rank 0 writes checkpoints and
+	// reports, the others report nothing (see dist.go).
+	Group *torch.ProcessGroup
+
 	// Hooks for tests: called after each iteration's checkpointing.
 	AfterIteration func(it int)
 	// testFault is handed to the Engine (see Engine.fault); tests only.
@@ -144,6 +149,7 @@ type session struct {
 	lastCkpt string    // the last checkpoint with optimizer state written
 	pool     *bufPool  // scoring batch buffers, reused across passes
 	trainBuf []float32 // selected windows, reused across iterations
+	dist     distState
 }
 
 func (s *session) emit(e event.Event) { s.rep.Report(e) }
@@ -290,14 +296,20 @@ func stageOf(kind, fromKind, fromStage string) string {
 func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err error) {
 	cfg.defaults()
 	s := &session{cfg: cfg, kind: kind, strat: cfg.Strategy}
+	if err := s.initDist(); err != nil {
+		return nil, err
+	}
 	if cfg.Threads > 0 {
 		if err := torch.SetNumThreads(cfg.Threads); err != nil {
 			return nil, err
 		}
 	}
-	created, err := prepareSaveDir(cfg.SaveDir)
-	if err != nil {
-		return nil, err
+	// Only rank 0 touches the save dir.
+	created := ""
+	if s.rank0() {
+		if created, err = prepareSaveDir(cfg.SaveDir); err != nil {
+			return nil, err
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -305,7 +317,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 			removeCreated(cfg.SaveDir, created)
 		}
 	}()
-	if cfg.ResumeFrom == "" && !cfg.Overwrite {
+	if cfg.ResumeFrom == "" && !cfg.Overwrite && s.rank0() {
 		if err := CheckSaveDirFree(cfg.SaveDir); err != nil {
 			return nil, err
 		}
@@ -363,7 +375,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 			Iteration: loaded.Meta.Iteration, BestValLoss: loaded.Meta.BestValLoss}
 		if loaded.Meta.Kind == kind && loaded.HasOptim {
 			s.start.Mode = event.StartResume
-		} else if !cfg.Overwrite {
+		} else if !cfg.Overwrite && s.rank0() {
 			// Fine-tuning is a new run: its save dir must not hold another.
 			if err := CheckSaveDirFree(cfg.SaveDir); err != nil {
 				return nil, err
@@ -384,6 +396,9 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 	}
 	s.eng = eng
 	eng.fault = cfg.testFault
+	if err := s.broadcastWeights(); err != nil {
+		return nil, err
+	}
 	if loaded != nil {
 		m := loaded.Meta
 		if s.start.Mode == event.StartResume {
@@ -419,6 +434,9 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 	}
 	s.valIDs = ds.ValidationSet()
 	rs := cfg.Reporters
+	if !s.rank0() {
+		rs = []event.Reporter{}
+	}
 	if rs == nil {
 		if rs, err = DefaultReporters(ctx, cfg); err != nil {
 			return nil, err
@@ -430,12 +448,14 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 			s.closers = append(s.closers, c)
 		}
 	}
-	if cfg.Overwrite && s.start.Mode != event.StartResume {
-		if err := clearRunFiles(cfg.SaveDir); err != nil {
-			return nil, err
+	if s.rank0() {
+		if cfg.Overwrite && s.start.Mode != event.StartResume {
+			if err := clearRunFiles(cfg.SaveDir); err != nil {
+				return nil, err
+			}
 		}
+		RemoveStaleTemps(cfg.SaveDir)
 	}
-	RemoveStaleTemps(cfg.SaveDir)
 	eng.OnOOM = func(n int) { s.emit(event.InferenceBatchChanged{Size: n}) }
 	s.writer.OnWritten = func(path string, bytes int, sec float64) {
 		s.emit(event.CheckpointWritten{Path: path, Bytes: bytes, Seconds: sec})
@@ -559,10 +579,11 @@ func (s *session) trainBuffer(n int) []float32 {
 	return s.trainBuf[:n]
 }
 
-// score runs inference over ids, streaming windows from the loader with
-// prefetch. It returns expected returns [n][H] and the time spent waiting for
-// data versus computing.
-func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, phase string) (InferResult, time.Duration, time.Duration, []int64, []float32, error) {
+// scoreLocal runs inference over ids in this process, streaming windows from
+// the loader with prefetch. It returns expected returns [n][H] and the time
+// spent waiting for data versus computing. score (dist.go) shares the ids
+// out over the ranks of a data-parallel run.
+func (s *session) scoreLocal(ctx context.Context, ids []loader.SeqID, labels bool, phase string) (InferResult, time.Duration, time.Duration, []int64, []float32, error) {
 	seqLen, F := s.eng.Model.Cfg.SeqLen, s.ds.NumFeatures()
 	bs := s.eng.InferenceBatch
 	pool := s.scorePool(bs * seqLen * F)
@@ -663,7 +684,7 @@ func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []flo
 			if weights != nil {
 				w = normalizeWeights(bw)
 			}
-			r, err := s.eng.TrainStep(bf, bl, w, end-start, seqLen)
+			r, err := s.trainStep(bf, bl, w, end-start, seqLen)
 			if r.Skipped {
 				s.emit(event.StepSkipped{Iteration: s.it, Total: s.eng.Skipped})
 			}
@@ -710,6 +731,12 @@ func (s *session) save(name string, withOpt bool) (string, error) {
 	path := filepath.Join(s.cfg.SaveDir, name)
 	s.meta.StepsSkipped = s.eng.Skipped
 	s.meta.InferenceBatch = s.eng.InferenceBatch
+	if !s.rank0() {
+		if withOpt {
+			s.lastCkpt = path
+		}
+		return path, nil
+	}
 	if err := s.writer.Save(path, s.eng, s.meta, withOpt); err != nil {
 		return path, err
 	}
@@ -725,7 +752,10 @@ func (s *session) saveNow(name string, withOpt bool) (string, error) {
 	if err != nil {
 		return path, err
 	}
-	return path, s.writer.Wait()
+	if err := s.writer.Wait(); err != nil {
+		return path, err
+	}
+	return path, s.barrier()
 }
 
 // deviceMemory reads the CUDA allocator's figures (ok false on the CPU).
@@ -821,6 +851,10 @@ func (s *session) finish(res *RunResult, err error) (*RunResult, error) {
 	if werr := s.writer.Wait(); werr != nil && err == nil {
 		err = werr
 	}
+	if err == nil {
+		// Every rank ends with rank 0's files on disk.
+		err = s.barrier()
+	}
 	finished := err == nil
 	if finished && math.IsInf(s.meta.BestValLoss, 1) {
 		why := "every validation loss was NaN or infinite"
@@ -860,7 +894,7 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 		return nil, err
 	}
 	defer s.close()
-	res, err := s.runSelectionAware(ctx)
+	res, err := s.runSelectionAware(s.jointContext(ctx))
 	return s.finish(res, err)
 }
 
@@ -1075,7 +1109,7 @@ func RunStandard(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 		return nil, err
 	}
 	defer s.close()
-	res, err := s.runStandard(ctx)
+	res, err := s.runStandard(s.jointContext(ctx))
 	return s.finish(res, err)
 }
 

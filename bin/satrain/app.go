@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
@@ -65,7 +66,7 @@ func modelFlags() []cli.Flag {
 		intFlag("inference-batch-size", 64, "inference batch size (halved automatically on out-of-memory)", catTraining),
 		intFlag("max-skipped-steps", 20, "stop (saving the last good weights) after this many consecutive non-finite steps", catTraining),
 		stringFlag("save-dir", "./checkpoints", "where checkpoints and metrics.jsonl go", catCheckpoint),
-		stringFlag("resume-from", "", "checkpoint to continue (selection-aware) or fine-tune from (standard best_model.pt)", catCheckpoint),
+		stringFlag("resume-from", "", "checkpoint to continue (selection-aware) or fine-tune from (standard best_model.pt); auto: the newest valid checkpoint in --save-dir, none: start fresh", catCheckpoint),
 		intFlag("val-every", 5, "validate every N iterations", catCheckpoint),
 		intFlag("checkpoint-every", 10, "write checkpoint_iter_N.pt every N iterations", catCheckpoint),
 		boolFlag("use-amp", true, "mixed precision: bf16 autocast on CUDA (--amp-dtype fp16 adds a GradScaler); bf16 autocast on CPU", catOther),
@@ -74,6 +75,7 @@ func modelFlags() []cli.Flag {
 		stringFlag("device", "cuda", "cuda, cuda:N or cpu", catOther),
 		&cli.Int64Flag{Name: "seed", Value: 42, Usage: "seed for initialisation, sampling, shuffling and dropout", Category: catOther, EnvVars: env("seed")},
 		intFlag("threads", 0, "CPU threads for libtorch (0: libtorch's default)", catOther),
+		&cli.DurationFlag{Name: "dist-timeout", Value: 5 * time.Minute, Usage: "multi-process runs (WORLD_SIZE > 1): how long a collective or the start-up rendezvous waits for a peer before every rank stops", Category: catOther, EnvVars: env("dist-timeout")},
 		stringFlag("metrics-addr", trainer.DefaultMetricsAddr, "Prometheus /metrics listen address (empty: off)", catOther),
 		boolFlag("progress", true, "progress bar on a terminal, periodic log lines otherwise", catOther),
 	}

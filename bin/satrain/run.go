@@ -108,6 +108,11 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	} else {
 		cfg.Epochs, cfg.MaxSeqsPerEpoch = c.Int("epochs"), c.Int("max-seqs-per-epoch")
 	}
+	if cfg.ResumeFrom == "auto" {
+		if err := resolveResumeAuto(&cfg); err != nil {
+			return cfg, err
+		}
+	}
 	if err := cfg.Validate(selection); err != nil {
 		return cfg, err
 	}
@@ -128,6 +133,10 @@ func runSelectionAware(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Group, err = joinGroup(c, &cfg); err != nil {
+		return err
+	}
+	defer cfg.Group.Close()
 	_, err = trainer.RunSelectionAware(c.Context, cfg)
 	return err
 }
@@ -137,6 +146,10 @@ func runStandard(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Group, err = joinGroup(c, &cfg); err != nil {
+		return err
+	}
+	defer cfg.Group.Close()
 	_, err = trainer.RunStandard(c.Context, cfg)
 	return err
 }

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/trainer"
+	"github.com/urfave/cli/v2"
+)
+
+// joinGroup joins the data-parallel job the launcher's variables describe
+// (torch.LaunchFromEnv): Gloo on the CPU, NCCL on cuda:LOCAL_RANK. Without
+// them, or with a world size of 1, it returns the world of one.
+// On CUDA the run's device becomes cuda:LOCAL_RANK.
+func joinGroup(c *cli.Context, cfg *trainer.RunConfig) (*torch.ProcessGroup, error) {
+	l, err := torch.LaunchFromEnv(os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	if !l.Distributed() {
+		return torch.SingleProcess(), nil
+	}
+	timeout := c.Duration("dist-timeout")
+	if timeout <= 0 {
+		return nil, fmt.Errorf("--dist-timeout must be positive, got %s", timeout)
+	}
+	backend := torch.Gloo
+	if cfg.Device.IsCUDA() {
+		// Each rank drives the GPU of its local rank (untested: no GPU in CI).
+		backend = torch.NCCL
+		cfg.Device = torch.CUDA(l.LocalRank)
+		if err := torch.CheckDevice(cfg.Device); err != nil {
+			return nil, fmt.Errorf("LOCAL_RANK=%d: %w", l.LocalRank, err)
+		}
+	}
+	g, err := torch.NewProcessGroup(l.GroupConfig(backend, timeout))
+	if err != nil {
+		return nil, err
+	}
+	slog.Debug("joined process group", "rank", l.Rank, "world_size", l.WorldSize, "local_rank", l.LocalRank,
+		"backend", backend, "store", fmt.Sprintf("%s:%d", l.MasterAddr, l.MasterPort), "agent_store", l.UseAgentStore)
+	return g, nil
+}
+
+// resolveResumeAuto turns --resume-from auto into the newest valid
+// checkpoint of --save-dir, or a fresh start (replacing what an attempt that
+// wrote no checkpoint left there) when there is none.
+func resolveResumeAuto(cfg *trainer.RunConfig) error {
+	path, skipped, err := trainer.ResolveResumeAuto(cfg.SaveDir)
+	if err != nil {
+		return err
+	}
+	for _, s := range skipped {
+		slog.Warn("--resume-from auto: skipping an unreadable checkpoint", "why", s)
+	}
+	cfg.ResumeFrom = path
+	if path == "" {
+		cfg.Overwrite = true
+	}
+	return nil
+}
