@@ -1,0 +1,237 @@
+package trainer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/trainer/event"
+)
+
+// The data-parallel tests re-execute this test binary: with
+// SATRAIN_TRAINER_DIST set to "selection" or "standard", TestMain runs one
+// rank of that run (joined through RANK, WORLD_SIZE, MASTER_ADDR and
+// MASTER_PORT) and prints its distRankResult as JSON.
+func TestMain(m *testing.M) {
+	if kind := os.Getenv("SATRAIN_TRAINER_DIST"); kind != "" {
+		os.Exit(distRank(kind))
+	}
+	os.Exit(m.Run())
+}
+
+// distRankResult is what one rank saw of a run.
+type distRankResult struct {
+	Selected  [][]loader.SeqID
+	TrainLoss []float64
+	ValLoss   []float64
+}
+
+func resultOf(res *RunResult) distRankResult {
+	var r distRankResult
+	for _, it := range res.Iterations {
+		r.Selected = append(r.Selected, it.Selected)
+		r.TrainLoss = append(r.TrainLoss, it.TrainLoss)
+		v := math.NaN()
+		if it.ValLoss != nil {
+			v = *it.ValLoss
+		}
+		r.ValLoss = append(r.ValLoss, v)
+	}
+	return r
+}
+
+// distTestConfig is ltConfig without dropout (dropout masks depend on the
+// world size, see dist.go), with a top-k of 13 so that each epoch ends with
+// an uneven batch (8 + 5: shares 4+4 and 3+2 over two ranks).
+func distTestConfig(kind, data, saveDir string) RunConfig {
+	cfg := ltConfig(data, saveDir, nil)
+	cfg.Console = nil
+	cfg.Reporters = []event.Reporter{}
+	cfg.Model.Dropout = 0
+	cfg.TopK = 13
+	cfg.ValEvery, cfg.CheckpointEvery = 1, 1
+	cfg.Step.LR = 1e-4 // see TestDataParallelMatchesOneProcess on the tolerance
+	if kind == "standard" {
+		cfg.Epochs, cfg.MaxSeqsPerEpoch = 2, 60 // 7 batches of 8 and one of 4 per epoch
+	}
+	return cfg
+}
+
+func runKind(ctx context.Context, kind string, cfg RunConfig) (*RunResult, error) {
+	if kind == "standard" {
+		return RunStandard(ctx, cfg)
+	}
+	return RunSelectionAware(ctx, cfg)
+}
+
+func distRank(kind string) int {
+	defer torch.LockThread()()
+	l, err := torch.LaunchFromEnv(os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	g, err := torch.NewProcessGroup(l.GroupConfig(torch.Gloo, time.Minute))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer g.Close()
+	cfg := distTestConfig(kind, os.Getenv("SATRAIN_TRAINER_DIST_DATA"), os.Getenv("SATRAIN_TRAINER_DIST_SAVE"))
+	cfg.Group = g
+	res, err := runKind(context.Background(), kind, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(resultOf(res)); err != nil {
+		return 3
+	}
+	return 0
+}
+
+func distFreePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// finalWeights loads the parameters of a checkpoint as one flat vector.
+func finalWeights(t *testing.T, path string) []float64 {
+	t.Helper()
+	l, err := LoadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Free()
+	m, err := l.NewModel(torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	var out []float64
+	for _, p := range m.Parameters() {
+		v, err := p.Float32s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range v {
+			out = append(out, float64(x))
+		}
+	}
+	return out
+}
+
+func relDiff(a, b []float64) float64 {
+	var d, n float64
+	for i := range a {
+		d += (a[i] - b[i]) * (a[i] - b[i])
+		n += b[i] * b[i]
+	}
+	return math.Sqrt(d / n)
+}
+
+// TestDataParallelMatchesOneProcess runs the same selection-aware run (3
+// iterations, 2 epochs each) and standard run (2 epochs) in one process and
+// as two ranks over Gloo on loopback. Every rank must select the same set as
+// the single process in every iteration, and the losses and final weights
+// must agree within float32 reduction-order effects.
+//
+// Tolerance: the ranks sum two partial gradients where one process sums one
+// batch: a relative difference of a few float32 eps (1.2e-7) in each element.
+// Losses and validation losses inherit that (bound 1e-5 relative). AdamW
+// amplifies it in the weights: its update lr*m/(sqrt(v)+1e-8) has magnitude
+// ~lr whatever the gradient's size, so an element whose gradient is ~1e-8
+// moves by a fraction of lr that depends on those last bits. That term scales
+// with lr: with lr 1e-3 the final weights differ by ~3e-5 relative after these
+// ~20 steps, with lr 1e-4 by ~3e-6, inside the 1e-5. A wrong split
+// (a share weighted 1/2 instead of 5/13, a batch counted twice) changes the
+// losses themselves by far more than 1e-5.
+func TestDataParallelMatchesOneProcess(t *testing.T) {
+	if !torch.HasBackend(torch.Gloo) {
+		ltNeed(t, false, "libsatorch built without Gloo")
+	}
+	data := ltData(t)
+	for _, kind := range []string{"selection", "standard"} {
+		t.Run(kind, func(t *testing.T) {
+			defer torch.LockThread()() // each subtest runs on its own goroutine
+			dir := t.TempDir()
+			one := filepath.Join(dir, "world1")
+			res1, err := runKind(context.Background(), kind, distTestConfig(kind, data, one))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := resultOf(res1)
+
+			two := filepath.Join(dir, "world2")
+			port := distFreePort(t)
+			cmds := make([]*exec.Cmd, 2)
+			outs := make([]*strings.Builder, 2)
+			errs := make([]*strings.Builder, 2)
+			for r := range cmds {
+				c := exec.Command(os.Args[0], "-test.run=^$")
+				c.Env = append(os.Environ(), "SATRAIN_TRAINER_DIST="+kind, "SATRAIN_TRAINER_DIST_DATA="+data,
+					"SATRAIN_TRAINER_DIST_SAVE="+two, "RANK="+strconv.Itoa(r), "WORLD_SIZE=2",
+					"MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port), "TORCHELASTIC_USE_AGENT_STORE=")
+				outs[r], errs[r] = &strings.Builder{}, &strings.Builder{}
+				c.Stdout, c.Stderr = outs[r], errs[r]
+				if err := c.Start(); err != nil {
+					t.Fatal(err)
+				}
+				cmds[r] = c
+			}
+			for r, c := range cmds {
+				if err := c.Wait(); err != nil {
+					t.Fatalf("rank %d: %v\n%s", r, err, errs[r])
+				}
+			}
+			for r := range cmds {
+				var got distRankResult
+				if err := json.Unmarshal([]byte(outs[r].String()), &got); err != nil {
+					t.Fatalf("rank %d: %v in %q", r, err, outs[r])
+				}
+				if len(got.TrainLoss) != len(want.TrainLoss) {
+					t.Fatalf("rank %d ran %d iterations, one process %d", r, len(got.TrainLoss), len(want.TrainLoss))
+				}
+				for i := range want.TrainLoss {
+					if fmt.Sprint(got.Selected[i]) != fmt.Sprint(want.Selected[i]) {
+						t.Errorf("rank %d iteration %d selected %v, one process %v", r, i+1, got.Selected[i], want.Selected[i])
+					}
+					for _, l := range []struct {
+						what      string
+						got, want float64
+					}{{"train loss", got.TrainLoss[i], want.TrainLoss[i]}, {"validation loss", got.ValLoss[i], want.ValLoss[i]}} {
+						if math.Abs(l.got-l.want) > 1e-5*math.Abs(l.want) {
+							t.Errorf("rank %d iteration %d %s %.8f, one process %.8f", r, i+1, l.what, l.got, l.want)
+						}
+					}
+				}
+			}
+			last := fmt.Sprintf("checkpoint_iter_%d.pt", len(want.TrainLoss))
+			if kind == "standard" {
+				last = fmt.Sprintf("checkpoint_epoch_%d.pt", len(want.TrainLoss))
+			}
+			w1, w2 := finalWeights(t, filepath.Join(one, last)), finalWeights(t, filepath.Join(two, last))
+			if d := relDiff(w2, w1); d > 1e-5 {
+				t.Errorf("final weights: relative difference %.3g between world 2 and world 1 (bound 1e-5)", d)
+			} else {
+				t.Logf("final weights: relative difference %.3g", d)
+			}
+		})
+	}
+}
