@@ -162,42 +162,59 @@ func (e *Engine) syncStep(res StepResult, n, total int) (StepResult, error) {
 	return res, nil
 }
 
-// trainStep runs one step of a global batch of n sequences: this rank's
-// contiguous share of it (all of it in a world of one). weights, when given,
-// are already normalised over the global batch.
-func (s *session) trainStep(feats []float32, labels []int64, weights []float32, n, seqLen int) (StepResult, error) {
+// share is this rank's contiguous part [lo, hi) of a global batch of n.
+func (s *session) share(n int) (lo, hi int) {
+	return torch.Share(n, s.dist.pg.Rank(), s.world())
+}
+
+// localRows maps each of n items to its row among the items this rank
+// trains on in any of the epochs' orders (batches of bs split by share), -1
+// for the others. In a world of one every item is its own row.
+func (s *session) localRows(orders [][]int, n, bs int) []int {
+	row := make([]int, n)
 	if s.world() == 1 {
-		return s.eng.TrainStep(feats, labels, weights, n, seqLen)
+		for i := range row {
+			row[i] = i
+		}
+		return row
 	}
-	F, H := s.eng.Model.Cfg.NumFeatures, s.eng.Model.Cfg.NumHorizons
-	lo, hi := torch.Share(n, s.dist.pg.Rank(), s.world())
-	var w []float32
-	if weights != nil {
-		w = weights[lo:hi]
+	used := make([]bool, n)
+	for _, order := range orders {
+		for start := 0; start < n; start += bs {
+			lo, hi := s.share(min(start+bs, n) - start)
+			for _, i := range order[start+lo : start+hi] {
+				used[i] = true
+			}
+		}
 	}
-	return s.eng.trainStep(feats[lo*seqLen*F:hi*seqLen*F], labels[lo*H:hi*H], w, hi-lo, seqLen, n)
+	next := 0
+	for i := range row {
+		row[i] = -1
+		if used[i] {
+			row[i] = next
+			next++
+		}
+	}
+	return row
 }
 
 // score scores ids: in a world of one all of them; otherwise this rank's
 // contiguous share, then an all-gather gives every rank the results of all
-// ids in order (expected returns, losses, logits, labels, returns), and the
-// ranks' stop requests.
-func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, phase string) (InferResult, time.Duration, time.Duration, []int64, []float32, error) {
+// ids in order (expected returns, and the losses and logits when computed),
+// and the ranks' stop requests.
+func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, phase string) (InferResult, time.Duration, time.Duration, error) {
 	if s.world() == 1 {
-		return s.scoreLocal(ctx, ids, labels, phase)
+		res, ioWait, compute, _, _, err := s.scoreLocal(ctx, ids, labels, phase)
+		return res, ioWait, compute, err
 	}
 	lo, hi := torch.Share(len(ids), s.dist.pg.Rank(), s.world())
-	res, ioWait, compute, lab, ret, err := s.scoreLocal(ctx, ids[lo:hi], labels, phase)
+	res, ioWait, compute, _, _, err := s.scoreLocal(ctx, ids[lo:hi], labels, phase)
 	if err != nil {
-		return res, ioWait, compute, nil, nil, err
+		return res, ioWait, compute, err
 	}
-	labF := make([]float32, len(lab)) // bin indices: exact in float32
-	for i, v := range lab {
-		labF[i] = float32(v)
-	}
-	parts, stop, err := s.gatherParts(s.localStop(), res.Expected, res.Loss, res.Logits, labF, ret)
+	parts, stop, err := s.gatherParts(s.localStop(), res.Expected, res.Loss, res.Logits)
 	if err != nil {
-		return res, ioWait, compute, nil, nil, err
+		return res, ioWait, compute, err
 	}
 	out := InferResult{Expected: parts[0], Loss: parts[1], Logits: parts[2]}
 	if len(out.Loss) == 0 {
@@ -206,15 +223,11 @@ func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, ph
 	if len(out.Logits) == 0 {
 		out.Logits = nil
 	}
-	allLab := make([]int64, len(parts[3]))
-	for i, v := range parts[3] {
-		allLab[i] = int64(v)
-	}
 	if stop {
 		s.dist.cancel()
-		return out, ioWait, compute, nil, nil, ctx.Err()
+		return out, ioWait, compute, ctx.Err()
 	}
-	return out, ioWait, compute, allLab, parts[4], nil
+	return out, ioWait, compute, nil
 }
 
 // gatherParts all-gathers float32 slices of any lengths from every rank and

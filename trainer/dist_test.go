@@ -21,10 +21,14 @@ import (
 
 // The data-parallel tests re-execute this test binary: with
 // SATRAIN_TRAINER_DIST set to "selection" or "standard", TestMain runs one
-// rank of that run (joined through RANK, WORLD_SIZE, MASTER_ADDR and
+// rank of that run ("bench": of BenchmarkDataParallelComm) (joined through RANK, WORLD_SIZE, MASTER_ADDR and
 // MASTER_PORT) and prints its distRankResult as JSON.
 func TestMain(m *testing.M) {
-	if kind := os.Getenv("SATRAIN_TRAINER_DIST"); kind != "" {
+	switch kind := os.Getenv("SATRAIN_TRAINER_DIST"); kind {
+	case "":
+	case "bench":
+		os.Exit(distBenchRank())
+	default:
 		os.Exit(distRank(kind))
 	}
 	os.Exit(m.Run())
@@ -101,7 +105,7 @@ func distRank(kind string) int {
 	return 0
 }
 
-func distFreePort(t *testing.T) int {
+func distFreePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

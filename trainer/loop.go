@@ -634,7 +634,7 @@ func (s *session) validate(ctx context.Context) (float64, error) {
 	if len(s.valIDs) == 0 {
 		return math.NaN(), nil
 	}
-	res, _, _, _, _, err := s.score(ctx, s.valIDs, true, PhaseValidation)
+	res, _, _, err := s.score(ctx, s.valIDs, true, PhaseValidation)
 	if err != nil {
 		return 0, err
 	}
@@ -651,12 +651,26 @@ func (s *session) validate(ctx context.Context) (float64, error) {
 func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []float32, epochs int, rng *rand.Rand, prog *passProgress) (float64, int64, error) {
 	seqLen, F, H := s.eng.Model.Cfg.SeqLen, s.ds.NumFeatures(), len(s.ds.Horizons())
 	n := len(ids)
-	feats := s.trainBuffer(n * seqLen * F)
-	labels := make([]int64, n*H)
-	if err := s.ds.ReadWindows(ids, feats, labels, nil); err != nil {
+	bs := s.cfg.BatchSize
+	// The epochs' shuffled orders, drawn up front (the same draws as one
+	// epoch at a time). Each batch of bs is split over the ranks (dist.go);
+	// this rank reads only the windows of its shares.
+	orders := make([][]int, epochs)
+	for ep := range orders {
+		orders[ep] = rng.Perm(n)
+	}
+	row := s.localRows(orders, n, bs)
+	var mine []loader.SeqID
+	for i, r := range row {
+		if r >= 0 {
+			mine = append(mine, ids[i])
+		}
+	}
+	feats := s.trainBuffer(len(mine) * seqLen * F)
+	labels := make([]int64, len(mine)*H)
+	if err := s.ds.ReadWindows(mine, feats, labels, nil); err != nil {
 		return 0, 0, err
 	}
-	bs := s.cfg.BatchSize
 	bf := make([]float32, 0, bs*seqLen*F)
 	bl := make([]int64, 0, bs*H)
 	var bw []float32
@@ -665,26 +679,26 @@ func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []flo
 	if prog == nil {
 		prog = s.startPass(PhaseTraining, n*epochs)
 	}
-	for ep := 0; ep < epochs; ep++ {
-		order := rng.Perm(n)
+	for _, order := range orders {
 		for start := 0; start < n; start += bs {
 			end := min(start+bs, n)
+			lo, hi := s.share(end - start)
 			bf, bl = bf[:0], bl[:0]
-			if weights != nil {
-				bw = bw[:0]
-			}
-			for _, i := range order[start:end] {
-				bf = append(bf, feats[i*seqLen*F:(i+1)*seqLen*F]...)
-				bl = append(bl, labels[i*H:(i+1)*H]...)
-				if weights != nil {
-					bw = append(bw, weights[i])
-				}
+			for _, i := range order[start+lo : start+hi] {
+				r := row[i]
+				bf = append(bf, feats[r*seqLen*F:(r+1)*seqLen*F]...)
+				bl = append(bl, labels[r*H:(r+1)*H]...)
 			}
 			var w []float32
 			if weights != nil {
-				w = normalizeWeights(bw)
+				// Normalised over the global batch, then this rank's share.
+				bw = bw[:0]
+				for _, i := range order[start:end] {
+					bw = append(bw, weights[i])
+				}
+				w = normalizeWeights(bw)[lo:hi]
 			}
-			r, err := s.trainStep(bf, bl, w, end-start, seqLen)
+			r, err := s.eng.trainStep(bf, bl, w, hi-lo, seqLen, end-start)
 			if r.Skipped {
 				s.emit(event.StepSkipped{Iteration: s.it, Total: s.eng.Skipped})
 			}
@@ -927,7 +941,7 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		ids := strat.Sample(s.ds, train, cfg.SampleSize, rng)
 		sampleTime := time.Since(t0)
 		testPause(ctx, PhaseInference, it)
-		inf, ioWait, compute, _, _, err := s.score(ctx, ids, strat.needsLabels(), PhaseInference)
+		inf, ioWait, compute, err := s.score(ctx, ids, strat.needsLabels(), PhaseInference)
 		phase[PhaseSampling] = (sampleTime + ioWait).Seconds()
 		phase[PhaseInference] = compute.Seconds()
 		if err != nil {
