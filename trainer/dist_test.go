@@ -16,6 +16,7 @@ import (
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/trainer/backtest"
 	"github.com/satrain/satrain/trainer/event"
 )
 
@@ -28,6 +29,8 @@ func TestMain(m *testing.M) {
 	case "":
 	case "bench":
 		os.Exit(distBenchRank())
+	case "eval":
+		os.Exit(distEvalRank())
 	default:
 		os.Exit(distRank(kind))
 	}
@@ -103,6 +106,42 @@ func distRank(kind string) int {
 		return 3
 	}
 	return 0
+}
+
+// distEvalRank evaluates SATRAIN_TRAINER_DIST_CKPT on the test split as one
+// rank and prints the predictions as JSON.
+func distEvalRank() int {
+	defer torch.LockThread()()
+	l, err := torch.LaunchFromEnv(os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	g, err := torch.NewProcessGroup(l.GroupConfig(torch.Gloo, time.Minute))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer g.Close()
+	res, err := distEval(os.Getenv("SATRAIN_TRAINER_DIST_CKPT"), os.Getenv("SATRAIN_TRAINER_DIST_DATA"), g)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(res.Predictions); err != nil {
+		return 3
+	}
+	return 0
+}
+
+func distEval(ckpt, data string, g *torch.ProcessGroup) (*EvalResult, error) {
+	ev, err := OpenEvaluator(EvalOptions{Checkpoint: ckpt, Data: data, DataOpt: loader.Options{ValSize: 48, Seed: 5},
+		Device: torch.CPU, InferenceBatch: 16, Threads: 1, Group: g})
+	if err != nil {
+		return nil, err
+	}
+	defer ev.Close()
+	return ev.Evaluate(context.Background(), EvalConfig{Split: "test", HorizonIdx: 1})
 }
 
 func distFreePort(t testing.TB) int {
@@ -183,30 +222,10 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 			want := resultOf(res1)
 
 			two := filepath.Join(dir, "world2")
-			port := distFreePort(t)
-			cmds := make([]*exec.Cmd, 2)
-			outs := make([]*strings.Builder, 2)
-			errs := make([]*strings.Builder, 2)
-			for r := range cmds {
-				c := exec.Command(os.Args[0], "-test.run=^$")
-				c.Env = append(os.Environ(), "SATRAIN_TRAINER_DIST="+kind, "SATRAIN_TRAINER_DIST_DATA="+data,
-					"SATRAIN_TRAINER_DIST_SAVE="+two, "RANK="+strconv.Itoa(r), "WORLD_SIZE=2",
-					"MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port), "TORCHELASTIC_USE_AGENT_STORE=")
-				outs[r], errs[r] = &strings.Builder{}, &strings.Builder{}
-				c.Stdout, c.Stderr = outs[r], errs[r]
-				if err := c.Start(); err != nil {
-					t.Fatal(err)
-				}
-				cmds[r] = c
-			}
-			for r, c := range cmds {
-				if err := c.Wait(); err != nil {
-					t.Fatalf("rank %d: %v\n%s", r, err, errs[r])
-				}
-			}
-			for r := range cmds {
+			outs := runRanks(t, "SATRAIN_TRAINER_DIST="+kind, "SATRAIN_TRAINER_DIST_DATA="+data, "SATRAIN_TRAINER_DIST_SAVE="+two)
+			for r := range outs {
 				var got distRankResult
-				if err := json.Unmarshal([]byte(outs[r].String()), &got); err != nil {
+				if err := json.Unmarshal([]byte(outs[r]), &got); err != nil {
 					t.Fatalf("rank %d: %v in %q", r, err, outs[r])
 				}
 				if len(got.TrainLoss) != len(want.TrainLoss) {
@@ -236,6 +255,65 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 			} else {
 				t.Logf("final weights: relative difference %.3g", d)
 			}
+			if kind == "selection" {
+				distCheckEval(t, filepath.Join(one, last), data)
+			}
 		})
 	}
+}
+
+// distCheckEval: evaluating a checkpoint on two ranks gives the predictions
+// of one process (scores and losses within float32 effects of the batch
+// composition, 1e-5 relative; the rest exactly).
+func distCheckEval(t *testing.T, ckpt, data string) {
+	t.Helper()
+	want, err := distEval(ckpt, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := runRanks(t, "SATRAIN_TRAINER_DIST=eval", "SATRAIN_TRAINER_DIST_DATA="+data, "SATRAIN_TRAINER_DIST_CKPT="+ckpt)
+	for r, out := range outs {
+		var got []backtest.Prediction
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("eval rank %d: %v", r, err)
+		}
+		if len(got) != len(want.Predictions) || len(got) == 0 {
+			t.Fatalf("eval rank %d: %d predictions, one process %d", r, len(got), len(want.Predictions))
+		}
+		for i, w := range want.Predictions {
+			g := got[i]
+			if g.Ticker != w.Ticker || g.Date != w.Date || g.Realized != w.Realized || g.Correct != w.Correct ||
+				math.Abs(g.Score-w.Score) > 1e-5*math.Abs(w.Score) || math.Abs(g.Loss-w.Loss) > 1e-5*math.Abs(w.Loss) {
+				t.Fatalf("eval rank %d prediction %d: %+v, one process %+v", r, i, g, w)
+			}
+		}
+	}
+}
+
+// runRanks runs two ranks of this test binary with env and returns their stdout.
+func runRanks(t *testing.T, env ...string) []string {
+	t.Helper()
+	port := distFreePort(t)
+	cmds := make([]*exec.Cmd, 2)
+	outs := make([]*strings.Builder, 2)
+	errs := make([]*strings.Builder, 2)
+	for r := range cmds {
+		c := exec.Command(os.Args[0], "-test.run=^$")
+		c.Env = append(append(os.Environ(), env...), "RANK="+strconv.Itoa(r), "WORLD_SIZE=2",
+			"MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port), "TORCHELASTIC_USE_AGENT_STORE=")
+		outs[r], errs[r] = &strings.Builder{}, &strings.Builder{}
+		c.Stdout, c.Stderr = outs[r], errs[r]
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds[r] = c
+	}
+	res := make([]string, 2)
+	for r, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("rank %d: %v\n%s", r, err, errs[r])
+		}
+		res[r] = outs[r].String()
+	}
+	return res
 }

@@ -44,6 +44,12 @@ func boolFlag(name string, v bool, usage, cat string) *cli.BoolFlag {
 	return &cli.BoolFlag{Name: name, Value: v, Usage: usage, Category: cat, EnvVars: env(name)}
 }
 
+// distTimeoutFlag bounds the collectives of a multi-process run (docs/DISTRIBUTED.md).
+func distTimeoutFlag(cat string) cli.Flag {
+	return &cli.DurationFlag{Name: "dist-timeout", Value: 5 * time.Minute, Category: cat, EnvVars: env("dist-timeout"),
+		Usage: "multi-process runs (WORLD_SIZE > 1): how long a collective or the start-up rendezvous waits for a peer before every rank stops"}
+}
+
 // modelFlags and trainFlags are shared by selection-aware, train and compare.
 func modelFlags() []cli.Flag {
 	return []cli.Flag{
@@ -75,7 +81,7 @@ func modelFlags() []cli.Flag {
 		stringFlag("device", "cuda", "cuda, cuda:N or cpu", catOther),
 		&cli.Int64Flag{Name: "seed", Value: 42, Usage: "seed for initialisation, sampling, shuffling and dropout", Category: catOther, EnvVars: env("seed")},
 		intFlag("threads", 0, "CPU threads for libtorch (0: libtorch's default)", catOther),
-		&cli.DurationFlag{Name: "dist-timeout", Value: 5 * time.Minute, Usage: "multi-process runs (WORLD_SIZE > 1): how long a collective or the start-up rendezvous waits for a peer before every rank stops", Category: catOther, EnvVars: env("dist-timeout")},
+		distTimeoutFlag(catOther),
 		stringFlag("metrics-addr", trainer.DefaultMetricsAddr, "Prometheus /metrics listen address (empty: off)", catOther),
 		boolFlag("progress", true, "progress bar on a terminal, periodic log lines otherwise", catOther),
 	}

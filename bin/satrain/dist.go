@@ -15,6 +15,11 @@ import (
 // them, or with a world size of 1, it returns the world of one.
 // On CUDA the run's device becomes cuda:LOCAL_RANK.
 func joinGroup(c *cli.Context, cfg *trainer.RunConfig) (*torch.ProcessGroup, error) {
+	return joinGroupOn(c, &cfg.Device)
+}
+
+// joinGroupOn is joinGroup for a command whose device is dev.
+func joinGroupOn(c *cli.Context, dev *torch.Device) (*torch.ProcessGroup, error) {
 	l, err := torch.LaunchFromEnv(os.LookupEnv)
 	if err != nil {
 		return nil, err
@@ -27,11 +32,11 @@ func joinGroup(c *cli.Context, cfg *trainer.RunConfig) (*torch.ProcessGroup, err
 		return nil, fmt.Errorf("--dist-timeout must be positive, got %s", timeout)
 	}
 	backend := torch.Gloo
-	if cfg.Device.IsCUDA() {
+	if dev.IsCUDA() {
 		// Each rank drives the GPU of its local rank (untested: no GPU in CI).
 		backend = torch.NCCL
-		cfg.Device = torch.CUDA(l.LocalRank)
-		if err := torch.CheckDevice(cfg.Device); err != nil {
+		*dev = torch.CUDA(l.LocalRank)
+		if err := torch.CheckDevice(*dev); err != nil {
 			return nil, fmt.Errorf("LOCAL_RANK=%d: %w", l.LocalRank, err)
 		}
 	}
@@ -58,6 +63,19 @@ func resolveResumeAuto(cfg *trainer.RunConfig) error {
 	cfg.ResumeFrom = path
 	if path == "" {
 		cfg.Overwrite = true
+	}
+	return nil
+}
+
+// refuseDistributed stops a command that runs in one process only when the
+// launcher's variables ask for several.
+func refuseDistributed(command string) error {
+	l, err := torch.LaunchFromEnv(os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if l.Distributed() {
+		return fmt.Errorf("%s runs in one process; start it without the launcher (WORLD_SIZE=%d is set)", command, l.WorldSize)
 	}
 	return nil
 }

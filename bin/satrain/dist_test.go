@@ -211,6 +211,10 @@ func TestDistBadSetups(t *testing.T) {
 		p := rlStart(t, dtEnv(0, port), rlArgs(t.TempDir(), 1)...)
 		oneLine(t, p, fmt.Sprintf("127.0.0.1:%d: port in use", port))
 	})
+	t.Run("predict under a launcher", func(t *testing.T) {
+		p := rlStart(t, dtEnv(0, dtPort(t)), "predict", "--checkpoint", "x.pt", "--out", filepath.Join(t.TempDir(), "p.csv"))
+		oneLine(t, p, "satrain: predict runs in one process; start it without the launcher (WORLD_SIZE=2 is set)")
+	})
 	t.Run("different flags", func(t *testing.T) {
 		dir, port := t.TempDir(), dtPort(t)
 		p0 := rlStart(t, dtEnv(0, port), rlArgs(dir, 1, "--dist-timeout", "20s")...)
@@ -248,7 +252,30 @@ func TestDistTorchrun(t *testing.T) {
 	if strings.Contains(string(out), "[default1]:") {
 		t.Errorf("rank 1 printed to the console:\n%s", out)
 	}
-	if m, err := rlLoad(filepath.Join(dir, "checkpoint_iter_2.pt")); err != nil || m.Iteration != 2 {
+	ckpt := filepath.Join(dir, "checkpoint_iter_2.pt")
+	if m, err := rlLoad(ckpt); err != nil || m.Iteration != 2 {
 		t.Fatalf("checkpoint_iter_2.pt: %+v, %v", m, err)
+	}
+
+	// eval shards its scoring; rank 0 prints the same report as one process.
+	evalArgs := []string{"eval", "--checkpoint", ckpt, "--data", cliData, "--device", "cpu", "--top-k", "4", "--progress=false"}
+	one := rlStart(t, nil, evalArgs...)
+	if code := one.wait(t, dtLimit); code != 0 {
+		t.Fatalf("eval in one process exited %d\n%s", code, one.errOut())
+	}
+	ps := dtStart(t, evalArgs)
+	for r, p := range ps {
+		if code := p.wait(t, dtLimit); code != 0 {
+			t.Fatalf("eval rank %d exited %d\n%s", r, code, p.errOut())
+		}
+	}
+	if ps[1].out() != "" {
+		t.Errorf("eval rank 1 printed:\n%s", ps[1].out())
+	}
+	// The table's figures are printed to 4 decimals or fewer; the scores of
+	// two ranks differ from one process's by float32 last bits at most.
+	report := func(s string) string { return s[strings.Index(s, "\n\n"):] }
+	if got, want := report(ps[0].out()), report(one.out()); got != want {
+		t.Errorf("eval report on 2 ranks:\n%s\none process:\n%s", got, want)
 	}
 }
