@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"math"
 	"net"
 	"os"
@@ -42,6 +44,7 @@ type distRankResult struct {
 	Selected  [][]loader.SeqID
 	TrainLoss []float64
 	ValLoss   []float64
+	Skipped   []int64 // steps skipped so far, after each iteration
 }
 
 func resultOf(res *RunResult) distRankResult {
@@ -54,8 +57,23 @@ func resultOf(res *RunResult) distRankResult {
 			v = *it.ValLoss
 		}
 		r.ValLoss = append(r.ValLoss, v)
+		r.Skipped = append(r.Skipped, it.StepsSkippedTotal)
 	}
 	return r
+}
+
+// nanFault makes the features of the third training step non-finite (on the
+// rank it is installed on), so that step's loss is NaN.
+func nanFault() func(op string, feats []float32, n int) error {
+	calls := 0
+	return func(op string, feats []float32, n int) error {
+		if op == "train" {
+			if calls++; calls == 3 && len(feats) > 0 {
+				feats[0] = float32(math.NaN())
+			}
+		}
+		return nil
+	}
 }
 
 // distTestConfig is ltConfig without dropout (dropout masks depend on the
@@ -95,9 +113,12 @@ func distRank(kind string) int {
 		return 2
 	}
 	defer g.Close()
-	cfg := distTestConfig(kind, os.Getenv("SATRAIN_TRAINER_DIST_DATA"), os.Getenv("SATRAIN_TRAINER_DIST_SAVE"))
+	cfg := distTestConfig(strings.TrimSuffix(kind, "-nan"), os.Getenv("SATRAIN_TRAINER_DIST_DATA"), os.Getenv("SATRAIN_TRAINER_DIST_SAVE"))
 	cfg.Group = g
-	res, err := runKind(context.Background(), kind, cfg)
+	if strings.HasSuffix(kind, "-nan") && g.Rank() == 1 {
+		cfg.testFault = nanFault()
+	}
+	res, err := runKind(context.Background(), strings.TrimSuffix(kind, "-nan"), cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
@@ -210,12 +231,22 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 		ltNeed(t, false, "libsatorch built without Gloo")
 	}
 	data := ltData(t)
-	for _, kind := range []string{"selection", "standard"} {
+	// selection-nan: the third training step's loss is NaN, on the one
+	// process and on rank 1 only of two: every rank must skip that step.
+	for _, kind := range []string{"selection", "standard", "selection-nan"} {
 		t.Run(kind, func(t *testing.T) {
 			defer torch.LockThread()() // each subtest runs on its own goroutine
 			dir := t.TempDir()
 			one := filepath.Join(dir, "world1")
-			res1, err := runKind(context.Background(), kind, distTestConfig(kind, data, one))
+			base := strings.TrimSuffix(kind, "-nan")
+			cfg1 := distTestConfig(base, data, one)
+			if base != kind {
+				cfg1.testFault = nanFault()
+				prev := slog.Default() // the skip's warning is expected here
+				slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+				defer slog.SetDefault(prev)
+			}
+			res1, err := runKind(context.Background(), base, cfg1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -232,6 +263,9 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 					t.Fatalf("rank %d ran %d iterations, one process %d", r, len(got.TrainLoss), len(want.TrainLoss))
 				}
 				for i := range want.TrainLoss {
+					if got.Skipped[i] != want.Skipped[i] {
+						t.Errorf("rank %d iteration %d: %d steps skipped so far, one process %d", r, i+1, got.Skipped[i], want.Skipped[i])
+					}
 					if fmt.Sprint(got.Selected[i]) != fmt.Sprint(want.Selected[i]) {
 						t.Errorf("rank %d iteration %d selected %v, one process %v", r, i+1, got.Selected[i], want.Selected[i])
 					}
@@ -245,8 +279,11 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 					}
 				}
 			}
+			if base != kind && want.Skipped[len(want.Skipped)-1] != 1 {
+				t.Fatalf("the fault skipped %d steps in one process, want 1", want.Skipped[len(want.Skipped)-1])
+			}
 			last := fmt.Sprintf("checkpoint_iter_%d.pt", len(want.TrainLoss))
-			if kind == "standard" {
+			if base == "standard" {
 				last = fmt.Sprintf("checkpoint_epoch_%d.pt", len(want.TrainLoss))
 			}
 			w1, w2 := finalWeights(t, filepath.Join(one, last)), finalWeights(t, filepath.Join(two, last))
@@ -316,4 +353,46 @@ func runRanks(t *testing.T, env ...string) []string {
 		res[r] = outs[r].String()
 	}
 	return res
+}
+
+// TestResolveResumeAuto: --resume-from auto takes the newest checkpoint with
+// optimizer state that loads, skipping a damaged one; an interrupted
+// checkpoint of iteration N ranks between N-1 and N; none: start fresh.
+func TestResolveResumeAuto(t *testing.T) {
+	defer torch.LockThread()()
+	dir := t.TempDir()
+	if p, skipped, err := ResolveResumeAuto(filepath.Join(dir, "absent")); p != "" || skipped != nil || err != nil {
+		t.Fatalf("absent save dir: %q %v %v, want a fresh start", p, skipped, err)
+	}
+	cfg := ltConfig(ltData(t), dir, nil)
+	cfg.Console, cfg.Reporters = nil, []event.Reporter{}
+	cfg.NumIterations, cfg.CheckpointEvery = 2, 1
+	if _, err := RunSelectionAware(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	ck := func(name string) string { return filepath.Join(dir, name) }
+	if p, _, err := ResolveResumeAuto(dir); p != ck("checkpoint_iter_2.pt") || err != nil {
+		t.Fatalf("got %q, %v; want checkpoint_iter_2.pt", p, err)
+	}
+	raw, err := os.ReadFile(ck("checkpoint_iter_2.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ck("checkpoint_iter_2.pt"), raw[:len(raw)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, skipped, err := ResolveResumeAuto(dir)
+	if p != ck("checkpoint_iter_1.pt") || err != nil || len(skipped) != 1 || !strings.Contains(skipped[0], "checkpoint_iter_2.pt") {
+		t.Fatalf("damaged newest: got %q, skipped %v, %v; want checkpoint_iter_1.pt and iteration 2 skipped", p, skipped, err)
+	}
+	one, err := os.ReadFile(ck("checkpoint_iter_1.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ck("checkpoint_interrupted_iter_2.pt"), one, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, _, _ := ResolveResumeAuto(dir); p != ck("checkpoint_interrupted_iter_2.pt") {
+		t.Fatalf("got %q, want the interrupted checkpoint of iteration 2 (after iteration 1's)", p)
+	}
 }
