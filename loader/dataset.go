@@ -133,7 +133,7 @@ func (d *Dataset) loadH5(fileSize int64) (trainEnd, valEnd int32, err error) {
 	}
 	f, err := hdf5.OpenFile(d.path, hdf5.F_ACC_RDONLY)
 	if err != nil {
-		return 0, 0, fmt.Errorf("cannot open HDF5 file: %v", err)
+		return 0, 0, fmt.Errorf("cannot open HDF5 file: %s", h5Cause(err))
 	}
 	keep := false
 	defer func() {
@@ -363,10 +363,12 @@ func (d *Dataset) loadH5(fileSize int64) (trainEnd, valEnd int32, err error) {
 			if err != nil {
 				return 0, 0, err
 			}
-			err = feat.ds.ReadSubset(&buf, ms, fs)
+			if err = feat.ds.ReadSubset(&buf, ms, fs); err != nil {
+				err = fmt.Errorf("/features: read tickers %d..%d: %s", t0, t0+n-1, h5Cause(err)) // before Close clears the stack
+			}
 			ms.Close()
 			if err != nil {
-				return 0, 0, fmt.Errorf("/features: read tickers %d..%d: %v", t0, t0+n-1, err)
+				return 0, 0, err
 			}
 			d.scanRows(buf, t0, n, rowOK)
 		}

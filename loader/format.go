@@ -3,10 +3,11 @@ package loader
 import (
 	"fmt"
 	"math"
-	"os"
 	"sort"
 
 	"gonum.org/v1/hdf5"
+
+	"github.com/satrain/satrain/internal/atomicfile"
 )
 
 // FormatVersion is the value of the root attribute "format_version" this
@@ -79,28 +80,41 @@ func (p *Panel) check() error {
 }
 
 // WritePanel writes p to path in the satrain panel format (see docs/FORMAT.md),
-// replacing any existing file. It does not validate the content beyond shapes:
-// Open does that.
+// replacing any existing file atomically: the panel is written to a
+// temporary file beside path, fsynced and renamed over it, so a failed write
+// (a full disk, an interrupted process) leaves the previous file intact and
+// no partial one. It does not validate the content beyond shapes: Open does
+// that.
 func WritePanel(path string, p *Panel) error {
 	if err := p.check(); err != nil {
 		return fmt.Errorf("loader: write %s: %v", path, err)
 	}
-	err := h5do(func() error { return writePanelH5(path, p) })
+	err := atomicfile.WriteNamed(path, 0o644, func(tmp string) error {
+		return h5do(func() error { return writePanelH5(tmp, p) })
+	})
 	if err != nil {
-		os.Remove(path)
-		return fmt.Errorf("loader: write %s: %v", path, err)
+		return fmt.Errorf("loader: write %s: %v (previous file left intact)", path, err)
 	}
 	return nil
 }
 
-func writePanelH5(path string, p *Panel) error {
-	T, D, F, H := len(p.Tickers), len(p.Dates), len(p.FeatureNames), len(p.Horizons)
-	B := len(p.BinEdges[0]) - 1
+func writePanelH5(path string, p *Panel) (err error) {
 	f, err := hdf5.CreateFile(path, hdf5.F_ACC_TRUNC)
 	if err != nil {
-		return fmt.Errorf("create: %v", err)
+		return fmt.Errorf("create: %s", h5Cause(err))
 	}
-	defer f.Close()
+	defer func() {
+		// Closing writes what HDF5 still buffers: its failure is the write's.
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close: %s", h5Cause(cerr))
+		}
+	}()
+	return writePanelContentH5(f, p)
+}
+
+func writePanelContentH5(f *hdf5.File, p *Panel) error {
+	T, D, F, H := len(p.Tickers), len(p.Dates), len(p.FeatureNames), len(p.Horizons)
+	B := len(p.BinEdges[0]) - 1
 	if err := writeDatasetH5(f, "features", hdf5.T_NATIVE_FLOAT, []int{T, D, F}, chunkShape(T, D, F), &p.Features); err != nil {
 		return err
 	}
@@ -138,7 +152,7 @@ func writePanelH5(path string, p *Panel) error {
 	}
 	root, err := f.OpenGroup("/")
 	if err != nil {
-		return err
+		return fmt.Errorf("open root group: %s", h5Cause(err))
 	}
 	defer root.Close()
 	if err := writeAttrInt32H5(root, "format_version", FormatVersion); err != nil {
@@ -154,7 +168,10 @@ func writePanelH5(path string, p *Panel) error {
 			return err
 		}
 	}
-	return f.Flush(hdf5.F_SCOPE_GLOBAL)
+	if err := f.Flush(hdf5.F_SCOPE_GLOBAL); err != nil {
+		return fmt.Errorf("flush: %s", h5Cause(err))
+	}
+	return nil
 }
 
 // QuantileEdges computes B+1 strictly increasing bin edges from a sample of

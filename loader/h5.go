@@ -27,6 +27,8 @@ func h5do(fn func() error) error {
 		h5queue = make(chan func())
 		go func() {
 			runtime.LockOSThread()
+			// Errors come back as values (h5Cause), never as a dump on stderr.
+			_ = silenceH5()
 			for f := range h5queue {
 				f()
 			}
@@ -151,13 +153,19 @@ func openDatasetH5(f *hdf5.File, name string, dapl *hdf5.PropList) (*dsInfo, err
 		ds, err = f.OpenDataset(name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("not a dataset (%v)", err)
+		return nil, fmt.Errorf("not a dataset (%s)", h5Cause(err))
+	}
+	// A filter (compression) this HDF5 lacks would fail every read of the
+	// data: say so now, in one line, instead of at the first read.
+	if msg := missingFilterH5(ds); msg != "" {
+		ds.Close()
+		return nil, fmt.Errorf("%s", msg)
 	}
 	info := &dsInfo{name: "/" + name, ds: ds}
 	info.dtype, err = ds.Datatype()
 	if err != nil {
 		info.close()
-		return nil, fmt.Errorf("cannot read datatype: %v", err)
+		return nil, fmt.Errorf("cannot read datatype: %s", h5Cause(err))
 	}
 	sp := ds.Space()
 	if sp == nil {
@@ -168,7 +176,7 @@ func openDatasetH5(f *hdf5.File, name string, dapl *hdf5.PropList) (*dsInfo, err
 	dims, _, err := sp.SimpleExtentDims()
 	if err != nil {
 		info.close()
-		return nil, fmt.Errorf("cannot read shape: %v", err)
+		return nil, fmt.Errorf("cannot read shape: %s", h5Cause(err))
 	}
 	for _, d := range dims {
 		info.dims = append(info.dims, int(d))
@@ -208,7 +216,7 @@ func (i *dsInfo) readFloat32H5() ([]float32, error) {
 		return buf, nil
 	}
 	if err := i.ds.Read(&buf); err != nil {
-		return nil, fmt.Errorf("%s: read: %v", i.name, err)
+		return nil, fmt.Errorf("%s: read: %s", i.name, h5Cause(err))
 	}
 	return buf, nil
 }
@@ -219,7 +227,7 @@ func (i *dsInfo) readInt32H5() ([]int32, error) {
 		return buf, nil
 	}
 	if err := i.ds.Read(&buf); err != nil {
-		return nil, fmt.Errorf("%s: read: %v", i.name, err)
+		return nil, fmt.Errorf("%s: read: %s", i.name, h5Cause(err))
 	}
 	return buf, nil
 }
@@ -237,7 +245,7 @@ func (i *dsInfo) readStringsH5() ([]string, error) {
 	}
 	raw := make([]byte, n*w)
 	if err := i.ds.Read(&raw); err != nil {
-		return nil, fmt.Errorf("%s: read: %v", i.name, err)
+		return nil, fmt.Errorf("%s: read: %s", i.name, h5Cause(err))
 	}
 	out := make([]string, n)
 	for k := range out {
@@ -271,9 +279,14 @@ func readAttrInt32Checked(a *hdf5.Attribute, name string) (int32, bool, error) {
 	if np != 1 {
 		return 0, true, fmt.Errorf("attribute %s: want a scalar, got %d values", name, np)
 	}
+	// Check the type first: reading a string as an integer fails inside
+	// HDF5's conversion code with a stack that says nothing useful.
+	if desc, numeric := attrTypeH5(a); !numeric {
+		return 0, true, fmt.Errorf("attribute %s: want an integer, got %s (write it as np.int32(...))", name, desc)
+	}
 	var v int32
 	if err := a.Read(&v, hdf5.T_NATIVE_INT32); err != nil {
-		return 0, true, fmt.Errorf("attribute %s: want an integer", name)
+		return 0, true, fmt.Errorf("attribute %s: want an integer: %s", name, h5Cause(err))
 	}
 	return v, true, nil
 }
@@ -287,14 +300,14 @@ func writeDatasetH5(f *hdf5.File, name string, dt *hdf5.Datatype, dims []int, ch
 	}
 	sp, err := hdf5.CreateSimpleDataspace(udims, nil)
 	if err != nil {
-		return fmt.Errorf("%s: dataspace: %v", name, err)
+		return fmt.Errorf("%s: dataspace: %s", name, h5Cause(err))
 	}
 	defer sp.Close()
 	var ds *hdf5.Dataset
 	if chunk != nil {
 		pl, err := hdf5.NewPropList(hdf5.P_DATASET_CREATE)
 		if err != nil {
-			return fmt.Errorf("%s: %v", name, err)
+			return fmt.Errorf("%s: %s", name, h5Cause(err))
 		}
 		defer pl.Close()
 		uc := make([]uint, len(chunk))
@@ -302,16 +315,16 @@ func writeDatasetH5(f *hdf5.File, name string, dt *hdf5.Datatype, dims []int, ch
 			uc[k] = uint(c)
 		}
 		if err := pl.SetChunk(uc); err != nil {
-			return fmt.Errorf("%s: chunk %v: %v", name, chunk, err)
+			return fmt.Errorf("%s: chunk %v: %s", name, chunk, h5Cause(err))
 		}
 		ds, err = f.CreateDatasetWith(name, dt, sp, pl)
 		if err != nil {
-			return fmt.Errorf("%s: create: %v", name, err)
+			return fmt.Errorf("%s: create: %s", name, h5Cause(err))
 		}
 	} else {
 		ds, err = f.CreateDataset(name, dt, sp)
 		if err != nil {
-			return fmt.Errorf("%s: create: %v", name, err)
+			return fmt.Errorf("%s: create: %s", name, h5Cause(err))
 		}
 	}
 	defer ds.Close()
@@ -319,7 +332,7 @@ func writeDatasetH5(f *hdf5.File, name string, dt *hdf5.Datatype, dims []int, ch
 		return nil
 	}
 	if err := ds.Write(data); err != nil {
-		return fmt.Errorf("%s: write: %v", name, err)
+		return fmt.Errorf("%s: write: %s", name, h5Cause(err))
 	}
 	return nil
 }
@@ -338,7 +351,7 @@ func writeStringsH5(f *hdf5.File, name string, strs []string) error {
 	}
 	defer dt.Close()
 	if err := dt.SetSize(w); err != nil {
-		return fmt.Errorf("%s: string size %d: %v", name, w, err)
+		return fmt.Errorf("%s: string size %d: %s", name, w, h5Cause(err))
 	}
 	raw := make([]byte, w*len(strs))
 	for k, s := range strs {
@@ -359,11 +372,11 @@ func writeAttrInt32H5(root *hdf5.Group, name string, v int32) error {
 	defer sp.Close()
 	a, err := root.CreateAttribute(name, hdf5.T_NATIVE_INT32, sp)
 	if err != nil {
-		return fmt.Errorf("attribute %s: %v", name, err)
+		return fmt.Errorf("attribute %s: %s", name, h5Cause(err))
 	}
 	defer a.Close()
 	if err := a.Write(&v, hdf5.T_NATIVE_INT32); err != nil {
-		return fmt.Errorf("attribute %s: %v", name, err)
+		return fmt.Errorf("attribute %s: %s", name, h5Cause(err))
 	}
 	return nil
 }

@@ -29,7 +29,30 @@ type ImportOptions struct {
 // FileIssue is one file ImportCSV dropped, and why.
 type FileIssue struct {
 	File   string
-	Reason string
+	Reason string // the full reason, e.g. "only 107 usable rows (minimum 250)"
+	Kind   string // the reason's category, for counts: one of the fileIssue* constants
+}
+
+// Categories of FileIssue.Kind.
+const (
+	fileIssueUnreadable = "unreadable"
+	fileIssueNoHeader   = "no CSV header"
+	fileIssueNotPrices  = "not a price CSV"
+	fileIssueNoRows     = "no data rows"
+	fileIssueDuplicate  = "ticker already read from another file"
+	fileIssueTooFew     = "too few usable rows"
+)
+
+// csvFileError is parseCSVFile's error: why a whole file is unusable.
+type csvFileError struct{ kind, msg string }
+
+func (e *csvFileError) Error() string { return e.msg }
+
+func issueKind(err error) string {
+	if e, ok := err.(*csvFileError); ok {
+		return e.kind
+	}
+	return fileIssueUnreadable
 }
 
 // ImportReport says what ImportCSV read, kept, repaired and dropped.
@@ -100,19 +123,51 @@ func sortedKeys(m map[string]int64) []string {
 }
 
 // priceSeries is one ticker's cleaned daily bars, split-adjusted, ascending.
+// widened marks the rows whose high/low were widened to contain open/close.
 type priceSeries struct {
 	dates         []int32
 	o, h, l, c, v []float64
+	widened       []bool
+}
+
+// tickerData is one file ImportCSV keeps: ticker name, file name, rows.
+type tickerData struct {
+	name, file string
+	s          *priceSeries
 }
 
 func (s *priceSeries) len() int { return len(s.dates) }
 
-// csvStats counts what parsing one file did.
+func (s *priceSeries) appendRow(from *priceSeries, i int) {
+	s.dates = append(s.dates, from.dates[i])
+	s.o = append(s.o, from.o[i])
+	s.h = append(s.h, from.h[i])
+	s.l = append(s.l, from.l[i])
+	s.c = append(s.c, from.c[i])
+	s.v = append(s.v, from.v[i])
+	s.widened = append(s.widened, from.widened[i])
+}
+
+// onAxis returns the rows of s whose date is a key of day: the only rows the
+// panel uses. Rows off the axis (weekend or holiday rows of single files) are
+// left out before any feature window is computed, so they contribute to
+// nothing.
+func (s *priceSeries) onAxis(day map[int32]int) *priceSeries {
+	out := &priceSeries{}
+	for i, d := range s.dates {
+		if _, ok := day[d]; ok {
+			out.appendRow(s, i)
+		}
+	}
+	return out
+}
+
+// csvStats counts what parsing one file did. Row repairs (high/low widened)
+// and zero-volume rows are counted by ImportCSV on the rows it keeps.
 type csvStats struct {
-	rows       int64
-	dropped    map[string]int64
-	repaired   map[string]int64
-	zeroVolume int64
+	rows     int64
+	dropped  map[string]int64
+	repaired map[string]int64
 }
 
 var (
@@ -157,7 +212,7 @@ func parseCSVFile(data []byte) (*priceSeries, *csvStats, error) {
 	r.LazyQuotes = true
 	head, err := r.Read()
 	if err != nil {
-		return nil, st, fmt.Errorf("no CSV header (%v)", err)
+		return nil, st, &csvFileError{fileIssueNoHeader, fmt.Sprintf("no CSV header (%v)", err)}
 	}
 	var idx [nCols]int
 	for k := range idx {
@@ -187,12 +242,13 @@ func parseCSVFile(data []byte) (*priceSeries, *csvStats, error) {
 			if len(first) > 40 {
 				first = first[:40] + "..."
 			}
-			return nil, st, fmt.Errorf("not a price CSV: header lacks a %s column (first line %q)", want, first)
+			return nil, st, &csvFileError{fileIssueNotPrices, fmt.Sprintf("not a price CSV: header lacks a %s column (first line %q)", want, first)}
 		}
 	}
 	type row struct {
 		date          int32
 		o, h, l, c, v float64
+		widened       bool
 	}
 	var rows []row
 	sorted := true
@@ -246,8 +302,9 @@ func parseCSVFile(data []byte) (*priceSeries, *csvStats, error) {
 			st.dropped["negative volume"]++
 			continue
 		}
+		widened := false
 		if hi := math.Max(o, c); h < hi || l > math.Min(o, c) || l > h {
-			st.repaired["rows with high/low widened to contain open/close"]++
+			widened = true
 			h = math.Max(h, math.Max(hi, l))
 			l = math.Min(l, math.Min(o, c))
 		}
@@ -255,13 +312,12 @@ func parseCSVFile(data []byte) (*priceSeries, *csvStats, error) {
 		if idx[colAdj] >= 0 {
 			f = vals[colAdj] / c
 		}
-		if v == 0 {
-			st.zeroVolume++
-		}
-		if len(rows) > 0 && date <= rows[len(rows)-1].date {
+		// A repeated date is a duplicate, not disorder: only a date before
+		// its predecessor makes the file unsorted.
+		if len(rows) > 0 && date < rows[len(rows)-1].date {
 			sorted = false
 		}
-		rows = append(rows, row{date, o * f, h * f, l * f, c * f, v / f})
+		rows = append(rows, row{date, o * f, h * f, l * f, c * f, v / f, widened})
 	}
 	if !sorted {
 		st.repaired["files with unsorted dates (sorted)"]++
@@ -279,9 +335,10 @@ func parseCSVFile(data []byte) (*priceSeries, *csvStats, error) {
 		s.l = append(s.l, rw.l)
 		s.c = append(s.c, rw.c)
 		s.v = append(s.v, rw.v)
+		s.widened = append(s.widened, rw.widened)
 	}
 	if st.rows == 0 {
-		return nil, st, fmt.Errorf("no data rows")
+		return nil, st, &csvFileError{fileIssueNoRows, "no data rows"}
 	}
 	return s, st, nil
 }
@@ -415,12 +472,11 @@ func ImportCSV(dir, out string, opt ImportOptions) (*ImportReport, error) {
 	}
 	rep := &ImportReport{Dir: dir, Out: out, RowsDropped: map[string]int64{}, Repaired: map[string]int64{},
 		Features: append([]string(nil), ImportFeatureNames...)}
-	type tickerData struct {
-		name, file string
-		s          *priceSeries
-	}
 	var kept []tickerData
 	seen := map[string]string{}
+	drop := func(file, kind, reason string) {
+		rep.FilesDropped = append(rep.FilesDropped, FileIssue{File: file, Reason: reason, Kind: kind})
+	}
 	for _, e := range ents {
 		name := e.Name()
 		if e.IsDir() || !strings.EqualFold(filepath.Ext(name), ".csv") || strings.EqualFold(name, "constituents.csv") {
@@ -429,13 +485,13 @@ func ImportCSV(dir, out string, opt ImportOptions) (*ImportReport, error) {
 		rep.FilesRead++
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
-			rep.FilesDropped = append(rep.FilesDropped, FileIssue{name, err.Error()})
+			drop(name, fileIssueUnreadable, err.Error())
 			continue
 		}
 		s, st, err := parseCSVFile(data)
 		rep.RowsRead += st.rows
 		if err != nil {
-			rep.FilesDropped = append(rep.FilesDropped, FileIssue{name, err.Error()})
+			drop(name, issueKind(err), err.Error())
 			continue
 		}
 		for k, n := range st.dropped {
@@ -444,15 +500,14 @@ func ImportCSV(dir, out string, opt ImportOptions) (*ImportReport, error) {
 		for k, n := range st.repaired {
 			rep.Repaired[k] += n
 		}
-		rep.ZeroVolumeRows += st.zeroVolume
 		tk := tickerFromFile(name)
 		if prev, dup := seen[tk]; dup {
-			rep.FilesDropped = append(rep.FilesDropped, FileIssue{name, fmt.Sprintf("ticker %s already read from %s", tk, prev)})
+			drop(name, fileIssueDuplicate, fmt.Sprintf("ticker %s already read from %s", tk, prev))
 			rep.RowsDropped["file dropped"] += int64(s.len())
 			continue
 		}
 		if s.len() < opt.MinRows {
-			rep.FilesDropped = append(rep.FilesDropped, FileIssue{name, fmt.Sprintf("only %d usable rows (minimum %d)", s.len(), opt.MinRows)})
+			drop(name, fileIssueTooFew, fmt.Sprintf("only %d usable rows (minimum %d)", s.len(), opt.MinRows))
 			rep.RowsDropped["file dropped"] += int64(s.len())
 			continue
 		}
@@ -460,38 +515,43 @@ func ImportCSV(dir, out string, opt ImportOptions) (*ImportReport, error) {
 		kept = append(kept, tickerData{tk, name, s})
 	}
 	if len(kept) == 0 {
-		return fail("no usable CSV files (%d read, %d dropped)", rep.FilesRead, len(rep.FilesDropped))
+		return fail("%s", noUsableFiles(rep))
 	}
 	sort.Slice(kept, func(a, b int) bool { return kept[a].name < kept[b].name })
 
-	// Date axis: dates that at least half of the tickers listed at the time
-	// trade on (drops stray rows on holidays or weekends in single files).
-	count := map[int32]int{}
-	for _, k := range kept {
-		for _, d := range k.s.dates {
-			count[d]++
+	// The day axis, and each ticker's rows on it. A file whose rows on the
+	// axis are fewer than MinRows is dropped and the axis recomputed without
+	// it (tickers only leave, so this ends).
+	var (
+		dates    []int32
+		dayIndex map[int32]int
+		onAxis   []*priceSeries
+	)
+	for {
+		dates = dayAxis(kept)
+		dayIndex = make(map[int32]int, len(dates))
+		for i, d := range dates {
+			dayIndex[d] = i
 		}
-	}
-	var all []int32
-	for d := range count {
-		all = append(all, d)
-	}
-	sort.Slice(all, func(a, b int) bool { return all[a] < all[b] })
-	var dates []int32
-	for _, d := range all {
-		listed := 0
+		onAxis = onAxis[:0]
+		next := kept[:0:0]
 		for _, k := range kept {
-			if k.s.dates[0] <= d && d <= k.s.dates[k.s.len()-1] {
-				listed++
+			s := k.s.onAxis(dayIndex)
+			if s.len() < opt.MinRows {
+				drop(k.file, fileIssueTooFew, fmt.Sprintf("only %d usable rows on the panel's trading days (minimum %d)", s.len(), opt.MinRows))
+				rep.RowsDropped["file dropped"] += int64(k.s.len())
+				continue
 			}
+			next = append(next, k)
+			onAxis = append(onAxis, s)
 		}
-		if 2*count[d] >= listed {
-			dates = append(dates, d)
+		if len(next) == len(kept) {
+			break
 		}
-	}
-	dayIndex := make(map[int32]int, len(dates))
-	for i, d := range dates {
-		dayIndex[d] = i
+		kept = next
+		if len(kept) == 0 {
+			return fail("%s", noUsableFiles(rep))
+		}
 	}
 	T, D, F, H := len(kept), len(dates), len(ImportFeatureNames), len(opt.Horizons)
 	maxH := opt.Horizons[H-1]
@@ -521,17 +581,26 @@ func ImportCSV(dir, out string, opt ImportOptions) (*ImportReport, error) {
 		closes[i] = nan
 	}
 	for t, k := range kept {
-		raw := rawFeatures(k.s)
-		for i, d := range k.s.dates {
-			day, ok := dayIndex[d]
-			if !ok {
-				rep.RowsDropped["on dates most listed tickers lack (e.g. holidays)"]++
-				continue
-			}
+		// Features are computed from the rows on the axis only: a row the
+		// axis leaves out feeds no window (ret5 ... logvol_rel20) of any day.
+		s := onAxis[t]
+		rep.RowsDropped["on dates most listed tickers lack (e.g. holidays)"] += int64(k.s.len() - s.len())
+		raw := rawFeatures(s)
+		for i, d := range s.dates {
+			day := dayIndex[d]
 			rep.RowsKept++
-			closes[t*D+day] = k.s.c[i]
+			if s.v[i] == 0 {
+				rep.ZeroVolumeRows++
+			}
+			if s.widened[i] {
+				rep.Repaired["rows with high/low widened to contain open/close"]++
+			}
+			closes[t*D+day] = s.c[i]
 			copy(feats[(t*D+day)*F:(t*D+day+1)*F], raw[i])
 		}
+	}
+	if n := rep.RowsDropped["on dates most listed tickers lack (e.g. holidays)"]; n == 0 {
+		delete(rep.RowsDropped, "on dates most listed tickers lack (e.g. holidays)")
 	}
 	// Normalise with training-period statistics only.
 	mean := make([]float64, F)
@@ -648,6 +717,74 @@ func ImportCSV(dir, out string, opt ImportOptions) (*ImportReport, error) {
 	}
 	rep.Elapsed = time.Since(start)
 	return rep, nil
+}
+
+// dayAxis returns the panel's trading days: the dates that at least half of
+// the tickers listed at the time (first row <= date <= last row) trade on.
+// This drops stray rows on holidays or weekends in single files. After the
+// last date that two tickers share (the end of the download), every ticker
+// that reached that date counts as still listed: a row one file has beyond
+// it (a weekend row after the last trading day) is then a stray too, not a
+// day of its own.
+func dayAxis(kept []tickerData) []int32 {
+	count := map[int32]int{}
+	for _, k := range kept {
+		for _, d := range k.s.dates {
+			count[d]++
+		}
+	}
+	all := make([]int32, 0, len(count))
+	var shared int32 // last date traded by two tickers or more; 0 if none
+	for d, n := range count {
+		all = append(all, d)
+		if n >= 2 && d > shared {
+			shared = d
+		}
+	}
+	sort.Slice(all, func(a, b int) bool { return all[a] < all[b] })
+	var dates []int32
+	for _, d := range all {
+		listed := 0
+		for _, k := range kept {
+			first, last := k.s.dates[0], k.s.dates[k.s.len()-1]
+			if shared != 0 && last >= shared {
+				last = math.MaxInt32
+			}
+			if first <= d && d <= last {
+				listed++
+			}
+		}
+		if 2*count[d] >= listed {
+			dates = append(dates, d)
+		}
+	}
+	return dates
+}
+
+// noUsableFiles says why no file of an import was kept: the files read and
+// the reasons they were dropped, counted, with the first file of each reason.
+func noUsableFiles(rep *ImportReport) string {
+	if rep.FilesRead == 0 {
+		return "no CSV files (*.csv other than constituents.csv) in the folder"
+	}
+	n := map[string]int{}
+	first := map[string]FileIssue{}
+	var kinds []string
+	for _, f := range rep.FilesDropped {
+		if n[f.Kind] == 0 {
+			kinds = append(kinds, f.Kind)
+			first[f.Kind] = f
+		}
+		n[f.Kind]++
+	}
+	sort.SliceStable(kinds, func(a, b int) bool { return n[kinds[a]] > n[kinds[b]] })
+	var parts, examples []string
+	for _, k := range kinds {
+		parts = append(parts, fmt.Sprintf("%d %s", n[k], k))
+		examples = append(examples, first[k].File+": "+first[k].Reason)
+	}
+	return fmt.Sprintf("no usable CSV files (%d read, %d dropped: %s; e.g. %s)", rep.FilesRead, len(rep.FilesDropped),
+		strings.Join(parts, ", "), strings.Join(examples, "; "))
 }
 
 // readConstituents reads Symbol,Name,Sector rows into symbol -> sector.

@@ -232,3 +232,23 @@ func TestParseDate(t *testing.T) {
 		}
 	}
 }
+
+// TestImportAllFilesRefused: when no file is usable the error counts the
+// reasons and names an example of each.
+func TestImportAllFilesRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"A", "B", "C", "D"} {
+		writeFile(t, dir, "DA-"+n+"-T-2021-04-21.csv", "{\n    \"Error Message\": \"Invalid API call.\"\n}\n")
+	}
+	writeFile(t, dir, "E.csv", "Date,Open,High,Low,Close,Adj Close,Volume\n2019-01-02,1,1,1,1,1,1\n")
+	writeFile(t, dir, "F.csv", "Date,Open,High,Low,Close,Adj Close,Volume\n2019-01-02,1,1,1,1,1,1\n2019-01-03,1,1,1,1,1,1\n")
+	_, err := ImportCSV(dir, filepath.Join(t.TempDir(), "p.h5"), ImportOptions{})
+	wantErr(t, err, "loader: import "+dir+": no usable CSV files (6 read, 6 dropped: 4 not a price CSV, 2 too few usable rows; e.g. ",
+		`DA-A-T-2021-04-21.csv: not a price CSV: header lacks a date column (first line "{")`,
+		"E.csv: only 1 usable rows (minimum 250))")
+
+	empty := t.TempDir()
+	writeFile(t, empty, "constituents.csv", "Symbol,Name,Sector\nA,A Inc,Energy\n")
+	_, err = ImportCSV(empty, filepath.Join(t.TempDir(), "p.h5"), ImportOptions{})
+	wantErr(t, err, "loader: import "+empty+": no CSV files (*.csv other than constituents.csv) in the folder")
+}

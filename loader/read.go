@@ -124,14 +124,14 @@ func (d *Dataset) readStreamH5(ids []SeqID, feats []float32) error {
 // readRowsH5 reads features[t, day0:day0+n, :] into dst (n*F floats).
 func (d *Dataset) readRowsH5(t, day0, n int, dst []float32) error {
 	if err := d.fspace.SelectHyperslab([]uint{uint(t), uint(day0), 0}, nil, []uint{1, uint(n), uint(d.F)}, nil); err != nil {
-		return fmt.Errorf("/features: select ticker %d days %d..%d: %v", t, day0, day0+n-1, err)
+		return fmt.Errorf("/features: select ticker %d days %d..%d: %s", t, day0, day0+n-1, h5Cause(err))
 	}
 	ms, ok := d.mspaces[n]
 	if !ok {
 		var err error
 		ms, err = hdf5.CreateSimpleDataspace([]uint{1, uint(n), uint(d.F)}, nil)
 		if err != nil {
-			return fmt.Errorf("/features: memory dataspace: %v", err)
+			return fmt.Errorf("/features: memory dataspace: %s", h5Cause(err))
 		}
 		if len(d.mspaces) < 256 {
 			d.mspaces[n] = ms
@@ -140,7 +140,7 @@ func (d *Dataset) readRowsH5(t, day0, n int, dst []float32) error {
 		}
 	}
 	if err := d.fds.ReadSubset(&dst, ms, d.fspace); err != nil {
-		return fmt.Errorf("/features: read ticker %d days %d..%d: %v", t, day0, day0+n-1, err)
+		return fmt.Errorf("/features: read ticker %d days %d..%d: %s", t, day0, day0+n-1, h5Cause(err))
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ type BenchConfig struct {
 	PeakTFLOPs     float64 // for MFU; 0: not reported
 	Seed           uint64
 	FullFinalLayer bool // disable the last-query shortcut (for comparison)
+	FusedKernels   bool // opt-in fused kernels (Engine.UseFusedKernels)
 }
 
 // BenchResult is one measurement.
@@ -38,6 +39,8 @@ type BenchResult struct {
 	Params        int64   `json:"params"`
 	AMP           bool    `json:"amp"`
 	LastQueryOnly bool    `json:"last_query_only"`
+	FusedGelu     bool    `json:"fused_gelu"`  // fused bias+GELU kernel in scoring
+	FusedAdamW    bool    `json:"fused_adamw"` // fused AdamW step in training
 	Note          string  `json:"note,omitempty"`
 }
 
@@ -70,6 +73,10 @@ func Bench(cfg BenchConfig, emit func(BenchResult)) error {
 		return err
 	}
 	defer e.Free()
+	fused, err := e.UseFusedKernels(cfg.FusedKernels)
+	if err != nil {
+		return err
+	}
 	S, F, H := cfg.Model.SeqLen, cfg.Model.NumFeatures, cfg.Model.NumHorizons
 	rng := rand.New(rand.NewSource(int64(cfg.Seed)))
 	fill := func(buf []float32) {
@@ -78,7 +85,8 @@ func Bench(cfg BenchConfig, emit func(BenchResult)) error {
 		}
 	}
 	flops := cfg.Model.ForwardFLOPs(S)
-	base := BenchResult{Impl: "satrain", Device: cfg.Device.String(), SeqLen: S, Params: m.NumParams(), AMP: cfg.UseAMP, LastQueryOnly: m.LastQueryOnly}
+	base := BenchResult{Impl: "satrain", Device: cfg.Device.String(), SeqLen: S, Params: m.NumParams(), AMP: cfg.UseAMP, LastQueryOnly: m.LastQueryOnly,
+		FusedGelu: fused.LinearGelu, FusedAdamW: fused.AdamW}
 	finish := func(r BenchResult, times []float64, perSeqFLOPs float64) BenchResult {
 		r.MsPerBatch = median(times) * 1e3
 		r.SeqPerSec = float64(r.Batch) / median(times)

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer/event"
 )
@@ -63,6 +64,18 @@ type Meta struct {
 	StartedFrom         string
 	StartedFromChecksum string
 	Stage               string
+}
+
+// Lineage says where a checkpoint's weights come from, in one line: the
+// stage, and the file (with its checksum) the run started from.
+func (m Meta) Lineage() string {
+	switch {
+	case m.Stage == "":
+		return "not recorded (written before checkpoints kept their lineage)"
+	case m.StartedFrom == "":
+		return m.Stage + ", trained from random initial weights"
+	}
+	return fmt.Sprintf("%s, started from %s (%s)", m.Stage, m.StartedFrom, m.StartedFromChecksum)
 }
 
 // CheckSaveDir creates dir if needed and proves it is writable, so a run
@@ -178,9 +191,15 @@ func CheckSaveDirFree(dir string) error {
 	if newest := newestCheckpoint(ckpts); newest != "" {
 		hint = fmt.Sprintf("continue it with --resume-from %s, or %s", newest, hint)
 	}
-	return fmt.Errorf("%w: --save-dir %s already holds a run (%s); %s, or choose another --save-dir",
-		ErrSaveDirInUse, dir, strings.Join(what, " and "), hint)
+	return saveDirInUse(fmt.Sprintf("--save-dir %s already holds a run (%s); %s, or choose another --save-dir",
+		dir, strings.Join(what, " and "), hint))
 }
+
+// saveDirInUse is the error of CheckSaveDirFree; it is ErrSaveDirInUse.
+type saveDirInUse string
+
+func (e saveDirInUse) Error() string        { return string(e) }
+func (e saveDirInUse) Is(target error) bool { return target == ErrSaveDirInUse }
 
 // newestCheckpoint is the most recently modified file of paths that holds
 // optimizer state by its name (checkpoint_*.pt), or "".
@@ -262,41 +281,12 @@ func serializeCheckpoint(path string, e *Engine, meta Meta, withOptimizer bool) 
 }
 
 // writeAtomic writes data to path through a dot-prefixed temporary file in
-// the same folder (.<name>.tmp-*), fsync, rename, and an fsync of the folder.
-// On failure the temporary file is removed and path is untouched.
+// the same folder (.<name>.tmp-*), fsync, rename, and an fsync of the folder
+// (internal/atomicfile). On failure the temporary file is removed and path is
+// untouched.
 func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
-	}
-	tmpName := tmp.Name()
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(tmpName)
-		return fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	// CreateTemp makes the file 0600; a checkpoint is an ordinary 0644 file.
-	if err := tmp.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmpName)
-		return fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		os.Remove(tmpName)
-		return fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
-	}
-	if df, err := os.Open(dir); err == nil {
-		_ = df.Sync()
-		df.Close()
 	}
 	return nil
 }

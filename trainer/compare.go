@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/trainer/backtest"
 	"gonum.org/v1/plot"
@@ -460,15 +461,13 @@ func writeCompareOutputs(cfg CompareConfig, res *CompareResult) error {
 	if err := res.Summary.WriteJSON(filepath.Join(dir, "summary.json")); err != nil {
 		return err
 	}
-	f, err := os.Create(filepath.Join(dir, "summary.txt"))
-	if err != nil {
-		return err
-	}
-	WriteRunsTable(f, res.Runs)
-	fmt.Fprintln(f)
-	res.Summary.WriteTable(f)
-	if err := f.Close(); err != nil {
-		return err
+	if err := atomicfile.Write(filepath.Join(dir, "summary.txt"), 0o644, func(f io.Writer) error {
+		WriteRunsTable(f, res.Runs)
+		fmt.Fprintln(f)
+		res.Summary.WriteTable(f)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("compare: write %s: %w", filepath.Join(dir, "summary.txt"), err)
 	}
 	b, err := json.MarshalIndent(struct {
 		Arms          []string     `json:"arms"`
@@ -482,8 +481,8 @@ func writeCompareOutputs(cfg CompareConfig, res *CompareResult) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "runs.json"), append(b, '\n'), 0o644); err != nil {
-		return err
+	if err := atomicfile.WriteFile(filepath.Join(dir, "runs.json"), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("compare: write %s: %w", filepath.Join(dir, "runs.json"), err)
 	}
 	if err := res.Summary.WriteConvergencePlot(filepath.Join(dir, "convergence.png")); err != nil {
 		return err
@@ -528,5 +527,12 @@ func writeValLossPlot(path string, runs []CompareRun) error {
 	if len(arms) == 0 {
 		return fmt.Errorf("val loss plot %s: no validation points", path)
 	}
-	return p.Save(8*vg.Inch, 5*vg.Inch, path)
+	wt, err := p.WriterTo(8*vg.Inch, 5*vg.Inch, "png")
+	if err != nil {
+		return fmt.Errorf("val loss plot %s: %w", path, err)
+	}
+	if err := atomicfile.Write(path, 0o644, func(f io.Writer) error { _, err := wt.WriteTo(f); return err }); err != nil {
+		return fmt.Errorf("val loss plot %s: %w", path, err)
+	}
+	return nil
 }

@@ -225,4 +225,29 @@ func TestEventSequenceInterrupted(t *testing.T) {
 	if passes != 2 {
 		t.Errorf("%d training passes for 2 epochs", passes)
 	}
+
+	// A standard run interrupted in epoch 2's training saves its partial
+	// state under the epoch's name and resumes from it.
+	var console bytes.Buffer
+	dir = t.TempDir()
+	cfg = ltConfig(data, dir, &console)
+	cfg.Epochs, cfg.MaxSeqsPerEpoch = 3, 40
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	cfg.AfterIteration = func(ep int) {
+		if ep == 1 {
+			cancel2()
+		}
+	}
+	_, err = RunStandard(ctx2, cfg)
+	ckpt = filepath.Join(dir, "checkpoint_interrupted_epoch_2.pt")
+	if !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "--resume-from "+ckpt) ||
+		!strings.Contains(console.String(), "Run interrupted during training of epoch 2; epoch 1 is the last completed") {
+		t.Fatalf("standard interrupt: %v\n%s", err, console.String())
+	}
+	cfg.ResumeFrom, cfg.AfterIteration = ckpt, nil
+	res, err := RunStandard(context.Background(), cfg)
+	if err != nil || res.LastIter != 3 || len(res.Iterations) != 2 || res.Iterations[0].Iteration != 2 {
+		t.Fatalf("standard resume: %v, %+v", err, res)
+	}
 }

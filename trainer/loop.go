@@ -467,6 +467,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 func (s *session) runStarted() event.RunStarted {
 	cfg, m := s.cfg, s.eng.Model
 	e := event.RunStarted{Kind: s.kind, Strategy: KindStandard, BatchSize: cfg.BatchSize, InferenceBatch: s.eng.InferenceBatch,
+		LR: cfg.Step.LR, Seed: cfg.Seed, Version: cfg.Version,
 		Data: cfg.Data, Mode: s.ds.Mode(), Tickers: s.ds.Tickers(), Dates: s.ds.Dates(), TrainSequences: s.train.Len(),
 		ValSequences: int64(len(s.valIDs)), Params: FormatParams(m.NumParams()), ModelDesc: m.Cfg.String(),
 		Device: m.Device.String(), TorchVersion: torch.Version(), AMP: s.ampDesc(), SaveDir: cfg.SaveDir,
@@ -1071,17 +1072,16 @@ func (s *session) stop(ctx context.Context, res *RunResult, it int, phase string
 		}
 		return res, err
 	}
-	unit := "iteration"
-	prefix := "checkpoint_iter_"
+	unit, short := "iteration", "iter" // checkpoint_iter_N.pt
 	if s.kind == KindStandard {
-		unit, prefix = "epoch", "checkpoint_epoch_"
+		unit, short = "epoch", "epoch" // checkpoint_epoch_N.pt
 	}
 	completed := s.meta.Iteration
 	partial := phase == PhaseTraining && completed < it
-	name := fmt.Sprintf("%s%d.pt", prefix, completed)
+	name := fmt.Sprintf("checkpoint_%s_%d.pt", short, completed)
 	what := fmt.Sprintf("interrupted during %s of %s %d; %s %d is the last completed", phase, unit, it, unit, completed)
 	if partial {
-		name = fmt.Sprintf("checkpoint_interrupted_%s_%d.pt", map[string]string{"iteration": "iter", "epoch": "epoch"}[unit], it)
+		name = fmt.Sprintf("checkpoint_interrupted_%s_%d.pt", short, it)
 		what += fmt.Sprintf(" (the weights include part of %s %d's training; resuming re-runs %s %d)", unit, it, unit, it)
 	}
 	path, serr := s.saveNow(name, true)

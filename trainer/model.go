@@ -30,6 +30,10 @@ type Model struct {
 	// only one the head reads. The logits are the same; it saves the final
 	// layer's query, output and feed-forward work for the other positions.
 	LastQueryOnly bool
+	// FusedKernels runs the feed-forward's first linear and its GELU as one
+	// fused kernel where it can (inference; see torch.Scope.LinearGelu). Off:
+	// the plain ops, the reference.
+	FusedKernels bool
 
 	names  []string
 	params []*torch.Tensor
@@ -315,7 +319,7 @@ func (m *Model) Forward(s *torch.Scope, x *torch.Tensor, train bool) *torch.Tens
 			o = bs.Reshape(bs.Transpose(o, 1, 2), b, sq, d)
 			h = bs.Add(h, bs.Dropout(bs.Linear(o, l.outW, l.outB), p, train))
 			f := bs.LayerNorm(h, d, l.norm2W, l.norm2B, LayerNormEps)
-			f = bs.Linear(bs.Gelu(bs.Linear(f, l.fc1W, l.fc1B)), l.fc2W, l.fc2B)
+			f = bs.Linear(bs.LinearGelu(f, l.fc1W, l.fc1B, m.FusedKernels), l.fc2W, l.fc2B)
 			return bs.Add(h, bs.Dropout(f, p, train))
 		})
 		prev.Free()

@@ -19,6 +19,7 @@ type StepConfig struct {
 	UseAMP         bool   // mixed precision: bf16 autocast on CUDA (fp16 + GradScaler with AMPDType fp16); bf16 autocast on CPU
 	AMPDType       string // "bf16" (default) or "fp16" (CUDA only)
 	MaxSkips       int    // consecutive non-finite steps before the run stops (0: 20)
+	FusedKernels   bool   // opt-in fused kernels where libtorch has them (Engine.UseFusedKernels)
 }
 
 // ErrTooManySkips means MaxSkips consecutive steps had a non-finite loss or gradient.
@@ -64,6 +65,12 @@ func NewEngine(m *Model, cfg StepConfig, centers [][]float32, inferenceBatch int
 	e := &Engine{Model: m, Opt: opt, Cfg: cfg, InferenceBatch: inferenceBatch, pinned: map[uintptr]*torch.Tensor{}}
 	if e.Cfg.MaxSkips <= 0 {
 		e.Cfg.MaxSkips = 20
+	}
+	if cfg.FusedKernels {
+		if _, err := e.UseFusedKernels(true); err != nil {
+			opt.Free()
+			return nil, err
+		}
 	}
 	if err := e.SetCenters(centers); err != nil {
 		opt.Free()

@@ -39,6 +39,17 @@ timeout 240 "${SAT[@]}" bench --preset default --device cuda --score-batches 64,
 timeout 120 "${SAT[@]}" bench --preset default --device cuda --score-batches 64 --train-batch 0 --iters 5 --warmup 2 \
   --peak-tflops "$peak" --full-final-layer | tee -a "$OUT/satrain_bench.jsonl"
 
+stage "2-3. satrain with the fused kernels (issue 18: bias+GELU in scoring, fused AdamW), same seed and weights"
+timeout 120 "${SAT[@]}" bench --preset default --device cuda --score-batches 64 --train-batch 32 --iters 5 --warmup 2 \
+  --peak-tflops "$peak" --fused-kernels | tee -a "$OUT/satrain_bench.jsonl"
+# The fused-vs-plain agreement tests that need CUDA, from a test binary built on
+# the development machine (go test -c -o bundle/torch.test ./torch) and run
+# against the CUDA shim built above.
+if [[ -x "$B/torch.test" ]]; then
+  (cd "$B/src/torch" 2>/dev/null || cd torch; LD_LIBRARY_PATH="$B:$B/lib" timeout 120 "$B/torch.test" -test.run 'CUDA' -test.v) \
+    | tee "$OUT/fused_cuda_tests.log"
+fi
+
 stage "2-3. PyTorch eager, same weights"
 timeout 240 python3 bench/model_bench.py --preset default --device cuda --amp --mode both --iters 5 --warmup 2 \
   --checkpoint /tmp/agree/weights.pt --peak-tflops "$peak" --json | tee "$OUT/pytorch_eager.jsonl"

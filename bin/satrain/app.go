@@ -72,7 +72,8 @@ func modelFlags() []cli.Flag {
 		intFlag("inference-batch-size", 64, "inference batch size (halved automatically on out-of-memory)", catTraining),
 		intFlag("max-skipped-steps", 20, "stop (saving the last good weights) after this many consecutive non-finite steps", catTraining),
 		stringFlag("save-dir", "./checkpoints", "where checkpoints and metrics.jsonl go", catCheckpoint),
-		stringFlag("resume-from", "", "checkpoint to continue (selection-aware) or fine-tune from (standard best_model.pt); auto: the newest valid checkpoint in --save-dir, none: start fresh", catCheckpoint),
+		stringFlag("resume-from", "", "checkpoint to continue (its run's settings are used unless given) or fine-tune from (standard best_model.pt); auto: the newest valid checkpoint in --save-dir, none: start fresh", catCheckpoint),
+		boolFlag("overwrite", false, "start afresh in a --save-dir that holds another run's checkpoints and metrics log", catCheckpoint),
 		intFlag("val-every", 5, "validate every N iterations", catCheckpoint),
 		intFlag("checkpoint-every", 10, "write checkpoint_iter_N.pt every N iterations", catCheckpoint),
 		boolFlag("use-amp", true, "mixed precision: bf16 autocast on CUDA (--amp-dtype fp16 adds a GradScaler); bf16 autocast on CPU", catOther),
@@ -110,8 +111,11 @@ func presetList() string {
 	return strings.Join(trainer.PresetNames(), ", ")
 }
 
+// newApp is the command tree. main runs it through runArgs, which puts flags
+// after positional arguments where urfave/cli reads them and turns mistakes
+// into one line (args.go).
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "satrain",
 		Usage:   "selection-aware training of a stock-return transformer (Go + libtorch)",
 		Version: version,
@@ -119,7 +123,7 @@ func newApp() *cli.App {
 			{
 				Name:   "selection-aware",
 				Usage:  "train on the top-k of each iteration's scored random sample (the method)",
-				Flags:  append(modelFlags(), selectionFlags()...),
+				Flags:  append(append(modelFlags(), selectionFlags()...), gpuFlags()...),
 				Action: runSelectionAware,
 			},
 			{
@@ -133,7 +137,7 @@ func newApp() *cli.App {
 			{
 				Name:   "quickstart",
 				Usage:  "the documented quick start: selection-aware training with every default",
-				Flags:  append(modelFlags(), selectionFlags()...),
+				Flags:  append(append(modelFlags(), selectionFlags()...), gpuFlags()...),
 				Action: runSelectionAware,
 			},
 			{
@@ -153,6 +157,8 @@ func newApp() *cli.App {
 			evalCommand(), predictCommand(), compareCommand(), plotCommand(),
 		},
 	}
+	setUsageHandlers(app)
+	return app
 }
 
 func infoCommand() *cli.Command {
@@ -269,13 +275,11 @@ func dataCommand() *cli.Command {
 	}
 }
 
-// onePath returns the single positional argument. urfave/cli stops reading
-// flags at the first positional argument, so "synth out.h5 --tickers 500"
-// would silently ignore --tickers: refuse it with a clear line instead.
+// onePath returns the single positional argument. runArgs has already
+// refused a second one; this guards callers that run the app directly.
 func onePath(c *cli.Context, cmd, what string) (string, error) {
 	if c.Args().Len() > 1 {
-		return "", fmt.Errorf("%s: unexpected arguments after %s: %s (put flags before %s)",
-			cmd, c.Args().First(), strings.Join(c.Args().Tail(), " "), what)
+		return "", usagef("%s: unexpected argument %q after %s (it takes one: %s)", cmd, c.Args().Get(1), c.Args().First(), what)
 	}
 	return c.Args().First(), nil
 }

@@ -30,6 +30,7 @@ func benchCommand() *cli.Command {
 			floatFlag("peak-tflops", 0, "peak TFLOP/s for MFU (e.g. the measured bf16 matmul ceiling)", ""),
 			intFlag("threads", 0, "CPU threads (0: default)", ""),
 			boolFlag("full-final-layer", false, "compute the final layer for every position (no last-query shortcut)", ""),
+			boolFlag("fused-kernels", false, "fused bias+GELU (scoring) and fused AdamW (CUDA, libtorch 2.1+) where libtorch has them", ""),
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "weights and input seed"},
 			stringFlag("save-checkpoint", "", "also write the benchmarked weights as a checkpoint (for the PyTorch side)", ""),
 			stringFlag("agreement-dir", "", "write inputs.pt and satrain's logits (fp32 and with autocast) for a fixed batch into DIR", ""),
@@ -81,7 +82,7 @@ func runBench(c *cli.Context) error {
 	enc := json.NewEncoder(os.Stdout)
 	return trainer.Bench(trainer.BenchConfig{Model: mc, Device: dev, UseAMP: c.Bool("use-amp"), ScoreBatches: batches,
 		TrainBatch: c.Int("train-batch"), Warmup: c.Int("warmup"), Iters: c.Int("iters"), PeakTFLOPs: c.Float64("peak-tflops"),
-		Seed: seed, FullFinalLayer: c.Bool("full-final-layer")}, func(r trainer.BenchResult) { _ = enc.Encode(r) })
+		Seed: seed, FullFinalLayer: c.Bool("full-final-layer"), FusedKernels: c.Bool("fused-kernels")}, func(r trainer.BenchResult) { _ = enc.Encode(r) })
 }
 
 // benchArtifacts writes the benchmark's weights as a checkpoint and, for the

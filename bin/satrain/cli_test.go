@@ -296,8 +296,8 @@ func TestCLIEndToEnd(t *testing.T) {
 		t.Errorf("metrics.jsonl:\n%s", b)
 	}
 
-	// Stage 2 from the standard model.
-	r = runCLI(t, nil, "selection-aware", "--preset", "tiny", "--device", "cpu", "--data", cliData,
+	// Stage 2 from the standard model, without --data: the checkpoint's file is used.
+	r = runCLI(t, nil, "selection-aware", "--preset", "tiny", "--device", "cpu",
 		"--save-dir", filepath.Join(dir, "ft"), "--resume-from", best, "--num-iterations", "1", "--sample-size", "32",
 		"--top-k", "4", "--train-epochs-per-iteration", "1", "--val-size", "32", "--metrics-addr", "", "--use-amp=false")
 	if r.code != 0 {

@@ -50,21 +50,16 @@ func joinGroupOn(c *cli.Context, dev *torch.Device) (*torch.ProcessGroup, error)
 }
 
 // resolveResumeAuto turns --resume-from auto into the newest valid
-// checkpoint of --save-dir, or a fresh start (replacing what an attempt that
-// wrote no checkpoint left there) when there is none.
-func resolveResumeAuto(cfg *trainer.RunConfig) error {
-	path, skipped, err := trainer.ResolveResumeAuto(cfg.SaveDir)
+// checkpoint of saveDir, or "" (a fresh start) when there is none.
+func resolveResumeAuto(saveDir string) (string, error) {
+	path, skipped, err := trainer.ResolveResumeAuto(saveDir)
 	if err != nil {
-		return err
+		return "", err
 	}
 	for _, s := range skipped {
 		slog.Warn("--resume-from auto: skipping an unreadable checkpoint", "why", s)
 	}
-	cfg.ResumeFrom = path
-	if path == "" {
-		cfg.Overwrite = true
-	}
-	return nil
+	return path, nil
 }
 
 // refuseDistributed stops a command that runs in one process only when the

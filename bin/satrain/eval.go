@@ -1,13 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
@@ -132,6 +133,11 @@ func evalOptions(c *cli.Context) (trainer.EvalOptions, error) {
 		return opt, fmt.Errorf("--loader-mode %q: want auto, preload or stream", mode)
 	}
 	data, trainEnd, valEnd := c.String("data"), c.String("train-end"), c.String("val-end")
+	if data != "" {
+		if err := checkDataFile(data, dataGiven, ""); err != nil {
+			return opt, err
+		}
+	}
 	if data == "" || trainEnd == "" || valEnd == "" {
 		l, err := trainer.LoadCheckpoint(ck)
 		if err != nil {
@@ -150,6 +156,11 @@ func evalOptions(c *cli.Context) (trainer.EvalOptions, error) {
 		}
 		if valEnd == "" {
 			valEnd = meta.Run["val-end"]
+		}
+	}
+	if c.String("data") == "" {
+		if err := checkDataFile(data, dataCheckpoint, ck); err != nil {
+			return opt, err
 		}
 	}
 	te, err := parseDate("--train-end", trainEnd)
@@ -224,6 +235,7 @@ func runEval(c *cli.Context) error {
 	if rank0 {
 		fmt.Printf("Evaluating %s (%s, iteration %d, %s) on the %s split of %s, horizon %s\n", opt.Checkpoint, ev.Meta.Kind,
 			ev.Meta.Iteration, ev.Config.String(), ecfg.Split, opt.Data, horizonLabel(ev.DS, h))
+		fmt.Printf("Lineage: %s\n", ev.Meta.Lineage())
 	}
 	res, err := ev.Evaluate(c.Context, ecfg)
 	if err != nil {
@@ -275,19 +287,14 @@ func runPredict(c *cli.Context) error {
 		return err
 	}
 	path := c.String("out")
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("--out %s: %w", path, err)
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
 	start := time.Now()
-	n, err := ev.WritePredictions(c.Context, ids, w, c.Bool("probs"))
-	if ferr := w.Flush(); err == nil {
-		err = ferr
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	var n int
+	// Written atomically: a failed run leaves an earlier file at --out intact.
+	err = atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		var err error
+		n, err = ev.WritePredictions(c.Context, ids, w, c.Bool("probs"))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("predict %s: %w", path, err)
 	}
@@ -299,7 +306,7 @@ func runPredict(c *cli.Context) error {
 // the budget, arms and evaluation settings.
 func compareFlags() []cli.Flag {
 	hide := map[string]bool{"save-dir": true, "resume-from": true, "val-every": true, "checkpoint-every": true,
-		"use-wandb": true, "metrics-addr": true, "num-iterations": true, "select-by": true, "negative-k": true, "mix-random": true,
+		"use-wandb": true, "metrics-addr": true, "num-iterations": true, "overwrite": true, "select-by": true, "negative-k": true, "mix-random": true,
 		// each arm sets its own strategy
 		"select-scope": true, "top-frac": true, "stratify": true, "top-k-schedule": true, "confidence-weight": true, "consistency-bonus": true}
 	var flags []cli.Flag

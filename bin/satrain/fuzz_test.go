@@ -89,9 +89,9 @@ func fuzzData() string {
 }
 
 // FuzzFlags feeds random command lines (arguments separated by NUL; "@DATA"
-// stands for a real panel so validation gets past --data) to the CLI with
-// its actions replaced: it must return an error or a valid config, never
-// panic or start work.
+// stands for a real panel so validation gets past --data) through runArgs
+// (argument reordering and checks) to the CLI with its actions replaced: it
+// must return an error or a valid config, never panic or start work.
 func FuzzFlags(f *testing.F) {
 	for _, s := range []string{
 		"selection-aware\x00--data\x00@DATA\x00--preset\x00tiny\x00--device\x00cpu",
@@ -109,6 +109,11 @@ func FuzzFlags(f *testing.F) {
 		"",
 		"selection-aware\x00--seed\x00--seed",
 		"selection-aware\x00-\x00--\x00---data",
+		"selection-aware\x00@DATA\x00--device\x00cpu",
+		"selection-aware\x00--data\x00@DATA\x00--device=cpu\x00--preset\x00tiny\x00--\x00--top-k\x005",
+		"data\x00import-csv\x00DIR\x00--out\x00x.h5\x00--bins",
+		"selection-aware\x00--use-amp\x00false\x00--topk\x005",
+		"selction-aware\x00--data\x00@DATA",
 	} {
 		f.Add(s)
 	}
@@ -123,6 +128,6 @@ func FuzzFlags(f *testing.F) {
 		if len(args) > 64 {
 			return
 		}
-		_ = fuzzApp(t).RunContext(context.Background(), args)
+		_ = runArgs(context.Background(), fuzzApp(t), args)
 	})
 }

@@ -28,13 +28,16 @@ func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})))
 	ctx, stop := signalContext()
 	defer stop()
-	err := newApp().RunContext(ctx, os.Args)
+	err := runArgs(ctx, newApp(), os.Args)
 	if err != nil {
 		if errors.Is(err, trainer.ErrInterrupted) {
 			fmt.Fprintln(os.Stderr, "satrain:", err)
 			os.Exit(130)
 		}
 		fmt.Fprintln(os.Stderr, "satrain:", err)
+		if isUsageError(err) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }

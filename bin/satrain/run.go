@@ -29,8 +29,50 @@ func parseDate(flag, s string) (int32, error) {
 }
 
 // runConfig turns flags into a trainer.RunConfig and validates it before any work.
+//
+// With --resume-from (not for compare, which starts its own runs) the
+// checkpoint is read first and its run's settings fill the flags not given
+// (see inheritCheckpoint); its architecture is checked by checkArchitecture.
 func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	var cfg trainer.RunConfig
+	var ckpt *trainer.CheckpointInfo
+	var resumeWarnings []string
+	dataOrigin := dataGiven
+	if !c.IsSet("data") {
+		dataOrigin = dataDefault
+	}
+	autoFresh := false
+	if c.String("resume-from") == "auto" && c.Command.Name != "compare" {
+		path, err := resolveResumeAuto(c.String("save-dir"))
+		if err != nil {
+			return cfg, err
+		}
+		if err := c.Set("resume-from", path); err != nil {
+			return cfg, err
+		}
+		autoFresh = path == ""
+	}
+	if path := c.String("resume-from"); path != "" && c.Command.Name != "compare" {
+		if _, err := os.Stat(path); err != nil {
+			return cfg, fmt.Errorf("--resume-from %s: %w", path, err)
+		}
+		info, err := trainer.ReadCheckpointInfo(path)
+		if err != nil {
+			return cfg, err
+		}
+		kind := trainer.KindStandard
+		if selection {
+			kind = trainer.KindSelectionAware
+		}
+		warns, inherited, err := inheritCheckpoint(c, info, kind)
+		if err != nil {
+			return cfg, err
+		}
+		if inherited["data"] {
+			dataOrigin = dataCheckpoint
+		}
+		ckpt, resumeWarnings = &info, warns
+	}
 	dev, err := torch.ParseDevice(c.String("device"))
 	if err != nil {
 		return cfg, fmt.Errorf("--device: %w", err)
@@ -53,6 +95,11 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 		}
 		if !c.IsSet("seq-len") {
 			mc.SeqLen = p.SeqLen
+		}
+	}
+	if ckpt != nil {
+		if err := checkArchitecture(c, &mc, *ckpt); err != nil {
+			return cfg, err
 		}
 	}
 	te, err := parseDate("--train-end", c.String("train-end"))
@@ -94,6 +141,7 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 		SaveDir: c.String("save-dir"), ResumeFrom: c.String("resume-from"), ValEvery: c.Int("val-every"),
 		CheckpointEvery: c.Int("checkpoint-every"), Device: dev, Seed: c.Int64("seed"), Threads: c.Int("threads"),
 		MetricsAddr: c.String("metrics-addr"), Version: version, Progress: c.Bool("progress"), Console: os.Stdout, Run: run,
+		Overwrite: c.Bool("overwrite"),
 	}
 	if selection {
 		cfg.SampleSize, cfg.TopK, cfg.HorizonIdx = c.Int("sample-size"), c.Int("top-k"), c.Int("horizon-idx")
@@ -108,16 +156,28 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	} else {
 		cfg.Epochs, cfg.MaxSeqsPerEpoch = c.Int("epochs"), c.Int("max-seqs-per-epoch")
 	}
-	if cfg.ResumeFrom == "auto" {
-		if err := resolveResumeAuto(&cfg); err != nil {
-			return cfg, err
-		}
+	ckptPath := ""
+	if ckpt != nil {
+		ckptPath = ckpt.Path
+	}
+	if err := checkDataFile(cfg.Data, dataOrigin, ckptPath); err != nil {
+		return cfg, err
+	}
+	if err := applyGPUFlags(c, &cfg, selection); err != nil {
+		return cfg, err
+	}
+	if autoFresh {
+		// Nothing to continue: what an attempt without a checkpoint left goes.
+		cfg.Overwrite = true
 	}
 	if err := cfg.Validate(selection); err != nil {
 		return cfg, err
 	}
 	// Notes, not news: at INFO they would precede a start-up error (the
 	// console's data block shows the mixed precision in use).
+	for _, w := range resumeWarnings {
+		slog.Warn(w)
+	}
 	if c.Bool("use-wandb") {
 		slog.Debug("--use-wandb: there is no Weights & Biases here; metrics go to Prometheus and the metrics log",
 			"metrics", cfg.MetricsAddr, "log", filepath.Join(cfg.SaveDir, "metrics.jsonl"))
@@ -178,8 +238,18 @@ func runDemo(c *cli.Context) error {
 		SampleSize: 2000, TopK: 200, HorizonIdx: 1, EpochsPerIteration: 3, NumIterations: c.Int("num-iterations"),
 		BatchSize: 32, InferenceBatch: 256, SaveDir: filepath.Join(dir, "checkpoints"), ValEvery: 5, CheckpointEvery: 10,
 		Device: torch.CPU, Seed: c.Int64("seed"), MetricsAddr: c.String("metrics-addr"), Version: version, Progress: true,
-		Console: os.Stdout, Run: map[string]string{"command": "demo"},
+		Console:   os.Stdout,
+		Overwrite: true, // the demo's folder is its own: `make run` twice starts afresh
 	}
+	// The demo's settings as selection-aware flags, so that
+	// `satrain selection-aware --resume-from DIR/checkpoints/checkpoint_iter_10.pt` continues it.
+	cfg.Run = map[string]string{"command": "demo", "data": data, "val-size": strconv.Itoa(cfg.DataOpt.ValSize),
+		"lr": strconv.FormatFloat(cfg.Step.LR, 'g', -1, 64), "use-amp": "false", "device": "cpu",
+		"sample-size": strconv.Itoa(cfg.SampleSize), "top-k": strconv.Itoa(cfg.TopK), "horizon-idx": strconv.Itoa(cfg.HorizonIdx),
+		"train-epochs-per-iteration": strconv.Itoa(cfg.EpochsPerIteration), "num-iterations": strconv.Itoa(cfg.NumIterations),
+		"batch-size": strconv.Itoa(cfg.BatchSize), "inference-batch-size": strconv.Itoa(cfg.InferenceBatch),
+		"save-dir": cfg.SaveDir, "val-every": strconv.Itoa(cfg.ValEvery), "checkpoint-every": strconv.Itoa(cfg.CheckpointEvery),
+		"seed": strconv.FormatInt(cfg.Seed, 10), "metrics-addr": cfg.MetricsAddr}
 	if err := cfg.Validate(true); err != nil {
 		return err
 	}

@@ -191,6 +191,10 @@ func TestSignalEachPhase(t *testing.T) {
 				if m == nil || m[1] != want || !strings.Contains(stderr, c.say) || !strings.Contains(stderr, "received: finishing the current step") {
 					t.Fatalf("stderr should say %q and name %s:\n%s", c.say, want, stderr)
 				}
+				// The resume message is said once (stdout used to repeat it).
+				if n := strings.Count(p.out()+stderr, "continue with: --resume-from"); n != 1 {
+					t.Errorf("the resume message appears %d times on stdout and stderr, want once\nstdout:\n%s\nstderr:\n%s", n, p.out(), stderr)
+				}
 				meta, err := rlLoad(want)
 				if err != nil {
 					t.Fatalf("checkpoint after %s: %v", sig, err)

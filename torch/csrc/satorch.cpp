@@ -44,6 +44,12 @@
 #define SAT_VERSION_AT_LEAST(maj, min) \
   (TORCH_VERSION_MAJOR > (maj) || (TORCH_VERSION_MAJOR == (maj) && TORCH_VERSION_MINOR >= (min)))
 
+// Fused kernels (issue 18), each with the plain path kept as the reference:
+// at::_addmm_activation (bias + GELU in the GEMM epilogue) exists from 1.13 on,
+// at::_fused_adamw_ from 2.1 on (CUDA only at run time here).
+#define SAT_HAVE_ADDMM_ACTIVATION SAT_VERSION_AT_LEAST(1, 13)
+#define SAT_HAVE_FUSED_ADAMW SAT_VERSION_AT_LEAST(2, 1)
+
 // c10::optional became std::optional in 2.x; spell the type the version wants.
 #if SAT_VERSION_AT_LEAST(2, 4)
 template <class T>
@@ -962,7 +968,43 @@ struct sat_adamw_s {
   std::vector<at::Tensor> exp_avg, exp_avg_sq;
   std::vector<int64_t> steps;
   double lr, beta1, beta2, eps, wd;
+  bool fused = false;              // sat_adamw_set_fused: at::_fused_adamw_ (2.x, CUDA)
+  std::vector<at::Tensor> step_t;  // fused path: steps as float32 scalars on the device
 };
+
+#if SAT_HAVE_FUSED_ADAMW
+namespace {
+// One at::_fused_adamw_ call over every parameter that has a gradient: the
+// same update as the loop in sat_adamw_step (torch.optim.AdamW with
+// fused=True), in one multi-tensor kernel instead of ~10 per parameter.
+// PyTorch's optimizer increments the step tensors before the call; so do we.
+void adamw_step_fused(sat_adamw o) {
+  std::vector<at::Tensor> ps, gs, ms, vs, ts;
+  if (o->step_t.size() != o->params.size()) o->step_t.assign(o->params.size(), at::Tensor());
+  for (size_t i = 0; i < o->params.size(); i++) {
+    at::Tensor &p = o->params[i];
+    at::Tensor g = p.grad();
+    if (!g.defined()) continue;
+    if (!o->exp_avg[i].defined()) {
+      o->exp_avg[i] = at::zeros_like(p, at::MemoryFormat::Preserve);
+      o->exp_avg_sq[i] = at::zeros_like(p, at::MemoryFormat::Preserve);
+    }
+    if (!o->step_t[i].defined())
+      o->step_t[i] = at::full({}, (double)o->steps[i], p.options().dtype(at::kFloat));
+    ++o->steps[i];
+    ps.push_back(p);
+    gs.push_back(g);
+    ms.push_back(o->exp_avg[i]);
+    vs.push_back(o->exp_avg_sq[i]);
+    ts.push_back(o->step_t[i]);
+  }
+  if (ps.empty()) return;
+  at::_foreach_add_(ts, at::Scalar(1.0));
+  at::_fused_adamw_(ps, gs, ms, vs, /*max_exp_avg_sqs=*/{}, ts, o->lr, o->beta1, o->beta2, o->wd, o->eps,
+                    /*amsgrad=*/false, /*maximize=*/false);
+}
+}  // namespace
+#endif
 
 extern "C" {
 
@@ -996,6 +1038,12 @@ sat_error *sat_adamw_step(sat_adamw o) {
   SAT_TRY
   if (!o) throw std::invalid_argument("adamw: nil optimizer");
   at::NoGradGuard no_grad;
+#if SAT_HAVE_FUSED_ADAMW
+  if (o->fused) {
+    adamw_step_fused(o);
+    return nullptr;
+  }
+#endif
   for (size_t i = 0; i < o->params.size(); i++) {
     at::Tensor &p = o->params[i];
     at::Tensor g = p.grad();
@@ -1033,8 +1081,102 @@ sat_error *sat_adamw_set_state(sat_adamw o, int i, int64_t step, sat_tensor exp_
   if (!T(exp_avg).sizes().equals(p.sizes()) || !T(exp_avg_sq).sizes().equals(p.sizes()))
     throw std::invalid_argument("adamw state " + std::to_string(i) + ": moment shape does not match parameter");
   o->steps[i] = step;
+  if (!o->step_t.empty()) o->step_t[i] = at::Tensor();  // the fused path rebuilds it from steps[i]
   o->exp_avg[i] = T(exp_avg).to(p.device(), p.scalar_type()).clone();
   o->exp_avg_sq[i] = T(exp_avg_sq).to(p.device(), p.scalar_type()).clone();
+  SAT_CATCH
+}
+
+// ---------------------------------------------------------------- fused paths (issue 18)
+//
+// Each fused kernel is opt-in and sits beside the plain path, which stays the
+// reference: the Go side asks for the fused one and falls back to the plain
+// ops when the fused one cannot run (older libtorch, a device it does not
+// support, or autograd needing a derivative the fused op lacks).
+
+int sat_fused_support(void) {
+  int f = 0;
+#if SAT_HAVE_ADDMM_ACTIVATION
+  f |= SAT_FUSED_LINEAR_GELU;
+#endif
+#if SAT_HAVE_FUSED_ADAMW
+  f |= SAT_FUSED_ADAMW;
+#endif
+  return f;
+}
+
+}  // extern "C"
+
+namespace {
+// The dtype autocast gives a matmul on device d, if autocast is on there.
+// at::_addmm_activation has no autocast rule in every version, so the fused
+// path casts its inputs itself, as autocast would for at::linear.
+sat_opt<at::ScalarType> autocast_matmul_dtype(const at::Device &d) {
+#if SAT_VERSION_AT_LEAST(2, 4)
+  if (at::autocast::is_autocast_enabled(d.type())) return at::autocast::get_autocast_dtype(d.type());
+#else
+  if (d.is_cuda() && at::autocast::is_enabled()) return at::autocast::get_autocast_gpu_dtype();
+  if (d.is_cpu() && at::autocast::is_cpu_enabled()) return at::autocast::get_autocast_cpu_dtype();
+#endif
+  return SAT_NULLOPT;
+}
+}  // namespace
+
+extern "C" {
+
+// gelu(x wᵀ + b) as one at::_addmm_activation (the bias add and GELU run in
+// the GEMM epilogue on CUDA through cublasLt). *out stays NULL when the fused
+// op cannot be used here; the caller then runs the plain linear + gelu:
+//  - libtorch older than 1.13 (no such op);
+//  - autograd would need its derivative (none in 1.13; the fused path is for
+//    scoring, which runs without grad);
+//  - no bias, a 1-d input, or operands on different devices.
+// On CPU the op computes the exact (erf) GELU, as at::gelu does. On CUDA
+// PyTorch's kernel computes the tanh approximation of GELU (|difference| <
+// 1e-3 for every input), so there the fused scores differ from the plain ones
+// by more than rounding; bench/RESULTS.md lists that measurement as pending.
+sat_error *sat_linear_gelu_fused(sat_tensor x, sat_tensor w, sat_tensor b, sat_tensor *out) {
+  SAT_TRY
+  *out = nullptr;
+#if SAT_HAVE_ADDMM_ACTIVATION
+  const at::Tensor &xt = T(x), &wt = T(w);
+  if (!b) return nullptr;
+  const at::Tensor &bt = T(b);
+  bool grad = at::GradMode::is_enabled() && (xt.requires_grad() || wt.requires_grad() || bt.requires_grad());
+  if (grad || xt.dim() < 2 || wt.dim() != 2 || bt.dim() != 1 || xt.device() != wt.device() ||
+      bt.device() != wt.device())
+    return nullptr;
+  if (xt.size(-1) != wt.size(1))
+    throw std::invalid_argument("linear_gelu: input has " + std::to_string(xt.size(-1)) +
+                                " features, weight expects " + std::to_string(wt.size(1)));
+  at::Tensor x2 = xt.reshape({-1, xt.size(-1)}), w2 = wt, b2 = bt;
+  if (auto dt = autocast_matmul_dtype(xt.device())) {
+    x2 = x2.to(*dt);
+    w2 = w2.to(*dt);
+    b2 = b2.to(*dt);
+  }
+  at::Tensor y = at::_addmm_activation(b2, x2, w2.t(), /*beta=*/1, /*alpha=*/1, /*use_gelu=*/true);
+  std::vector<int64_t> shape(xt.sizes().begin(), xt.sizes().end());
+  shape.back() = wt.size(0);
+  *out = wrap(y.view(shape));
+#endif
+  SAT_CATCH
+}
+
+// Asks for the fused AdamW step. *active tells whether it will run: libtorch
+// 2.1 or newer and every parameter on a CUDA device (PyTorch's CPU kernel for
+// it only arrived in 2.4 and is not used here). Otherwise the plain loop runs.
+sat_error *sat_adamw_set_fused(sat_adamw o, int on, int *active) {
+  SAT_TRY
+  if (!o) throw std::invalid_argument("adamw: nil optimizer");
+  bool ok = false;
+#if SAT_HAVE_FUSED_ADAMW
+  ok = !o->params.empty();
+  for (const auto &p : o->params)
+    if (!p.is_cuda() || p.scalar_type() != o->params[0].scalar_type() || p.device() != o->params[0].device()) ok = false;
+#endif
+  o->fused = on != 0 && ok;
+  *active = o->fused ? 1 : 0;
   SAT_CATCH
 }
 

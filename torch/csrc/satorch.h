@@ -163,6 +163,15 @@ void sat_adamw_set_lr(sat_adamw o, double lr);
 sat_error *sat_adamw_get_state(sat_adamw o, int i, int64_t *step, sat_tensor *exp_avg, sat_tensor *exp_avg_sq);
 sat_error *sat_adamw_set_state(sat_adamw o, int i, int64_t step, sat_tensor exp_avg, sat_tensor exp_avg_sq);
 
+/* ---- fused paths (opt-in; the plain ops stay the reference) ---- */
+enum { SAT_FUSED_LINEAR_GELU = 1, SAT_FUSED_ADAMW = 2 };
+/* bit set of the fused kernels this libtorch build has (compile time; run-time limits below) */
+int sat_fused_support(void);
+/* gelu(x wᵀ + b) in one at::_addmm_activation; *out NULL when it cannot run here (see satorch.cpp) */
+sat_error *sat_linear_gelu_fused(sat_tensor x, sat_tensor w, sat_tensor b, sat_tensor *out);
+/* use at::_fused_adamw_ for the steps; *active 0 when it cannot run (libtorch < 2.1, a parameter off CUDA) */
+sat_error *sat_adamw_set_fused(sat_adamw o, int on, int *active);
+
 /* ---- dictionaries of IValues, saved and loaded in PyTorch's .pt format ---- */
 enum { SAT_V_NONE = 0, SAT_V_TENSOR, SAT_V_INT, SAT_V_DOUBLE, SAT_V_STRING, SAT_V_DICT, SAT_V_BOOL, SAT_V_OTHER };
 sat_error *sat_dict_new(sat_dict *out);

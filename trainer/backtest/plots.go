@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"strconv"
@@ -15,6 +16,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/satrain/satrain/internal/atomicfile"
 )
 
 // Plot sizes. At the PNG default of 96 dpi, 8in x 5in is 768 x 480 pixels.
@@ -29,23 +32,17 @@ func savePNG(p *plot.Plot, path string) error {
 	if err != nil {
 		return fmt.Errorf("backtest: render %s: %w", path, err)
 	}
-	return writeFile(path, func(f *os.File) error {
+	return writeFile(path, func(f io.Writer) error {
 		_, err := wt.WriteTo(f)
 		return err
 	})
 }
 
-func writeFile(path string, write func(f *os.File) error) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("backtest: create %s: %w", path, err)
-	}
-	if err := write(f); err != nil {
-		f.Close()
+// writeFile writes path atomically (internal/atomicfile): a failed write
+// leaves the previous file intact and no partial one.
+func writeFile(path string, write func(w io.Writer) error) error {
+	if err := atomicfile.Write(path, 0o644, write); err != nil {
 		return fmt.Errorf("backtest: write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("backtest: close %s: %w", path, err)
 	}
 	return nil
 }
@@ -334,7 +331,7 @@ func PlotTrainingCurves(metricsLogPath, outPNG string) error {
 	for j := range plots {
 		plots[j][0].Draw(canvases[j][0])
 	}
-	return writeFile(outPNG, func(f *os.File) error {
+	return writeFile(outPNG, func(f io.Writer) error {
 		_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(f)
 		return err
 	})

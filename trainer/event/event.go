@@ -109,6 +109,9 @@ type RunStarted struct {
 
 	BatchSize      int
 	InferenceBatch int
+	LR             float64 // AdamW learning rate (constant over the run)
+	Seed           int64
+	Version        string // satrain's version
 
 	// Data.
 	Data           string

@@ -19,7 +19,7 @@ import (
 var Rule = strings.Repeat("=", 80)
 
 // Console prints the documented console of a run (README, "What a run
-// prints"): a title block, the Strategy block, the data block, then one block
+// writes"): a title block, the Strategy block, the data block, then one block
 // per iteration. Every line is written whole, so slog lines (on stderr)
 // never split one; extra lines only follow the documented lines of a block.
 type Console struct {
@@ -70,17 +70,19 @@ func (c *Console) Report(e event.Event) {
 		c.p("      Top %d mean: %s", e.K, F4(e.TopKMean))
 		c.p("      Top %d min: %s", e.K, F4(e.TopKMin))
 	case event.TrainingStarted:
-		c.p("")
+		if c.start.Kind != event.KindStandard {
+			c.p("") // after the stats
+		}
 		c.p("  🏋️  Training on %s for %d %s...", e.What, e.Epochs, plural(e.Epochs, "epoch", "epochs"))
 	case event.Trained:
-		c.p("  ✅ Training loss: %s", F4(e.Loss))
+		c.p("  %s Training loss: %s", mark(e.Loss), F4(e.Loss))
 	case event.ValidationStarted:
 		if e.Iteration > 0 {
 			c.p("")
 		}
 		c.p("  📊 Validating...")
 	case event.Validated:
-		c.p("  ✅ Validation loss: %s", F4(e.Loss))
+		c.p("  %s Validation loss: %s", mark(e.Loss), F4(e.Loss))
 		if e.Best {
 			c.p("  ✅ Saved best model (val_loss: %s)", F4(e.Loss))
 			c.p("     %s", e.BestPath)
@@ -117,6 +119,14 @@ func (c *Console) Report(e event.Event) {
 		}
 		c.p("%s", Rule)
 	}
+}
+
+// mark is the tick of a loss line: ✅, or ⚠️ for a loss that is not finite.
+func mark(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "⚠️ "
+	}
+	return "✅"
 }
 
 func (c *Console) unit() string {

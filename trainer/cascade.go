@@ -1,0 +1,257 @@
+package trainer
+
+// The scoring cascade (opt-in, --score-precision): score the whole sample in a
+// cheap precision, rescore only the best M candidates in the reference
+// precision, and select the top k among those by their reference scores. The
+// method needs only the order of the scores, and only at the top, so the cheap
+// pass may be coarse as long as the reference top-k lies inside its top M.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/torch"
+)
+
+// Scoring precisions (--score-precision).
+const (
+	PrecisionFP32 = "fp32" // float32, no autocast
+	PrecisionBF16 = "bf16" // bfloat16 autocast
+	PrecisionFP16 = "fp16" // float16 autocast (CUDA; a reference only, with --amp-dtype fp16)
+	PrecisionFP8  = "fp8"  // FP8 matmuls (at::_scaled_mm, sm_89+): no path in this build
+)
+
+// DefaultRescoreFactor sets the default M of the cascade: M = 4·k, capped at
+// the sample size.
+const DefaultRescoreFactor = 4
+
+// ScoreConfig is the cascade's configuration. The zero value is today's
+// behaviour: one scoring pass in the run's own precision.
+type ScoreConfig struct {
+	// Precision of the cheap pass: "" (no cascade), fp32, bf16 or fp8.
+	Precision string
+	// RescoreTop is M, the candidates rescored in the reference precision
+	// (0: DefaultRescoreFactor·k, capped at the sample size).
+	RescoreTop int
+}
+
+// ReferencePrecision is the precision of the run's own scoring: its autocast
+// dtype with --use-amp (bf16, or fp16 with --amp-dtype fp16), else fp32.
+func ReferencePrecision(cfg StepConfig) string {
+	switch {
+	case !cfg.UseAMP:
+		return PrecisionFP32
+	case cfg.AMPDType == "fp16":
+		return PrecisionFP16
+	}
+	return PrecisionBF16
+}
+
+// precisionRank orders precisions by cost (higher: dearer and closer to the truth).
+var precisionRank = map[string]int{PrecisionFP8: 0, PrecisionBF16: 1, PrecisionFP16: 1, PrecisionFP32: 2}
+
+// Validate checks the configuration against k, the sample size and the
+// reference precision (ReferencePrecision). It refuses fp8 (no FP8 scoring
+// path in this build; FP8 matmuls need an sm_89+ GPU), a cheap precision that
+// is not cheaper than the reference, and an M outside [k, sample size].
+func (c ScoreConfig) Validate(topK, sampleSize int, reference string) error {
+	switch c.Precision {
+	case "":
+		if c.RescoreTop != 0 {
+			return fmt.Errorf("--rescore-top %d needs --score-precision (fp32 or bf16)", c.RescoreTop)
+		}
+		return nil
+	case PrecisionFP32, PrecisionBF16:
+	case PrecisionFP8:
+		return errors.New("--score-precision fp8: this build has no FP8 scoring path (FP8 matmuls, at::_scaled_mm, need an sm_89+ GPU such as H100/H200); use bf16 or fp32")
+	default:
+		return fmt.Errorf("--score-precision %q: want fp32, bf16 or fp8", c.Precision)
+	}
+	if c.Precision != reference && precisionRank[c.Precision] >= precisionRank[reference] {
+		return fmt.Errorf("--score-precision %s is not cheaper than the reference precision %s (--use-amp, --amp-dtype); the cheap pass must be", c.Precision, reference)
+	}
+	if c.RescoreTop != 0 && (c.RescoreTop < topK || c.RescoreTop > sampleSize) {
+		return fmt.Errorf("--rescore-top %d: want between --top-k %d and --sample-size %d", c.RescoreTop, topK, sampleSize)
+	}
+	return nil
+}
+
+// Active reports whether the cascade runs: a cheap precision that differs
+// from the reference. The same precision is one pass, today's behaviour.
+func (c ScoreConfig) Active(reference string) bool {
+	return c.Precision != "" && c.Precision != reference
+}
+
+// M returns the number of candidates to rescore for k of n.
+func (c ScoreConfig) M(k, n int) int {
+	m := c.RescoreTop
+	if m == 0 {
+		m = DefaultRescoreFactor * k
+	}
+	return max(k, min(m, n))
+}
+
+// Scorer scores sequences for ranking: one score per id, higher is better
+// (the expected return on the ranked horizon). It must score a sequence the
+// same whatever else is in the call, so that a rescored candidate gets the
+// score the full pass would give it.
+type Scorer interface {
+	Score(ctx context.Context, ids []loader.SeqID) ([]float64, error)
+}
+
+// CascadeResult is one cascade selection. Indices point into the sample.
+type CascadeResult struct {
+	Top        []int     // the selected k, best first by reference score (SelectTopK's order and ties)
+	Candidates []int     // the cheap pass's top M, in ascending sample order
+	Cheap      []float64 // the cheap score of every sequence of the sample
+	Rescored   []float64 // the reference score of each candidate (aligned with Candidates)
+}
+
+// Cascade selects the top k of ids: cheap scores the whole sample, the best m
+// by cheap score (SelectTopK's order and ties) are rescored with ref, and the
+// top k of those by reference score are returned.
+//
+// When the reference top-k of the whole sample lies within the cheap top-m,
+// Top equals SelectTopK(reference scores of the whole sample, k) exactly: the
+// candidates are rescored in ascending sample order, so ties break to the
+// lower sample index as they do in the single pass. MeasureCascade checks that
+// containment.
+func Cascade(ctx context.Context, ids []loader.SeqID, cheap, ref Scorer, k, m int) (CascadeResult, error) {
+	var r CascadeResult
+	if k < 1 || m < k {
+		return r, fmt.Errorf("cascade: want 1 <= k <= m, got k %d, m %d", k, m)
+	}
+	var err error
+	if r.Cheap, err = cheap.Score(ctx, ids); err != nil {
+		return r, fmt.Errorf("cascade: cheap pass: %w", err)
+	}
+	if len(r.Cheap) != len(ids) {
+		return r, fmt.Errorf("cascade: cheap pass gave %d scores for %d sequences", len(r.Cheap), len(ids))
+	}
+	r.Candidates = SelectTopK(r.Cheap, m)
+	slices.Sort(r.Candidates)
+	sub := make([]loader.SeqID, len(r.Candidates))
+	for i, j := range r.Candidates {
+		sub[i] = ids[j]
+	}
+	if r.Rescored, err = ref.Score(ctx, sub); err != nil {
+		return r, fmt.Errorf("cascade: rescoring %d candidates: %w", len(sub), err)
+	}
+	if len(r.Rescored) != len(sub) {
+		return r, fmt.Errorf("cascade: rescoring gave %d scores for %d candidates", len(r.Rescored), len(sub))
+	}
+	for _, i := range SelectTopK(r.Rescored, k) {
+		r.Top = append(r.Top, r.Candidates[i])
+	}
+	return r, nil
+}
+
+// CascadeCheck compares one cascade selection with the single reference pass
+// over the whole sample.
+type CascadeCheck struct {
+	K, M      int
+	Contained int  // how many of the reference top-k lie within the cheap top-m
+	Equal     bool // the cascade selected exactly the reference top-k, in the same order
+}
+
+// AllContained reports whether the whole reference top-k lay within the cheap top-m.
+func (c CascadeCheck) AllContained() bool { return c.Contained == c.K }
+
+// MeasureCascade runs the cascade and, for comparison, the reference scorer
+// over the whole sample (the cost the cascade avoids), and reports the
+// containment of the reference top-k in the cheap top-m and whether the
+// selections agree.
+func MeasureCascade(ctx context.Context, ids []loader.SeqID, cheap, ref Scorer, k, m int) (CascadeCheck, CascadeResult, error) {
+	c := CascadeCheck{K: k, M: m}
+	r, err := Cascade(ctx, ids, cheap, ref, k, m)
+	if err != nil {
+		return c, r, err
+	}
+	full, err := ref.Score(ctx, ids)
+	if err != nil {
+		return c, r, fmt.Errorf("cascade check: reference pass: %w", err)
+	}
+	if len(full) != len(ids) {
+		return c, r, fmt.Errorf("cascade check: reference pass gave %d scores for %d sequences", len(full), len(ids))
+	}
+	want := SelectTopK(full, k)
+	for _, i := range want {
+		if _, found := slices.BinarySearch(r.Candidates, i); found {
+			c.Contained++
+		}
+	}
+	c.K = len(want)
+	c.Equal = slices.Equal(want, r.Top)
+	return c, r, nil
+}
+
+// EngineScorer scores sequences of a data set with an Engine in a given
+// precision: the expected return on one horizon, as the training loop ranks.
+type EngineScorer struct {
+	Eng       *Engine
+	Data      *loader.Dataset
+	Horizon   int    // index into the data set's horizons
+	Precision string // PrecisionFP32 or PrecisionBF16
+}
+
+// Score implements Scorer. It switches the engine's autocast to the
+// scorer's precision for the call and restores it after.
+func (s EngineScorer) Score(ctx context.Context, ids []loader.SeqID) ([]float64, error) {
+	e := s.Eng
+	on, dt := e.ampOn, e.amp
+	defer func() { e.ampOn, e.amp = on, dt }()
+	switch s.Precision {
+	case PrecisionFP32:
+		e.ampOn = false
+	case PrecisionBF16:
+		e.ampOn, e.amp = true, torch.BFloat16
+	case PrecisionFP16:
+		e.ampOn, e.amp = true, torch.Float16
+	default:
+		return nil, fmt.Errorf("engine scorer: precision %q: want fp32, bf16 or fp16", s.Precision)
+	}
+	H := len(s.Data.Horizons())
+	if s.Horizon < 0 || s.Horizon >= H {
+		return nil, fmt.Errorf("engine scorer: horizon index %d of %d horizons", s.Horizon, H)
+	}
+	seqLen := e.Model.Cfg.SeqLen
+	st := s.Data.Stream(ctx, ids, loader.StreamOptions{BatchSize: max(1, e.InferenceBatch)})
+	defer st.Close()
+	out := make([]float64, 0, len(ids))
+	for {
+		b, err := st.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		n := len(b.IDs)
+		r, err := e.Infer(b.Features, nil, n, seqLen, false)
+		st.Release(b)
+		if err != nil {
+			return nil, err
+		}
+		for i := 0; i < n; i++ {
+			out = append(out, float64(r.Expected[i*H+s.Horizon]))
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ScoreCascade is the selection-aware loop's hook: it runs the cascade of sc
+// over ids with e, the cheap pass in sc.Precision and the rescoring in the
+// engine's own precision, ranking on horizon index h, and selects k.
+func (e *Engine) ScoreCascade(ctx context.Context, ds *loader.Dataset, ids []loader.SeqID, h int, sc ScoreConfig, k int) (CascadeResult, error) {
+	ref := ReferencePrecision(e.Cfg)
+	cheap := EngineScorer{Eng: e, Data: ds, Horizon: h, Precision: sc.Precision}
+	full := EngineScorer{Eng: e, Data: ds, Horizon: h, Precision: ref}
+	return Cascade(ctx, ids, cheap, full, k, sc.M(k, len(ids)))
+}

@@ -1,0 +1,112 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/satrain/satrain/trainer/event"
+)
+
+func nan() float64 { return math.NaN() }
+
+// TestRecordNulls: unmeasured values are null and not listed; measured
+// non-finite ones are null and listed in non_finite; finite ones are kept.
+func TestRecordNulls(t *testing.T) {
+	cases := []struct {
+		name string
+		e    event.IterationEnded
+		want string // the value keys as JSON, then non_finite
+	}{
+		{"standard epoch", event.IterationEnded{Iteration: 1, TrainLoss: 2.5, ValLoss: 2.25, Validated: true, ERMean: nan(), ERMedian: nan(), TopKERMean: nan(), TopKERMin: nan()},
+			`2.5 2.25 null null null null []`},
+		{"diverged", event.IterationEnded{Iteration: 3, TrainLoss: nan(), ValLoss: math.Inf(1), Validated: true, Scored: true, ERMean: 1.5, ERMedian: nan(), TopKERMean: 1.75, TopKERMin: math.Inf(-1)},
+			`null null 1.5 null 1.75 null [train_loss val_loss er_median topk_er_min]`},
+		{"not validated", event.IterationEnded{Iteration: 2, TrainLoss: 2, ValLoss: nan(), Scored: true, ERMean: 1, ERMedian: 1, TopKERMean: 1, TopKERMin: 1},
+			`2 null 1 1 1 1 []`},
+		{"iteration 0", event.IterationEnded{Iteration: 0, TrainLoss: nan(), ValLoss: 2.5, Validated: true, ERMean: nan(), ERMedian: nan(), TopKERMean: nan(), TopKERMin: nan()},
+			`null 2.5 null null null null []`},
+	}
+	for _, c := range cases {
+		b, err := json.Marshal(NewRecord(c.e))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, k := range []string{"train_loss", "val_loss", "er_mean", "er_median", "topk_er_mean", "topk_er_min", "non_finite"} {
+			v, ok := m[k]
+			if !ok {
+				t.Fatalf("%s: no key %s in %s", c.name, k, b)
+			}
+			j, _ := json.Marshal(v)
+			got = append(got, strings.ReplaceAll(strings.ReplaceAll(string(j), `"`, ""), ",", " "))
+		}
+		if g := strings.Join(got, " "); g != c.want {
+			t.Errorf("%s: %s, want %s", c.name, g, c.want)
+		}
+	}
+}
+
+// TestJSONLResumeKeepsEarlierRecords: a resumed run keeps the records up to
+// the iteration it continues after (whole lines only) and appends; a fresh
+// run starts the file anew.
+func TestJSONLResumeKeepsEarlierRecords(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, MetricsLog)
+	old := `{"iteration":1}` + "\n" + `{"iteration":2}` + "\n" + `{"iteration":3}` + "\n" + `{"iterat` // a torn last line
+	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j := NewJSONL()
+	j.Report(event.RunStarted{SaveDir: dir, Start: event.Start{Mode: event.StartResume, Iteration: 2}})
+	j.Report(event.IterationEnded{Iteration: 3, TrainLoss: 1, ValLoss: nan(), ERMean: nan(), ERMedian: nan(), TopKERMean: nan(), TopKERMin: nan()})
+	j.Close()
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 3 || lines[0] != `{"iteration":1}` || lines[1] != `{"iteration":2}` || !strings.Contains(lines[2], `"iteration":3,"train_loss":1`) {
+		t.Errorf("after resume:\n%s", b)
+	}
+	j = NewJSONL()
+	j.Report(event.RunStarted{SaveDir: dir, Start: event.Start{Mode: event.StartFresh}})
+	j.Close()
+	if b, _ := os.ReadFile(path); len(b) != 0 {
+		t.Errorf("a fresh run kept %q", b)
+	}
+}
+
+// TestConsoleStops: the console's lines for an interrupt, a stop after
+// non-finite steps and a run without a finite validation loss; the resume
+// command is left to the error (said once).
+func TestConsoleStops(t *testing.T) {
+	var b bytes.Buffer
+	c := NewConsole(&b, "")
+	c.Report(event.RunStarted{Kind: event.KindSelectionAware, SampleSize: 10, TopK: 2, EpochsPerIteration: 1, NumIterations: 3})
+	b.Reset()
+	c.Report(event.Trained{Loss: nan()})
+	c.Report(event.Interrupted{Iteration: 2, Completed: 1, Phase: "training", Path: "d/checkpoint_interrupted_iter_2.pt", Partial: true})
+	c.Report(event.TrainingStopped{Iteration: 3, Completed: 2, Path: "d/checkpoint_last_good.pt"})
+	c.Report(event.RunEnded{Kind: event.KindSelectionAware, Iterations: 3, BestValLoss: math.Inf(1), Finished: true})
+	want := "  ⚠️  Training loss: NaN\n\n  ⏹  Run interrupted during training of iteration 2; iteration 1 is the last completed\n" +
+		"     State saved to d/checkpoint_interrupted_iter_2.pt\n\n" +
+		"  ⛔ Training stopped in iteration 3: too many consecutive non-finite steps; the last good weights are in d/checkpoint_last_good.pt\n\n" +
+		Rule + "\nDone: 3 iterations, no finite validation loss\n" + Rule + "\n"
+	if b.String() != want {
+		t.Errorf("console:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+func TestNextPort(t *testing.T) {
+	for in, want := range map[string]string{"127.0.0.1:9108": "127.0.0.1:9109", "0.0.0.0:80": "0.0.0.0:81", "[::1]:9108": "[::1]:9109", "bad": "127.0.0.1:9109"} {
+		if got := nextPort(in); got != want {
+			t.Errorf("nextPort(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
