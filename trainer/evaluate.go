@@ -26,6 +26,9 @@ type EvalOptions struct {
 	InferenceBatch int // default 256
 	Threads        int // libtorch CPU threads (0: libtorch's default)
 	Progress       bool
+	// Group shares Predictions (and so Evaluate) out over the ranks of a
+	// data-parallel job (nil: one process); every rank gets every result.
+	Group *torch.ProcessGroup
 }
 
 // Evaluator is a checkpoint's model on a device together with a data file
@@ -261,6 +264,9 @@ func (e *Evaluator) Predictions(ctx context.Context, ids []loader.SeqID, h int) 
 	H := e.DS.NumHorizons()
 	if h < 0 || h >= H {
 		return nil, fmt.Errorf("--horizon-idx %d out of range: %s has %d horizons (%v days; 0..%d)", h, e.DS.Path(), H, e.DS.Horizons(), H-1)
+	}
+	if g := e.opt.Group; g != nil && g.WorldSize() > 1 {
+		return e.sharedPredictions(ctx, ids, h)
 	}
 	dates := e.DS.Dates()
 	preds := make([]backtest.Prediction, 0, len(ids))

@@ -72,6 +72,11 @@ type RunConfig struct {
 	// when the run ends.
 	Reporters []event.Reporter
 
+	// Group is the process group of a data-parallel run (nil: one process).
+	// Every rank runs the same RunConfig; rank 0 writes checkpoints and
+	// reports, the others report nothing (see dist.go).
+	Group *torch.ProcessGroup
+
 	// Hooks for tests: called after each iteration's checkpointing.
 	AfterIteration func(it int)
 	// testFault is handed to the Engine (see Engine.fault); tests only.
@@ -148,6 +153,7 @@ type session struct {
 	lastCkpt string    // the last checkpoint with optimizer state written
 	pool     *bufPool  // scoring batch buffers, reused across passes
 	trainBuf []float32 // selected windows, reused across iterations
+	dist     distState
 }
 
 func (s *session) emit(e event.Event) { s.rep.Report(e) }
@@ -304,14 +310,20 @@ func stageOf(kind, fromKind, fromStage string) string {
 func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err error) {
 	cfg.defaults()
 	s := &session{cfg: cfg, kind: kind, strat: cfg.Strategy}
+	if err := s.initDist(); err != nil {
+		return nil, err
+	}
 	if cfg.Threads > 0 {
 		if err := torch.SetNumThreads(cfg.Threads); err != nil {
 			return nil, err
 		}
 	}
-	created, err := prepareSaveDir(cfg.SaveDir)
-	if err != nil {
-		return nil, err
+	// Only rank 0 touches the save dir.
+	created := ""
+	if s.rank0() {
+		if created, err = prepareSaveDir(cfg.SaveDir); err != nil {
+			return nil, err
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -319,7 +331,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 			removeCreated(cfg.SaveDir, created)
 		}
 	}()
-	if cfg.ResumeFrom == "" && !cfg.Overwrite {
+	if cfg.ResumeFrom == "" && !cfg.Overwrite && s.rank0() {
 		if err := CheckSaveDirFree(cfg.SaveDir); err != nil {
 			return nil, err
 		}
@@ -377,7 +389,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 			Iteration: loaded.Meta.Iteration, BestValLoss: loaded.Meta.BestValLoss}
 		if loaded.Meta.Kind == kind && loaded.HasOptim {
 			s.start.Mode = event.StartResume
-		} else if !cfg.Overwrite {
+		} else if !cfg.Overwrite && s.rank0() {
 			// Fine-tuning is a new run: its save dir must not hold another.
 			if err := CheckSaveDirFree(cfg.SaveDir); err != nil {
 				return nil, err
@@ -398,6 +410,9 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 	}
 	s.eng = eng
 	eng.fault = cfg.testFault
+	if err := s.broadcastWeights(); err != nil {
+		return nil, err
+	}
 	if loaded != nil {
 		m := loaded.Meta
 		if s.start.Mode == event.StartResume {
@@ -433,6 +448,9 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 	}
 	s.valIDs = ds.ValidationSet()
 	rs := cfg.Reporters
+	if !s.rank0() {
+		rs = []event.Reporter{}
+	}
 	if rs == nil {
 		if rs, err = DefaultReporters(ctx, cfg); err != nil {
 			return nil, err
@@ -444,12 +462,14 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 			s.closers = append(s.closers, c)
 		}
 	}
-	if cfg.Overwrite && s.start.Mode != event.StartResume {
-		if err := clearRunFiles(cfg.SaveDir); err != nil {
-			return nil, err
+	if s.rank0() {
+		if cfg.Overwrite && s.start.Mode != event.StartResume {
+			if err := clearRunFiles(cfg.SaveDir); err != nil {
+				return nil, err
+			}
 		}
+		RemoveStaleTemps(cfg.SaveDir)
 	}
-	RemoveStaleTemps(cfg.SaveDir)
 	eng.OnOOM = func(n int) { s.emit(event.InferenceBatchChanged{Size: n}) }
 	s.writer.OnWritten = func(path string, bytes int, sec float64) {
 		s.emit(event.CheckpointWritten{Path: path, Bytes: bytes, Seconds: sec})
@@ -574,10 +594,11 @@ func (s *session) trainBuffer(n int) []float32 {
 	return s.trainBuf[:n]
 }
 
-// score runs inference over ids, streaming windows from the loader with
-// prefetch. It returns expected returns [n][H] and the time spent waiting for
-// data versus computing.
-func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, phase string) (InferResult, time.Duration, time.Duration, []int64, []float32, error) {
+// scoreLocal runs inference over ids in this process, streaming windows from
+// the loader with prefetch. It returns expected returns [n][H] and the time
+// spent waiting for data versus computing. score (dist.go) shares the ids
+// out over the ranks of a data-parallel run.
+func (s *session) scoreLocal(ctx context.Context, ids []loader.SeqID, labels bool, phase string) (InferResult, time.Duration, time.Duration, []int64, []float32, error) {
 	seqLen, F := s.eng.Model.Cfg.SeqLen, s.ds.NumFeatures()
 	bs := s.eng.InferenceBatch
 	pool := s.scorePool(bs * seqLen * F)
@@ -628,7 +649,7 @@ func (s *session) validate(ctx context.Context) (float64, error) {
 	if len(s.valIDs) == 0 {
 		return math.NaN(), nil
 	}
-	res, _, _, _, _, err := s.score(ctx, s.valIDs, true, PhaseValidation)
+	res, _, _, err := s.score(ctx, s.valIDs, true, PhaseValidation)
 	if err != nil {
 		return 0, err
 	}
@@ -645,12 +666,26 @@ func (s *session) validate(ctx context.Context) (float64, error) {
 func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []float32, epochs int, rng *rand.Rand, prog *passProgress) (float64, int64, error) {
 	seqLen, F, H := s.eng.Model.Cfg.SeqLen, s.ds.NumFeatures(), len(s.ds.Horizons())
 	n := len(ids)
-	feats := s.trainBuffer(n * seqLen * F)
-	labels := make([]int64, n*H)
-	if err := s.ds.ReadWindows(ids, feats, labels, nil); err != nil {
+	bs := s.cfg.BatchSize
+	// The epochs' shuffled orders, drawn up front (the same draws as one
+	// epoch at a time). Each batch of bs is split over the ranks (dist.go);
+	// this rank reads only the windows of its shares.
+	orders := make([][]int, epochs)
+	for ep := range orders {
+		orders[ep] = rng.Perm(n)
+	}
+	row := s.localRows(orders, n, bs)
+	var mine []loader.SeqID
+	for i, r := range row {
+		if r >= 0 {
+			mine = append(mine, ids[i])
+		}
+	}
+	feats := s.trainBuffer(len(mine) * seqLen * F)
+	labels := make([]int64, len(mine)*H)
+	if err := s.ds.ReadWindows(mine, feats, labels, nil); err != nil {
 		return 0, 0, err
 	}
-	bs := s.cfg.BatchSize
 	bf := make([]float32, 0, bs*seqLen*F)
 	bl := make([]int64, 0, bs*H)
 	var bw []float32
@@ -659,26 +694,26 @@ func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []flo
 	if prog == nil {
 		prog = s.startPass(PhaseTraining, n*epochs)
 	}
-	for ep := 0; ep < epochs; ep++ {
-		order := rng.Perm(n)
+	for _, order := range orders {
 		for start := 0; start < n; start += bs {
 			end := min(start+bs, n)
+			lo, hi := s.share(end - start)
 			bf, bl = bf[:0], bl[:0]
-			if weights != nil {
-				bw = bw[:0]
-			}
-			for _, i := range order[start:end] {
-				bf = append(bf, feats[i*seqLen*F:(i+1)*seqLen*F]...)
-				bl = append(bl, labels[i*H:(i+1)*H]...)
-				if weights != nil {
-					bw = append(bw, weights[i])
-				}
+			for _, i := range order[start+lo : start+hi] {
+				r := row[i]
+				bf = append(bf, feats[r*seqLen*F:(r+1)*seqLen*F]...)
+				bl = append(bl, labels[r*H:(r+1)*H]...)
 			}
 			var w []float32
 			if weights != nil {
-				w = normalizeWeights(bw)
+				// Normalised over the global batch, then this rank's share.
+				bw = bw[:0]
+				for _, i := range order[start:end] {
+					bw = append(bw, weights[i])
+				}
+				w = normalizeWeights(bw)[lo:hi]
 			}
-			r, err := s.eng.TrainStep(bf, bl, w, end-start, seqLen)
+			r, err := s.eng.trainStep(bf, bl, w, hi-lo, seqLen, end-start)
 			if r.Skipped {
 				s.emit(event.StepSkipped{Iteration: s.it, Total: s.eng.Skipped})
 			}
@@ -725,6 +760,12 @@ func (s *session) save(name string, withOpt bool) (string, error) {
 	path := filepath.Join(s.cfg.SaveDir, name)
 	s.meta.StepsSkipped = s.eng.Skipped
 	s.meta.InferenceBatch = s.eng.InferenceBatch
+	if !s.rank0() {
+		if withOpt {
+			s.lastCkpt = path
+		}
+		return path, nil
+	}
 	if err := s.writer.Save(path, s.eng, s.meta, withOpt); err != nil {
 		return path, err
 	}
@@ -740,7 +781,10 @@ func (s *session) saveNow(name string, withOpt bool) (string, error) {
 	if err != nil {
 		return path, err
 	}
-	return path, s.writer.Wait()
+	if err := s.writer.Wait(); err != nil {
+		return path, err
+	}
+	return path, s.barrier()
 }
 
 // deviceMemory reads the CUDA allocator's figures (ok false on the CPU).
@@ -836,6 +880,10 @@ func (s *session) finish(res *RunResult, err error) (*RunResult, error) {
 	if werr := s.writer.Wait(); werr != nil && err == nil {
 		err = werr
 	}
+	if err == nil {
+		// Every rank ends with rank 0's files on disk.
+		err = s.barrier()
+	}
 	finished := err == nil
 	if finished && math.IsInf(s.meta.BestValLoss, 1) {
 		why := "every validation loss was NaN or infinite"
@@ -875,7 +923,7 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 		return nil, err
 	}
 	defer s.close()
-	res, err := s.runSelectionAware(ctx)
+	res, err := s.runSelectionAware(s.jointContext(ctx))
 	return s.finish(res, err)
 }
 
@@ -908,7 +956,7 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		ids := strat.Sample(s.ds, train, cfg.SampleSize, rng)
 		sampleTime := time.Since(t0)
 		testPause(ctx, PhaseInference, it)
-		inf, ioWait, compute, _, _, err := s.score(ctx, ids, strat.needsLabels(), PhaseInference)
+		inf, ioWait, compute, err := s.score(ctx, ids, strat.needsLabels(), PhaseInference)
 		phase[PhaseSampling] = (sampleTime + ioWait).Seconds()
 		phase[PhaseInference] = compute.Seconds()
 		if err != nil {
@@ -1089,7 +1137,7 @@ func RunStandard(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 		return nil, err
 	}
 	defer s.close()
-	res, err := s.runStandard(ctx)
+	res, err := s.runStandard(s.jointContext(ctx))
 	return s.finish(res, err)
 }
 

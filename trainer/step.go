@@ -43,6 +43,12 @@ type Engine struct {
 	OnOOM          func(newBatch int)
 
 	pinned map[uintptr]*torch.Tensor
+	// group, when larger than one process, makes every training step average
+	// gradients over its ranks (see syncStep); stopRequested and onStop carry
+	// a local stop request to every rank at the step boundary.
+	group         *torch.ProcessGroup
+	stopRequested func() bool
+	onStop        func()
 	// fault, when set (tests only), runs before each training step
 	// (op "train") and inference chunk (op "infer") with that batch's
 	// features, which it may alter; an error it returns is handled as if the
@@ -196,6 +202,19 @@ type StepResult struct {
 // batch of n sequences. weights may be nil. A non-finite loss or gradient
 // skips the update (counted in Skipped); MaxSkips in a row is an error.
 func (e *Engine) TrainStep(feats []float32, labels []int64, weights []float32, n, seqLen int) (StepResult, error) {
+	return e.trainStep(feats, labels, weights, n, seqLen, n)
+}
+
+// trainStep is TrainStep on this rank's n of a global batch of total
+// sequences (n == total in a world of one). In a larger world the gradients,
+// the loss and the stop request are summed over ranks (syncStep), so every
+// rank takes the same decision (skip or step) with the same values.
+func (e *Engine) trainStep(feats []float32, labels []int64, weights []float32, n, seqLen, total int) (StepResult, error) {
+	dist := e.group != nil && e.group.WorldSize() > 1
+	if dist && n == 0 {
+		// An empty share: nothing to compute, but the collectives are joint.
+		return e.afterBackward(StepResult{}, n, total)
+	}
 	m := e.Model
 	H := m.Cfg.NumHorizons
 	if len(labels) < n*H {
@@ -232,6 +251,10 @@ func (e *Engine) TrainStep(feats []float32, labels []int64, weights []float32, n
 	lv := s.Item(loss)
 	res := StepResult{Loss: lv}
 	if math.IsNaN(lv) || math.IsInf(lv, 0) {
+		if dist {
+			// No backward; the non-finite loss, summed over ranks, makes every rank skip.
+			return e.afterBackward(res, n, total)
+		}
 		return e.skip(res, "loss")
 	}
 	toBackward := loss
@@ -242,6 +265,22 @@ func (e *Engine) TrainStep(feats []float32, labels []int64, weights []float32, n
 	if err := s.Err(); err != nil {
 		_ = e.Opt.ZeroGrad()
 		return res, trainErr(err)
+	}
+	return e.afterBackward(res, n, total)
+}
+
+// afterBackward averages the gradients over ranks (a no-op in a world of
+// one), then unscales, clips and steps.
+func (e *Engine) afterBackward(res StepResult, n, total int) (StepResult, error) {
+	m := e.Model
+	if e.group != nil && e.group.WorldSize() > 1 {
+		var err error
+		if res, err = e.syncStep(res, n, total); err != nil {
+			return res, err
+		}
+		if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
+			return e.skip(res, "loss")
+		}
 	}
 	params := m.Parameters()
 	if e.scaler != nil {

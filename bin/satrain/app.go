@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
@@ -43,6 +44,12 @@ func boolFlag(name string, v bool, usage, cat string) *cli.BoolFlag {
 	return &cli.BoolFlag{Name: name, Value: v, Usage: usage, Category: cat, EnvVars: env(name)}
 }
 
+// distTimeoutFlag bounds the collectives of a multi-process run (docs/DISTRIBUTED.md).
+func distTimeoutFlag(cat string) cli.Flag {
+	return &cli.DurationFlag{Name: "dist-timeout", Value: 5 * time.Minute, Category: cat, EnvVars: env("dist-timeout"),
+		Usage: "multi-process runs (WORLD_SIZE > 1): how long a collective or the start-up rendezvous waits for a peer before every rank stops"}
+}
+
 // modelFlags and trainFlags are shared by selection-aware, train and compare.
 func modelFlags() []cli.Flag {
 	return []cli.Flag{
@@ -65,7 +72,7 @@ func modelFlags() []cli.Flag {
 		intFlag("inference-batch-size", 64, "inference batch size (halved automatically on out-of-memory)", catTraining),
 		intFlag("max-skipped-steps", 20, "stop (saving the last good weights) after this many consecutive non-finite steps", catTraining),
 		stringFlag("save-dir", "./checkpoints", "where checkpoints and metrics.jsonl go", catCheckpoint),
-		stringFlag("resume-from", "", "checkpoint to continue (its run's settings are used unless given) or fine-tune from (standard best_model.pt)", catCheckpoint),
+		stringFlag("resume-from", "", "checkpoint to continue (its run's settings are used unless given) or fine-tune from (standard best_model.pt); auto: the newest valid checkpoint in --save-dir, none: start fresh", catCheckpoint),
 		boolFlag("overwrite", false, "start afresh in a --save-dir that holds another run's checkpoints and metrics log", catCheckpoint),
 		intFlag("val-every", 5, "validate every N iterations", catCheckpoint),
 		intFlag("checkpoint-every", 10, "write checkpoint_iter_N.pt every N iterations", catCheckpoint),
@@ -75,6 +82,7 @@ func modelFlags() []cli.Flag {
 		stringFlag("device", "cuda", "cuda, cuda:N or cpu", catOther),
 		&cli.Int64Flag{Name: "seed", Value: 42, Usage: "seed for initialisation, sampling, shuffling and dropout", Category: catOther, EnvVars: env("seed")},
 		intFlag("threads", 0, "CPU threads for libtorch (0: libtorch's default)", catOther),
+		distTimeoutFlag(catOther),
 		stringFlag("metrics-addr", trainer.DefaultMetricsAddr, "Prometheus /metrics listen address (empty: off)", catOther),
 		boolFlag("progress", true, "progress bar on a terminal, periodic log lines otherwise", catOther),
 	}

@@ -53,7 +53,8 @@ func evalCommand() *cli.Command {
 		Usage: "score a split with a checkpoint and backtest its top-k: loss, accuracy, IC, portfolio (report.json, equity.png, calibration.png)",
 		Flags: append(append(evalDataFlags(),
 			intFlag("horizon-idx", 1, "horizon ranked and held: 0=1d 1=5d 2=10d 3=20d", catEval),
-			stringFlag("out", "", "folder for report.json, equity.png and calibration.png (empty: table only)", catEval)),
+			stringFlag("out", "", "folder for report.json, equity.png and calibration.png (empty: table only)", catEval),
+			distTimeoutFlag(catEval)),
 			backtestFlags("")...),
 		Action: runEval,
 	}
@@ -220,6 +221,12 @@ func runEval(c *cli.Context) error {
 			return fmt.Errorf("--out %s: %w", out, err)
 		}
 	}
+	if opt.Group, err = joinGroupOn(c, &opt.Device); err != nil {
+		return err
+	}
+	defer opt.Group.Close()
+	// Every rank scores its share; rank 0 prints and writes the outputs.
+	rank0 := opt.Group.Rank() == 0
 	ev, err := trainer.OpenEvaluator(opt)
 	if err != nil {
 		return err
@@ -227,12 +234,17 @@ func runEval(c *cli.Context) error {
 	defer ev.Close()
 	h := c.Int("horizon-idx")
 	ecfg := trainer.EvalConfig{Split: c.String("split"), HorizonIdx: h, MaxDates: c.Int("max-dates"), Backtest: bt}
-	fmt.Printf("Evaluating %s (%s, iteration %d, %s) on the %s split of %s, horizon %s\n", opt.Checkpoint, ev.Meta.Kind,
-		ev.Meta.Iteration, ev.Config.String(), ecfg.Split, opt.Data, horizonLabel(ev.DS, h))
-	fmt.Printf("Lineage: %s\n", ev.Meta.Lineage())
+	if rank0 {
+		fmt.Printf("Evaluating %s (%s, iteration %d, %s) on the %s split of %s, horizon %s\n", opt.Checkpoint, ev.Meta.Kind,
+			ev.Meta.Iteration, ev.Config.String(), ecfg.Split, opt.Data, horizonLabel(ev.DS, h))
+		fmt.Printf("Lineage: %s\n", ev.Meta.Lineage())
+	}
 	res, err := ev.Evaluate(c.Context, ecfg)
 	if err != nil {
 		return err
+	}
+	if !rank0 {
+		return nil
 	}
 	fmt.Printf("Scored %s sequences in %.1fs\n\n", loader.FormatCount(int64(len(res.Predictions))), res.Seconds)
 	res.Report.WriteTable(os.Stdout)
@@ -260,6 +272,9 @@ func horizonLabel(ds *loader.Dataset, h int) string {
 }
 
 func runPredict(c *cli.Context) error {
+	if err := refuseDistributed("predict"); err != nil {
+		return err
+	}
 	opt, err := evalOptions(c)
 	if err != nil {
 		return err
@@ -331,6 +346,9 @@ func compareFlags() []cli.Flag {
 }
 
 func runCompare(c *cli.Context) error {
+	if err := refuseDistributed("compare"); err != nil {
+		return err
+	}
 	base, err := runConfig(c, true)
 	if err != nil {
 		return err

@@ -38,6 +38,17 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	if !c.IsSet("data") {
 		dataOrigin = dataDefault
 	}
+	autoFresh := false
+	if c.String("resume-from") == "auto" && c.Command.Name != "compare" {
+		path, err := resolveResumeAuto(c.String("save-dir"))
+		if err != nil {
+			return cfg, err
+		}
+		if err := c.Set("resume-from", path); err != nil {
+			return cfg, err
+		}
+		autoFresh = path == ""
+	}
 	if path := c.String("resume-from"); path != "" && c.Command.Name != "compare" {
 		if _, err := os.Stat(path); err != nil {
 			return cfg, fmt.Errorf("--resume-from %s: %w", path, err)
@@ -153,6 +164,10 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	if err := applyGPUFlags(c, &cfg, selection); err != nil {
 		return cfg, err
 	}
+	if autoFresh {
+		// Nothing to continue: what an attempt without a checkpoint left goes.
+		cfg.Overwrite = true
+	}
 	if err := cfg.Validate(selection); err != nil {
 		return cfg, err
 	}
@@ -176,6 +191,10 @@ func runSelectionAware(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Group, err = joinGroup(c, &cfg); err != nil {
+		return err
+	}
+	defer cfg.Group.Close()
 	_, err = trainer.RunSelectionAware(c.Context, cfg)
 	return err
 }
@@ -185,6 +204,10 @@ func runStandard(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Group, err = joinGroup(c, &cfg); err != nil {
+		return err
+	}
+	defer cfg.Group.Close()
 	_, err = trainer.RunStandard(c.Context, cfg)
 	return err
 }

@@ -197,6 +197,30 @@ sat_error *sat_dict_serialize(sat_dict d, sat_bytes *out, const char **data, int
 void sat_bytes_free(sat_bytes b);
 sat_error *sat_dict_load(const char *path, sat_dict *out);
 
+/* ---- distributed (c10d): implemented in dist.cpp ----
+ * A process group joins `world` processes through a TCPStore at host:port
+ * (host_store != 0: this process runs the store's server, else it connects as
+ * a client), its keys under `prefix` (NULL or "" for none). Every collective
+ * is synchronous, issued by every rank in the same order, and fails with a
+ * sat_error when a peer is gone or timeout_ms passes; none aborts. */
+typedef struct sat_pg_s *sat_pg;
+enum { SAT_DIST_GLOO = 0, SAT_DIST_NCCL = 1 };
+int sat_dist_backends(void); /* bit (1 << SAT_DIST_x) set for each backend built in */
+sat_error *sat_pg_new(const char *host, int port, int host_store, const char *prefix, int rank, int world,
+                      int backend, int device_index, int64_t timeout_ms, sat_pg *out);
+void sat_pg_free(sat_pg g);
+sat_error *sat_pg_all_reduce_sum(sat_pg g, sat_tensor t);      /* in place, contiguous */
+sat_error *sat_pg_broadcast(sat_pg g, sat_tensor t, int root); /* in place, contiguous */
+/* *out: a new tensor [world, numel(in)] holding every rank's `in`, row r from rank r */
+sat_error *sat_pg_all_gather(sat_pg g, sat_tensor in, sat_tensor *out);
+/* Gradient averaging as DDP does it: every param's grad (zeros where undefined)
+ * times `scale`, flattened into buckets of at most bucket_bytes, each bucket
+ * summed over ranks, written back (defining missing grads). extra[n_extra]
+ * rides in the last bucket, scaled by the caller, summed in place. */
+sat_error *sat_pg_all_reduce_grads(sat_pg g, const sat_tensor *params, int n, double scale, float *extra, int n_extra,
+                                   int64_t bucket_bytes);
+sat_error *sat_pg_barrier(sat_pg g);
+
 #ifdef __cplusplus
 }
 #endif

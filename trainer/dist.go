@@ -1,0 +1,395 @@
+package trainer
+
+// Data-parallel training over a torch.ProcessGroup (c10d), as DDP does it:
+// weights broadcast from rank 0 at start, the same collectives in the same
+// order on every rank, results that do not depend on the world size beyond
+// float reduction order. In a world of one every hook here is a no-op.
+//
+//   - Scoring (selection-aware sample, validation): every rank holds the same
+//     ids (same seed); each scores its contiguous share (torch.Share) and an
+//     all-gather gives every rank every score, so all select the same top-k.
+//   - Training: --batch-size is the global batch. Each batch of the (same)
+//     shuffled order is split into contiguous shares; each rank's mean loss
+//     gradient is scaled by its share n_r/N and summed (AllReduceGrads), which
+//     is the gradient of the one-process batch mean, also for an uneven last
+//     batch. The loss and a stop request ride with the gradients, so the
+//     non-finite skip and a signal's stop are decided jointly.
+//   - Checkpoints: rank 0 writes; the others skip the write and meet it at a
+//     barrier where a run waits for its files. Only rank 0 has reporters.
+//
+// Dropout: each rank draws the masks of its share from the same seeded
+// generator state, so with dropout > 0 the masks (not their distribution)
+// depend on the world size.
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/trainer/backtest"
+)
+
+// distState is a session's view of its process group.
+type distState struct {
+	pg *torch.ProcessGroup
+	// local is the caller's context: a signal cancels it on this rank only.
+	local context.Context
+	// cancel cancels the run's joint context on every rank at once, when the
+	// ranks learn at a collective that one of them was asked to stop.
+	cancel context.CancelFunc
+}
+
+func (s *session) world() int  { return s.dist.pg.WorldSize() }
+func (s *session) rank0() bool { return s.dist.pg.Rank() == 0 }
+
+// initDist sets up the session's process group (a world of one when cfg has
+// none) and, in a larger world, checks that every rank runs the same
+// configuration.
+func (s *session) initDist() error {
+	s.dist.pg = s.cfg.Group
+	if s.dist.pg == nil {
+		s.dist.pg = torch.SingleProcess()
+	}
+	if s.world() == 1 {
+		return nil
+	}
+	return s.checkSameConfig()
+}
+
+// ConfigHash is a 63-bit FNV-1a hash of what must be equal on every rank of
+// a run: the run kind, data path, seed, resume file and the flags set.
+func ConfigHash(kind string, cfg RunConfig) int64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%s\x00%d\x00", kind, cfg.Data, cfg.Seed, cfg.ResumeFrom, cfg.BatchSize)
+	keys := make([]string, 0, len(cfg.Run))
+	for k := range cfg.Run {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if rankLocalFlags[k] {
+			continue
+		}
+		fmt.Fprintf(h, "%s=%s\x00", k, cfg.Run[k])
+	}
+	return int64(h.Sum64() >> 1)
+}
+
+// rankLocalFlags may differ between ranks (each rank serves its own port, or
+// none, and picks its own device).
+var rankLocalFlags = map[string]bool{"metrics-addr": true, "progress": true, "device": true, "threads": true}
+
+func (s *session) checkSameConfig() error {
+	mine := ConfigHash(s.kind, s.cfg)
+	all, err := s.dist.pg.AllGatherInt64([]int64{mine})
+	if err != nil {
+		return err
+	}
+	for r, h := range all {
+		if h[0] != all[0][0] {
+			return fmt.Errorf("rank %d was started with a different configuration than rank 0 (config hash %x vs %x): start every rank with the same flags and data", r, h[0], all[0][0])
+		}
+	}
+	return nil
+}
+
+// broadcastWeights makes every rank start from rank 0's weights.
+func (s *session) broadcastWeights() error {
+	if s.world() == 1 {
+		return nil
+	}
+	for _, p := range s.eng.Model.Parameters() {
+		if err := s.dist.pg.Broadcast(p, 0); err != nil {
+			return err
+		}
+	}
+	s.eng.group = s.dist.pg
+	return nil
+}
+
+// jointContext returns the context the run's loops watch. In a world of one
+// it is ctx. In a larger world it is cancelled only when the ranks agree, at
+// a collective, that one of them was asked to stop, so every rank stops at
+// the same step boundary.
+func (s *session) jointContext(ctx context.Context) context.Context {
+	if s.world() == 1 {
+		return ctx
+	}
+	j, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.dist.local, s.dist.cancel = ctx, cancel
+	s.eng.stopRequested = func() bool { return ctx.Err() != nil }
+	s.eng.onStop = cancel
+	return j
+}
+
+func (s *session) localStop() float32 {
+	if s.dist.local != nil && s.dist.local.Err() != nil {
+		return 1
+	}
+	return 0
+}
+
+// syncStep sums this rank's gradients scaled by n/total, its loss share and
+// its stop request over every rank. res.Loss becomes the global batch mean.
+func (e *Engine) syncStep(res StepResult, n, total int) (StepResult, error) {
+	share := float64(n) / float64(total)
+	stop := float32(0)
+	if e.stopRequested != nil && e.stopRequested() {
+		stop = 1
+	}
+	loss := float32(0)
+	if n > 0 {
+		loss = float32(res.Loss * share)
+	}
+	extra := []float32{loss, stop}
+	if err := e.group.AllReduceGrads(e.Model.Parameters(), share, extra); err != nil {
+		return res, err
+	}
+	res.Loss = float64(extra[0])
+	if extra[1] > 0 && e.onStop != nil {
+		e.onStop()
+	}
+	return res, nil
+}
+
+// share is this rank's contiguous part [lo, hi) of a global batch of n.
+func (s *session) share(n int) (lo, hi int) {
+	return torch.Share(n, s.dist.pg.Rank(), s.world())
+}
+
+// localRows maps each of n items to its row among the items this rank
+// trains on in any of the epochs' orders (batches of bs split by share), -1
+// for the others. In a world of one every item is its own row.
+func (s *session) localRows(orders [][]int, n, bs int) []int {
+	row := make([]int, n)
+	if s.world() == 1 {
+		for i := range row {
+			row[i] = i
+		}
+		return row
+	}
+	used := make([]bool, n)
+	for _, order := range orders {
+		for start := 0; start < n; start += bs {
+			lo, hi := s.share(min(start+bs, n) - start)
+			for _, i := range order[start+lo : start+hi] {
+				used[i] = true
+			}
+		}
+	}
+	next := 0
+	for i := range row {
+		row[i] = -1
+		if used[i] {
+			row[i] = next
+			next++
+		}
+	}
+	return row
+}
+
+// score scores ids: in a world of one all of them; otherwise this rank's
+// contiguous share, then an all-gather gives every rank the results of all
+// ids in order (expected returns, and the losses and logits when computed),
+// and the ranks' stop requests.
+func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, phase string) (InferResult, time.Duration, time.Duration, error) {
+	if s.world() == 1 {
+		res, ioWait, compute, _, _, err := s.scoreLocal(ctx, ids, labels, phase)
+		return res, ioWait, compute, err
+	}
+	lo, hi := torch.Share(len(ids), s.dist.pg.Rank(), s.world())
+	res, ioWait, compute, _, _, err := s.scoreLocal(ctx, ids[lo:hi], labels, phase)
+	if err != nil {
+		return res, ioWait, compute, err
+	}
+	parts, stop, err := s.gatherParts(s.localStop(), res.Expected, res.Loss, res.Logits)
+	if err != nil {
+		return res, ioWait, compute, err
+	}
+	out := InferResult{Expected: parts[0], Loss: parts[1], Logits: parts[2]}
+	if len(out.Loss) == 0 {
+		out.Loss = nil
+	}
+	if len(out.Logits) == 0 {
+		out.Logits = nil
+	}
+	if stop {
+		s.dist.cancel()
+		return out, ioWait, compute, ctx.Err()
+	}
+	return out, ioWait, compute, nil
+}
+
+// gatherParts all-gathers float32 slices of any lengths from every rank and
+// concatenates each part in rank order, with the OR of the ranks' stop
+// flags: two collectives (the lengths, then the data padded to the longest).
+func (s *session) gatherParts(stop float32, parts ...[]float32) ([][]float32, bool, error) {
+	return allGatherParts(s.dist.pg, stop, parts...)
+}
+
+// allGatherParts is gatherParts on any process group.
+func allGatherParts(pg *torch.ProcessGroup, stop float32, parts ...[]float32) ([][]float32, bool, error) {
+	head := make([]int64, len(parts)+1)
+	total := 0
+	for i, p := range parts {
+		head[i] = int64(len(p))
+		total += len(p)
+	}
+	head[len(parts)] = int64(stop)
+	heads, err := pg.AllGatherInt64(head)
+	if err != nil {
+		return nil, false, err
+	}
+	longest, anyStop := 0, false
+	for _, h := range heads {
+		n := 0
+		for i := range parts {
+			n += int(h[i])
+		}
+		longest = max(longest, n)
+		anyStop = anyStop || h[len(parts)] != 0
+	}
+	flat := make([]float32, 0, max(longest, 1))
+	for _, p := range parts {
+		flat = append(flat, p...)
+	}
+	flat = flat[:max(longest, 1)]
+	t, err := torch.FromFloat32(flat, int64(len(flat)))
+	if err != nil {
+		return nil, false, err
+	}
+	defer t.Free()
+	all, err := pg.AllGather(t)
+	if err != nil {
+		return nil, false, err
+	}
+	defer all.Free()
+	v, err := all.Float32s()
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([][]float32, len(parts))
+	for r, h := range heads {
+		row := v[r*len(flat):]
+		off := 0
+		for i := range parts {
+			out[i] = append(out[i], row[off:off+int(h[i])]...)
+			off += int(h[i])
+		}
+	}
+	return out, anyStop, nil
+}
+
+// sharedPredictions is Predictions over a process group: each rank scores
+// its contiguous share of ids, and an all-gather of the four values of each
+// prediction (all exact in float32: they come from float32 tensors) gives
+// every rank all of them in the order of ids.
+func (e *Evaluator) sharedPredictions(ctx context.Context, ids []loader.SeqID, h int) ([]backtest.Prediction, error) {
+	g := e.opt.Group
+	lo, hi := torch.Share(len(ids), g.Rank(), g.WorldSize())
+	local := *e
+	local.opt.Group = nil
+	mine, err := local.Predictions(ctx, ids[lo:hi], h)
+	if err != nil {
+		return nil, err
+	}
+	cols := make([][]float32, 4)
+	for _, p := range mine {
+		correct := float32(0)
+		if p.Correct {
+			correct = 1
+		}
+		cols[0] = append(cols[0], float32(p.Score))
+		cols[1] = append(cols[1], float32(p.Realized))
+		cols[2] = append(cols[2], float32(p.Loss))
+		cols[3] = append(cols[3], correct)
+	}
+	all, _, err := allGatherParts(g, 0, cols...)
+	if err != nil {
+		return nil, err
+	}
+	if len(all[0]) != len(ids) {
+		return nil, fmt.Errorf("evaluation: gathered %d predictions for %d sequences", len(all[0]), len(ids))
+	}
+	dates := e.DS.Dates()
+	preds := make([]backtest.Prediction, len(ids))
+	for i, id := range ids {
+		preds[i] = backtest.Prediction{Ticker: id.Ticker, Date: dates[id.Day], Score: float64(all[0][i]),
+			Realized: float64(all[1][i]), Loss: float64(all[2][i]), Correct: all[3][i] != 0}
+	}
+	return preds, nil
+}
+
+// barrier waits for every rank (rank 0's checkpoint on disk, the end of a run).
+func (s *session) barrier() error { return s.dist.pg.Barrier() }
+
+// checkpointRE matches the checkpoints with optimizer state a run writes.
+var checkpointRE = regexp.MustCompile(`^checkpoint_(iter|epoch|interrupted_iter|interrupted_epoch)_(\d+)\.pt$`)
+
+// ResolveResumeAuto picks the checkpoint `--resume-from auto` continues from:
+// the newest checkpoint with optimizer state in dir (by iteration, then
+// modification time; checkpoint_interrupted_*_N.pt, which holds part of N,
+// ranks between N-1 and N) that loads and passes its checksum. "" (start fresh)
+// when there is none; unreadable files are skipped with their reason in
+// skipped.
+func ResolveResumeAuto(dir string) (path string, skipped []string, err error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("--resume-from auto: %w", err)
+	}
+	type cand struct {
+		path string
+		it   float64 // an interrupted checkpoint holds part of iteration N: N - 0.5
+		mod  time.Time
+	}
+	var cs []cand
+	for _, e := range entries {
+		m := checkpointRE.FindStringSubmatch(e.Name())
+		if m == nil || e.IsDir() {
+			continue
+		}
+		n, _ := strconv.Atoi(m[2])
+		it := float64(n)
+		if m[1] == "interrupted_iter" || m[1] == "interrupted_epoch" {
+			it -= 0.5
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		cs = append(cs, cand{filepath.Join(dir, e.Name()), it, info.ModTime()})
+	}
+	slices.SortFunc(cs, func(a, b cand) int {
+		if a.it != b.it {
+			return cmp.Compare(b.it, a.it)
+		}
+		return b.mod.Compare(a.mod)
+	})
+	for _, c := range cs {
+		l, err := LoadCheckpoint(c.path)
+		if err != nil {
+			skipped = append(skipped, fmt.Sprintf("%s: %v", c.path, err))
+			continue
+		}
+		ok := l.HasOptim
+		l.Free()
+		if ok {
+			return c.path, skipped, nil
+		}
+	}
+	return "", skipped, nil
+}

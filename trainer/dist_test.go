@@ -1,0 +1,398 @@
+package trainer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/trainer/backtest"
+	"github.com/satrain/satrain/trainer/event"
+)
+
+// The data-parallel tests re-execute this test binary: with
+// SATRAIN_TRAINER_DIST set to "selection" or "standard", TestMain runs one
+// rank of that run ("bench": of BenchmarkDataParallelComm) (joined through RANK, WORLD_SIZE, MASTER_ADDR and
+// MASTER_PORT) and prints its distRankResult as JSON.
+func TestMain(m *testing.M) {
+	switch kind := os.Getenv("SATRAIN_TRAINER_DIST"); kind {
+	case "":
+	case "bench":
+		os.Exit(distBenchRank())
+	case "eval":
+		os.Exit(distEvalRank())
+	default:
+		os.Exit(distRank(kind))
+	}
+	os.Exit(m.Run())
+}
+
+// distRankResult is what one rank saw of a run.
+type distRankResult struct {
+	Selected  [][]loader.SeqID
+	TrainLoss []float64
+	ValLoss   []float64
+	Skipped   []int64 // steps skipped so far, after each iteration
+}
+
+func resultOf(res *RunResult) distRankResult {
+	var r distRankResult
+	for _, it := range res.Iterations {
+		r.Selected = append(r.Selected, it.Selected)
+		r.TrainLoss = append(r.TrainLoss, it.TrainLoss)
+		v := math.NaN()
+		if it.ValLoss != nil {
+			v = *it.ValLoss
+		}
+		r.ValLoss = append(r.ValLoss, v)
+		r.Skipped = append(r.Skipped, it.StepsSkippedTotal)
+	}
+	return r
+}
+
+// nanFault makes the features of the third training step non-finite (on the
+// rank it is installed on), so that step's loss is NaN.
+func nanFault() func(op string, feats []float32, n int) error {
+	calls := 0
+	return func(op string, feats []float32, n int) error {
+		if op == "train" {
+			if calls++; calls == 3 && len(feats) > 0 {
+				feats[0] = float32(math.NaN())
+			}
+		}
+		return nil
+	}
+}
+
+// distTestConfig is ltConfig without dropout (dropout masks depend on the
+// world size, see dist.go), with a top-k of 13 so that each epoch ends with
+// an uneven batch (8 + 5: shares 4+4 and 3+2 over two ranks).
+func distTestConfig(kind, data, saveDir string) RunConfig {
+	cfg := ltConfig(data, saveDir, nil)
+	cfg.Console = nil
+	cfg.Reporters = []event.Reporter{}
+	cfg.Model.Dropout = 0
+	cfg.TopK = 13
+	cfg.ValEvery, cfg.CheckpointEvery = 1, 1
+	cfg.Step.LR = 1e-4 // see TestDataParallelMatchesOneProcess on the tolerance
+	if kind == "standard" {
+		cfg.Epochs, cfg.MaxSeqsPerEpoch = 2, 60 // 7 batches of 8 and one of 4 per epoch
+	}
+	return cfg
+}
+
+func runKind(ctx context.Context, kind string, cfg RunConfig) (*RunResult, error) {
+	if kind == "standard" {
+		return RunStandard(ctx, cfg)
+	}
+	return RunSelectionAware(ctx, cfg)
+}
+
+func distRank(kind string) int {
+	defer torch.LockThread()()
+	l, err := torch.LaunchFromEnv(os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	g, err := torch.NewProcessGroup(l.GroupConfig(torch.Gloo, time.Minute))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer g.Close()
+	cfg := distTestConfig(strings.TrimSuffix(kind, "-nan"), os.Getenv("SATRAIN_TRAINER_DIST_DATA"), os.Getenv("SATRAIN_TRAINER_DIST_SAVE"))
+	cfg.Group = g
+	if strings.HasSuffix(kind, "-nan") && g.Rank() == 1 {
+		cfg.testFault = nanFault()
+	}
+	res, err := runKind(context.Background(), strings.TrimSuffix(kind, "-nan"), cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(resultOf(res)); err != nil {
+		return 3
+	}
+	return 0
+}
+
+// distEvalRank evaluates SATRAIN_TRAINER_DIST_CKPT on the test split as one
+// rank and prints the predictions as JSON.
+func distEvalRank() int {
+	defer torch.LockThread()()
+	l, err := torch.LaunchFromEnv(os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	g, err := torch.NewProcessGroup(l.GroupConfig(torch.Gloo, time.Minute))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer g.Close()
+	res, err := distEval(os.Getenv("SATRAIN_TRAINER_DIST_CKPT"), os.Getenv("SATRAIN_TRAINER_DIST_DATA"), g)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(res.Predictions); err != nil {
+		return 3
+	}
+	return 0
+}
+
+func distEval(ckpt, data string, g *torch.ProcessGroup) (*EvalResult, error) {
+	ev, err := OpenEvaluator(EvalOptions{Checkpoint: ckpt, Data: data, DataOpt: loader.Options{ValSize: 48, Seed: 5},
+		Device: torch.CPU, InferenceBatch: 16, Threads: 1, Group: g})
+	if err != nil {
+		return nil, err
+	}
+	defer ev.Close()
+	return ev.Evaluate(context.Background(), EvalConfig{Split: "test", HorizonIdx: 1})
+}
+
+func distFreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// finalWeights loads the parameters of a checkpoint as one flat vector.
+func finalWeights(t *testing.T, path string) []float64 {
+	t.Helper()
+	l, err := LoadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Free()
+	m, err := l.NewModel(torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	var out []float64
+	for _, p := range m.Parameters() {
+		v, err := p.Float32s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range v {
+			out = append(out, float64(x))
+		}
+	}
+	return out
+}
+
+func relDiff(a, b []float64) float64 {
+	var d, n float64
+	for i := range a {
+		d += (a[i] - b[i]) * (a[i] - b[i])
+		n += b[i] * b[i]
+	}
+	return math.Sqrt(d / n)
+}
+
+// TestDataParallelMatchesOneProcess runs the same selection-aware run (3
+// iterations, 2 epochs each) and standard run (2 epochs) in one process and
+// as two ranks over Gloo on loopback. Every rank must select the same set as
+// the single process in every iteration, and the losses and final weights
+// must agree within float32 reduction-order effects.
+//
+// Tolerance: the ranks sum two partial gradients where one process sums one
+// batch: a relative difference of a few float32 eps (1.2e-7) in each element.
+// Losses and validation losses inherit that (bound 1e-5 relative). AdamW
+// amplifies it in the weights: its update lr*m/(sqrt(v)+1e-8) has magnitude
+// ~lr whatever the gradient's size, so an element whose gradient is ~1e-8
+// moves by a fraction of lr that depends on those last bits. That term scales
+// with lr: with lr 1e-3 the final weights differ by ~3e-5 relative after these
+// ~20 steps, with lr 1e-4 by ~3e-6, inside the 1e-5. A wrong split
+// (a share weighted 1/2 instead of 5/13, a batch counted twice) changes the
+// losses themselves by far more than 1e-5.
+func TestDataParallelMatchesOneProcess(t *testing.T) {
+	if !torch.HasBackend(torch.Gloo) {
+		ltNeed(t, false, "libsatorch built without Gloo")
+	}
+	data := ltData(t)
+	// selection-nan: the third training step's loss is NaN, on the one
+	// process and on rank 1 only of two: every rank must skip that step.
+	for _, kind := range []string{"selection", "standard", "selection-nan"} {
+		t.Run(kind, func(t *testing.T) {
+			defer torch.LockThread()() // each subtest runs on its own goroutine
+			dir := t.TempDir()
+			one := filepath.Join(dir, "world1")
+			base := strings.TrimSuffix(kind, "-nan")
+			cfg1 := distTestConfig(base, data, one)
+			if base != kind {
+				cfg1.testFault = nanFault()
+				prev := slog.Default() // the skip's warning is expected here
+				slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+				defer slog.SetDefault(prev)
+			}
+			res1, err := runKind(context.Background(), base, cfg1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := resultOf(res1)
+
+			two := filepath.Join(dir, "world2")
+			outs := runRanks(t, "SATRAIN_TRAINER_DIST="+kind, "SATRAIN_TRAINER_DIST_DATA="+data, "SATRAIN_TRAINER_DIST_SAVE="+two)
+			for r := range outs {
+				var got distRankResult
+				if err := json.Unmarshal([]byte(outs[r]), &got); err != nil {
+					t.Fatalf("rank %d: %v in %q", r, err, outs[r])
+				}
+				if len(got.TrainLoss) != len(want.TrainLoss) {
+					t.Fatalf("rank %d ran %d iterations, one process %d", r, len(got.TrainLoss), len(want.TrainLoss))
+				}
+				for i := range want.TrainLoss {
+					if got.Skipped[i] != want.Skipped[i] {
+						t.Errorf("rank %d iteration %d: %d steps skipped so far, one process %d", r, i+1, got.Skipped[i], want.Skipped[i])
+					}
+					if fmt.Sprint(got.Selected[i]) != fmt.Sprint(want.Selected[i]) {
+						t.Errorf("rank %d iteration %d selected %v, one process %v", r, i+1, got.Selected[i], want.Selected[i])
+					}
+					for _, l := range []struct {
+						what      string
+						got, want float64
+					}{{"train loss", got.TrainLoss[i], want.TrainLoss[i]}, {"validation loss", got.ValLoss[i], want.ValLoss[i]}} {
+						if math.Abs(l.got-l.want) > 1e-5*math.Abs(l.want) {
+							t.Errorf("rank %d iteration %d %s %.8f, one process %.8f", r, i+1, l.what, l.got, l.want)
+						}
+					}
+				}
+			}
+			if base != kind && want.Skipped[len(want.Skipped)-1] != 1 {
+				t.Fatalf("the fault skipped %d steps in one process, want 1", want.Skipped[len(want.Skipped)-1])
+			}
+			last := fmt.Sprintf("checkpoint_iter_%d.pt", len(want.TrainLoss))
+			if base == "standard" {
+				last = fmt.Sprintf("checkpoint_epoch_%d.pt", len(want.TrainLoss))
+			}
+			w1, w2 := finalWeights(t, filepath.Join(one, last)), finalWeights(t, filepath.Join(two, last))
+			if d := relDiff(w2, w1); d > 1e-5 {
+				t.Errorf("final weights: relative difference %.3g between world 2 and world 1 (bound 1e-5)", d)
+			} else {
+				t.Logf("final weights: relative difference %.3g", d)
+			}
+			if kind == "selection" {
+				distCheckEval(t, filepath.Join(one, last), data)
+			}
+		})
+	}
+}
+
+// distCheckEval: evaluating a checkpoint on two ranks gives the predictions
+// of one process (scores and losses within float32 effects of the batch
+// composition, 1e-5 relative; the rest exactly).
+func distCheckEval(t *testing.T, ckpt, data string) {
+	t.Helper()
+	want, err := distEval(ckpt, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := runRanks(t, "SATRAIN_TRAINER_DIST=eval", "SATRAIN_TRAINER_DIST_DATA="+data, "SATRAIN_TRAINER_DIST_CKPT="+ckpt)
+	for r, out := range outs {
+		var got []backtest.Prediction
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("eval rank %d: %v", r, err)
+		}
+		if len(got) != len(want.Predictions) || len(got) == 0 {
+			t.Fatalf("eval rank %d: %d predictions, one process %d", r, len(got), len(want.Predictions))
+		}
+		for i, w := range want.Predictions {
+			g := got[i]
+			if g.Ticker != w.Ticker || g.Date != w.Date || g.Realized != w.Realized || g.Correct != w.Correct ||
+				math.Abs(g.Score-w.Score) > 1e-5*math.Abs(w.Score) || math.Abs(g.Loss-w.Loss) > 1e-5*math.Abs(w.Loss) {
+				t.Fatalf("eval rank %d prediction %d: %+v, one process %+v", r, i, g, w)
+			}
+		}
+	}
+}
+
+// runRanks runs two ranks of this test binary with env and returns their stdout.
+func runRanks(t *testing.T, env ...string) []string {
+	t.Helper()
+	port := distFreePort(t)
+	cmds := make([]*exec.Cmd, 2)
+	outs := make([]*strings.Builder, 2)
+	errs := make([]*strings.Builder, 2)
+	for r := range cmds {
+		c := exec.Command(os.Args[0], "-test.run=^$")
+		c.Env = append(append(os.Environ(), env...), "RANK="+strconv.Itoa(r), "WORLD_SIZE=2",
+			"MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port), "TORCHELASTIC_USE_AGENT_STORE=")
+		outs[r], errs[r] = &strings.Builder{}, &strings.Builder{}
+		c.Stdout, c.Stderr = outs[r], errs[r]
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds[r] = c
+	}
+	res := make([]string, 2)
+	for r, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("rank %d: %v\n%s", r, err, errs[r])
+		}
+		res[r] = outs[r].String()
+	}
+	return res
+}
+
+// TestResolveResumeAuto: --resume-from auto takes the newest checkpoint with
+// optimizer state that loads, skipping a damaged one; an interrupted
+// checkpoint of iteration N ranks between N-1 and N; none: start fresh.
+func TestResolveResumeAuto(t *testing.T) {
+	defer torch.LockThread()()
+	dir := t.TempDir()
+	if p, skipped, err := ResolveResumeAuto(filepath.Join(dir, "absent")); p != "" || skipped != nil || err != nil {
+		t.Fatalf("absent save dir: %q %v %v, want a fresh start", p, skipped, err)
+	}
+	cfg := ltConfig(ltData(t), dir, nil)
+	cfg.Console, cfg.Reporters = nil, []event.Reporter{}
+	cfg.NumIterations, cfg.CheckpointEvery = 2, 1
+	if _, err := RunSelectionAware(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	ck := func(name string) string { return filepath.Join(dir, name) }
+	if p, _, err := ResolveResumeAuto(dir); p != ck("checkpoint_iter_2.pt") || err != nil {
+		t.Fatalf("got %q, %v; want checkpoint_iter_2.pt", p, err)
+	}
+	raw, err := os.ReadFile(ck("checkpoint_iter_2.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ck("checkpoint_iter_2.pt"), raw[:len(raw)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, skipped, err := ResolveResumeAuto(dir)
+	if p != ck("checkpoint_iter_1.pt") || err != nil || len(skipped) != 1 || !strings.Contains(skipped[0], "checkpoint_iter_2.pt") {
+		t.Fatalf("damaged newest: got %q, skipped %v, %v; want checkpoint_iter_1.pt and iteration 2 skipped", p, skipped, err)
+	}
+	one, err := os.ReadFile(ck("checkpoint_iter_1.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ck("checkpoint_interrupted_iter_2.pt"), one, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, _, _ := ResolveResumeAuto(dir); p != ck("checkpoint_interrupted_iter_2.pt") {
+		t.Fatalf("got %q, want the interrupted checkpoint of iteration 2 (after iteration 1's)", p)
+	}
+}
