@@ -30,8 +30,10 @@ func applyGPUFlags(c *cli.Context, cfg *trainer.RunConfig, selection bool) error
 		return err
 	}
 	if sc.Active(ref) {
-		// trainer.Cascade and its scorers are built and tested; the loop is
-		// being reorganised into events, so the hook waits for that.
+		// trainer.Cascade and its scorers are built and tested on their own;
+		// the loop does not call them yet: the hook needs the FP8 scorer (GPU),
+		// sharded scoring under torch.distributed and the tie-aware selection
+		// of the single pass (SelectTopKTies), so it waits for a GPU session.
 		return fmt.Errorf("--score-precision %s: the scoring cascade is not yet hooked into the selection-aware loop; run without it (one pass in %s)", sc.Precision, ref)
 	}
 	return nil
