@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/satrain/satrain/loader"
@@ -73,7 +74,7 @@ func modelFlags() []cli.Flag {
 		boolFlag("use-wandb", true, "kept for the documented command lines: there is no W&B here; metrics go to Prometheus (--metrics-addr) and <save-dir>/metrics.jsonl", catOther),
 		stringFlag("device", "cuda", "cuda, cuda:N or cpu", catOther),
 		&cli.Int64Flag{Name: "seed", Value: 42, Usage: "seed for initialisation, sampling, shuffling and dropout", Category: catOther, EnvVars: env("seed")},
-		intFlag("threads", 0, "CPU threads for libtorch (0: libtorch's default)", catOther),
+		intFlag("threads", 0, "CPU threads for libtorch and OpenBLAS (0: the CPUs this process may use)", catOther),
 		stringFlag("metrics-addr", trainer.DefaultMetricsAddr, "Prometheus /metrics listen address (empty: off)", catOther),
 		boolFlag("progress", true, "progress bar on a terminal, periodic log lines otherwise", catOther),
 	}
@@ -150,10 +151,23 @@ func newApp() *cli.App {
 func infoCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "info",
-		Usage: "print the libtorch build, CUDA devices and model presets",
+		Usage: "print the libtorch build, CUDA devices, CPU thread pools, allocator policy and model presets",
+		Flags: []cli.Flag{intFlag("threads", 0, "CPU threads to report the policy for (0: the CPUs this process may use)", "")},
 		Action: func(c *cli.Context) error {
-			fmt.Printf("satrain %s, libtorch %s, built with CUDA: %v, CUDA available: %v (%d devices), threads %d\n",
-				version, torch.Version(), torch.BuiltWithCUDA(), torch.CUDAIsAvailable(), torch.CUDADeviceCount(), torch.NumThreads())
+			fmt.Printf("satrain %s, libtorch %s, built with CUDA: %v, CUDA available: %v (%d devices)\n",
+				version, torch.Version(), torch.BuiltWithCUDA(), torch.CUDAIsAvailable(), torch.CUDADeviceCount())
+			if n := c.Int("threads"); n > 0 {
+				if err := torch.SetThreadPolicy(n); err != nil {
+					return err
+				}
+			}
+			th := torch.Threads()
+			blas := strconv.Itoa(th.BLAS)
+			if th.BLAS < 0 {
+				blas = "n/a (no OpenBLAS)"
+			}
+			fmt.Printf("CPU threads: intra-op %d, inter-op %d, OpenBLAS %s (CPUs available to this process: %d); allocator: %s\n",
+				th.IntraOp, th.InterOp, blas, torch.DefaultThreads(), torch.MallocPolicy())
 			names := trainer.PresetNames()
 			sort.Strings(names)
 			for _, n := range trainer.PresetNames() {
