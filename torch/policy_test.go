@@ -42,6 +42,9 @@ func TestThreadPolicy(t *testing.T) {
 	if got := Threads(); got.IntraOp != 1 || (got.BLAS != 1 && got.BLAS != -1) {
 		t.Fatalf("SetNumThreads(1) must apply the whole policy, got %+v", got)
 	}
+	if Threads().BLAS != -1 && BLASCore() == "" {
+		t.Fatal("OpenBLAS is loaded but BLASCore() is empty")
+	}
 	if err := SetNumThreads(0); err == nil {
 		t.Fatal("SetNumThreads(0) must be refused")
 	}

@@ -227,6 +227,19 @@ func Threads() ThreadInfo {
 	return ThreadInfo{IntraOp: int(intra), InterOp: int(inter), BLAS: int(blas)}
 }
 
+// BLASCore is the kernel family OpenBLAS picked for this CPU at load (e.g.
+// "Haswell", "SkylakeX"), or "" when libtorch does not use OpenBLAS. OpenBLAS
+// falls back to "Prescott" (SSE3 kernels) on CPU models it does not know,
+// common on VMs; OPENBLAS_CORETYPE in the environment overrides the choice.
+func BLASCore() string {
+	var p *C.char
+	if err := check("blas core", C.sat_blas_core(&p)); err != nil {
+		return ""
+	}
+	defer C.free(unsafe.Pointer(p))
+	return C.GoString(p)
+}
+
 // MallocPolicy says how the shim set glibc's allocator when it loaded:
 // "keep" (freed memory stays in the process: mmap threshold 32 MiB, trim
 // threshold 1 GiB), "system" (glibc's defaults, chosen with

@@ -168,6 +168,13 @@ func infoCommand() *cli.Command {
 			}
 			fmt.Printf("CPU threads: intra-op %d, inter-op %d, OpenBLAS %s (CPUs available to this process: %d); allocator: %s\n",
 				th.IntraOp, th.InterOp, blas, torch.DefaultThreads(), torch.MallocPolicy())
+			if core := torch.BLASCore(); core != "" {
+				fmt.Printf("OpenBLAS kernels: %s\n", core)
+				if strings.EqualFold(core, "Prescott") && os.Getenv("OPENBLAS_CORETYPE") == "" {
+					fmt.Println("  OpenBLAS did not recognise this CPU and uses its SSE3 kernels; on a CPU with AVX2, OPENBLAS_CORETYPE=Haswell",
+						"(or SkylakeX with AVX-512) in the environment makes matrix products faster (bench/README.md)")
+				}
+			}
 			names := trainer.PresetNames()
 			sort.Strings(names)
 			for _, n := range trainer.PresetNames() {

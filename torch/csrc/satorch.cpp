@@ -350,6 +350,14 @@ sat_error *sat_set_thread_policy(int n) {
   SAT_CATCH
 }
 
+sat_error *sat_blas_core(char **out) {
+  SAT_TRY
+  auto f = reinterpret_cast<char *(*)(void)>(blas_symbol("openblas_get_corename"));
+  const char *name = f ? f() : nullptr;
+  *out = dup_cstr(name ? name : "");
+  SAT_CATCH
+}
+
 void sat_thread_info(int *intra, int *interop, int *blas) {
   *intra = at::get_num_threads();
   *interop = at::get_num_interop_threads();
@@ -939,8 +947,9 @@ static at::Tensor attention_math(const at::Tensor &q, const at::Tensor &k, const
 // The same function when no gradient is wanted (scoring), without the copies and full-size temporaries
 // of the form above. For each head and each chunk of the batch, q[:, h] and k[:, h] are 3-D strided views
 // of the qkv projection that BLAS reads in place (row stride 3d, element stride 1), so the split needs no
-// contiguous copies; the scale rides in the GEMM's alpha (the scores are rounded once, then scaled, as
-// matmul-then-multiply does); softmax runs in place on a scores buffer of at most ~1 MiB that is reused
+// contiguous copies; the scale multiplies the scores in place, while they are in cache (bmm's alpha would
+// send every matrix through the dispatcher's addmm_, which costs more than the pass for small heads), and
+// softmax runs in place on the same scores buffer of at most ~1 MiB, reused
 // chunk after chunk and stays in cache; and each chunk's result is written straight into a [b, L, heads, hd]
 // output, returned as its [b, heads, L, hd] view so that the caller's transpose(1, 2).reshape(b, L, d) is
 // free. Arithmetic per element is the same GEMMs and softmax kernel as the differentiable form.
@@ -959,7 +968,8 @@ static at::Tensor attention_inference(const at::Tensor &q, const at::Tensor &k, 
     for (int64_t b0 = 0; b0 < B; b0 += chunk) {
       const int64_t n = std::min(chunk, B - b0);
       at::Tensor sc = buf.narrow(0, 0, n);
-      at::baddbmm_out(sc, sc, qh.narrow(0, b0, n), kh.narrow(0, b0, n), 0.0, scale);
+      at::bmm_out(sc, qh.narrow(0, b0, n), kh.narrow(0, b0, n));
+      sc.mul_(scale);
       at::_softmax_out(sc, sc, -1, false);
       at::Tensor o = oh.narrow(0, b0, n);
       at::bmm_out(o, sc, vh.narrow(0, b0, n));

@@ -66,6 +66,8 @@ int sat_get_num_threads(void);
 sat_error *sat_set_thread_policy(int n);
 /* *blas is -1 when no OpenBLAS is loaded */
 void sat_thread_info(int *intra, int *interop, int *blas);
+/* OpenBLAS's kernel family, e.g. "Haswell" (malloc'd); "" when no OpenBLAS is loaded */
+sat_error *sat_blas_core(char **out);
 /* CPUs this process may run on (sched_getaffinity), at least 1 */
 int sat_affinity_cpus(void);
 /* 1 when the shim set glibc malloc to keep freed memory at load (SATRAIN_MALLOC unset or "keep"), 0 when
