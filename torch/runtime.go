@@ -242,7 +242,7 @@ func BLASCore() string {
 
 // MallocPolicy says how the shim set glibc's allocator when it loaded:
 // "keep" (freed memory stays in the process: mmap threshold 32 MiB, trim
-// threshold 1 GiB), "system" (glibc's defaults, chosen with
+// threshold 1 GiB, one arena for all threads), "system" (glibc's defaults, chosen with
 // SATRAIN_MALLOC=system) or "refused" (glibc rejected the settings).
 func MallocPolicy() string {
 	switch C.sat_malloc_policy() {

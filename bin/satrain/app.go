@@ -168,6 +168,10 @@ func infoCommand() *cli.Command {
 			}
 			fmt.Printf("CPU threads: intra-op %d, inter-op %d, OpenBLAS %s (CPUs available to this process: %d); allocator: %s\n",
 				th.IntraOp, th.InterOp, blas, torch.DefaultThreads(), torch.MallocPolicy())
+			if th.IntraOp > 1 && os.Getenv("OMP_WAIT_POLICY") == "" {
+				fmt.Println("  on a machine shared with other busy processes, OMP_WAIT_POLICY=passive in the environment keeps",
+					"idle OpenMP threads from spinning (or use --threads 1; bench/README.md)")
+			}
 			if core := torch.BLASCore(); core != "" {
 				fmt.Printf("OpenBLAS kernels: %s\n", core)
 				if strings.EqualFold(core, "Prescott") && os.Getenv("OPENBLAS_CORETYPE") == "" {

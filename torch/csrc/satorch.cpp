@@ -295,7 +295,10 @@ namespace {
 // 128 KiB up are mmap'd and unmapped on free), so every batch faults its activations back in page by
 // page; on a VM each fault is an exit to the hypervisor. Keeping freed memory in the process removes
 // those faults. The thresholds are the largest glibc accepts: mmap only above 32 MiB (HEAP_MAX/2 on
-// 64-bit), trim only when 1 GiB lies free at the top of the heap. SATRAIN_MALLOC=system opts out.
+// 64-bit), trim only when 1 GiB lies free at the top of the heap. One arena: a thread other than the main
+// one (a Go test's goroutine, a program that runs torch off its main thread) would otherwise get its own
+// arena made of 64 MiB heaps, which glibc unmaps whenever one empties, whatever the trim threshold; small
+// blocks still come from per-thread caches. SATRAIN_MALLOC=system opts out of all three.
 int g_malloc_policy = 0;
 
 __attribute__((constructor)) void sat_init_malloc(void) {
@@ -303,6 +306,7 @@ __attribute__((constructor)) void sat_init_malloc(void) {
   if (e && *e && std::strcmp(e, "keep") != 0) return;  // "system" (or anything else): glibc's defaults
   bool ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
   ok = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 && ok;
+  ok = mallopt(M_ARENA_MAX, 1) == 1 && ok;
   g_malloc_policy = ok ? 1 : -1;
 }
 

@@ -70,8 +70,9 @@ void sat_thread_info(int *intra, int *interop, int *blas);
 sat_error *sat_blas_core(char **out);
 /* CPUs this process may run on (sched_getaffinity), at least 1 */
 int sat_affinity_cpus(void);
-/* 1 when the shim set glibc malloc to keep freed memory at load (SATRAIN_MALLOC unset or "keep"), 0 when
- * opted out (SATRAIN_MALLOC=system), -1 when mallopt refused */
+/* 1 when the shim set glibc malloc to keep freed memory at load (mmap threshold 32 MiB, trim threshold
+ * 1 GiB, one arena; SATRAIN_MALLOC unset or "keep"), 0 when opted out (SATRAIN_MALLOC=system), -1 when
+ * mallopt refused */
 int sat_malloc_policy(void);
 sat_error *sat_manual_seed(uint64_t seed);
 sat_error *sat_rng_state(int device_type, sat_tensor *out);
