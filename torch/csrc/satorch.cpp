@@ -951,12 +951,12 @@ static at::Tensor attention_math(const at::Tensor &q, const at::Tensor &k, const
 // The same function when no gradient is wanted (scoring), without the copies and full-size temporaries
 // of the form above. For each head and each chunk of the batch, q[:, h] and k[:, h] are 3-D strided views
 // of the qkv projection that BLAS reads in place (row stride 3d, element stride 1), so the split needs no
-// contiguous copies; the scale multiplies the scores in place, while they are in cache (bmm's alpha would
-// send every matrix through the dispatcher's addmm_, which costs more than the pass for small heads), and
-// softmax runs in place on the same scores buffer of at most ~1 MiB, reused
-// chunk after chunk and stays in cache; and each chunk's result is written straight into a [b, L, heads, hd]
-// output, returned as its [b, heads, L, hd] view so that the caller's transpose(1, 2).reshape(b, L, d) is
-// free. Arithmetic per element is the same GEMMs and softmax kernel as the differentiable form.
+// contiguous copies. The scores of a chunk live in one buffer of at most 1 MiB, reused chunk after chunk
+// and so kept in cache, where they are scaled and softmaxed in place (scaling through bmm's alpha would send
+// every matrix through the dispatcher's addmm_, which costs more than the pass for small heads). Each chunk's
+// result is written straight into a [b, L, heads, hd] output, returned as its [b, heads, L, hd] view, so the
+// caller's transpose(1, 2).reshape(b, L, d) is free. Per element it is the same GEMMs, scaling and softmax
+// kernel, in the same order, as the differentiable form (and as PyTorch's math path).
 static at::Tensor attention_inference(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v) {
   const int64_t B = q.size(0), H = q.size(1), L = q.size(2), E = q.size(3);
   const int64_t S = k.size(2), Ev = v.size(3);
