@@ -9,15 +9,23 @@ Examples:
 
 Score: model.eval(), inference_mode, forward + expected_return.
 Train: forward, loss (contract loss), backward, clip_grad_norm_(1.0), AdamW step.
-Times are medians over --iters after --warmup (CUDA events on GPU).
+Times are medians over --iters after --warmup (CUDA events on GPU); sequences_per_s_mean is
+batch * iters / total time (the statistic the Go benchmarks report), minor_faults and cpu_s are the
+process's minor page faults and CPU seconds over the timed iterations (getrusage).
+CPU threads (--threads): libtorch's intra-op pool and OpenBLAS's pool to n, the inter-op pool to 1,
+the same three pools satrain's thread policy sets. The allocator is the process's: run under
+GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1 for the
+settings libsatorch applies at load (bench/model_cpu.sh does).
 FLOPs (analytic): forward per sequence = 2*N_matmul*s + 4*s^2*d*L, where
 N_matmul = weights of input_proj, qkv, out, fc1, fc2, head; training = 3x forward.
 With --json, one JSON object per measurement goes to stdout and the table to stderr.
 """
 
 import argparse
+import ctypes
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -65,12 +73,46 @@ def parse_args(argv=None):
                     help="AdamW implementation (fused: cuda + torch 2.x)")
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2, help="CPU threads (fixed for fair comparisons)")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="CPU threads: libtorch intra-op and OpenBLAS; inter-op is set to 1")
     ap.add_argument("--checkpoint", help="satrain .pt: use its weights and config")
     ap.add_argument("--peak-tflops", type=float, help="peak for MFU (default: known bf16 peak of the GPU)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="one JSON line per measurement on stdout")
     return ap.parse_args(argv)
+
+
+def openblas():
+    """The OpenBLAS library libtorch loaded (ctypes handle), or None."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "libopenblas" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        if not path.startswith("/"):
+            continue
+        try:
+            lib = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+            lib.openblas_get_num_threads  # noqa: B018 (probe)
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def set_thread_policy(n):
+    """libtorch intra-op and OpenBLAS pools to n, inter-op to 1 -> OpenBLAS threads (-1: none)."""
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass  # already started; reported in the results
+    torch.set_num_threads(n)
+    lib = openblas()
+    if lib is None:
+        return -1
+    lib.openblas_set_num_threads(ctypes.c_int(n))
+    return int(lib.openblas_get_num_threads())
 
 
 def resolve_peak(args):
@@ -194,7 +236,11 @@ def bench_one(mode, args, model, cfg, centers, peak):
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
 
-    times = Timer(args.device).run(step, args.iters, args.warmup)
+    timer = Timer(args.device)
+    timer.run(step, 0, args.warmup)
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    times = timer.run(step, args.iters, 0)
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
     med = statistics.median(times)
     n_mm = count_matmul_parameters(model)
     flops_seq = forward_flops_per_sequence(n_mm, s, cfg["hidden_dim"], cfg["num_layers"])
@@ -208,7 +254,11 @@ def bench_one(mode, args, model, cfg, centers, peak):
         "device_name": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "torch": torch.__version__, "precision": "bf16-autocast" if args.amp else "fp32",
         "compile": bool(args.compile), "attn": "sdpa" if model.layers[0].attn.use_sdpa and HAS_SDPA else "math",
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+        "blas_threads": args.blas_threads,
+        "sequences_per_s_mean": batch * len(times) / (sum(times) / 1e3),
+        "minor_faults": ru1.ru_minflt - ru0.ru_minflt,
+        "cpu_s": (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime),
         "batch": batch, "seq_len": s, "hidden_dim": cfg["hidden_dim"], "num_layers": cfg["num_layers"],
         "num_heads": cfg["num_heads"], "num_features": nf, "num_horizons": nh_, "num_bins": nb,
         "params": count_parameters(model), "matmul_params": n_mm,
@@ -251,7 +301,7 @@ def main(argv=None):
     if args.device == "cuda" and not torch.cuda.is_available():
         print("model_bench: error: CUDA is not available", file=sys.stderr)
         return 2
-    torch.set_num_threads(args.threads)
+    args.blas_threads = set_thread_policy(args.threads)
     if args.adamw == "fused" and (args.device != "cuda" or not IS_TORCH2):
         print("model_bench: fused AdamW needs cuda + torch 2.x; using default", file=sys.stderr)
         args.adamw = "default"

@@ -19,6 +19,11 @@
 // and Err reports the first failure, so step code reads straight through and
 // checks once. runtime.AddCleanup frees a forgotten tensor as a safety net only.
 //
+// When libsatorch.so loads it tells glibc to keep freed memory in the process
+// (mmap threshold 32 MiB, trim threshold 1 GiB, one arena), so the next batch
+// reuses pages instead of faulting them in again; SATRAIN_MALLOC=system opts
+// out, and MallocPolicy reports which is in force.
+//
 // # Threads
 //
 // libtorch keeps grad mode, autocast state, inference mode and the current CUDA
@@ -30,4 +35,10 @@
 // that no other code references and that needs no thread-local state:
 // trainer finishes checkpoints (Dict.Serialize of host copies) on a
 // background goroutine.
+//
+// CPU thread pools: SetThreadPolicy(n) sizes libtorch's intra-op pool and
+// OpenBLAS's pool to n and the inter-op pool to 1; the package applies
+// SetThreadPolicy(DefaultThreads()) (the CPUs of the affinity mask) when it
+// loads. Processes sharing a machine, such as the ranks of a distributed run on
+// one host, should each call SetThreadPolicy(max(1, DefaultThreads()/ranksOnHost)).
 package torch

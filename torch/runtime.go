@@ -180,11 +180,85 @@ func ResetPeakMemory(d Device) error {
 // EmptyCache returns cached, unused CUDA memory to the driver.
 func EmptyCache() error { return check("cuda empty cache", C.sat_cuda_empty_cache()) }
 
-// SetNumThreads sets libtorch's intra-op thread count.
-func SetNumThreads(n int) error { return check("set_num_threads", C.sat_set_num_threads(C.int(n))) }
+// SetNumThreads applies the thread policy with n threads (see SetThreadPolicy); n must be >= 1.
+func SetNumThreads(n int) error {
+	if n < 1 {
+		return &Error{Op: "set_num_threads", Msg: fmt.Sprintf("want n >= 1, got %d", n), Kind: KindValue}
+	}
+	return SetThreadPolicy(n)
+}
 
 // NumThreads is libtorch's intra-op thread count.
 func NumThreads() int { return int(C.sat_get_num_threads()) }
+
+// DefaultThreads is the number of CPUs this process may run on (its
+// sched_getaffinity mask, so taskset, cgroup cpusets and container limits
+// that narrow the mask count), at least 1.
+func DefaultThreads() int { return int(C.sat_affinity_cpus()) }
+
+// SetThreadPolicy sizes the CPU thread pools of the process: libtorch's
+// intra-op pool and OpenBLAS's pool to n threads each (they run one after the
+// other, never at once), and libtorch's inter-op pool to 1 (satrain issues no
+// parallel ops; libtorch allows this once per process, before any inter-op
+// work, so later calls leave it). n <= 0 means DefaultThreads. Call it on the
+// torch thread: OpenMP keeps the count per thread (threads that start torch
+// work later take the new count). The package applies SetThreadPolicy(0) when
+// it loads.
+//
+// Processes that share a machine, e.g. the ranks of a distributed run, should
+// split the CPUs among themselves instead, e.g.
+// SetThreadPolicy(max(1, DefaultThreads()/localWorldSize)); more threads than
+// free cores make both pools wait on each other (OpenBLAS threads spin).
+func SetThreadPolicy(n int) error {
+	if n <= 0 {
+		n = DefaultThreads()
+	}
+	return check("thread policy", C.sat_set_thread_policy(C.int(n)))
+}
+
+// ThreadInfo reports the CPU thread pools as libtorch and OpenBLAS see them
+// from the calling thread. BLAS is -1 when libtorch does not use OpenBLAS.
+type ThreadInfo struct{ IntraOp, InterOp, BLAS int }
+
+// Threads reports the current sizes of the three thread pools.
+func Threads() ThreadInfo {
+	var intra, inter, blas C.int
+	C.sat_thread_info(&intra, &inter, &blas)
+	return ThreadInfo{IntraOp: int(intra), InterOp: int(inter), BLAS: int(blas)}
+}
+
+// BLASCore is the kernel family OpenBLAS picked for this CPU at load (e.g.
+// "Haswell", "SkylakeX"), or "" when libtorch does not use OpenBLAS. OpenBLAS
+// falls back to "Prescott" (SSE3 kernels) on CPU models it does not know,
+// common on VMs; OPENBLAS_CORETYPE in the environment overrides the choice.
+func BLASCore() string {
+	var p *C.char
+	if err := check("blas core", C.sat_blas_core(&p)); err != nil {
+		return ""
+	}
+	defer C.free(unsafe.Pointer(p))
+	return C.GoString(p)
+}
+
+// MallocPolicy says how the shim set glibc's allocator when it loaded:
+// "keep" (freed memory stays in the process: mmap threshold 32 MiB, trim
+// threshold 1 GiB, one arena for all threads), "system" (glibc's defaults, chosen with
+// SATRAIN_MALLOC=system) or "refused" (glibc rejected the settings).
+func MallocPolicy() string {
+	switch C.sat_malloc_policy() {
+	case 1:
+		return "keep"
+	case 0:
+		return "system"
+	}
+	return "refused"
+}
+
+func init() {
+	// The default thread policy; errors are impossible for n >= 1 short of a
+	// broken libtorch, which the first real op reports.
+	_ = SetThreadPolicy(0)
+}
 
 // ManualSeed seeds the default CPU generator and every CUDA generator.
 func ManualSeed(seed uint64) error { return check("manual_seed", C.sat_manual_seed(C.uint64_t(seed))) }

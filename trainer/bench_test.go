@@ -1,21 +1,78 @@
 package trainer
 
 import (
+	"math"
 	"math/rand"
+	"os"
+	"strconv"
+	"syscall"
 	"testing"
 
 	"github.com/satrain/satrain/torch"
 )
 
 // CPU benchmarks of the model at the "small" preset (d=128, 4 layers, 4 heads,
-// seq_len 128, 16 features, 4 horizons x 10 bins), float32, 2 threads: the
-// shapes bench/model_bench.py --preset small uses for the PyTorch side
-// (bench/model_cpu.sh runs both and prints the ratio).
-func benchEngine(b *testing.B) (*Engine, ModelConfig) {
+// seq_len 128, 16 features, 4 horizons x 10 bins), float32: the shapes
+// bench/model_bench.py --preset small uses for the PyTorch side
+// (bench/model_cpu.sh runs both, interleaved, and prints the ratio).
+//
+// Threads: SATRAIN_THREADS if set, else torch.DefaultThreads(), applied with
+// torch.SetThreadPolicy (libtorch intra-op and OpenBLAS to n, inter-op 1), the
+// same three pools model_bench.py --threads sets on the PyTorch side. The
+// allocator is the shim's (SATRAIN_MALLOC=system for glibc's defaults).
+// Every benchmark also reports minor page faults and CPU milliseconds per op
+// (getrusage): faults do not depend on what else the machine runs, and CPU
+// time at one thread depends on it far less than wall time.
+func benchThreads(b *testing.B) int {
 	b.Helper()
-	if err := torch.SetNumThreads(2); err != nil {
+	n := torch.DefaultThreads()
+	if v := os.Getenv("SATRAIN_THREADS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			b.Fatalf("SATRAIN_THREADS=%q: want a positive integer", v)
+		}
+	}
+	if err := torch.SetThreadPolicy(n); err != nil {
 		b.Fatal(err)
 	}
+	return n
+}
+
+// usage is the process's minor page faults and CPU time (user + system).
+func usage() (faults int64, cpu float64) {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return ru.Minflt, tv(ru.Utime) + tv(ru.Stime)
+}
+
+// runTimed runs op b.N times after one warm-up call and reports seq/s (when
+// perOp > 0), minor page faults per op and CPU time per op (all threads of
+// the process; at one thread it is the work done, whatever the load).
+func runTimed(b *testing.B, perOp int, op func() error) {
+	b.Helper()
+	if err := op(); err != nil {
+		b.Fatal(err)
+	}
+	f0, c0 := usage()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	f1, c1 := usage()
+	b.ReportMetric(float64(f1-f0)/float64(b.N), "faults/op")
+	b.ReportMetric((c1-c0)*1e3/float64(b.N), "cpu-ms/op")
+	if perOp > 0 {
+		b.ReportMetric(float64(perOp*b.N)/b.Elapsed().Seconds(), "seq/s")
+	}
+}
+
+func benchEngine(b *testing.B) (*Engine, ModelConfig) {
+	b.Helper()
+	benchThreads(b)
 	p := Presets["small"]
 	cfg := ModelConfig{NumFeatures: 16, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads,
 		NumHorizons: 4, NumBins: 10, Dropout: 0.15, SeqLen: p.SeqLen}
@@ -63,16 +120,10 @@ func benchForward(b *testing.B, lastQueryOnly bool) {
 	e.Model.LastQueryOnly = lastQueryOnly
 	const n = 64
 	x, _ := randomBatch(n, cfg)
-	if _, err := e.Infer(x, nil, n, cfg.SeqLen, false); err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := e.Infer(x, nil, n, cfg.SeqLen, false); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "seq/s")
+	runTimed(b, n, func() error {
+		_, err := e.Infer(x, nil, n, cfg.SeqLen, false)
+		return err
+	})
 }
 
 // BenchmarkTrainStepSmall: forward, loss, backward, clipping and AdamW, batch 32.
@@ -87,14 +138,95 @@ func benchTrain(b *testing.B, lastQueryOnly bool) {
 	e.Model.LastQueryOnly = lastQueryOnly
 	const n = 32
 	x, y := randomBatch(n, cfg)
-	if _, err := e.TrainStep(x, y, nil, n, cfg.SeqLen); err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := e.TrainStep(x, y, nil, n, cfg.SeqLen); err != nil {
-			b.Fatal(err)
+	runTimed(b, n, func() error {
+		_, err := e.TrainStep(x, y, nil, n, cfg.SeqLen)
+		return err
+	})
+}
+
+// opShapes are the attention and feed-forward shapes of scoring: the tiny
+// preset at satrain eval's inference batch (256) and the small preset at the
+// benchmark's (64).
+var opShapes = []struct {
+	name             string
+	batch, seq, d, h int
+}{
+	{"tiny-b256", 256, 32, 32, 4},
+	{"small-b64", 64, 128, 128, 4},
+}
+
+// BenchmarkAttention: one layer's attention in a scoring pass, on q, k, v
+// split from a qkv projection as the model does, output reshaped to
+// [b, s, d]. "shim" is Scope.Attention (the shim's gradient-free path);
+// "composed" is the same function written with separate ops, which is what
+// the shim did before (and what PyTorch's math path does): matmul, scale,
+// softmax, matmul, then the transpose copy.
+func BenchmarkAttention(b *testing.B) {
+	for _, sh := range opShapes {
+		for _, impl := range []string{"shim", "composed"} {
+			b.Run(sh.name+"/"+impl, func(b *testing.B) {
+				benchThreads(b)
+				defer torch.LockThread()()
+				exit, err := torch.InferenceMode()
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer exit()
+				keep := torch.NewScope()
+				defer keep.Close()
+				g, _ := torch.NewGenerator(1)
+				defer g.Free()
+				qkv := keep.Randn([]int64{int64(sh.batch), int64(sh.seq), int64(3 * sh.d)}, torch.Float32, torch.CPU, g)
+				if err := keep.Err(); err != nil {
+					b.Fatal(err)
+				}
+				B, S, D, H := int64(sh.batch), int64(sh.seq), int64(sh.d), int64(sh.h)
+				scale := 1 / math.Sqrt(float64(D/H))
+				runTimed(b, sh.batch, func() error {
+					s := torch.NewScope()
+					defer s.Close()
+					parts := s.Unbind(s.Permute(s.View(qkv, B, S, 3, H, D/H), 2, 0, 3, 1, 4), 0, 3)
+					var o *torch.Tensor
+					if impl == "shim" {
+						o = s.Attention(parts[0], parts[1], parts[2], 0, false, torch.AttentionMath)
+					} else {
+						p := s.Softmax(s.MulScalar(s.Matmul(parts[0], s.Transpose(parts[1], 2, 3)), scale), 3)
+						o = s.Matmul(p, parts[2])
+					}
+					s.Reshape(s.Transpose(o, 1, 2), B, S, D)
+					return s.Err()
+				})
+			})
 		}
 	}
-	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "seq/s")
+}
+
+// BenchmarkGelu: the feed-forward's GELU on [b, s, 4d] in a scoring pass (a
+// fresh output each call, as in the model).
+func BenchmarkGelu(b *testing.B) {
+	for _, sh := range opShapes {
+		b.Run(sh.name, func(b *testing.B) {
+			benchThreads(b)
+			defer torch.LockThread()()
+			exit, err := torch.InferenceMode()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer exit()
+			keep := torch.NewScope()
+			defer keep.Close()
+			g, _ := torch.NewGenerator(1)
+			defer g.Free()
+			x := keep.Randn([]int64{int64(sh.batch), int64(sh.seq), int64(4 * sh.d)}, torch.Float32, torch.CPU, g)
+			if err := keep.Err(); err != nil {
+				b.Fatal(err)
+			}
+			runTimed(b, sh.batch, func() error {
+				s := torch.NewScope()
+				defer s.Close()
+				s.Gelu(x)
+				return s.Err()
+			})
+		})
+	}
 }

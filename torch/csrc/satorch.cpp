@@ -32,6 +32,11 @@
 #include <c10/cuda/CUDAFunctions.h>
 #endif
 
+#include <dlfcn.h>
+#include <malloc.h>
+#include <sched.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -287,6 +292,90 @@ sat_error *sat_set_num_threads(int n) {
 }
 
 int sat_get_num_threads(void) { return at::get_num_threads(); }
+
+}  // extern "C"
+
+// ---------------------------------------------------------------- allocator and thread policy
+
+namespace {
+
+// glibc's defaults return freed memory to the kernel (heap top above 128 KiB is trimmed, blocks from
+// 128 KiB up are mmap'd and unmapped on free), so every batch faults its activations back in page by
+// page; on a VM each fault is an exit to the hypervisor. Keeping freed memory in the process removes
+// those faults. The thresholds are the largest glibc accepts: mmap only above 32 MiB (HEAP_MAX/2 on
+// 64-bit), trim only when 1 GiB lies free at the top of the heap. One arena: a thread other than the main
+// one (a Go test's goroutine, a program that runs torch off its main thread) would otherwise get its own
+// arena made of 64 MiB heaps, which glibc unmaps whenever one empties, whatever the trim threshold; small
+// blocks still come from per-thread caches. SATRAIN_MALLOC=system opts out of all three.
+int g_malloc_policy = 0;
+
+__attribute__((constructor)) void sat_init_malloc(void) {
+  const char *e = std::getenv("SATRAIN_MALLOC");
+  if (e && *e && std::strcmp(e, "keep") != 0) return;  // "system" (or anything else): glibc's defaults
+  bool ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+  ok = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 && ok;
+  ok = mallopt(M_ARENA_MAX, 1) == 1 && ok;
+  g_malloc_policy = ok ? 1 : -1;
+}
+
+// OpenBLAS keeps its own thread pool beside libtorch's (OpenMP) one; both are sized here. The symbols are
+// looked up at run time so that a build against another BLAS (or MKL in a PyTorch wheel) still loads.
+void *blas_symbol(const char *name) {
+  void *p = dlsym(RTLD_DEFAULT, name);
+  if (!p) {
+    if (void *h = dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_NOLOAD)) p = dlsym(h, name);
+  }
+  return p;
+}
+
+std::once_flag g_interop_once;
+
+}  // namespace
+
+extern "C" {
+
+int sat_malloc_policy(void) { return g_malloc_policy; }
+
+int sat_affinity_cpus(void) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+sat_error *sat_set_thread_policy(int n) {
+  SAT_TRY
+  if (n < 1) throw std::invalid_argument("thread policy: want n >= 1 threads, got " + std::to_string(n));
+  std::call_once(g_interop_once, [] {
+    try {
+      at::set_num_interop_threads(1);
+    } catch (const c10::Error &) {
+      // already started or set (by the embedding program): keep what it has
+    }
+  });
+  at::set_num_threads(n);
+  if (auto f = reinterpret_cast<void (*)(int)>(blas_symbol("openblas_set_num_threads"))) f(n);
+  SAT_CATCH
+}
+
+sat_error *sat_blas_core(char **out) {
+  SAT_TRY
+  auto f = reinterpret_cast<char *(*)(void)>(blas_symbol("openblas_get_corename"));
+  const char *name = f ? f() : nullptr;
+  *out = dup_cstr(name ? name : "");
+  SAT_CATCH
+}
+
+void sat_thread_info(int *intra, int *interop, int *blas) {
+  *intra = at::get_num_threads();
+  *interop = at::get_num_interop_threads();
+  auto f = reinterpret_cast<int (*)(void)>(blas_symbol("openblas_get_num_threads"));
+  *blas = f ? f() : -1;
+}
 
 sat_error *sat_manual_seed(uint64_t seed) {
   SAT_TRY
@@ -848,6 +937,11 @@ sat_error *sat_log_softmax(sat_tensor x, int64_t dim, sat_tensor *out) {
   SAT_CATCH
 }
 
+// softmax(q kᵀ / √hd) v, differentiable, in the order of operations of PyTorch's own math path (and of
+// python/satrain_model.py): scores first, then the scale. Folding the scale into q instead (one pass over
+// [.., L, hd] rather than [.., L, S]) changes the rounding of the key bias's gradient, which is zero in exact
+// arithmetic (softmax ignores a per-row shift) and so pure rounding noise; AdamW normalises that noise to
+// steps of size lr, and the parity test's weights after one step then differ from PyTorch's by 2e-4.
 static at::Tensor attention_math(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v, double dropout_p,
                                  bool causal) {
   const double scale = 1.0 / std::sqrt((double)q.size(-1));
@@ -862,6 +956,50 @@ static at::Tensor attention_math(const at::Tensor &q, const at::Tensor &k, const
   return at::matmul(p, v);
 }
 
+// The same function when no gradient is wanted (scoring), without the copies and full-size temporaries
+// of the form above. For each head and each chunk of the batch, q[:, h] and k[:, h] are 3-D strided views
+// of the qkv projection that BLAS reads in place (row stride 3d, element stride 1), so the split needs no
+// contiguous copies. The scores of a chunk live in one buffer of at most 1 MiB, reused chunk after chunk
+// and so kept in cache, where they are scaled and softmaxed in place (scaling through bmm's alpha would send
+// every matrix through the dispatcher's addmm_, which costs more than the pass for small heads). Each chunk's
+// result is written straight into a [b, L, heads, hd] output, returned as its [b, heads, L, hd] view, so the
+// caller's transpose(1, 2).reshape(b, L, d) is free. Per element it is the same GEMMs, scaling and softmax
+// kernel, in the same order, as the differentiable form (and as PyTorch's math path).
+static at::Tensor attention_inference(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v) {
+  const int64_t B = q.size(0), H = q.size(1), L = q.size(2), E = q.size(3);
+  const int64_t S = k.size(2), Ev = v.size(3);
+  const double scale = 1.0 / std::sqrt((double)E);
+  at::Tensor out = at::empty({B, L, H, Ev}, q.options());
+  if (out.numel() == 0) return out.transpose(1, 2);
+  const int64_t per_item = std::max<int64_t>(1, L * S);
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(B, (int64_t(1) << 18) / per_item));  // 1 MiB f32
+  at::Tensor buf = at::empty({chunk, L, S}, q.options());
+  for (int64_t h = 0; h < H; h++) {
+    at::Tensor qh = q.select(1, h), kh = k.select(1, h).transpose(1, 2), vh = v.select(1, h);
+    at::Tensor oh = out.select(2, h);  // [B, L, Ev], row stride H*Ev
+    for (int64_t b0 = 0; b0 < B; b0 += chunk) {
+      const int64_t n = std::min(chunk, B - b0);
+      at::Tensor sc = buf.narrow(0, 0, n);
+      at::bmm_out(sc, qh.narrow(0, b0, n), kh.narrow(0, b0, n));
+      sc.mul_(scale);
+      at::_softmax_out(sc, sc, -1, false);
+      at::Tensor o = oh.narrow(0, b0, n);
+      at::bmm_out(o, sc, vh.narrow(0, b0, n));
+    }
+  }
+  return out.transpose(1, 2);
+}
+
+static bool cpu_autocast_on() {
+#if SAT_VERSION_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
+
+static bool wants_grad(const at::Tensor &t) { return at::GradMode::is_enabled() && t.requires_grad(); }
+
 sat_error *sat_sdpa(sat_tensor q, sat_tensor k, sat_tensor v, double dropout_p, int causal, int impl,
                     sat_tensor *out) {
   SAT_TRY
@@ -873,7 +1011,16 @@ sat_error *sat_sdpa(sat_tensor q, sat_tensor k, sat_tensor v, double dropout_p, 
     return nullptr;
   }
 #endif
-  *out = wrap(attention_math(T(q), T(k), T(v), dropout_p, causal != 0));
+  const at::Tensor &tq = T(q), &tk = T(k), &tv = T(v);
+  if (tq.is_cpu() && dropout_p == 0 && causal == 0 && !wants_grad(tq) && !wants_grad(tk) && !wants_grad(tv) &&
+      tq.scalar_type() == tk.scalar_type() && tq.scalar_type() == tv.scalar_type() &&
+      (tq.scalar_type() == at::kFloat || tq.scalar_type() == at::kDouble) && !cpu_autocast_on() &&
+      tk.size(0) == tq.size(0) && tv.size(0) == tq.size(0) && tk.size(1) == tq.size(1) &&
+      tv.size(1) == tq.size(1) && tk.size(3) == tq.size(3) && tv.size(2) == tk.size(2)) {
+    *out = wrap(attention_inference(tq, tk, tv));
+    return nullptr;
+  }
+  *out = wrap(attention_math(tq, tk, tv, dropout_p, causal != 0));
   SAT_CATCH
 }
 

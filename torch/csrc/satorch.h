@@ -60,6 +60,20 @@ sat_error *sat_cuda_reset_peak(int device);
 sat_error *sat_cuda_empty_cache(void);
 sat_error *sat_set_num_threads(int n);
 int sat_get_num_threads(void);
+/* Thread policy: libtorch's intra-op pool and OpenBLAS's pool to n, the inter-op pool to 1 (once per
+ * process: libtorch refuses a change after its first inter-op work). Applies to the calling thread and to
+ * threads that start libtorch work later. */
+sat_error *sat_set_thread_policy(int n);
+/* *blas is -1 when no OpenBLAS is loaded */
+void sat_thread_info(int *intra, int *interop, int *blas);
+/* OpenBLAS's kernel family, e.g. "Haswell" (malloc'd); "" when no OpenBLAS is loaded */
+sat_error *sat_blas_core(char **out);
+/* CPUs this process may run on (sched_getaffinity), at least 1 */
+int sat_affinity_cpus(void);
+/* 1 when the shim set glibc malloc to keep freed memory at load (mmap threshold 32 MiB, trim threshold
+ * 1 GiB, one arena; SATRAIN_MALLOC unset or "keep"), 0 when opted out (SATRAIN_MALLOC=system), -1 when
+ * mallopt refused */
+int sat_malloc_policy(void);
 sat_error *sat_manual_seed(uint64_t seed);
 sat_error *sat_rng_state(int device_type, sat_tensor *out);
 sat_error *sat_set_rng_state(int device_type, sat_tensor state);
