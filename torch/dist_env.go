@@ -12,8 +12,11 @@ import (
 // 0 or 1) is a single process.
 type Launch struct {
 	Rank, WorldSize, LocalRank int
-	MasterAddr                 string
-	MasterPort                 int
+	// LocalWorldSize is how many ranks run on this host (LOCAL_WORLD_SIZE,
+	// which torchrun sets; Slurm's SLURM_NTASKS_PER_NODE). 0: not known.
+	LocalWorldSize int
+	MasterAddr     string
+	MasterPort     int
 	// UseAgentStore: torchrun's agent already hosts the TCPStore at
 	// MasterAddr:MasterPort (TORCHELASTIC_USE_AGENT_STORE=True, its static
 	// rendezvous); every rank, 0 included, connects as a client.
@@ -88,6 +91,18 @@ func LaunchFromEnv(getenv func(string) (string, bool)) (Launch, error) {
 	if _, ok := get(localVar); ok {
 		if l.LocalRank, err = intVar(localVar, 0); err != nil {
 			return Launch{}, err
+		}
+	}
+	localWorldVar := "LOCAL_WORLD_SIZE"
+	if l.Source == "slurm" {
+		localWorldVar = "SLURM_NTASKS_PER_NODE"
+	}
+	if v, ok := get(localWorldVar); ok {
+		// Slurm writes "4" or, for uneven nodes, "4(x2),3": only a plain count is used.
+		if n, err := strconv.Atoi(v); err == nil && n >= 1 {
+			l.LocalWorldSize = n
+		} else if l.Source == "env" {
+			return Launch{}, fmt.Errorf("launch: %s=%q: want an integer >= 1", localWorldVar, v)
 		}
 	}
 	if l.WorldSize == 1 {

@@ -514,7 +514,7 @@ func envOf(kv ...string) func(string) (string, bool) {
 
 func TestLaunchFromEnv(t *testing.T) {
 	torchrun := []string{"RANK", "1", "WORLD_SIZE", "4", "LOCAL_RANK", "1", "MASTER_ADDR", "10.0.0.1", "MASTER_PORT", "29500",
-		"TORCHELASTIC_USE_AGENT_STORE", "True", "TORCHELASTIC_RESTART_COUNT", "2"}
+		"TORCHELASTIC_USE_AGENT_STORE", "True", "TORCHELASTIC_RESTART_COUNT", "2", "LOCAL_WORLD_SIZE", "2"}
 	for _, tc := range []struct {
 		name string
 		env  []string
@@ -523,11 +523,15 @@ func TestLaunchFromEnv(t *testing.T) {
 		{"nothing set", nil, Launch{WorldSize: 1}},
 		{"world of one", []string{"RANK", "0", "WORLD_SIZE", "1"}, Launch{WorldSize: 1, Source: "env"}},
 		{"torchrun static rendezvous", torchrun, Launch{Rank: 1, WorldSize: 4, LocalRank: 1, MasterAddr: "10.0.0.1",
-			MasterPort: 29500, UseAgentStore: true, RestartCount: 2, Source: "env"}},
+			MasterPort: 29500, UseAgentStore: true, RestartCount: 2, Source: "env", LocalWorldSize: 2}},
 		{"standalone (rank 0 hosts)", []string{"RANK", "0", "WORLD_SIZE", "2", "MASTER_ADDR", "127.0.0.1", "MASTER_PORT", "4000",
 			"TORCHELASTIC_USE_AGENT_STORE", "False"}, Launch{WorldSize: 2, MasterAddr: "127.0.0.1", MasterPort: 4000, Source: "env"}},
 		{"slurm", []string{"SLURM_PROCID", "3", "SLURM_NTASKS", "8", "SLURM_LOCALID", "1", "MASTER_ADDR", "n1", "MASTER_PORT", "29500"},
 			Launch{Rank: 3, WorldSize: 8, LocalRank: 1, MasterAddr: "n1", MasterPort: 29500, Source: "slurm"}},
+		{"slurm, uneven nodes", []string{"SLURM_PROCID", "3", "SLURM_NTASKS", "7", "SLURM_NTASKS_PER_NODE", "4(x1),3", "MASTER_ADDR", "n1", "MASTER_PORT", "29500"},
+			Launch{Rank: 3, WorldSize: 7, MasterAddr: "n1", MasterPort: 29500, Source: "slurm"}},
+		{"slurm, even nodes", []string{"SLURM_PROCID", "3", "SLURM_NTASKS", "8", "SLURM_NTASKS_PER_NODE", "4", "MASTER_ADDR", "n1", "MASTER_PORT", "29500"},
+			Launch{Rank: 3, WorldSize: 8, MasterAddr: "n1", MasterPort: 29500, Source: "slurm", LocalWorldSize: 4}},
 		{"env wins over slurm", []string{"RANK", "0", "WORLD_SIZE", "1", "SLURM_PROCID", "3", "SLURM_NTASKS", "8"},
 			Launch{WorldSize: 1, Source: "env"}},
 	} {
@@ -564,6 +568,7 @@ func TestLaunchFromEnvErrors(t *testing.T) {
 		{[]string{"RANK", "0", "WORLD_SIZE", "2", "MASTER_ADDR", "h"}, "launch: WORLD_SIZE=2 but MASTER_PORT is not set"},
 		{[]string{"RANK", "0", "WORLD_SIZE", "2", "MASTER_ADDR", "h", "MASTER_PORT", "70000"}, `launch: MASTER_PORT="70000": want a TCP port`},
 		{[]string{"SLURM_NTASKS", "4"}, "launch: SLURM_NTASKS=4 is set but SLURM_PROCID is not"},
+		{[]string{"RANK", "0", "WORLD_SIZE", "2", "LOCAL_WORLD_SIZE", "two"}, `launch: LOCAL_WORLD_SIZE="two": want an integer >= 1`},
 		{[]string{"SLURM_NTASKS", "4", "SLURM_PROCID", "0", "MASTER_PORT", "1"}, "launch: SLURM_NTASKS=4 but MASTER_ADDR is not set"},
 	} {
 		_, err := LaunchFromEnv(envOf(tc.env...))

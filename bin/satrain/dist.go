@@ -32,6 +32,15 @@ func joinGroupOn(c *cli.Context, dev *torch.Device) (*torch.ProcessGroup, error)
 		return nil, fmt.Errorf("--dist-timeout must be positive, got %s", timeout)
 	}
 	backend := torch.Gloo
+	if !dev.IsCUDA() && c.Int("threads") == 0 && l.LocalWorldSize > 1 {
+		// Ranks on one host split its CPUs rather than each taking all of
+		// them (oversubscribed OpenMP pools spin against each other).
+		n := rankThreads(torch.DefaultThreads(), l.LocalWorldSize)
+		if err := torch.SetThreadPolicy(n); err != nil {
+			return nil, err
+		}
+		slog.Debug("CPU threads split between the ranks on this host", "threads", n, "local_world_size", l.LocalWorldSize)
+	}
 	if dev.IsCUDA() {
 		// Each rank drives the GPU of its local rank (untested: no GPU in CI).
 		backend = torch.NCCL
@@ -73,4 +82,10 @@ func refuseDistributed(command string) error {
 		return fmt.Errorf("%s runs in one process; start it without the launcher (WORLD_SIZE=%d is set)", command, l.WorldSize)
 	}
 	return nil
+}
+
+// rankThreads is each rank's share of a host's cpus when localWorld ranks
+// run there: at least one thread each.
+func rankThreads(cpus, localWorld int) int {
+	return max(1, cpus/max(1, localWorld))
 }
