@@ -45,6 +45,7 @@ type distRankResult struct {
 	TrainLoss []float64
 	ValLoss   []float64
 	Skipped   []int64 // steps skipped so far, after each iteration
+	Trained   []int64 // sequences trained so far (applied steps only), after each iteration
 }
 
 func resultOf(res *RunResult) distRankResult {
@@ -58,6 +59,7 @@ func resultOf(res *RunResult) distRankResult {
 		}
 		r.ValLoss = append(r.ValLoss, v)
 		r.Skipped = append(r.Skipped, it.StepsSkippedTotal)
+		r.Trained = append(r.Trained, it.SequencesTrainedTotal)
 	}
 	return r
 }
@@ -265,6 +267,9 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 				for i := range want.TrainLoss {
 					if got.Skipped[i] != want.Skipped[i] {
 						t.Errorf("rank %d iteration %d: %d steps skipped so far, one process %d", r, i+1, got.Skipped[i], want.Skipped[i])
+					}
+					if got.Trained[i] != want.Trained[i] {
+						t.Errorf("rank %d iteration %d: %d sequences trained so far, one process %d", r, i+1, got.Trained[i], want.Trained[i])
 					}
 					if fmt.Sprint(got.Selected[i]) != fmt.Sprint(want.Selected[i]) {
 						t.Errorf("rank %d iteration %d selected %v, one process %v", r, i+1, got.Selected[i], want.Selected[i])

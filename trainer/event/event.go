@@ -212,9 +212,11 @@ type InferenceBatchChanged struct {
 type Trained struct {
 	Iteration    int
 	Loss         float64
-	Sequences    int64 // sequence-passes trained in this iteration
+	Sequences    int64 // sequence-passes of applied steps in this iteration (skipped steps train nothing)
 	TrainedTotal int64 // since the start of the run
-	SkippedTotal int64
+	Steps        int64 // optimizer steps of this iteration, applied or skipped
+	StepsSkipped int64 // steps of this iteration skipped for a non-finite loss or gradient
+	SkippedTotal int64 // skipped steps since the start of the run
 }
 
 // ValidationStarted: the validation set is about to be scored.

@@ -75,7 +75,11 @@ func (c *Console) Report(e event.Event) {
 		}
 		c.p("  🏋️  Training on %s for %d %s...", e.What, e.Epochs, plural(e.Epochs, "epoch", "epochs"))
 	case event.Trained:
-		c.p("  %s Training loss: %s", mark(e.Loss), F4(e.Loss))
+		if e.StepsSkipped > 0 {
+			c.p("  %s Training loss: %s (%d of %d steps skipped, non-finite)", "⚠️ ", F4(e.Loss), e.StepsSkipped, e.Steps)
+		} else {
+			c.p("  %s Training loss: %s", mark(e.Loss), F4(e.Loss))
+		}
 	case event.ValidationStarted:
 		if e.Iteration > 0 {
 			c.p("")
