@@ -995,7 +995,7 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		phase[PhaseSelection] = time.Since(t1).Seconds()
 		stats := Summarize(scores, sel.Top)
 		s.emit(event.SampleScored{Iteration: it, Sampled: len(ids), Horizon: hname, Mean: stats.Mean, Median: stats.Median,
-			ScoredTotal: s.meta.SequencesScored})
+			NonFinite: stats.NonFinite, ScoredTotal: s.meta.SequencesScored})
 		overlap := math.NaN()
 		cur := map[loader.SeqID]int{}
 		for _, i := range sel.Top {
@@ -1063,7 +1063,7 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		itSec := time.Since(itStart).Seconds()
 		ie := event.IterationEnded{Kind: s.kind, Strategy: strat.Name(), Iteration: it, Time: time.Now().UTC().Format(time.RFC3339),
 			TrainLoss: loss, ValLoss: math.NaN(), ERMean: stats.Mean, ERMedian: stats.Median, TopKERMean: stats.TopKMean,
-			TopKERMin: stats.TopKMin, Scored: true, Overlap: overlap, HasOverlap: !math.IsNaN(overlap),
+			TopKERMin: stats.TopKMin, ERNonFinite: stats.NonFinite, Scored: true, Overlap: overlap, HasOverlap: !math.IsNaN(overlap),
 			ScoredTotal: s.meta.SequencesScored, TrainedTotal: s.meta.SequencesTrained, SkippedTotal: s.eng.Skipped,
 			PhaseSeconds: phase, IterationSeconds: itSec}
 		if valLoss != nil {

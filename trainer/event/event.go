@@ -163,9 +163,10 @@ type SampleScored struct {
 	Iteration   int
 	Sampled     int
 	Horizon     string
-	Mean        float64 // mean expected gross return over the sample
-	Median      float64
-	ScoredTotal int64 // sequences scored since the start of the run (resumes included)
+	Mean        float64 // mean expected gross return over the sample's finite scores
+	Median      float64 // median of the finite scores
+	NonFinite   int     // scores that were not finite (NaN, ±Inf), left out of Mean and Median
+	ScoredTotal int64   // sequences scored since the start of the run (resumes included)
 }
 
 // SubsetSelected: the training subset was chosen from the scored sample.
@@ -253,16 +254,17 @@ type IterationEnded struct {
 	Iteration int
 	Time      string // RFC 3339, UTC
 
-	TrainLoss  float64
-	ValLoss    float64
-	Validated  bool
-	ERMean     float64
-	ERMedian   float64
-	TopKERMean float64
-	TopKERMin  float64
-	Scored     bool // the ER fields were measured (selection-aware)
-	Overlap    float64
-	HasOverlap bool
+	TrainLoss   float64
+	ValLoss     float64
+	Validated   bool
+	ERMean      float64
+	ERMedian    float64
+	TopKERMean  float64
+	TopKERMin   float64
+	ERNonFinite int  // scores of the sample that were not finite (excluded from the ER fields)
+	Scored      bool // the ER fields were measured (selection-aware)
+	Overlap     float64
+	HasOverlap  bool
 
 	ScoredTotal  int64
 	TrainedTotal int64

@@ -26,6 +26,7 @@ type Console struct {
 	w          io.Writer
 	metricsURL string
 	start      event.RunStarted
+	scored     event.SampleScored // the iteration's, for the stats block's last line
 }
 
 // NewConsole writes to w. metricsURL (may be empty) is shown in the data block.
@@ -63,12 +64,16 @@ func (c *Console) Report(e event.Event) {
 			c.p("  🎲 Sampling %d sequences and selecting top %d...", e.SampleSize, e.TopK)
 		}
 	case event.SampleScored:
+		c.scored = e
 		c.p("    📊 Expected return stats:")
 		c.p("      Mean: %s", F4(e.Mean))
 		c.p("      Median: %s", F4(e.Median))
 	case event.SubsetSelected:
 		c.p("      Top %d mean: %s", e.K, F4(e.TopKMean))
 		c.p("      Top %d min: %s", e.K, F4(e.TopKMin))
+		if n := c.scored.NonFinite; n > 0 && c.scored.Iteration == e.Iteration {
+			c.p("      Non-finite: %d of %d scores (excluded)", n, c.scored.Sampled)
+		}
 	case event.TrainingStarted:
 		if c.start.Kind != event.KindStandard {
 			c.p("") // after the stats
