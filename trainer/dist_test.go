@@ -401,3 +401,19 @@ func TestResolveResumeAuto(t *testing.T) {
 		t.Fatalf("got %q, want the interrupted checkpoint of iteration 2 (after iteration 1's)", p)
 	}
 }
+
+// TestConfigDiff: a configuration mismatch names each differing flag with
+// both ranks' values, a flag given on one rank only, and nothing else.
+func TestConfigDiff(t *testing.T) {
+	cfg0 := RunConfig{Data: "d.h5", Seed: 1, BatchSize: 32, Run: map[string]string{"top-k": "100", "lr": "0.001", "threads": "4"}}
+	cfg1 := RunConfig{Data: "d.h5", Seed: 1, BatchSize: 32, Run: map[string]string{"top-k": "5", "lr": "0.001", "threads": "2", "stratify": "sector"}}
+	root := decodeEntries(encodeEntries(configEntries(KindSelectionAware, cfg0)))
+	mine := decodeEntries(encodeEntries(configEntries(KindSelectionAware, cfg1)))
+	want := "--stratify sector on rank 1, (not given) on rank 0; --top-k 5 on rank 1, 100 on rank 0"
+	if got := configDiff(1, mine, root); got != want {
+		t.Errorf("configDiff = %q, want %q", got, want)
+	}
+	if got := configDiff(1, root, root); got != "" {
+		t.Errorf("configDiff of equal configurations = %q, want empty", got)
+	}
+}

@@ -485,7 +485,10 @@ func (s *session) runStarted() event.RunStarted {
 		Data: cfg.Data, Mode: s.ds.Mode(), Tickers: s.ds.Tickers(), Dates: s.ds.Dates(), TrainSequences: s.train.Len(),
 		ValSequences: int64(len(s.valIDs)), Params: FormatParams(m.NumParams()), ModelDesc: m.Cfg.String(),
 		Device: m.Device.String(), TorchVersion: torch.Version(), AMP: s.ampDesc(), SaveDir: cfg.SaveDir,
-		Start: s.start, FirstIteration: s.meta.Iteration + 1}
+		Start: s.start, FirstIteration: s.meta.Iteration + 1, WorldSize: s.world()}
+	if s.world() > 1 {
+		e.Backend = s.dist.pg.Backend().String()
+	}
 	if s.kind == KindSelectionAware {
 		e.Strategy = s.strat.Name()
 		e.SampleSize, e.TopK, e.EpochsPerIteration, e.NumIterations = cfg.SampleSize, cfg.TopK, cfg.EpochsPerIteration, cfg.NumIterations

@@ -131,6 +131,12 @@ type RunStarted struct {
 	TorchVersion string
 	AMP          string // mixed precision in words ("off", "bf16 autocast", ...)
 
+	// WorldSize is the number of data-parallel ranks (1: one process) and
+	// Backend their collectives' backend ("gloo", "nccl"); BatchSize is the
+	// global batch, split over the ranks.
+	WorldSize int
+	Backend   string
+
 	SaveDir        string
 	Start          Start
 	FirstIteration int // the first iteration (epoch) this run does

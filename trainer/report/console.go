@@ -204,4 +204,11 @@ func (c *Console) runStarted(e event.RunStarted) {
 			c.p("  Starting from the weights of %s (%s checkpoint, iteration %d) with a fresh optimizer", e.Start.From, e.Start.FromKind, e.Start.Iteration)
 		}
 	}
+	if e.WorldSize > 1 {
+		per := strconv.Itoa(e.BatchSize / e.WorldSize)
+		if e.BatchSize%e.WorldSize != 0 {
+			per = fmt.Sprintf("%d-%d", e.BatchSize/e.WorldSize, e.BatchSize/e.WorldSize+1)
+		}
+		c.p("  Ranks: %d (%s), global batch %d = %s per rank", e.WorldSize, e.Backend, e.BatchSize, per)
+	}
 }

@@ -131,3 +131,24 @@ func TestConsoleNonFiniteScores(t *testing.T) {
 		t.Errorf("console:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
+
+// TestConsoleRanks: the data block names the world size, the backend and the
+// per-rank share of the global batch (uneven: both sizes), and says nothing
+// in a world of one.
+func TestConsoleRanks(t *testing.T) {
+	for _, c := range []struct {
+		world, batch int
+		want         string
+	}{
+		{1, 32, ""},
+		{2, 32, "  Ranks: 2 (gloo), global batch 32 = 16 per rank\n"},
+		{3, 32, "  Ranks: 3 (gloo), global batch 32 = 10-11 per rank\n"},
+	} {
+		var b bytes.Buffer
+		NewConsole(&b, "").Report(event.RunStarted{Kind: event.KindStandard, Epochs: 1, BatchSize: c.batch, WorldSize: c.world, Backend: "gloo"})
+		got := b.String()[strings.Index(b.String(), "  Saving to")+len("  Saving to \n"):]
+		if got != c.want {
+			t.Errorf("world %d, batch %d: data block ends %q, want %q", c.world, c.batch, got, c.want)
+		}
+	}
+}
