@@ -159,6 +159,9 @@ func firstLine(s string) string {
 // Rank is this process's rank in [0, WorldSize).
 func (g *ProcessGroup) Rank() int { return g.rank }
 
+// Backend is the group's backend (Gloo for a world of one).
+func (g *ProcessGroup) Backend() Backend { return g.backend }
+
 // WorldSize is the number of processes in the group.
 func (g *ProcessGroup) WorldSize() int { return g.world }
 

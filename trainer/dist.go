@@ -27,12 +27,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/satrain/satrain/loader"
@@ -90,18 +92,105 @@ func ConfigHash(kind string, cfg RunConfig) int64 {
 // none, and picks its own device).
 var rankLocalFlags = map[string]bool{"metrics-addr": true, "progress": true, "device": true, "threads": true}
 
+// configEntries is what ConfigHash covers, as sorted "--flag value" lines
+// (the run kind as "kind ..."); a flag not given reads "--flag (not given)"
+// only on the ranks that gave it, see configDiff.
+func configEntries(kind string, cfg RunConfig) map[string]string {
+	m := map[string]string{}
+	for k, v := range cfg.Run {
+		if !rankLocalFlags[k] {
+			m["--"+k] = v
+		}
+	}
+	m["kind"] = kind
+	m["--data"], m["--seed"], m["--batch-size"] = cfg.Data, strconv.FormatInt(cfg.Seed, 10), strconv.Itoa(cfg.BatchSize)
+	m["--resume-from"] = cfg.ResumeFrom
+	return m
+}
+
+// encodeEntries turns entries into sorted "key\x00value\n" lines, one float32
+// a byte (exact), for AllGatherFloat32.
+func encodeEntries(m map[string]string) []float32 {
+	keys := slices.Sorted(maps.Keys(m))
+	var out []float32
+	for _, k := range keys {
+		for _, b := range []byte(k + "\x00" + m[k] + "\n") {
+			out = append(out, float32(b))
+		}
+	}
+	return out
+}
+
+func decodeEntries(v []float32) map[string]string {
+	b := make([]byte, len(v))
+	for i, f := range v {
+		b[i] = byte(f)
+	}
+	m := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if k, val, ok := strings.Cut(line, "\x00"); ok {
+			m[k] = val
+		}
+	}
+	return m
+}
+
+// configDiff names the entries in which rank r's configuration differs from
+// rank 0's: "--top-k 5 on rank 1, 100 on rank 0; --lr (not given) on rank 1,
+// 0.002 on rank 0".
+func configDiff(r int, mine, root map[string]string) string {
+	keys := map[string]bool{}
+	for k := range mine {
+		keys[k] = true
+	}
+	for k := range root {
+		keys[k] = true
+	}
+	show := func(m map[string]string, k string) string {
+		v, ok := m[k]
+		switch {
+		case !ok:
+			return "(not given)"
+		case v == "":
+			return `""`
+		}
+		return v
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		a, b := show(mine, k), show(root, k)
+		if a != b {
+			parts = append(parts, fmt.Sprintf("%s %s on rank %d, %s on rank 0", k, a, r, b))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
 func (s *session) checkSameConfig() error {
 	mine := ConfigHash(s.kind, s.cfg)
 	all, err := s.dist.pg.AllGatherInt64([]int64{mine})
 	if err != nil {
 		return err
 	}
+	bad := -1
 	for r, h := range all {
 		if h[0] != all[0][0] {
-			return fmt.Errorf("rank %d was started with a different configuration than rank 0 (config hash %x vs %x): start every rank with the same flags and data", r, h[0], all[0][0])
+			bad = r
+			break
 		}
 	}
-	return nil
+	if bad < 0 {
+		return nil
+	}
+	// Every rank saw the same hashes, so every rank is here: gather the
+	// configurations themselves to name what differs.
+	cfgs, err := s.dist.pg.AllGatherFloat32(encodeEntries(configEntries(s.kind, s.cfg)))
+	if err != nil {
+		return err
+	}
+	diff := configDiff(bad, decodeEntries(cfgs[bad]), decodeEntries(cfgs[0]))
+	return fmt.Errorf("rank %d was started with a different configuration than rank 0 (config hash %016x vs %016x: %s): start every rank with the same flags and data",
+		bad, all[bad][0], all[0][0], diff)
 }
 
 // broadcastWeights makes every rank start from rank 0's weights.

@@ -45,6 +45,7 @@ type distRankResult struct {
 	TrainLoss []float64
 	ValLoss   []float64
 	Skipped   []int64 // steps skipped so far, after each iteration
+	Trained   []int64 // sequences trained so far (applied steps only), after each iteration
 }
 
 func resultOf(res *RunResult) distRankResult {
@@ -58,6 +59,7 @@ func resultOf(res *RunResult) distRankResult {
 		}
 		r.ValLoss = append(r.ValLoss, v)
 		r.Skipped = append(r.Skipped, it.StepsSkippedTotal)
+		r.Trained = append(r.Trained, it.SequencesTrainedTotal)
 	}
 	return r
 }
@@ -278,6 +280,9 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 					if got.Skipped[i] != want.Skipped[i] {
 						t.Errorf("rank %d iteration %d: %d steps skipped so far, one process %d", r, i+1, got.Skipped[i], want.Skipped[i])
 					}
+					if got.Trained[i] != want.Trained[i] {
+						t.Errorf("rank %d iteration %d: %d sequences trained so far, one process %d", r, i+1, got.Trained[i], want.Trained[i])
+					}
 					if fmt.Sprint(got.Selected[i]) != fmt.Sprint(want.Selected[i]) {
 						t.Errorf("rank %d iteration %d selected %v, one process %v", r, i+1, got.Selected[i], want.Selected[i])
 					}
@@ -426,5 +431,21 @@ func TestResolveResumeAuto(t *testing.T) {
 	}
 	if p, _, _ := ResolveResumeAuto(dir); p != ck("checkpoint_interrupted_iter_2.pt") {
 		t.Fatalf("got %q, want the interrupted checkpoint of iteration 2 (after iteration 1's)", p)
+	}
+}
+
+// TestConfigDiff: a configuration mismatch names each differing flag with
+// both ranks' values, a flag given on one rank only, and nothing else.
+func TestConfigDiff(t *testing.T) {
+	cfg0 := RunConfig{Data: "d.h5", Seed: 1, BatchSize: 32, Run: map[string]string{"top-k": "100", "lr": "0.001", "threads": "4"}}
+	cfg1 := RunConfig{Data: "d.h5", Seed: 1, BatchSize: 32, Run: map[string]string{"top-k": "5", "lr": "0.001", "threads": "2", "stratify": "sector"}}
+	root := decodeEntries(encodeEntries(configEntries(KindSelectionAware, cfg0)))
+	mine := decodeEntries(encodeEntries(configEntries(KindSelectionAware, cfg1)))
+	want := "--stratify sector on rank 1, (not given) on rank 0; --top-k 5 on rank 1, 100 on rank 0"
+	if got := configDiff(1, mine, root); got != want {
+		t.Errorf("configDiff = %q, want %q", got, want)
+	}
+	if got := configDiff(1, root, root); got != "" {
+		t.Errorf("configDiff of equal configurations = %q, want empty", got)
 	}
 }

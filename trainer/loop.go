@@ -485,7 +485,10 @@ func (s *session) runStarted() event.RunStarted {
 		Data: cfg.Data, Mode: s.ds.Mode(), Tickers: s.ds.Tickers(), Dates: s.ds.Dates(), TrainSequences: s.train.Len(),
 		ValSequences: int64(len(s.valIDs)), Params: FormatParams(m.NumParams()), ModelDesc: m.Cfg.String(),
 		Device: m.Device.String(), TorchVersion: torch.Version(), AMP: s.ampDesc(), SaveDir: cfg.SaveDir,
-		Start: s.start, FirstIteration: s.meta.Iteration + 1}
+		Start: s.start, FirstIteration: s.meta.Iteration + 1, WorldSize: s.world()}
+	if s.world() > 1 {
+		e.Backend = s.dist.pg.Backend().String()
+	}
 	if s.kind == KindSelectionAware {
 		e.Strategy = s.strat.Name()
 		e.SampleSize, e.TopK, e.EpochsPerIteration, e.NumIterations = cfg.SampleSize, cfg.TopK, cfg.EpochsPerIteration, cfg.NumIterations
@@ -660,10 +663,19 @@ func (s *session) validate(ctx context.Context) (float64, error) {
 	return sum / float64(len(res.Loss)), nil
 }
 
+// trainPass is what a call of trainOn did.
+type trainPass struct {
+	Loss    float64 // mean loss of the applied steps (NaN when none)
+	Trained int64   // sequence-passes in applied steps (skipped steps train nothing)
+	Steps   int64   // optimizer steps attempted, applied or skipped
+	Skipped int64   // steps skipped for a non-finite loss or gradient
+}
+
 // trainOn reads the windows of ids once and trains epochs passes over them in
-// shuffled batches. weights (may be nil) are per id. Returns mean step loss.
-// prog (nil: a new pass of n x epochs) is the progress it reports to.
-func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []float32, epochs int, rng *rand.Rand, prog *passProgress) (float64, int64, error) {
+// shuffled batches. weights (may be nil) are per id. prog (nil: a new pass of
+// n x epochs) is the progress it reports to. On an error the pass holds what
+// was done before it.
+func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []float32, epochs int, rng *rand.Rand, prog *passProgress) (trainPass, error) {
 	seqLen, F, H := s.eng.Model.Cfg.SeqLen, s.ds.NumFeatures(), len(s.ds.Horizons())
 	n := len(ids)
 	bs := s.cfg.BatchSize
@@ -683,14 +695,20 @@ func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []flo
 	}
 	feats := s.trainBuffer(len(mine) * seqLen * F)
 	labels := make([]int64, len(mine)*H)
+	var tp trainPass
 	if err := s.ds.ReadWindows(mine, feats, labels, nil); err != nil {
-		return 0, 0, err
+		return tp, err
 	}
 	bf := make([]float32, 0, bs*seqLen*F)
 	bl := make([]int64, 0, bs*H)
 	var bw []float32
 	var lossSum float64
-	var steps, trained int64
+	mean := func() float64 {
+		if applied := tp.Steps - tp.Skipped; applied > 0 {
+			return lossSum / float64(applied)
+		}
+		return math.NaN()
+	}
 	if prog == nil {
 		prog = s.startPass(PhaseTraining, n*epochs)
 	}
@@ -718,23 +736,28 @@ func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []flo
 				s.emit(event.StepSkipped{Iteration: s.it, Total: s.eng.Skipped})
 			}
 			if err != nil {
-				return 0, trained, err
+				tp.Loss = mean()
+				return tp, err
 			}
-			if !r.Skipped {
+			// Every rank takes the same skip decision (trainStep), and
+			// end-start is the global batch, so the counts do not depend
+			// on the world size.
+			tp.Steps++
+			if r.Skipped {
+				tp.Skipped++
+			} else {
 				lossSum += r.Loss
-				steps++
+				tp.Trained += int64(end - start)
 			}
-			trained += int64(end - start)
 			prog.add(end - start)
 			if ctx.Err() != nil {
-				return lossSum / math.Max(1, float64(steps)), trained, ctx.Err()
+				tp.Loss = mean()
+				return tp, ctx.Err()
 			}
 		}
 	}
-	if steps == 0 {
-		return math.NaN(), trained, nil
-	}
-	return lossSum / float64(steps), trained, nil
+	tp.Loss = mean()
+	return tp, nil
 }
 
 // normalizeWeights scales weights to mean 1 within a batch.
@@ -975,7 +998,7 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		phase[PhaseSelection] = time.Since(t1).Seconds()
 		stats := Summarize(scores, sel.Top)
 		s.emit(event.SampleScored{Iteration: it, Sampled: len(ids), Horizon: hname, Mean: stats.Mean, Median: stats.Median,
-			ScoredTotal: s.meta.SequencesScored})
+			NonFinite: stats.NonFinite, ScoredTotal: s.meta.SequencesScored})
 		overlap := math.NaN()
 		cur := map[loader.SeqID]int{}
 		for _, i := range sel.Top {
@@ -1008,13 +1031,15 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		weights := strat.Weights(sel, ids, inf, it)
 		s.emit(event.TrainingStarted{Iteration: it, What: sel.Describe(), Sequences: len(trainIDs), Epochs: cfg.EpochsPerIteration})
 		testPause(ctx, PhaseTraining, it)
-		loss, trained, err := s.trainOn(ctx, trainIDs, weights, cfg.EpochsPerIteration, rng, nil)
+		tp, err := s.trainOn(ctx, trainIDs, weights, cfg.EpochsPerIteration, rng, nil)
+		loss := tp.Loss
 		phase[PhaseTraining] = time.Since(t2).Seconds()
-		s.meta.SequencesTrained += trained
+		s.meta.SequencesTrained += tp.Trained
 		if err != nil {
 			return s.stop(ctx, res, it, PhaseTraining, err)
 		}
-		s.emit(event.Trained{Iteration: it, Loss: loss, Sequences: trained, TrainedTotal: s.meta.SequencesTrained, SkippedTotal: s.eng.Skipped})
+		s.emit(event.Trained{Iteration: it, Loss: loss, Sequences: tp.Trained, TrainedTotal: s.meta.SequencesTrained,
+			Steps: tp.Steps, StepsSkipped: tp.Skipped, SkippedTotal: s.eng.Skipped})
 		s.meta.Iteration = it
 
 		// Validation and checkpoints.
@@ -1041,7 +1066,7 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		itSec := time.Since(itStart).Seconds()
 		ie := event.IterationEnded{Kind: s.kind, Strategy: strat.Name(), Iteration: it, Time: time.Now().UTC().Format(time.RFC3339),
 			TrainLoss: loss, ValLoss: math.NaN(), ERMean: stats.Mean, ERMedian: stats.Median, TopKERMean: stats.TopKMean,
-			TopKERMin: stats.TopKMin, Scored: true, Overlap: overlap, HasOverlap: !math.IsNaN(overlap),
+			TopKERMin: stats.TopKMin, ERNonFinite: stats.NonFinite, Scored: true, Overlap: overlap, HasOverlap: !math.IsNaN(overlap),
 			ScoredTotal: s.meta.SequencesScored, TrainedTotal: s.meta.SequencesTrained, SkippedTotal: s.eng.Skipped,
 			PhaseSeconds: phase, IterationSeconds: itSec}
 		if valLoss != nil {
@@ -1166,14 +1191,17 @@ func (s *session) runStandard(ctx context.Context) (*RunResult, error) {
 		const chunk = 4096
 		var lossSum float64
 		var nChunks int
-		var trainedEpoch int64
+		var trainedEpoch, steps, skipped int64
 		prog := s.startPass(PhaseTraining, len(ids))
 		t0 := time.Now()
 		for c := 0; c < len(ids); c += chunk {
 			part := ids[c:min(c+chunk, len(ids))]
-			l, trained, err := s.trainOn(ctx, part, nil, 1, rng, prog)
-			s.meta.SequencesTrained += trained
-			trainedEpoch += trained
+			tp, err := s.trainOn(ctx, part, nil, 1, rng, prog)
+			l := tp.Loss
+			s.meta.SequencesTrained += tp.Trained
+			trainedEpoch += tp.Trained
+			steps += tp.Steps
+			skipped += tp.Skipped
 			if err != nil {
 				return s.stop(ctx, res, ep, PhaseTraining, err)
 			}
@@ -1187,7 +1215,8 @@ func (s *session) runStandard(ctx context.Context) (*RunResult, error) {
 		if nChunks > 0 {
 			loss = lossSum / float64(nChunks)
 		}
-		s.emit(event.Trained{Iteration: ep, Loss: loss, Sequences: trainedEpoch, TrainedTotal: s.meta.SequencesTrained, SkippedTotal: s.eng.Skipped})
+		s.emit(event.Trained{Iteration: ep, Loss: loss, Sequences: trainedEpoch, TrainedTotal: s.meta.SequencesTrained,
+			Steps: steps, StepsSkipped: skipped, SkippedTotal: s.eng.Skipped})
 		s.meta.Iteration = ep
 		vl, stopErr, fatal := s.validateAndKeep(ctx, ep, phase, res)
 		if fatal != nil {

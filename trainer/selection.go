@@ -118,38 +118,59 @@ func selectK(scores []float64, k int, lowest bool, better func(a, b Scored) bool
 	return idx
 }
 
-// ScoreStats summarises a sample's scores and its selected subset.
+// ScoreStats summarises a sample's scores and its selected subset. The
+// statistics are over the finite scores only; NonFinite counts the others
+// (NaN, ±Inf), which no statistic includes. A statistic with no finite score
+// to summarise is NaN.
 type ScoreStats struct {
 	Mean, Median, TopKMean, TopKMin float64
+	NonFinite                       int // scores excluded for not being finite
 }
 
-// Summarize computes mean and median of scores and mean/min of the selected ones.
+// Summarize computes mean and median of the finite scores and mean/min of
+// the finite selected ones (indexes into scores). Empty scores give the zero
+// ScoreStats; no selection gives TopKMean = TopKMin = 0.
 func Summarize(scores []float64, selected []int) ScoreStats {
 	var st ScoreStats
 	if len(scores) == 0 {
 		return st
 	}
-	sorted := append([]float64(nil), scores...)
-	sort.Float64s(sorted)
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	sorted := make([]float64, 0, len(scores))
 	var sum float64
 	for _, v := range scores {
+		if !finite(v) {
+			st.NonFinite++
+			continue
+		}
+		sorted = append(sorted, v)
 		sum += v
 	}
-	st.Mean = sum / float64(len(scores))
+	sort.Float64s(sorted)
 	n := len(sorted)
-	if n%2 == 1 {
-		st.Median = sorted[n/2]
-	} else {
-		st.Median = (sorted[n/2-1] + sorted[n/2]) / 2
+	switch {
+	case n == 0:
+		st.Mean, st.Median = math.NaN(), math.NaN()
+	case n%2 == 1:
+		st.Mean, st.Median = sum/float64(n), sorted[n/2]
+	default:
+		st.Mean, st.Median = sum/float64(n), (sorted[n/2-1]+sorted[n/2])/2
 	}
 	if len(selected) > 0 {
 		st.TopKMin = math.Inf(1)
 		var ts float64
+		var k int
 		for _, i := range selected {
-			ts += scores[i]
-			st.TopKMin = math.Min(st.TopKMin, scores[i])
+			if v := scores[i]; finite(v) {
+				ts += v
+				k++
+				st.TopKMin = math.Min(st.TopKMin, v)
+			}
 		}
-		st.TopKMean = ts / float64(len(selected))
+		st.TopKMean = ts / float64(k)
+		if k == 0 {
+			st.TopKMean, st.TopKMin = math.NaN(), math.NaN()
+		}
 	}
 	return st
 }

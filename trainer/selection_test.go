@@ -206,6 +206,15 @@ func TestSummarize(t *testing.T) {
 	if st := Summarize(nil, nil); st != (ScoreStats{}) {
 		t.Errorf("Summarize(empty) = %+v, want zero", st)
 	}
+	// Non-finite scores are left out of every statistic and counted.
+	nf := Summarize([]float64{math.NaN(), 2, math.Inf(1), 1, 3, math.Inf(-1)}, []int{2, 4, 0})
+	if nf != (ScoreStats{Mean: 2, Median: 2, TopKMean: 3, TopKMin: 3, NonFinite: 3}) {
+		t.Errorf("Summarize(with NaN and ±Inf) = %+v, want mean=median=2, top-k 3, 3 non-finite", nf)
+	}
+	all := Summarize([]float64{math.NaN(), math.Inf(1)}, []int{0})
+	if !math.IsNaN(all.Mean) || !math.IsNaN(all.Median) || !math.IsNaN(all.TopKMean) || !math.IsNaN(all.TopKMin) || all.NonFinite != 2 {
+		t.Errorf("Summarize(no finite score) = %+v, want NaN statistics and 2 non-finite", all)
+	}
 	one := Summarize([]float64{1.1}, []int{0})
 	if one != (ScoreStats{Mean: 1.1, Median: 1.1, TopKMean: 1.1, TopKMin: 1.1}) {
 		t.Errorf("Summarize(single) = %+v", one)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -159,7 +160,9 @@ func TestDistStoppedRank(t *testing.T) {
 
 // TestDistSignalStopsEveryRank: SIGINT to one rank only stops both at the
 // same step boundary: one interrupted checkpoint (rank 0 writes), both exit
-// 130, and the run continues from it.
+// 130, and the run continues from it. Only rank 0 reports the interruption
+// and the --resume-from line; rank 1 logs nothing below ERROR. Rank 0's data
+// block names the world size.
 func TestDistSignalStopsEveryRank(t *testing.T) {
 	dtNeedGloo(t)
 	dir := t.TempDir()
@@ -172,6 +175,17 @@ func TestDistSignalStopsEveryRank(t *testing.T) {
 		if code := p.wait(t, dtLimit); code != 130 {
 			t.Fatalf("rank %d exited %d, want 130\n%s", r, code, p.errOut())
 		}
+	}
+	if n := strings.Count(ps[0].errOut(), "--resume-from"); n != 1 {
+		t.Errorf("rank 0's stderr names --resume-from %d times, want once:\n%s", n, ps[0].errOut())
+	}
+	for _, not := range []string{"satrain: interrupted", "--resume-from", "level=WARN", "level=INFO"} {
+		if strings.Contains(ps[1].errOut(), not) {
+			t.Errorf("rank 1's stderr has %q; only rank 0 reports the run:\n%s", not, ps[1].errOut())
+		}
+	}
+	if want := "  Ranks: 2 (gloo), global batch 4 = 2 per rank\n"; !strings.Contains(ps[0].out(), want) {
+		t.Errorf("rank 0's data block has no %q:\n%s", want, ps[0].out())
 	}
 	path := filepath.Join(dir, "checkpoint_interrupted_iter_2.pt")
 	m, err := rlLoad(path)
@@ -221,6 +235,10 @@ func TestDistBadSetups(t *testing.T) {
 		p1 := rlStart(t, dtEnv(1, port), rlArgs(dir, 1, "--dist-timeout", "20s", "--lr", "2e-3")...)
 		for _, p := range []*rlProc{p0, p1} {
 			oneLine(t, p, "rank 1 was started with a different configuration than rank 0")
+		}
+		// The hashes are 16 hex digits each, and the message names the flag.
+		if !regexp.MustCompile(`config hash [0-9a-f]{16} vs [0-9a-f]{16}: --lr 0.002 on rank 1, 0.001 on rank 0\)`).MatchString(p0.errOut()) {
+			t.Errorf("rank 0's message does not give both hashes as 16 hex digits and name --lr: %s", p0.errOut())
 		}
 	})
 }

@@ -28,7 +28,7 @@ func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})))
 	ctx, stop := signalContext()
 	defer stop()
-	err := runArgs(ctx, newApp(), os.Args)
+	err := rankOutput(runArgs)(ctx, newApp(), os.Args)
 	if err != nil {
 		if errors.Is(err, trainer.ErrInterrupted) {
 			fmt.Fprintln(os.Stderr, "satrain:", err)

@@ -346,13 +346,14 @@ print(json.dumps(out))
 
 func TestPreciseTicks(t *testing.T) {
 	// gonum's default labels print a tick at 1.0025 as "1"; ours must not.
+	// Its three ticks are too few (minLabels): every 0.0025 is labelled.
 	var labels []string
 	for _, tk := range (preciseTicks{}).Ticks(1.0001, 1.0228) {
 		if tk.Label != "" {
 			labels = append(labels, tk.Label)
 		}
 	}
-	if !reflect.DeepEqual(labels, []string{"1.0025", "1.0125", "1.0225"}) {
+	if !reflect.DeepEqual(labels, []string{"1.0025", "1.0050", "1.0075", "1.0100", "1.0125", "1.0150", "1.0175", "1.0200", "1.0225"}) {
 		t.Errorf("labels = %v", labels)
 	}
 }

@@ -165,11 +165,27 @@ func (pn *Panel) legendRoom() {
 // preciseTicks is plot.DefaultTicks with labels that show each tick's value
 // exactly (up to 10 decimals). The default labels round to the tick spacing,
 // so on a narrow range around 1, typical of gross returns, a tick at 1.0025
-// reads "1", and on a loss range of 2.26..2.30 every label reads "2.3".
+// reads "1", and on a loss range of 2.26..2.30 every label reads "2.3". Where
+// plot.DefaultTicks labels fewer than minLabels ticks (an equity range of
+// 0.85..1.25 got only 0.9 and 1.2), denseTicks labels more.
 type preciseTicks struct{}
+
+// minLabels is the least number of labelled ticks preciseTicks aims for.
+const minLabels = 5
 
 func (preciseTicks) Ticks(lo, hi float64) []plot.Tick {
 	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+	labelled := 0
+	for _, t := range ticks {
+		if t.Label != "" {
+			labelled++
+		}
+	}
+	if labelled < minLabels {
+		if dense := denseTicks(lo, hi); len(dense) > 0 {
+			ticks = dense
+		}
+	}
 	prec := 0
 	for _, t := range ticks {
 		if t.Label == "" {
@@ -191,6 +207,44 @@ func (preciseTicks) Ticks(lo, hi float64) []plot.Tick {
 			}
 			ticks[i].Label = strconv.FormatFloat(v, 'f', prec, 64)
 		}
+	}
+	return ticks
+}
+
+// denseTicks labels the multiples of the largest step of the form
+// {1, 2, 2.5, 5} x 10^k that gives at least minLabels of them in [lo, hi],
+// with an unlabelled minor tick halfway between two. nil when the range is
+// empty or not finite. Values are computed as i*step (not by accumulation),
+// so labels carry no drift; preciseTicks formats them.
+func denseTicks(lo, hi float64) []plot.Tick {
+	span := hi - lo
+	if !(span > 0) || math.IsInf(span, 0) {
+		return nil
+	}
+	mag := math.Pow10(int(math.Floor(math.Log10(span))))
+	var step float64
+	for _, e := range []float64{1, 0.1, 0.01} {
+		for _, m := range []float64{5, 2.5, 2, 1} {
+			s := m * mag * e
+			if math.Floor(hi/s)-math.Ceil(lo/s)+1 >= minLabels {
+				step = s
+				break
+			}
+		}
+		if step > 0 {
+			break
+		}
+	}
+	if step == 0 {
+		return nil
+	}
+	var ticks []plot.Tick
+	for i := math.Ceil(2 * lo / step); i <= math.Floor(2*hi/step); i++ {
+		t := plot.Tick{Value: i * step / 2}
+		if math.Mod(i, 2) == 0 {
+			t.Label = "x" // formatted by preciseTicks
+		}
+		ticks = append(ticks, t)
 	}
 	return ticks
 }
@@ -539,6 +593,9 @@ func ValLossFigure(runs []LossSeries) (*Figure, error) {
 	if len(arms) == 0 {
 		return nil, fmt.Errorf("no validation points")
 	}
+	// Losses fall as training goes on: the curves start high on the left,
+	// so the legend goes top right.
+	pn.Plot.Legend.Left = false
 	pn.legendRoom()
 	return &Figure{Panels: []*Panel{pn}}, nil
 }

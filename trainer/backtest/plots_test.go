@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,9 +96,9 @@ func TestEquityFigure(t *testing.T) {
 	if len(ex.Series) != 1 || len(dd.Series) != 2 {
 		t.Errorf("excess series %q, drawdown series %q", ex.Series, dd.Series)
 	}
-	checkAxis(t, "equity y", eq.Plot.Y, "equity (start = 1)", 2)
-	checkAxis(t, "excess y", ex.Plot.Y, "cumulative excess (%)", 2)
-	checkAxis(t, "drawdown y", dd.Plot.Y, "drawdown (%)", 2)
+	checkAxis(t, "equity y", eq.Plot.Y, "equity (start = 1)", minLabels)
+	checkAxis(t, "excess y", ex.Plot.Y, "cumulative excess (%)", minLabels)
+	checkAxis(t, "drawdown y", dd.Plot.Y, "drawdown (%)", minLabels)
 	labels := checkAxis(t, "date x", dd.Plot.X, "date (close of the trading day)", 4)
 	if len(labels) > 8 {
 		t.Errorf("%d date labels %v, want at most 8", len(labels), labels)
@@ -247,6 +248,10 @@ func TestValLossFigureTicksDistinct(t *testing.T) {
 	pn := f.Panels[0]
 	checkAxis(t, "val loss y", pn.Plot.Y, "validation loss (cross-entropy, nats)", 3)
 	checkAxis(t, "val loss x", pn.Plot.X, "sequence-passes trained", 2)
+	// The curves start high on the left: the legend is top right.
+	if !pn.Plot.Legend.Top || pn.Plot.Legend.Left {
+		t.Errorf("legend top %v left %v, want top right", pn.Plot.Legend.Top, pn.Plot.Legend.Left)
+	}
 	want := []string{"standard", "two_stage", "two_stage: best stage-1 loss (stage 2's start)"}
 	if !reflect.DeepEqual(pn.Series, want) {
 		t.Errorf("series %q, want one per arm and the baseline %q", pn.Series, want)
@@ -393,5 +398,32 @@ func TestTrainingCurvesStageOneBaseline(t *testing.T) {
 	f, _ = TrainingCurvesFigure([]*MetricsLog{l})
 	if len(f.Panels[0].Series) != 2 {
 		t.Errorf("a fresh run has a baseline: %q", f.Panels[0].Series)
+	}
+}
+
+// TestPreciseTicksEnoughLabels: on the ranges where plot.DefaultTicks
+// labelled two or three ticks (an equity of 0.98..1.13 got "1.0" and "1.1"),
+// at least minLabels distinct labels, each reading its tick's value.
+func TestPreciseTicksEnoughLabels(t *testing.T) {
+	for _, r := range [][2]float64{{0.98, 1.13}, {0.88, 1.22}, {2.26, 2.43}, {-4.2, 0.1}, {0, 6}, {1e-5, 3e-5}, {0.85, 1.25}} {
+		var labels []string
+		for _, tk := range (preciseTicks{}).Ticks(r[0], r[1]) {
+			if tk.Label == "" {
+				continue
+			}
+			labels = append(labels, tk.Label)
+			v, err := strconv.ParseFloat(tk.Label, 64)
+			// The label is exact up to float64 rounding of the tick's value.
+			if err != nil || math.Abs(v-tk.Value) > 1e-12*math.Max(1, math.Abs(tk.Value)) {
+				t.Errorf("%v: tick at %v labelled %q", r, tk.Value, tk.Label)
+			}
+			// Tick positions are i*step: within float64 rounding of the range.
+			if eps := 1e-12 * (r[1] - r[0]); tk.Value < r[0]-eps || tk.Value > r[1]+eps {
+				t.Errorf("%v: tick %q outside the range", r, tk.Label)
+			}
+		}
+		if len(labels) < minLabels || len(labels) > 2*minLabels {
+			t.Errorf("%v: labels %v, want %d to %d", r, labels, minLabels, 2*minLabels)
+		}
 	}
 }

@@ -131,6 +131,12 @@ type RunStarted struct {
 	TorchVersion string
 	AMP          string // mixed precision in words ("off", "bf16 autocast", ...)
 
+	// WorldSize is the number of data-parallel ranks (1: one process) and
+	// Backend their collectives' backend ("gloo", "nccl"); BatchSize is the
+	// global batch, split over the ranks.
+	WorldSize int
+	Backend   string
+
 	SaveDir        string
 	Start          Start
 	FirstIteration int // the first iteration (epoch) this run does
@@ -163,9 +169,10 @@ type SampleScored struct {
 	Iteration   int
 	Sampled     int
 	Horizon     string
-	Mean        float64 // mean expected gross return over the sample
-	Median      float64
-	ScoredTotal int64 // sequences scored since the start of the run (resumes included)
+	Mean        float64 // mean expected gross return over the sample's finite scores
+	Median      float64 // median of the finite scores
+	NonFinite   int     // scores that were not finite (NaN, ±Inf), left out of Mean and Median
+	ScoredTotal int64   // sequences scored since the start of the run (resumes included)
 }
 
 // SubsetSelected: the training subset was chosen from the scored sample.
@@ -212,9 +219,11 @@ type InferenceBatchChanged struct {
 type Trained struct {
 	Iteration    int
 	Loss         float64
-	Sequences    int64 // sequence-passes trained in this iteration
+	Sequences    int64 // sequence-passes of applied steps in this iteration (skipped steps train nothing)
 	TrainedTotal int64 // since the start of the run
-	SkippedTotal int64
+	Steps        int64 // optimizer steps of this iteration, applied or skipped
+	StepsSkipped int64 // steps of this iteration skipped for a non-finite loss or gradient
+	SkippedTotal int64 // skipped steps since the start of the run
 }
 
 // ValidationStarted: the validation set is about to be scored.
@@ -251,16 +260,17 @@ type IterationEnded struct {
 	Iteration int
 	Time      string // RFC 3339, UTC
 
-	TrainLoss  float64
-	ValLoss    float64
-	Validated  bool
-	ERMean     float64
-	ERMedian   float64
-	TopKERMean float64
-	TopKERMin  float64
-	Scored     bool // the ER fields were measured (selection-aware)
-	Overlap    float64
-	HasOverlap bool
+	TrainLoss   float64
+	ValLoss     float64
+	Validated   bool
+	ERMean      float64
+	ERMedian    float64
+	TopKERMean  float64
+	TopKERMin   float64
+	ERNonFinite int  // scores of the sample that were not finite (excluded from the ER fields)
+	Scored      bool // the ER fields were measured (selection-aware)
+	Overlap     float64
+	HasOverlap  bool
 
 	ScoredTotal  int64
 	TrainedTotal int64

@@ -26,6 +26,7 @@ type Console struct {
 	w          io.Writer
 	metricsURL string
 	start      event.RunStarted
+	scored     event.SampleScored // the iteration's, for the stats block's last line
 }
 
 // NewConsole writes to w. metricsURL (may be empty) is shown in the data block.
@@ -63,19 +64,27 @@ func (c *Console) Report(e event.Event) {
 			c.p("  🎲 Sampling %d sequences and selecting top %d...", e.SampleSize, e.TopK)
 		}
 	case event.SampleScored:
+		c.scored = e
 		c.p("    📊 Expected return stats:")
 		c.p("      Mean: %s", F4(e.Mean))
 		c.p("      Median: %s", F4(e.Median))
 	case event.SubsetSelected:
 		c.p("      Top %d mean: %s", e.K, F4(e.TopKMean))
 		c.p("      Top %d min: %s", e.K, F4(e.TopKMin))
+		if n := c.scored.NonFinite; n > 0 && c.scored.Iteration == e.Iteration {
+			c.p("      Non-finite: %d of %d scores (excluded)", n, c.scored.Sampled)
+		}
 	case event.TrainingStarted:
 		if c.start.Kind != event.KindStandard {
 			c.p("") // after the stats
 		}
 		c.p("  🏋️  Training on %s for %d %s...", e.What, e.Epochs, plural(e.Epochs, "epoch", "epochs"))
 	case event.Trained:
-		c.p("  %s Training loss: %s", mark(e.Loss), F4(e.Loss))
+		if e.StepsSkipped > 0 {
+			c.p("  %s Training loss: %s (%d of %d steps skipped, non-finite)", "⚠️ ", F4(e.Loss), e.StepsSkipped, e.Steps)
+		} else {
+			c.p("  %s Training loss: %s", mark(e.Loss), F4(e.Loss))
+		}
 	case event.ValidationStarted:
 		if e.Iteration > 0 {
 			c.p("")
@@ -194,5 +203,12 @@ func (c *Console) runStarted(e event.RunStarted) {
 		} else {
 			c.p("  Starting from the weights of %s (%s checkpoint, iteration %d) with a fresh optimizer", e.Start.From, e.Start.FromKind, e.Start.Iteration)
 		}
+	}
+	if e.WorldSize > 1 {
+		per := strconv.Itoa(e.BatchSize / e.WorldSize)
+		if e.BatchSize%e.WorldSize != 0 {
+			per = fmt.Sprintf("%d-%d", e.BatchSize/e.WorldSize, e.BatchSize/e.WorldSize+1)
+		}
+		c.p("  Ranks: %d (%s), global batch %d = %s per rank", e.WorldSize, e.Backend, e.BatchSize, per)
 	}
 }

@@ -34,19 +34,20 @@ type Record struct {
 	ERMedian              *float64           `json:"er_median"`
 	TopKERMean            *float64           `json:"topk_er_mean"`
 	TopKERMin             *float64           `json:"topk_er_min"`
+	ERNonFinite           *int               `json:"er_non_finite"` // scores left out of the er_ fields for not being finite; null when not scored
 	SequencesScoredTotal  int64              `json:"sequences_scored_total"`
 	SequencesTrainedTotal int64              `json:"sequences_trained_total"`
 	StepsSkippedTotal     int64              `json:"steps_skipped_total"`
 	PhaseSeconds          map[string]float64 `json:"phase_seconds"`
 	IterationSeconds      float64            `json:"iteration_seconds"`
-	SelectedOverlap       *float64           `json:"selected_overlap,omitempty"`
-	DeviceMemoryPeakBytes int64              `json:"device_memory_peak_bytes,omitempty"`
+	SelectedOverlap       *float64           `json:"selected_overlap"`         // null when not measured (first iteration, standard training)
+	DeviceMemoryPeakBytes *int64             `json:"device_memory_peak_bytes"` // null on the CPU, which does not measure it
 	NonFinite             []string           `json:"non_finite"`
 
 	// Set by the JSONL reporter from the run's earlier events (see runTracker).
-	RunID              string             `json:"run_id,omitempty"`
-	LR                 float64            `json:"lr,omitempty"`
-	IterationsTarget   int                `json:"iterations_target,omitempty"`
+	RunID              string             `json:"run_id"`
+	LR                 float64            `json:"lr"`
+	IterationsTarget   int                `json:"iterations_target"`
 	BestValLoss        *float64           `json:"best_val_loss"`        // best finite validation loss so far; null before the first
 	SequencesPerSecond map[string]float64 `json:"sequences_per_second"` // per phase: inference, training, validation
 }
@@ -57,7 +58,8 @@ func NewRecord(e event.IterationEnded) Record {
 		SequencesTrainedTotal: e.TrainedTotal, StepsSkippedTotal: e.SkippedTotal, PhaseSeconds: e.PhaseSeconds,
 		IterationSeconds: e.IterationSeconds, NonFinite: []string{}}
 	if e.OnDevice {
-		r.DeviceMemoryPeakBytes = e.DeviceMemoryPeak
+		b := e.DeviceMemoryPeak
+		r.DeviceMemoryPeakBytes = &b
 	}
 	set := func(key string, dst **float64, v float64, measured bool) {
 		if !measured {
@@ -68,6 +70,10 @@ func NewRecord(e event.IterationEnded) Record {
 			return
 		}
 		*dst = &v
+	}
+	if e.Scored {
+		n := e.ERNonFinite
+		r.ERNonFinite = &n
 	}
 	set("train_loss", &r.TrainLoss, e.TrainLoss, e.Iteration > 0)
 	set("val_loss", &r.ValLoss, e.ValLoss, e.Validated)

@@ -212,21 +212,20 @@ func (p *Progress) progress(e event.Progress, now time.Time) {
 		p.lastLog = now
 	}
 	p.st.done = e.Done
-	container, old := p.container, p.passBar
+	container, bar := p.container, p.passBar
 	p.mu.Unlock()
 	if p.tty {
+		// One pass bar serves every pass: its decorators read the current
+		// pass's state, so a second bar (the last pass's, until mpb drops
+		// it) would show the new pass's counts too.
+		if bar == nil {
+			bar = p.startPassBar(container)
+		}
 		if newPass {
-			if old != nil {
-				old.Abort(true)
-			}
-			p.startPassBar(container, e.Total)
+			bar.SetCurrent(0)
+			bar.SetTotal(int64(max(1, e.Total)), false)
 		}
-		p.mu.Lock()
-		bar := p.passBar
-		p.mu.Unlock()
-		if bar != nil {
-			bar.SetCurrent(int64(e.Done))
-		}
+		bar.SetCurrent(int64(e.Done))
 		return
 	}
 	p.mu.Lock()
@@ -276,16 +275,20 @@ func (p *Progress) startRunBar() {
 	}
 }
 
-func (p *Progress) startPassBar(c *mpb.Progress, total int) {
+// startPassBar adds the pass bar. It is made with total 0, so mpb never
+// completes (and removes) it when a pass is done: each pass sets its total
+// (SetTotal without completion) and the bar is dropped at Close.
+func (p *Progress) startPassBar(c *mpb.Progress) *mpb.Bar {
 	if c == nil {
 		c = p.ensureContainer()
 	}
-	bar := c.AddBar(int64(max(1, total)), mpb.BarPriority(1), mpb.BarWidth(24), mpb.BarRemoveOnComplete(),
+	bar := c.AddBar(0, mpb.BarPriority(1), mpb.BarWidth(24),
 		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string { return p.passLabel() })),
 		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return p.passInfo() })))
 	p.mu.Lock()
 	p.passBar = bar
 	p.mu.Unlock()
+	return bar
 }
 
 func (p *Progress) runLabel() string {
@@ -327,7 +330,7 @@ func (p *Progress) Close() error {
 	if c == nil {
 		return nil
 	}
-	if pass != nil && !pass.Completed() {
+	if pass != nil {
 		pass.Abort(true)
 	}
 	if run != nil && !run.Completed() {

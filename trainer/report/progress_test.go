@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -181,5 +182,65 @@ func TestStandalonePassLogLine(t *testing.T) {
 	if !strings.Contains(out, `phase=score done=100 total=400 rate="50.0 seq/s"`) || !strings.Contains(out, "phase_eta=0:06") ||
 		strings.Contains(out, "iteration=") || strings.Contains(out, "run_eta") {
 		t.Errorf("evaluation's line: %s", out)
+	}
+}
+
+// TestProgressOnePassBar: from the first pass to the end of the run every
+// frame shows exactly one pass bar, and its fill agrees with its counts. (A
+// pass bar per pass left the last pass's bar, full, drawn with the new pass's
+// counts until mpb dropped it, then a frame without a pass bar.)
+func TestProgressOnePassBar(t *testing.T) {
+	var out syncBuffer
+	refresh := make(chan any)
+	tty := true
+	p := NewProgress(ProgressOptions{Out: &out, TTY: &tty, refresh: refresh, width: 200})
+	p.Report(event.RunStarted{Kind: event.KindSelectionAware, NumIterations: 2, FirstIteration: 1})
+	p.Report(event.IterationStarted{Kind: event.KindSelectionAware, Iteration: 1, Total: 2})
+	passes := []struct {
+		phase string
+		total int
+	}{{event.PhaseInference, 640}, {event.PhaseTraining, 128}, {event.PhaseValidation, 96}}
+	for _, ps := range passes {
+		p.Report(event.Progress{Iteration: 1, Phase: ps.phase, Total: ps.total})
+		refresh <- nil
+		refresh <- nil
+		p.Report(event.Progress{Iteration: 1, Phase: ps.phase, Done: ps.total / 2, Total: ps.total})
+		refresh <- nil
+		refresh <- nil
+		// The next pass starts at once, before a redraw, as in a run.
+		p.Report(event.Progress{Iteration: 1, Phase: ps.phase, Done: ps.total, Total: ps.total})
+	}
+	refresh <- nil
+	refresh <- nil
+	p.Report(event.RunEnded{Kind: event.KindSelectionAware, Iterations: 1})
+	// A frame starts with the run bar (priority 0, drawn first); the last
+	// frame, after the run ended, has none.
+	var frames [][]string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.Contains(l, "iteration 1/2") {
+			frames = append(frames, nil)
+			continue
+		}
+		if len(frames) > 0 && strings.TrimSpace(l) != "" {
+			frames[len(frames)-1] = append(frames[len(frames)-1], l)
+		}
+	}
+	bar := regexp.MustCompile(`\[([=>-]+)\]\s+(\d+)/(\d+)`)
+	for i, f := range frames[:len(frames)-1] {
+		if len(f) != 1 {
+			t.Errorf("frame %d shows %d pass bars, want 1: %q", i, len(f), f)
+			continue
+		}
+		m := bar.FindStringSubmatch(f[0])
+		if m == nil {
+			t.Fatalf("frame %d: no bar in %q", i, f[0])
+		}
+		full, empty := !strings.Contains(m[1], "-"), !strings.ContainsAny(m[1], "=>")
+		if done, total := m[2], m[3]; full != (done == total) || empty != (done == "0") {
+			t.Errorf("frame %d: bar %s with %s/%s", i, m[1], done, total)
+		}
+	}
+	if len(frames) < 2*len(passes) {
+		t.Fatalf("%d frames drawn, want at least %d:\n%q", len(frames), 2*len(passes), out.String())
 	}
 }

@@ -19,8 +19,10 @@ import (
 )
 
 // Metrics are a run's Prometheus series, on their own registry. Gauges of
-// values a run measures (losses, expected returns, overlap) read NaN until
-// the first measurement: a chart shows a gap, never a perfect 0.
+// values a run measures (losses, expected returns, overlap, phase durations,
+// device memory) read NaN until the first measurement: a chart shows a gap,
+// never a perfect 0. The device memory gauges stay NaN on the CPU, which
+// does not measure them.
 type Metrics struct {
 	Registry *prometheus.Registry
 
@@ -65,15 +67,15 @@ func NewMetrics(version, torchVersion string, cuda bool) *Metrics {
 	m.StepsSkipped = f.NewCounter(prometheus.CounterOpts{Name: "satrain_steps_skipped_total", Help: "Training steps skipped for a non-finite loss or gradient."})
 	m.IterationDuration = f.NewHistogram(prometheus.HistogramOpts{Name: "satrain_iteration_duration_seconds", Help: "Wall time of one iteration.",
 		Buckets: prometheus.ExponentialBuckets(0.05, 2, 16)})
-	m.PhaseDuration = f.NewGaugeVec(prometheus.GaugeOpts{Name: "satrain_phase_duration_seconds", Help: "Wall time of each phase in the last iteration."}, []string{"phase"})
+	m.PhaseDuration = f.NewGaugeVec(prometheus.GaugeOpts{Name: "satrain_phase_duration_seconds", Help: "Wall time of each phase in the last iteration (NaN until the first iteration ends; 0 for a phase it did not run)."}, []string{"phase"})
 	m.PhaseSecondsTotal = f.NewCounterVec(prometheus.CounterOpts{Name: "satrain_phase_seconds_total", Help: "Wall time spent in each phase since start."}, []string{"phase"})
-	m.DeviceMemory = f.NewGauge(prometheus.GaugeOpts{Name: "satrain_device_memory_allocated_bytes", Help: "CUDA memory allocated by tensors (0 on CPU)."})
-	m.DeviceMemoryPeak = f.NewGauge(prometheus.GaugeOpts{Name: "satrain_device_memory_peak_bytes", Help: "Peak CUDA memory allocated by tensors (0 on CPU)."})
+	m.DeviceMemory = f.NewGauge(prometheus.GaugeOpts{Name: "satrain_device_memory_allocated_bytes", Help: "CUDA memory allocated by tensors at the end of the last iteration (NaN until measured, and on the CPU)."})
+	m.DeviceMemoryPeak = f.NewGauge(prometheus.GaugeOpts{Name: "satrain_device_memory_peak_bytes", Help: "Peak CUDA memory allocated by tensors (NaN until measured, and on the CPU)."})
 	m.InferenceBatchSize = f.NewGauge(prometheus.GaugeOpts{Name: "satrain_inference_batch_size", Help: "Current inference batch size (halved on out-of-memory)."})
 	m.BuildInfo = f.NewGaugeVec(prometheus.GaugeOpts{Name: "satrain_build_info", Help: "Build information; always 1."}, []string{"version", "goversion", "torch_version", "cuda"})
 	m.OverlapPrevious = f.NewGauge(prometheus.GaugeOpts{Name: "satrain_selected_overlap_ratio", Help: "Share of this iteration's selected sequences also selected in the previous iteration."})
 	m.StratumShare = f.NewGaugeVec(prometheus.GaugeOpts{Name: "satrain_selected_stratum_share", Help: "Share of this iteration's selected sequences in each stratum (--stratify only)."}, []string{"stratum"})
-	for _, g := range []prometheus.Gauge{m.Iteration, m.TrainLoss, m.ValidationLoss, m.ExpectedMean, m.ExpectedMedian, m.TopKMean, m.TopKMin, m.OverlapPrevious} {
+	for _, g := range []prometheus.Gauge{m.Iteration, m.TrainLoss, m.ValidationLoss, m.ExpectedMean, m.ExpectedMedian, m.TopKMean, m.TopKMin, m.OverlapPrevious, m.DeviceMemory, m.DeviceMemoryPeak} {
 		g.Set(math.NaN())
 	}
 	m.Run = newRunSeries(f, reg)
@@ -83,7 +85,7 @@ func NewMetrics(version, torchVersion string, cuda bool) *Metrics {
 	}
 	m.BuildInfo.WithLabelValues(version, runtime.Version(), torchVersion, cudaLabel).Set(1)
 	for _, p := range event.AllPhases {
-		m.PhaseDuration.WithLabelValues(p)
+		m.PhaseDuration.WithLabelValues(p).Set(math.NaN())
 		m.PhaseSecondsTotal.WithLabelValues(p)
 	}
 	return m

@@ -14,8 +14,11 @@ import (
 
 func nan() float64 { return math.NaN() }
 
-// TestRecordNulls: unmeasured values are null and not listed; measured
-// non-finite ones are null and listed in non_finite; finite ones are kept.
+// TestRecordNulls: unmeasured values are null (the key is there) and not
+// listed; measured non-finite ones are null and listed in non_finite; finite
+// ones are kept. er_non_finite is the count of non-finite scores (null when
+// nothing was scored); selected_overlap and device_memory_peak_bytes are null
+// when not measured.
 func TestRecordNulls(t *testing.T) {
 	cases := []struct {
 		name string
@@ -23,13 +26,14 @@ func TestRecordNulls(t *testing.T) {
 		want string // the value keys as JSON, then non_finite
 	}{
 		{"standard epoch", event.IterationEnded{Iteration: 1, TrainLoss: 2.5, ValLoss: 2.25, Validated: true, ERMean: nan(), ERMedian: nan(), TopKERMean: nan(), TopKERMin: nan()},
-			`2.5 2.25 null null null null []`},
-		{"diverged", event.IterationEnded{Iteration: 3, TrainLoss: nan(), ValLoss: math.Inf(1), Validated: true, Scored: true, ERMean: 1.5, ERMedian: nan(), TopKERMean: 1.75, TopKERMin: math.Inf(-1)},
-			`null null 1.5 null 1.75 null [train_loss val_loss er_median topk_er_min]`},
-		{"not validated", event.IterationEnded{Iteration: 2, TrainLoss: 2, ValLoss: nan(), Scored: true, ERMean: 1, ERMedian: 1, TopKERMean: 1, TopKERMin: 1},
-			`2 null 1 1 1 1 []`},
+			`2.5 2.25 null null null null null null null []`},
+		{"diverged", event.IterationEnded{Iteration: 3, TrainLoss: nan(), ValLoss: math.Inf(1), Validated: true, Scored: true, ERMean: 1.5, ERMedian: nan(), TopKERMean: 1.75, TopKERMin: math.Inf(-1),
+			ERNonFinite: 57, Overlap: 0.5, HasOverlap: true, OnDevice: true, DeviceMemoryPeak: 1024},
+			`null null 1.5 null 1.75 null 57 0.5 1024 [train_loss val_loss er_median topk_er_min]`},
+		{"not validated", event.IterationEnded{Iteration: 2, TrainLoss: 2, ValLoss: nan(), Scored: true, ERMean: 1, ERMedian: 1, TopKERMean: 1, TopKERMin: 1, Overlap: nan()},
+			`2 null 1 1 1 1 0 null null []`},
 		{"iteration 0", event.IterationEnded{Iteration: 0, TrainLoss: nan(), ValLoss: 2.5, Validated: true, ERMean: nan(), ERMedian: nan(), TopKERMean: nan(), TopKERMin: nan()},
-			`null 2.5 null null null null []`},
+			`null 2.5 null null null null null null null []`},
 	}
 	for _, c := range cases {
 		b, err := json.Marshal(NewRecord(c.e))
@@ -41,7 +45,7 @@ func TestRecordNulls(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got []string
-		for _, k := range []string{"train_loss", "val_loss", "er_mean", "er_median", "topk_er_mean", "topk_er_min", "non_finite"} {
+		for _, k := range []string{"train_loss", "val_loss", "er_mean", "er_median", "topk_er_mean", "topk_er_min", "er_non_finite", "selected_overlap", "device_memory_peak_bytes", "non_finite"} {
 			v, ok := m[k]
 			if !ok {
 				t.Fatalf("%s: no key %s in %s", c.name, k, b)
@@ -107,6 +111,44 @@ func TestNextPort(t *testing.T) {
 	for in, want := range map[string]string{"127.0.0.1:9108": "127.0.0.1:9109", "0.0.0.0:80": "0.0.0.0:81", "[::1]:9108": "[::1]:9109", "bad": "127.0.0.1:9109"} {
 		if got := nextPort(in); got != want {
 			t.Errorf("nextPort(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestConsoleNonFiniteScores: the stats block says how many scores were left
+// out of its statistics, after its documented lines, and says nothing when
+// every score was finite.
+func TestConsoleNonFiniteScores(t *testing.T) {
+	var b bytes.Buffer
+	c := NewConsole(&b, "")
+	c.Report(event.SampleScored{Iteration: 1, Sampled: 2000, Mean: 1.0041, Median: 1.0042, NonFinite: 57})
+	c.Report(event.SubsetSelected{Iteration: 1, K: 200, TopKMean: 1.02, TopKMin: 1.01})
+	c.Report(event.SampleScored{Iteration: 2, Sampled: 2000, Mean: 1.0041, Median: 1.0042})
+	c.Report(event.SubsetSelected{Iteration: 2, K: 200, TopKMean: 1.02, TopKMin: 1.01})
+	stats := "    📊 Expected return stats:\n      Mean: 1.0041\n      Median: 1.0042\n      Top 200 mean: 1.0200\n      Top 200 min: 1.0100\n"
+	want := stats + "      Non-finite: 57 of 2000 scores (excluded)\n" + stats
+	if b.String() != want {
+		t.Errorf("console:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// TestConsoleRanks: the data block names the world size, the backend and the
+// per-rank share of the global batch (uneven: both sizes), and says nothing
+// in a world of one.
+func TestConsoleRanks(t *testing.T) {
+	for _, c := range []struct {
+		world, batch int
+		want         string
+	}{
+		{1, 32, ""},
+		{2, 32, "  Ranks: 2 (gloo), global batch 32 = 16 per rank\n"},
+		{3, 32, "  Ranks: 3 (gloo), global batch 32 = 10-11 per rank\n"},
+	} {
+		var b bytes.Buffer
+		NewConsole(&b, "").Report(event.RunStarted{Kind: event.KindStandard, Epochs: 1, BatchSize: c.batch, WorldSize: c.world, Backend: "gloo"})
+		got := b.String()[strings.Index(b.String(), "  Saving to")+len("  Saving to \n"):]
+		if got != c.want {
+			t.Errorf("world %d, batch %d: data block ends %q, want %q", c.world, c.batch, got, c.want)
 		}
 	}
 }
