@@ -252,6 +252,14 @@ func TestIdentityAndCounts(t *testing.T) {
 	}
 }
 
+func TestFormatDate(t *testing.T) {
+	for d, want := range map[int32]string{20200101: "2020-01-01", 19991231: "1999-12-31", 20141111: "2014-11-11"} {
+		if got := FormatDate(d); got != want {
+			t.Errorf("FormatDate(%d) = %q, want %q", d, got, want)
+		}
+	}
+}
+
 func TestInspect(t *testing.T) {
 	path := tempH5(t, "inspect.h5")
 	if err := WritePanel(path, knownPanel(4, 120)); err != nil {
@@ -262,12 +270,17 @@ func TestInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
+	// A sequence ends no earlier than day SeqLen-1 (10 days of history) and
+	// no later than day D-1-5 (a 5-day label): the end days inspect prints
+	// are these, not the split's bounds (2020-01-01 and 2020-06-16).
+	days := TradingDays(20200101, 120)
 	for _, want := range []string{
 		"features:  [4 tickers, 120 days, 3 features] float32",
 		"horizons [1 5] days",
-		"dates:     20200101 .. 20200616",
-		"train  end days 20200101..20200420: 210 sequences",
-		"val    end days 20200428..20200514: 52 sequences",
+		"dates:     2020-01-01 .. 2020-06-16",
+		"train  end days " + FormatDate(days[9]) + "..2020-04-20: 210 sequences",
+		"val    end days 2020-04-28..2020-05-14: 52 sequences",
+		"test   end days 2020-05-22.." + FormatDate(days[120-1-5]) + ": 52 sequences",
 		"groups:    2: G0 (2) G1 (2)",
 		"missing:   61 of 480 feature rows",
 	} {

@@ -98,8 +98,8 @@ func (r *ImportReport) String() string {
 	if r.ZeroVolumeRows > 0 {
 		fmt.Fprintf(&b, "    kept %s rows with zero volume\n", FormatCount(r.ZeroVolumeRows))
 	}
-	fmt.Fprintf(&b, "  panel: %d tickers x %d days (%d..%d), %d features, train end %d, val end %d\n",
-		r.TickersKept, r.Dates, r.FirstDate, r.LastDate, len(r.Features), r.TrainEnd, r.ValEnd)
+	fmt.Fprintf(&b, "  panel: %d tickers x %d days (%s..%s), %d features, train end %s, val end %s\n",
+		r.TickersKept, r.Dates, FormatDate(r.FirstDate), FormatDate(r.LastDate), len(r.Features), FormatDate(r.TrainEnd), FormatDate(r.ValEnd))
 	if r.ClippedValues > 0 {
 		fmt.Fprintf(&b, "  clipped %s normalised feature values to +-10\n", FormatCount(r.ClippedValues))
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -188,6 +189,11 @@ func TestImportCSVMessy(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("report lacks %q", want)
 		}
+	}
+	// Dates are YYYY-MM-DD, as in every other output (docs/METRICS.md).
+	panelLine := regexp.MustCompile(`panel: 2 tickers x 300 days \((\d{4}-\d\d-\d\d)\.\.(\d{4}-\d\d-\d\d)\), \d+ features, train end (\d{4}-\d\d-\d\d), val end (\d{4}-\d\d-\d\d)\n`)
+	if m := panelLine.FindStringSubmatch(s); m == nil || m[1] != FormatDate(rep.FirstDate) || m[3] != FormatDate(rep.TrainEnd) {
+		t.Errorf("report's panel line is not in YYYY-MM-DD dates (first %d, train end %d):\n%s", rep.FirstDate, rep.TrainEnd, s)
 	}
 	d, err := Open(out, Options{SeqLen: 32})
 	if err != nil {

@@ -8,6 +8,12 @@ import (
 	"strings"
 )
 
+// FormatDate writes a YYYYMMDD date as YYYY-MM-DD, the form every output of
+// satrain uses (docs/METRICS.md).
+func FormatDate(yyyymmdd int32) string {
+	return fmt.Sprintf("%04d-%02d-%02d", yyyymmdd/10000, yyyymmdd/100%100, yyyymmdd%100)
+}
+
 // Inspect opens path with opt (stream mode unless opt.Mode says otherwise, so
 // large files are fine) and writes its schema, sizes, date range, split
 // boundaries, sequence counts per split and the label balance per bin.
@@ -30,7 +36,7 @@ func Inspect(path string, opt Options, w io.Writer) error {
 	p("features:  [%d tickers, %d days, %d features] float32 (%s MiB)\n", d.T, d.D, d.F, FormatCount(int64(d.T)*int64(d.D)*int64(d.F)*4>>20))
 	p("           %s\n", strings.Join(d.names, " "))
 	p("returns:   [%d, %d, %d] float32, horizons %v days\n", d.T, d.D, d.H, d.horizons)
-	p("dates:     %d .. %d\n", d.dates[0], d.dates[d.D-1])
+	p("dates:     %s .. %s\n", FormatDate(d.dates[0]), FormatDate(d.dates[d.D-1]))
 	p("missing:   %s of %s feature rows (%.2f%%), %s Inf values (treated as missing)\n",
 		FormatCount(d.rowsMiss), FormatCount(int64(d.T*d.D)), 100*float64(d.rowsMiss)/float64(d.T*d.D), FormatCount(d.infValues))
 	if d.groups != nil {
@@ -60,16 +66,25 @@ func Inspect(path string, opt Options, w io.Writer) error {
 		p("\n")
 	}
 	p("seq-len:   %d, embargo %d days\n", d.opt.SeqLen, d.embargo)
-	bounds := map[string][2]int{
-		"train": {0, d.valStart - d.embargo},
-		"val":   {d.valStart, d.testStart - d.embargo},
-		"test":  {d.testStart, d.D},
-	}
 	for _, name := range []string{"train", "val", "test"} {
 		s := d.splits[name]
-		b := bounds[name]
-		lo, hi := b[0], b[1]-1
-		p("%-6s end days %d..%d: %s sequences\n", name, d.dates[lo], d.dates[hi], FormatCount(s.n))
+		// The days a sequence of this split can end on: the split's bounds
+		// less the first SeqLen-1 days of each ticker's history and the
+		// days without a full window or label.
+		lo, hi := -1, -1
+		for _, r := range s.runs {
+			if lo < 0 || int(r.day) < lo {
+				lo = int(r.day)
+			}
+			if last := int(r.day + r.n - 1); last > hi {
+				hi = last
+			}
+		}
+		if lo < 0 {
+			p("%-6s end days none: 0 sequences\n", name)
+			continue
+		}
+		p("%-6s end days %s..%s: %s sequences\n", name, FormatDate(d.dates[lo]), FormatDate(d.dates[hi]), FormatCount(s.n))
 		counts := make([][]int64, d.H)
 		for h := range counts {
 			counts[h] = make([]int64, d.B)

@@ -189,7 +189,27 @@ func CheckSaveDirFree(dir string) error {
 	}
 	hint := "pass --overwrite to replace it"
 	if newest := newestCheckpoint(ckpts); newest != "" {
-		hint = fmt.Sprintf("continue it with --resume-from %s, or %s", newest, hint)
+		// The command that continues it is that of the run's kind: the
+		// other command would start a new (fine-tuning) run from it.
+		base := filepath.Base(newest)
+		cmd := ""
+		switch {
+		case strings.HasPrefix(base, "checkpoint_iter_") || strings.HasPrefix(base, "checkpoint_interrupted_iter_"):
+			cmd = "satrain selection-aware"
+		case strings.HasPrefix(base, "checkpoint_epoch_") || strings.HasPrefix(base, "checkpoint_interrupted_epoch_"):
+			cmd = "satrain train"
+		default: // checkpoint_last_good.pt: its record says
+			if info, err := ReadCheckpointInfo(newest); err == nil && info.Meta.Kind == KindStandard {
+				cmd = "satrain train"
+			} else if err == nil && info.Meta.Kind == KindSelectionAware {
+				cmd = "satrain selection-aware"
+			}
+		}
+		if cmd != "" {
+			hint = fmt.Sprintf("continue it with: %s --resume-from %s; or %s", cmd, newest, hint)
+		} else {
+			hint = fmt.Sprintf("continue it with --resume-from %s and the command that wrote it; or %s", newest, hint)
+		}
 	}
 	return saveDirInUse(fmt.Sprintf("--save-dir %s already holds a run (%s); %s, or choose another --save-dir",
 		dir, strings.Join(what, " and "), hint))

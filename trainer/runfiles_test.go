@@ -425,7 +425,7 @@ func TestSaveDirHoldsAnotherRun(t *testing.T) {
 	console.Reset()
 	_, err := RunSelectionAware(context.Background(), cfg)
 	if !errors.Is(err, ErrSaveDirInUse) || !strings.Contains(err.Error(), "--save-dir "+dir) || !strings.Contains(err.Error(), "--overwrite") ||
-		!strings.Contains(err.Error(), "--resume-from "+filepath.Join(dir, "checkpoint_iter_")) {
+		!strings.Contains(err.Error(), "continue it with: satrain selection-aware --resume-from "+filepath.Join(dir, "checkpoint_iter_")) {
 		t.Fatalf("second run: %v", err)
 	}
 	if after, _ := os.ReadFile(filepath.Join(dir, "metrics.jsonl")); !bytes.Equal(before, after) || console.Len() != 0 {

@@ -35,20 +35,53 @@ func sameFeaturesPanel(t *testing.T) string {
 }
 
 // scoreFree clears the report's figures that are means of raw scores or
-// losses: those carry each sequence's float noise and are compared with a
-// tolerance instead of exactly.
+// losses, and the IC and rank IC values: those carry each sequence's float
+// noise (docs/METRICS.md) and are compared with a tolerance instead of
+// exactly. What is left (picks, portfolio, backtest figures, the dates on
+// which IC is defined) is promised identical.
 func scoreFree(r backtest.Report) backtest.Report {
 	r.Precision.TopKMeanScore = 0
 	r.All.Loss, r.TopK.Loss = 0, 0
 	r.Calibration = nil
 	r.Config.TieRTol = 0
+	r.IC = backtest.CorrStats{Dates: r.IC.Dates, Skipped: r.IC.Skipped}
+	r.RankIC = backtest.CorrStats{Dates: r.RankIC.Dates, Skipped: r.RankIC.Skipped}
+	r.Dates = append([]backtest.DateRow(nil), r.Dates...)
+	for i := range r.Dates {
+		r.Dates[i].IC, r.Dates[i].RankIC = 0, 0
+	}
 	return r
 }
 
+// icNoise bounds the difference of an IC or rank IC (a correlation, in
+// [-1, 1]) between inference batch sizes. Scores move by up to the tie
+// tolerance r relative; a Pearson correlation moves by at most about
+// 2·r·|x|/sd(x) (x the scores: gross returns near 1, so |x|/sd(x) can be
+// ~10³ on a quiet date), and a rank IC changes where a group of near-equal
+// scores straddles the tolerance's edge. docs/METRICS.md promises agreement
+// to noise of order 1e-4; the test allows 1e-3.
+const icNoise = 1e-3
+
+// sameIC reports whether two reports' IC and rank IC agree within icNoise.
+func sameIC(a, b *backtest.Report) bool {
+	near := func(x, y float64) bool { return math.Abs(x-y) <= icNoise || (math.IsNaN(x) && math.IsNaN(y)) }
+	if !near(a.IC.Mean, b.IC.Mean) || !near(a.IC.Std, b.IC.Std) || !near(a.RankIC.Mean, b.RankIC.Mean) ||
+		!near(a.RankIC.Std, b.RankIC.Std) || len(a.Dates) != len(b.Dates) {
+		return false
+	}
+	for i := range a.Dates {
+		if !near(a.Dates[i].IC, b.Dates[i].IC) || !near(a.Dates[i].RankIC, b.Dates[i].RankIC) {
+			return false
+		}
+	}
+	return true
+}
+
 // TestResultsIndependentOfInferenceBatch: with identical inputs per date,
-// evaluation and selection give the same picks and figures at inference
-// batch sizes 1, 7 and 256 (float noise from a sequence's place in a batch
-// is a tie, broken by ticker then date).
+// evaluation and selection give the same picks, portfolio and backtest
+// figures at inference batch sizes 1, 7 and 256 (float noise from a
+// sequence's place in a batch is a tie, broken by ticker then date), and IC
+// and rank IC equal up to float noise (icNoise): what docs/METRICS.md says.
 func TestResultsIndependentOfInferenceBatch(t *testing.T) {
 	evLock(t)
 	data := sameFeaturesPanel(t)
@@ -141,6 +174,10 @@ func TestResultsIndependentOfInferenceBatch(t *testing.T) {
 		r := reports[i+1]
 		if got, _ := json.Marshal(scoreFree(*r)); string(got) != string(r0) {
 			t.Errorf("inference batch %d: report differs from batch 1:\n%s\n%s", bs, got, r0)
+		}
+		if !sameIC(r, reports[0]) {
+			t.Errorf("inference batch %d: IC %+v rank IC %+v; batch 1 IC %+v rank IC %+v (allowed difference %g)",
+				bs, r.IC, r.RankIC, reports[0].IC, reports[0].RankIC, icNoise)
 		}
 		if d := math.Abs(r.Precision.TopKMeanScore - reports[0].Precision.TopKMeanScore); d > rtol*reports[0].Precision.TopKMeanScore {
 			t.Errorf("inference batch %d: top-k mean score %v, batch 1 %v", bs, r.Precision.TopKMeanScore, reports[0].Precision.TopKMeanScore)

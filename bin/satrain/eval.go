@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,6 +185,29 @@ func evalOptions(c *cli.Context) (trainer.EvalOptions, error) {
 		DataOpt: loader.Options{SeqLen: c.Int("seq-len"), TrainEnd: te, ValEnd: ve, Mode: mode}}, nil
 }
 
+// topKUniverseWarning is one line when --top-k is at or above the names of
+// some dates, where the top-k portfolio is then the whole cross-section (the
+// universe), or "".
+func topKUniverseWarning(bt backtest.Config, dates []backtest.DateRow) string {
+	if bt.TopK == 0 {
+		return ""
+	}
+	all, minN := 0, -1
+	for _, d := range dates {
+		if bt.TopK >= d.N {
+			all++
+		}
+		if minN < 0 || d.N < minN {
+			minN = d.N
+		}
+	}
+	if all == 0 {
+		return ""
+	}
+	return fmt.Sprintf("--top-k %d holds every name on %d of %d dates (dates have %d or more names): there the top-k portfolio is the universe",
+		bt.TopK, all, len(dates), minN)
+}
+
 func backtestConfig(c *cli.Context, prefix string) (backtest.Config, error) {
 	cfg := backtest.Config{TopK: c.Int(prefix + "top-k"), CostBps: c.Float64("cost-bps"), Rebalance: c.String("rebalance")}
 	if c.IsSet(prefix + "top-frac") {
@@ -232,6 +256,10 @@ func runEval(c *cli.Context) error {
 		return err
 	}
 	defer ev.Close()
+	if n := len(ev.DS.Tickers()); bt.TopK > n {
+		return fmt.Errorf("--top-k %d exceeds the %d tickers of %s: every date's top-k would be its whole cross-section (the universe); give a smaller --top-k or --top-frac",
+			bt.TopK, n, opt.Data)
+	}
 	h := c.Int("horizon-idx")
 	ecfg := trainer.EvalConfig{Split: c.String("split"), HorizonIdx: h, MaxDates: c.Int("max-dates"), Backtest: bt}
 	if rank0 {
@@ -245,6 +273,9 @@ func runEval(c *cli.Context) error {
 	}
 	if !rank0 {
 		return nil
+	}
+	if w := topKUniverseWarning(bt, res.Report.Dates); w != "" {
+		slog.Warn(w)
 	}
 	fmt.Printf("Scored %s sequences in %.1fs\n\n", loader.FormatCount(int64(len(res.Predictions))), res.Seconds)
 	res.Report.WriteTable(os.Stdout)

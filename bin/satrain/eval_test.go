@@ -173,3 +173,35 @@ func TestEvalCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestEvalTopKAtUniverse: a --top-k at or above a date's names makes the
+// top-k portfolio that date's whole cross-section: eval says so in one
+// warning line; above the panel's tickers (so every date's count) it refuses.
+func TestEvalTopKAtUniverse(t *testing.T) {
+	save := filepath.Join(t.TempDir(), "run")
+	r := runCLI(t, nil, cliArgs(save, map[string]string{"checkpoint-every": "1", "use-amp": "false", "threads": "1", "progress": "false"})...)
+	if r.code != 0 {
+		t.Fatalf("training exited %d\n%s", r.code, r.stderr)
+	}
+	ckpt := filepath.Join(save, "checkpoint_iter_1.pt")
+	eval := func(k string) cliResult {
+		return runCLI(t, nil, "eval", "--checkpoint", ckpt, "--device", "cpu", "--threads", "1", "--progress=false", "--top-k", k)
+	}
+	// The panel has 20 tickers (cli_test.go's `data synth --tickers 20`).
+	r = eval("4")
+	if r.code != 0 || strings.Contains(r.stderr, "level=WARN") {
+		t.Errorf("--top-k 4: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	r = eval("20")
+	var warns []string
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if strings.Contains(l, "level=WARN") {
+			warns = append(warns, l)
+		}
+	}
+	if r.code != 0 || len(warns) != 1 || !strings.Contains(warns[0], "--top-k 20 holds every name on") || !strings.Contains(warns[0], "the universe") {
+		t.Errorf("--top-k 20: exit %d, want one warning line; stderr:\n%s", r.code, r.stderr)
+	}
+	r = eval("600")
+	checkOneLineError(t, r, "--top-k 600 exceeds the 20 tickers of")
+}

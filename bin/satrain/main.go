@@ -6,11 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/satrain/satrain/trainer"
 )
@@ -49,23 +51,41 @@ func logLevel() slog.Level {
 	return slog.LevelInfo
 }
 
+// sameSignalWindow is how long after the first SIGINT/SIGTERM another one
+// counts as the same request: GNU timeout -s INT signals the child and then
+// its process group, so one Ctrl-C can arrive twice microseconds apart.
+const sameSignalWindow = time.Second
+
 // signalContext cancels on the first SIGINT/SIGTERM (the run finishes its
-// current step, writes a checkpoint and exits); a second signal exits at once.
+// current step, writes a checkpoint and exits); a signal within
+// sameSignalWindow of the first is the same request and is ignored; a
+// signal after it exits at once (see watchSignals).
 func signalContext() (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		sig, ok := <-ch
-		if !ok {
-			return
-		}
-		fmt.Fprintf(os.Stderr, "\nsatrain: %s received: finishing the current step and writing a checkpoint (send again to stop now)\n", sig)
-		cancel()
-		if _, ok := <-ch; ok {
-			fmt.Fprintln(os.Stderr, "satrain: second signal: stopping without a checkpoint")
-			os.Exit(130)
-		}
-	}()
+	go watchSignals(ch, os.Stderr, cancel, time.Now, os.Exit)
 	return ctx, func() { signal.Stop(ch); close(ch); cancel() }
+}
+
+// watchSignals reads ch until it is closed, saying what it does on w: the
+// first signal calls cancel; a later one within sameSignalWindow of the first
+// (by the clock now) is ignored; one after that calls exit(130) and returns.
+func watchSignals(ch <-chan os.Signal, w io.Writer, cancel func(), now func() time.Time, exit func(int)) {
+	sig, ok := <-ch
+	if !ok {
+		return
+	}
+	first := now()
+	fmt.Fprintf(w, "\nsatrain: %s received: finishing the current step and writing a checkpoint (send again after %v to stop now)\n",
+		sig, sameSignalWindow)
+	cancel()
+	for range ch {
+		if now().Sub(first) < sameSignalWindow {
+			continue
+		}
+		fmt.Fprintln(w, "satrain: second signal: stopping without a checkpoint")
+		exit(130)
+		return
+	}
 }

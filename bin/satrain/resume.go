@@ -190,7 +190,11 @@ func checkDataFile(path string, origin int, ckpt string) error {
 				"make one with `satrain data synth panel.h5` (synthetic) or `satrain data import-csv DIR --out panel.h5` (daily CSVs), "+
 				"then pass --data panel.h5; `satrain demo` runs all of it on the CPU", path)
 		case dataCheckpoint:
-			return fmt.Errorf("--data %s (the data file recorded in %s): no such file; give --data", path, ckpt)
+			if !filepath.IsAbs(path) {
+				return fmt.Errorf("--data %s (the data file recorded in %s, relative to the folder that run started in): no such file from here; pass --data with the panel's path",
+					path, ckpt)
+			}
+			return fmt.Errorf("--data %s (the data file recorded in %s): no such file; pass --data with the panel's path", path, ckpt)
 		}
 		return fmt.Errorf("--data %s: no such file; make a panel with `satrain data synth` or `satrain data import-csv`", path)
 	case err != nil:

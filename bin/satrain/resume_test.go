@@ -1,15 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
 	"github.com/urfave/cli/v2"
 )
@@ -205,5 +209,141 @@ func TestResumeFromCheckpointCLI(t *testing.T) {
 	checkOneLineError(t, r, "--hidden-dim 64 differs from the checkpoint's 32")
 	if _, err := os.Stat(filepath.Join(dir, "other")); err == nil {
 		t.Errorf("the refused run created its save dir")
+	}
+}
+
+// runCLIIn runs the binary with dir as its working directory.
+func runCLIIn(t *testing.T, dir string, args ...string) cliResult {
+	t.Helper()
+	cmd := exec.Command(cliBin, args...)
+	cmd.Env = cliEnv()
+	cmd.Dir = dir
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	res := cliResult{stdout: so.String(), stderr: se.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		res.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("satrain %v: %v", args, err)
+	}
+	return res
+}
+
+// TestResumeFromAnotherFolder: a run started in work/ with relative
+// --data and --save-dir, resumed from work/runs/ with the checkpoint's
+// relative path and no --save-dir, goes on in the checkpoint's own folder
+// (it used to write a second folder runs/runs/p1 holding only the new
+// iteration); its checkpoints record absolute paths; an old checkpoint whose
+// relative data path does not resolve from here is one line naming it.
+func TestResumeFromAnotherFolder(t *testing.T) {
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := filepath.Join(root, "work")
+	if err := os.MkdirAll(filepath.Join(work, "runs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(cliData, filepath.Join(root, "sp.h5")); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLIIn(t, work, cliArgs("runs/p1", map[string]string{"data": "../sp.h5", "sample-size": "40", "top-k": "4",
+		"checkpoint-every": "1", "train-epochs-per-iteration": "1", "val-every": "1", "use-amp": "false", "threads": "1",
+		"num-iterations": "2", "progress": "false"})...)
+	if r.code != 0 {
+		t.Fatalf("first run exited %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	p1 := filepath.Join(work, "runs", "p1")
+	r = runCLIIn(t, filepath.Join(work, "runs"), "selection-aware", "--resume-from", "p1/checkpoint_iter_2.pt", "--num-iterations", "3")
+	if r.code != 0 {
+		t.Fatalf("resumed run exited %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(work, "runs", "runs")); err == nil {
+		t.Errorf("the resumed run made a second folder runs/runs\n%s", r.stdout)
+	}
+	b, err := os.ReadFile(filepath.Join(p1, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var its []int
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var rec struct {
+			Iteration int `json:"iteration"`
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		its = append(its, rec.Iteration)
+	}
+	if fmt.Sprint(its) != "[1 2 3]" {
+		t.Errorf("%s holds iterations %v, want [1 2 3]", filepath.Join(p1, "metrics.jsonl"), its)
+	}
+	info, err := trainer.ReadCheckpointInfo(filepath.Join(p1, "checkpoint_iter_3.pt"))
+	if err != nil {
+		t.Fatalf("no checkpoint_iter_3.pt in the checkpoint's folder: %v", err)
+	}
+	if info.Meta.DataPath != filepath.Join(root, "sp.h5") || info.Meta.Run["save-dir"] != p1 || info.Meta.Run["data"] != filepath.Join(root, "sp.h5") {
+		t.Errorf("recorded data %q, run data %q, save-dir %q; want the absolute %s and %s",
+			info.Meta.DataPath, info.Meta.Run["data"], info.Meta.Run["save-dir"], filepath.Join(root, "sp.h5"), p1)
+	}
+
+	// An older checkpoint recorded the paths as given ("../sp.h5" from work/):
+	// from work/runs/ that names nothing; the error says so in one line.
+	old := filepath.Join(root, "old")
+	if err := os.Mkdir(old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	oldCkpt := filepath.Join(old, "checkpoint_iter_3.pt")
+	rewriteMeta(t, filepath.Join(p1, "checkpoint_iter_3.pt"), oldCkpt, func(m *trainer.Meta) {
+		m.DataPath, m.Run["data"], m.Run["save-dir"] = "../sp.h5", "../sp.h5", "runs/p1"
+	})
+	r = runCLIIn(t, filepath.Join(work, "runs"), "selection-aware", "--resume-from", oldCkpt, "--num-iterations", "4")
+	checkOneLineError(t, r, "--data ../sp.h5 (the data file recorded in "+oldCkpt)
+	if !strings.Contains(r.stderr, "pass --data") {
+		t.Errorf("the error does not suggest --data: %s", r.stderr)
+	}
+	// With --data it continues in the checkpoint's folder, not in the
+	// recorded relative save dir (work/runs/runs/p1 from here).
+	r = runCLIIn(t, filepath.Join(work, "runs"), "selection-aware", "--resume-from", oldCkpt, "--num-iterations", "4", "--data", "../../sp.h5")
+	if r.code != 0 {
+		t.Fatalf("resuming the older checkpoint exited %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(old, "checkpoint_iter_4.pt")); err != nil {
+		t.Errorf("no checkpoint_iter_4.pt beside the resumed checkpoint: %v\n%s", err, r.stdout)
+	}
+	if _, err := os.Stat(filepath.Join(work, "runs", "runs")); err == nil {
+		t.Errorf("resuming the older checkpoint made work/runs/runs\n%s", r.stdout)
+	}
+}
+
+// rewriteMeta writes the checkpoint at from to to with its record changed by edit.
+func rewriteMeta(t *testing.T, from, to string, edit func(*trainer.Meta)) {
+	t.Helper()
+	defer torch.LockThread()()
+	l, err := trainer.LoadCheckpoint(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Free()
+	m, err := l.NewModel(torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	e, err := trainer.NewEngine(m, trainer.StepConfig{LR: 1e-3}, l.Centers, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Free()
+	if err := l.RestoreOptimizer(e); err != nil {
+		t.Fatal(err)
+	}
+	meta := l.Meta
+	edit(&meta)
+	if err := trainer.SaveCheckpoint(to, e, meta, true); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -39,6 +39,7 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 		dataOrigin = dataDefault
 	}
 	autoFresh := false
+	saveDirGiven := c.IsSet("save-dir")
 	if c.String("resume-from") == "auto" && c.Command.Name != "compare" {
 		path, err := resolveResumeAuto(c.String("save-dir"))
 		if err != nil {
@@ -67,6 +68,14 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 		}
 		if inherited["data"] {
 			dataOrigin = dataCheckpoint
+		}
+		if info.Meta.Kind == kind && !saveDirGiven {
+			// Continuing a run writes into the checkpoint's own folder,
+			// wherever it is started from (older checkpoints record the
+			// save dir relative to where their run started).
+			if err := c.Set("save-dir", filepath.Dir(path)); err != nil {
+				return cfg, err
+			}
 		}
 		ckpt, resumeWarnings = &info, warns
 	}
@@ -126,6 +135,10 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 		name := f.Names()[0]
 		if c.IsSet(name) {
 			run[name] = fmt.Sprint(c.Value(name))
+			if pathFlags[name] {
+				// Recorded absolute, so that a resume from any folder finds it.
+				run[name] = absPath(run[name])
+			}
 		}
 	}
 	cfg = trainer.RunConfig{
@@ -161,6 +174,9 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	if err := checkDataFile(cfg.Data, dataOrigin, ckptPath); err != nil {
 		return cfg, err
 	}
+	// The run records these paths in its checkpoints (Meta.DataPath, Meta.Run):
+	// absolute, they hold from any working directory.
+	cfg.Data, cfg.SaveDir, cfg.LogSelected = absPath(cfg.Data), absPath(cfg.SaveDir), absPath(cfg.LogSelected)
 	if err := applyGPUFlags(c, &cfg, selection); err != nil {
 		return cfg, err
 	}
@@ -184,6 +200,22 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 		slog.Debug("--use-amp on CPU: bf16 autocast (CPU matmuls in bfloat16, losses and weights in float32); --use-amp=false for float32")
 	}
 	return cfg, nil
+}
+
+// pathFlags are the flags naming files or folders that a run records.
+var pathFlags = map[string]bool{"data": true, "save-dir": true, "log-selected": true}
+
+// absPath is p made absolute against the working directory ("" stays "";
+// p as given where the working directory cannot be read).
+func absPath(p string) string {
+	if p == "" {
+		return p
+	}
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return a
 }
 
 func runSelectionAware(c *cli.Context) error {
@@ -241,12 +273,12 @@ func runDemo(c *cli.Context) error {
 	}
 	// The demo's settings as selection-aware flags, so that
 	// `satrain selection-aware --resume-from DIR/checkpoints/checkpoint_iter_10.pt` continues it.
-	cfg.Run = map[string]string{"command": "demo", "data": data, "val-size": strconv.Itoa(cfg.DataOpt.ValSize),
+	cfg.Run = map[string]string{"command": "demo", "data": absPath(data), "val-size": strconv.Itoa(cfg.DataOpt.ValSize),
 		"lr": strconv.FormatFloat(cfg.Step.LR, 'g', -1, 64), "use-amp": "false", "device": "cpu",
 		"sample-size": strconv.Itoa(cfg.SampleSize), "top-k": strconv.Itoa(cfg.TopK), "horizon-idx": strconv.Itoa(cfg.HorizonIdx),
 		"train-epochs-per-iteration": strconv.Itoa(cfg.EpochsPerIteration), "num-iterations": strconv.Itoa(cfg.NumIterations),
 		"batch-size": strconv.Itoa(cfg.BatchSize), "inference-batch-size": strconv.Itoa(cfg.InferenceBatch),
-		"save-dir": cfg.SaveDir, "val-every": strconv.Itoa(cfg.ValEvery), "checkpoint-every": strconv.Itoa(cfg.CheckpointEvery),
+		"save-dir": absPath(cfg.SaveDir), "val-every": strconv.Itoa(cfg.ValEvery), "checkpoint-every": strconv.Itoa(cfg.CheckpointEvery),
 		"seed": strconv.FormatInt(cfg.Seed, 10), "metrics-addr": cfg.MetricsAddr}
 	if err := cfg.Validate(true); err != nil {
 		return err

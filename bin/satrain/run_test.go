@@ -61,6 +61,10 @@ func TestStartupErrorLeavesNothing(t *testing.T) {
 	}
 	r = runCLI(t, nil, args...)
 	checkOneLineError(t, r, "--save-dir "+save+" already holds a run")
+	// The hint names the command of the run that is there: selection-aware
+	// --resume-from a standard checkpoint would start a new fine-tuning run.
+	r = runCLI(t, nil, "selection-aware", "--data", cliData, "--preset", "tiny", "--device", "cpu", "--save-dir", save, "--metrics-addr", "")
+	checkOneLineError(t, r, "continue it with: satrain train --resume-from "+filepath.Join(save, "checkpoint_epoch_1.pt")+"; or pass --overwrite")
 
 	// eval names the best model's lineage.
 	r = runCLI(t, nil, "eval", "--checkpoint", filepath.Join(save, "best_model.pt"), "--data", cliData, "--device", "cpu", "--progress=false")

@@ -221,3 +221,46 @@ func TestSignalEachPhase(t *testing.T) {
 		}
 	}
 }
+
+// TestDoubleSignalIsOne: GNU `timeout -s INT` signals satrain and then its
+// process group, so one request arrives as two SIGINTs microseconds apart.
+// Two SIGINTs 1 ms apart, in training, must still write the interrupted
+// checkpoint and exit 130 (the second used to stop without a checkpoint).
+func TestDoubleSignalIsOne(t *testing.T) {
+	dir := t.TempDir()
+	p := rlStart(t, []string{"SATRAIN_TEST_PAUSE_PHASE=" + trainer.PhaseTraining + "@2"}, rlArgs(dir, 3)...)
+	marker := fmt.Sprintf("SATRAIN_TEST_PAUSE phase=%s iteration=2", trainer.PhaseTraining)
+	seen := false
+	timeout := time.After(60 * time.Second)
+	for !seen {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("exited before %q\nstderr:\n%s", marker, p.errOut())
+			}
+			seen = l == marker
+		case <-timeout:
+			p.cmd.Process.Kill()
+			<-p.done
+			t.Fatalf("no marker %q\nstderr:\n%s", marker, p.errOut())
+		}
+	}
+	for i := 0; i < 2; i++ {
+		if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	code := p.wait(t, 60*time.Second)
+	stderr := p.errOut()
+	if code != 130 || strings.Contains(stderr, "stopping without a checkpoint") {
+		t.Fatalf("exit code %d, want 130 with a checkpoint\nstdout:\n%s\nstderr:\n%s", code, p.out(), stderr)
+	}
+	meta, err := rlLoad(filepath.Join(dir, "checkpoint_interrupted_iter_2.pt"))
+	if err != nil {
+		t.Fatalf("no checkpoint after two SIGINTs 1 ms apart: %v\nstderr:\n%s", err, stderr)
+	}
+	if meta.Iteration != 1 {
+		t.Errorf("checkpoint iteration %d, want 1 (the last completed)", meta.Iteration)
+	}
+}
