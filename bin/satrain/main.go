@@ -64,7 +64,11 @@ func signalContext() (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	go watchSignals(ch, os.Stderr, cancel, time.Now, os.Exit)
+	var w io.Writer = os.Stderr
+	if quietRank() {
+		w = io.Discard // rank 0 says what the job does with the signal
+	}
+	go watchSignals(ch, w, cancel, time.Now, os.Exit)
 	return ctx, func() { signal.Stop(ch); close(ch); cancel() }
 }
 

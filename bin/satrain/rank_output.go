@@ -18,8 +18,7 @@ import (
 // --resume-from line rank 0 reports) exits 130 without a line. In a single
 // process, on rank 0, or with SATRAIN_DEBUG set, it is run itself.
 func rankOutput(run func(context.Context, *cli.App, []string) error) func(context.Context, *cli.App, []string) error {
-	l, err := torch.LaunchFromEnv(os.LookupEnv)
-	if err != nil || !l.Distributed() || l.Rank == 0 || os.Getenv("SATRAIN_DEBUG") != "" {
+	if !quietRank() {
 		return run // a bad launch is reported by the command itself
 	}
 	return func(ctx context.Context, app *cli.App, args []string) error {
@@ -30,4 +29,11 @@ func rankOutput(run func(context.Context, *cli.App, []string) error) func(contex
 		}
 		return err
 	}
+}
+
+// quietRank reports whether this process is a rank other than 0 of a
+// data-parallel launch (and SATRAIN_DEBUG is unset): its output is errors only.
+func quietRank() bool {
+	l, err := torch.LaunchFromEnv(os.LookupEnv)
+	return err == nil && l.Distributed() && l.Rank != 0 && os.Getenv("SATRAIN_DEBUG") == ""
 }
