@@ -12,6 +12,10 @@
 #   env: ARGS   extra flags for every command, e.g. "--threads 1" (default: none);
 #        ARGS_OLD, ARGS_NEW  the same for one build only (default: ARGS)
 #        PRESETS "tiny small" (default), CKPT_DIR (reuse checkpoints made before)
+#   The checkpoints are made with NEW_DIR's build. A build older than the
+#   safe-loader format (issue 13 item 8) cannot read those: make them with the
+#   old build instead (its selection-aware run below, --save-dir CKPT_DIR/tiny)
+#   and pass CKPT_DIR; the new build reads old checkpoints.
 # Workloads (the sizes keep each command under ~2 minutes on a loaded 2-core VM):
 #   eval-tiny   eval --max-dates 40 (about 20k windows on the S&P 500 panel), batch 256
 #   eval-small  eval --max-dates 1 (about 500 windows), batch 256
