@@ -191,10 +191,18 @@ func SetNumThreads(n int) error {
 // NumThreads is libtorch's intra-op thread count.
 func NumThreads() int { return int(C.sat_get_num_threads()) }
 
-// DefaultThreads is the number of CPUs this process may run on (its
+// AffinityCPUs is the number of CPUs this process may run on (its
 // sched_getaffinity mask, so taskset, cgroup cpusets and container limits
 // that narrow the mask count), at least 1.
-func DefaultThreads() int { return int(C.sat_affinity_cpus()) }
+func AffinityCPUs() int { return int(C.sat_affinity_cpus()) }
+
+// DefaultThreads is the thread count SetThreadPolicy(0) uses: libtorch's own
+// default intra-op count (what torch.get_num_threads() gives a PyTorch user on
+// the same machine: OMP_NUM_THREADS when set, else its count of physical
+// cores), never more than AffinityCPUs, at least 1. On the 2-vCPU VMs this
+// project is developed on that is 1: there, 2 threads scored the tiny model
+// at 0.45-0.58x the speed of 1 even on an idle machine (bench/README.md).
+func DefaultThreads() int { return int(C.sat_default_threads()) }
 
 // SetThreadPolicy sizes the CPU thread pools of the process: libtorch's
 // intra-op pool and OpenBLAS's pool to n threads each (they run one after the
@@ -207,7 +215,7 @@ func DefaultThreads() int { return int(C.sat_affinity_cpus()) }
 //
 // Processes that share a machine, e.g. the ranks of a distributed run, should
 // split the CPUs among themselves instead, e.g.
-// SetThreadPolicy(max(1, DefaultThreads()/localWorldSize)); more threads than
+// SetThreadPolicy(max(1, AffinityCPUs()/localWorldSize)); more threads than
 // free cores make both pools wait on each other (OpenBLAS threads spin).
 func SetThreadPolicy(n int) error {
 	if n <= 0 {

@@ -82,7 +82,7 @@ func modelFlags() []cli.Flag {
 		boolFlag("use-wandb", true, "kept for the documented command lines: there is no W&B here; metrics go to Prometheus (--metrics-addr) and <save-dir>/metrics.jsonl", catOther),
 		stringFlag("device", "cuda", "cuda, cuda:N or cpu", catOther),
 		&cli.Int64Flag{Name: "seed", Value: 42, Usage: "seed for initialisation, sampling, shuffling and dropout", Category: catOther, EnvVars: env("seed")},
-		intFlag("threads", 0, "CPU threads for libtorch and OpenBLAS (0: the CPUs this process may use)", catOther),
+		intFlag("threads", 0, "CPU threads for libtorch and OpenBLAS (0: libtorch's default, at most the CPUs this process may use)", catOther),
 		distTimeoutFlag(catOther),
 		stringFlag("metrics-addr", trainer.DefaultMetricsAddr, "Prometheus /metrics listen address (empty: off)", catOther),
 		boolFlag("progress", true, "progress bar on a terminal, periodic log lines otherwise", catOther),
@@ -168,7 +168,7 @@ func infoCommand() *cli.Command {
 		Name:  "info",
 		Usage: "print the libtorch build, CUDA devices, CPU thread pools, allocator policy and model presets",
 		Flags: []cli.Flag{stringFlag("data", "", "size the presets for this panel's features, horizons and bins (default: 16 features, 4 horizons x 10 bins)", ""),
-			intFlag("threads", 0, "CPU threads to report the policy for (0: the CPUs this process may use)", "")},
+			intFlag("threads", 0, "CPU threads to report the policy for (0: libtorch's default, at most the CPUs this process may use)", "")},
 		Action: func(c *cli.Context) error {
 			fmt.Printf("satrain %s, libtorch %s, built with CUDA: %v, CUDA available: %v (%d devices)\n",
 				version, torch.Version(), torch.BuiltWithCUDA(), torch.CUDAIsAvailable(), torch.CUDADeviceCount())
@@ -183,7 +183,7 @@ func infoCommand() *cli.Command {
 				blas = "n/a (no OpenBLAS)"
 			}
 			fmt.Printf("CPU threads: intra-op %d, inter-op %d, OpenBLAS %s (CPUs available to this process: %d); allocator: %s\n",
-				th.IntraOp, th.InterOp, blas, torch.DefaultThreads(), torch.MallocPolicy())
+				th.IntraOp, th.InterOp, blas, torch.AffinityCPUs(), torch.MallocPolicy())
 			if th.IntraOp > 1 && os.Getenv("OMP_WAIT_POLICY") == "" {
 				fmt.Println("  on a machine shared with other busy processes, OMP_WAIT_POLICY=passive in the environment keeps",
 					"idle OpenMP threads from spinning (or use --threads 1; bench/README.md)")

@@ -35,7 +35,7 @@ func joinGroupOn(c *cli.Context, dev *torch.Device) (*torch.ProcessGroup, error)
 	if !dev.IsCUDA() && c.Int("threads") == 0 && l.LocalWorldSize > 1 {
 		// Ranks on one host split its CPUs rather than each taking all of
 		// them (oversubscribed OpenMP pools spin against each other).
-		n := rankThreads(torch.DefaultThreads(), l.LocalWorldSize)
+		n := rankThreads(torch.AffinityCPUs(), l.LocalWorldSize)
 		if err := torch.SetThreadPolicy(n); err != nil {
 			return nil, err
 		}

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
 
 // TestInfoReportsThreadPoolsAndAllocator: `satrain info` prints the three CPU
 // thread pools as the policy set them (intra-op and OpenBLAS to --threads,
-// inter-op 1; by default the CPUs the process may use) and the allocator
+// inter-op 1; by default libtorch's own default, at most the CPUs the process
+// may use) and the allocator
 // policy, which SATRAIN_MALLOC=system turns off.
 func TestInfoReportsThreadPoolsAndAllocator(t *testing.T) {
 	line := regexp.MustCompile(`CPU threads: intra-op (\d+), inter-op (\d+), OpenBLAS (\d+|n/a[^(]*) \(CPUs available to this process: (\d+)\); allocator: (\w+)`)
@@ -28,7 +31,22 @@ func TestInfoReportsThreadPoolsAndAllocator(t *testing.T) {
 		t.Fatalf("info --threads 1: %q", m[0])
 	}
 	m = parse(runCLI(t, []string{"SATRAIN_MALLOC=system"}, "info"))
-	if m[1] != m[4] || m[2] != "1" || (m[3] != m[4] && !strings.HasPrefix(m[3], "n/a")) || m[5] != "system" {
-		t.Fatalf("info (defaults, SATRAIN_MALLOC=system): %q, want intra-op and OpenBLAS = CPUs available, inter-op 1, allocator system", m[0])
+	intra, _ := strconv.Atoi(m[1])
+	cpus, _ := strconv.Atoi(m[4])
+	if intra < 1 || intra > cpus || m[2] != "1" || (m[3] != m[1] && !strings.HasPrefix(m[3], "n/a")) || m[5] != "system" {
+		t.Fatalf("info (defaults, SATRAIN_MALLOC=system): %q, want intra-op = OpenBLAS in 1..CPUs available, inter-op 1, allocator system", m[0])
+	}
+	// The default is libtorch's own (PyTorch's torch.get_num_threads() on the
+	// same machine and environment), capped by the CPUs available.
+	if out, err := exec.Command("/usr/bin/python3", "-c", "import torch; print(torch.get_num_threads())").Output(); err == nil {
+		py, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+		if want := min(py, cpus); intra != want {
+			t.Errorf("default intra-op %d, want min(PyTorch's default %d, CPUs %d) = %d", intra, py, cpus, want)
+		}
+	}
+	// OMP_NUM_THREADS narrows libtorch's default, as it does PyTorch's.
+	m = parse(runCLI(t, []string{"OMP_NUM_THREADS=1"}, "info"))
+	if m[1] != "1" || (m[3] != "1" && !strings.HasPrefix(m[3], "n/a")) {
+		t.Fatalf("info under OMP_NUM_THREADS=1: %q, want intra-op and OpenBLAS 1", m[0])
 	}
 }

@@ -347,6 +347,17 @@ int sat_affinity_cpus(void) {
   return n > 0 ? (int)n : 1;
 }
 
+int sat_default_threads(void) {
+  int n = sat_affinity_cpus();
+  try {
+    int lib = at::intraop_default_num_threads();
+    if (lib >= 1 && lib < n) n = lib;
+  } catch (...) {
+    // keep the affinity count
+  }
+  return n;
+}
+
 sat_error *sat_set_thread_policy(int n) {
   SAT_TRY
   if (n < 1) throw std::invalid_argument("thread policy: want n >= 1 threads, got " + std::to_string(n));

@@ -70,6 +70,10 @@ void sat_thread_info(int *intra, int *interop, int *blas);
 sat_error *sat_blas_core(char **out);
 /* CPUs this process may run on (sched_getaffinity), at least 1 */
 int sat_affinity_cpus(void);
+/* The default intra-op thread count: libtorch's own default (what torch.get_num_threads() gives a PyTorch
+ * user on this machine: OMP_NUM_THREADS / MKL_NUM_THREADS when set, else its count of physical cores),
+ * never more than sat_affinity_cpus(), at least 1 */
+int sat_default_threads(void);
 /* 1 when the shim set glibc malloc to keep freed memory at load (mmap threshold 32 MiB, trim threshold
  * 1 GiB, one arena; SATRAIN_MALLOC unset or "keep"), 0 when opted out (SATRAIN_MALLOC=system), -1 when
  * mallopt refused */
