@@ -35,12 +35,7 @@ type distBenchResult struct {
 func distBenchRank() int {
 	defer torch.LockThread()()
 	_ = torch.SetNumThreads(1)
-	l, err := torch.LaunchFromEnv(os.LookupEnv)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	g, err := torch.NewProcessGroup(l.GroupConfig(torch.Gloo, time.Minute))
+	g, err := joinTestGroup()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

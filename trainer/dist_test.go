@@ -102,14 +102,19 @@ func runKind(ctx context.Context, kind string, cfg RunConfig) (*RunResult, error
 	return RunSelectionAware(ctx, cfg)
 }
 
-func distRank(kind string) int {
-	defer torch.LockThread()()
+// joinTestGroup joins, over Gloo, the world the launch variables of a
+// re-executed test process describe.
+func joinTestGroup() (*torch.ProcessGroup, error) {
 	l, err := torch.LaunchFromEnv(os.LookupEnv)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
+		return nil, err
 	}
-	g, err := torch.NewProcessGroup(l.GroupConfig(torch.Gloo, time.Minute))
+	return torch.NewProcessGroup(l.GroupConfig(torch.Gloo, time.Minute))
+}
+
+func distRank(kind string) int {
+	defer torch.LockThread()()
+	g, err := joinTestGroup()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -135,12 +140,7 @@ func distRank(kind string) int {
 // rank and prints the predictions as JSON.
 func distEvalRank() int {
 	defer torch.LockThread()()
-	l, err := torch.LaunchFromEnv(os.LookupEnv)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	g, err := torch.NewProcessGroup(l.GroupConfig(torch.Gloo, time.Minute))
+	g, err := joinTestGroup()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
