@@ -5,7 +5,7 @@ GO          ?= go
 TORCH_CUDA  ?= 0
 CMAKE_JOBS  ?= $(shell nproc)
 APT_PACKAGES := libtorch-dev libgloo-dev libhdf5-dev python3-torch python3-h5py python3-numpy cmake g++ pkg-config prometheus libopenblas0-pthread
-SHIM_SRC    := torch/csrc/satorch.cpp torch/csrc/dist.cpp torch/csrc/satorch.h torch/csrc/CMakeLists.txt
+SHIM_SRC    := $(wildcard torch/csrc/*.cpp torch/csrc/*.h) torch/csrc/CMakeLists.txt
 # The binary finds libsatorch.so beside itself ($ORIGIN) or in the build folder.
 GO_LDFLAGS  := -extldflags=-Wl,-rpath,$$ORIGIN
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)

@@ -2,7 +2,7 @@ package torch
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/csrc
-#cgo LDFLAGS: -L${SRCDIR}/../build -lsatorch -Wl,-rpath,${SRCDIR}/../build
+#cgo LDFLAGS: -L${SRCDIR}/../build -lsatorch -Wl,-rpath,$ORIGIN -Wl,-rpath,${SRCDIR}/../build
 #include <stdlib.h>
 #include "satorch.h"
 */
