@@ -31,6 +31,19 @@ old=$(cd "$1" && pwd); new=$(cd "$2" && pwd); data=$3; rounds=${4:-3}
 presets=${PRESETS:-tiny small}
 read -r -a extra_old <<<"${ARGS_OLD-${ARGS:-}}"
 read -r -a extra_new <<<"${ARGS_NEW-${ARGS:-}}"
+# Each build must run with its own libsatorch.so. A binary's RUNPATH may name
+# the build folder it was made in before its own folder (binaries before this
+# script's fix did: an old binary copied aside then loaded the current shim),
+# so each command runs with LD_LIBRARY_PATH, which the loader searches first,
+# set to the build's folder; the loader's choice is checked here.
+for d in "$old" "$new"; do
+  got=$(LD_LIBRARY_PATH="$d" ldd "$d/satrain" | awk '$1 == "libsatorch.so" { print $3 }')
+  if [[ $(cd "$(dirname "$got")" && pwd)/$(basename "$got") != "$d/libsatorch.so" ]]; then
+    echo "e2e_cpu.sh: $d/satrain loads $got, not $d/libsatorch.so" >&2
+    exit 1
+  fi
+  echo "$d/satrain uses $got" >&2
+done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 ck=${CKPT_DIR:-$tmp/ck}
@@ -45,7 +58,7 @@ common=(--device cpu --use-amp=false --progress=false --metrics-addr "" --val-si
 for p in $presets; do
   if [[ ! -f $ck/$p/best_model_selection_aware.pt ]]; then
     # shellcheck disable=SC2046
-    "$new/satrain" selection-aware --data "$data" --preset "$p" --num-iterations 1 $(sa_flags "$p") "${common[@]}" \
+    LD_LIBRARY_PATH="$new" "$new/satrain" selection-aware --data "$data" --preset "$p" --num-iterations 1 $(sa_flags "$p") "${common[@]}" \
       --save-dir "$ck/$p" >/dev/null 2>&1
   fi
 done
@@ -53,7 +66,7 @@ done
 run() { # label bin workload preset
   local label=$1 bin=$2 w=$3 p=$4 out=$tmp/out.txt extra=("${extra_old[@]}")
   [[ $label == new ]] && extra=("${extra_new[@]}")
-  local t=(/usr/bin/time -o "$tmp/time.txt" -f "%e %U %S %R %M")
+  local t=(env LD_LIBRARY_PATH="$bin" /usr/bin/time -o "$tmp/time.txt" -f "%e %U %S %R %M")
   case $w in
     eval)
       local dates=40
