@@ -3,9 +3,11 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 
 	"gonum.org/v1/hdf5"
 )
@@ -135,6 +137,35 @@ func (i *dsInfo) size() int {
 	return n
 }
 
+// physicalMemory is this machine's RAM in bytes (0 when unknown).
+func physicalMemory() int64 {
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil {
+		return 0
+	}
+	return int64(si.Totalram) * int64(si.Unit)
+}
+
+// allocCount is the number of elements of size elem bytes a whole read of the
+// dataset needs, or an error naming the dataset when its shape overflows or
+// needs more than the machine's memory: a damaged shape (one flipped byte can
+// make a dimension 10¹²) must be refused, not allocated (Go cannot recover
+// from running out of memory).
+func (i *dsInfo) allocCount(elem int) (int, error) {
+	n := int64(1)
+	for _, d := range i.dims {
+		if d < 0 || (d > 0 && n > math.MaxInt64/int64(elem)/int64(d)) {
+			return 0, fmt.Errorf("%s: shape %v is too large to read (damaged file?)", i.name, i.dims)
+		}
+		n *= int64(d)
+	}
+	if mem := physicalMemory(); mem > 0 && n*int64(elem) > mem {
+		return 0, fmt.Errorf("%s: shape %v needs %.1f GiB, more than this machine's memory (%.1f GiB): the file is damaged or too large to load",
+			i.name, i.dims, float64(n*int64(elem))/(1<<30), float64(mem)/(1<<30))
+	}
+	return int(n), nil
+}
+
 var errMissing = errors.New("missing")
 
 // openDatasetH5 opens name (without the leading slash) and reads its type and
@@ -211,7 +242,11 @@ func (i *dsInfo) check(kind string, rank int) error {
 }
 
 func (i *dsInfo) readFloat32H5() ([]float32, error) {
-	buf := make([]float32, i.size())
+	n, err := i.allocCount(4)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]float32, n)
 	if len(buf) == 0 {
 		return buf, nil
 	}
@@ -222,7 +257,11 @@ func (i *dsInfo) readFloat32H5() ([]float32, error) {
 }
 
 func (i *dsInfo) readInt32H5() ([]int32, error) {
-	buf := make([]int32, i.size())
+	n, err := i.allocCount(4)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]int32, n)
 	if len(buf) == 0 {
 		return buf, nil
 	}
@@ -235,10 +274,13 @@ func (i *dsInfo) readInt32H5() ([]int32, error) {
 // readStringsH5 reads a rank-1 fixed-length string dataset, trimming NUL and
 // space padding.
 func (i *dsInfo) readStringsH5() ([]string, error) {
-	n := i.size()
 	w := int(i.dtype.Size())
 	if w <= 0 {
 		return nil, fmt.Errorf("%s: string size %d", i.name, w)
+	}
+	n, err := i.allocCount(w)
+	if err != nil {
+		return nil, err
 	}
 	if n == 0 {
 		return nil, nil
