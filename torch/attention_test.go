@@ -1,6 +1,7 @@
 package torch
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -61,6 +62,14 @@ func TestAttentionStridedSplit(t *testing.T) {
 		{40, 128, 4, 8, 128}, // three chunks, the last partial
 		{40, 128, 4, 8, 1},   // last query only
 		{5, 7, 2, 3, 7},      // odd sizes, one chunk
+		// Shapes for the CPU scoring kernels' tiles (cpu_kernels.cpp: 4 rows x 16 or 8
+		// columns, then single rows and columns): the tiny preset's heads (hd 8, s 32),
+		// the default preset's head size (64), sizes past a tile (hd 17, s 19), a single key.
+		{6, 32, 4, 8, 32},
+		{2, 40, 2, 64, 40},
+		{3, 19, 2, 17, 19},
+		{3, 19, 2, 17, 1},
+		{4, 1, 2, 8, 1},
 	}
 	for _, c := range cases {
 		s := scope(t)
@@ -115,10 +124,14 @@ func TestAttentionStridedSplit(t *testing.T) {
 			}
 		}
 
-		NoGrad(func() {
-			q, k, v := split(qkv)
-			check("no-grad path", s.Attention(q, k, v, 0, false, AttentionMath))
-		})
+		for _, on := range []bool{true, false} {
+			prev := SetCPUScoringKernels(on)
+			NoGrad(func() {
+				q, k, v := split(qkv)
+				check(fmt.Sprintf("no-grad path (CPU scoring kernels %v)", on), s.Attention(q, k, v, 0, false, AttentionMath))
+			})
+			SetCPUScoringKernels(prev)
+		}
 
 		leaf := s.Detach(qkv)
 		if err := leaf.SetRequiresGrad(true); err != nil {

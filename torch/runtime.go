@@ -248,6 +248,35 @@ func BLASCore() string {
 	return C.GoString(p)
 }
 
+// CPUScoringKernels names the kernels that score on the CPU (no gradient,
+// float32): gemm is the linear layers' ("onednn 2.6.3": oneDNN's dnnl_sgemm,
+// which picks its kernels from the CPU's instruction set; "libtorch":
+// at::linear, i.e. libtorch's BLAS) and attention the attention products'
+// ("avx2+fma" or "baseline": the shim's own loops; "libtorch": at::bmm).
+// SATRAIN_CPU_GEMM=libtorch in the environment turns both to libtorch's.
+// Training (autograd) and CUDA always run libtorch's ops.
+func CPUScoringKernels() (gemm, attention string) {
+	var g, a *C.char
+	if err := check("cpu scoring kernels", C.sat_cpu_scoring_kernels(&g, &a)); err != nil {
+		return "", ""
+	}
+	defer C.free(unsafe.Pointer(g))
+	defer C.free(unsafe.Pointer(a))
+	return C.GoString(g), C.GoString(a)
+}
+
+// SetCPUScoringKernels turns the CPU scoring kernels (see CPUScoringKernels)
+// on or off for the whole process and returns the previous setting. Off runs
+// libtorch's ops, the reference the kernels are tested against; tests and
+// benchmarks use it to compare both paths in one process.
+func SetCPUScoringKernels(on bool) (prev bool) {
+	v := C.int(0)
+	if on {
+		v = 1
+	}
+	return C.sat_set_cpu_scoring_kernels(v) != 0
+}
+
 // MallocPolicy says how the shim set glibc's allocator when it loaded:
 // "keep" (freed memory stays in the process: mmap threshold 32 MiB, trim
 // threshold 1 GiB, one arena for all threads), "system" (glibc's defaults, chosen with

@@ -70,10 +70,12 @@ func runTimed(b *testing.B, perOp int, op func() error) {
 	}
 }
 
-func benchEngine(b *testing.B) (*Engine, ModelConfig) {
+func benchEngine(b *testing.B) (*Engine, ModelConfig) { return benchEngineFor(b, "small", 64) }
+
+func benchEngineFor(b *testing.B, preset string, inferBatch int) (*Engine, ModelConfig) {
 	b.Helper()
 	benchThreads(b)
-	p := Presets["small"]
+	p := Presets[preset]
 	cfg := ModelConfig{NumFeatures: 16, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads,
 		NumHorizons: 4, NumBins: 10, Dropout: 0.15, SeqLen: p.SeqLen}
 	m, err := NewModel(cfg, torch.CPU, 1)
@@ -86,7 +88,7 @@ func benchEngine(b *testing.B) (*Engine, ModelConfig) {
 			centers[h] = append(centers[h], 0.95+0.01*float32(i))
 		}
 	}
-	e, err := NewEngine(m, StepConfig{LR: 4e-5, WeightDecay: 0.01, MaxGradNorm: 1}, centers, 64)
+	e, err := NewEngine(m, StepConfig{LR: 4e-5, WeightDecay: 0.01, MaxGradNorm: 1}, centers, inferBatch)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -228,5 +230,73 @@ func BenchmarkGelu(b *testing.B) {
 				return s.Err()
 			})
 		})
+	}
+}
+
+// BenchmarkScoringKernels: the CPU scoring kernels (torch/csrc/cpu_kernels.cpp:
+// oneDNN's sgemm for linear layers, the shim's attention products and layer
+// normalisation) against libtorch's ops ("libtorch": at::linear, at::bmm,
+// at::layer_norm), switched in one process with torch.SetCPUScoringKernels.
+// Shapes: the tiny preset at satrain eval's inference batch (256) and the
+// small preset at 64, float32, inference mode. "forward" is the whole scoring
+// pass (last-query shortcut on, as satrain scores); "linear" one layer's qkv
+// projection [b·s, d] x [3d, d]; "layernorm" one layer normalisation of
+// [b, s, d]. Run with -test.count N to interleave the two paths (each count
+// runs every sub-benchmark once, in order).
+func BenchmarkScoringKernels(b *testing.B) {
+	for _, sh := range []struct {
+		name, preset string
+		batch        int
+	}{{"tiny-b256", "tiny", 256}, {"small-b64", "small", 64}} {
+		for _, op := range []string{"forward", "linear", "layernorm"} {
+			for _, on := range []bool{true, false} {
+				path := "kernels"
+				if !on {
+					path = "libtorch"
+				}
+				b.Run(sh.name+"/"+op+"/"+path, func(b *testing.B) {
+					defer torch.LockThread()()
+					prev := torch.SetCPUScoringKernels(on)
+					defer torch.SetCPUScoringKernels(prev)
+					e, cfg := benchEngineFor(b, sh.preset, sh.batch)
+					if op == "forward" {
+						x, _ := randomBatch(sh.batch, cfg)
+						runTimed(b, sh.batch, func() error {
+							_, err := e.Infer(x, nil, sh.batch, cfg.SeqLen, false)
+							return err
+						})
+						return
+					}
+					exit, err := torch.InferenceMode()
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer exit()
+					keep := torch.NewScope()
+					defer keep.Close()
+					g, _ := torch.NewGenerator(1)
+					defer g.Free()
+					d := int64(cfg.HiddenDim)
+					x := keep.Randn([]int64{int64(sh.batch), int64(cfg.SeqLen), d}, torch.Float32, torch.CPU, g)
+					w := keep.Randn([]int64{3 * d, d}, torch.Float32, torch.CPU, g)
+					bias := keep.Randn([]int64{3 * d}, torch.Float32, torch.CPU, g)
+					lw := keep.Randn([]int64{d}, torch.Float32, torch.CPU, g)
+					lb := keep.Randn([]int64{d}, torch.Float32, torch.CPU, g)
+					if err := keep.Err(); err != nil {
+						b.Fatal(err)
+					}
+					runTimed(b, sh.batch, func() error {
+						s := torch.NewScope()
+						defer s.Close()
+						if op == "linear" {
+							s.Linear(x, w, bias)
+						} else {
+							s.LayerNorm(x, d, lw, lb, LayerNormEps)
+						}
+						return s.Err()
+					})
+				})
+			}
+		}
 	}
 }

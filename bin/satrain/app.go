@@ -188,11 +188,13 @@ func infoCommand() *cli.Command {
 				fmt.Println("  on a machine shared with other busy processes, OMP_WAIT_POLICY=passive in the environment keeps",
 					"idle OpenMP threads from spinning (or use --threads 1; bench/README.md)")
 			}
+			gemm, att := torch.CPUScoringKernels()
+			fmt.Printf("CPU scoring kernels: linear layers %s, attention %s (SATRAIN_CPU_GEMM=libtorch: libtorch's ops)\n", gemm, att)
 			if core := torch.BLASCore(); core != "" {
-				fmt.Printf("OpenBLAS kernels: %s\n", core)
+				fmt.Printf("OpenBLAS kernels (training on the CPU): %s\n", core)
 				if strings.EqualFold(core, "Prescott") && os.Getenv("OPENBLAS_CORETYPE") == "" {
 					fmt.Println("  OpenBLAS did not recognise this CPU and uses its SSE3 kernels; on a CPU with AVX2, OPENBLAS_CORETYPE=Haswell",
-						"(or SkylakeX with AVX-512) in the environment makes matrix products faster (bench/README.md)")
+						"(or SkylakeX with AVX-512) in the environment makes training's matrix products faster (bench/README.md)")
 				}
 			}
 			names := trainer.PresetNames()

@@ -9,6 +9,7 @@
 // guarded on SATORCH_CUDA so the CPU build needs no CUDA headers.
 
 #include "satorch.h"
+#include "cpu_kernels.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -380,6 +381,15 @@ sat_error *sat_blas_core(char **out) {
   *out = dup_cstr(name ? name : "");
   SAT_CATCH
 }
+
+sat_error *sat_cpu_scoring_kernels(char **gemm, char **attention) {
+  SAT_TRY
+  *gemm = dup_cstr(satcpu::gemm_name());
+  *attention = dup_cstr(satcpu::attention_variant());
+  SAT_CATCH
+}
+
+int sat_set_cpu_scoring_kernels(int on) { return satcpu::set_enabled(on != 0) ? 1 : 0; }
 
 void sat_thread_info(int *intra, int *interop, int *blas) {
   *intra = at::get_num_threads();
@@ -911,21 +921,43 @@ sat_error *sat_matmul(sat_tensor a, sat_tensor b, sat_tensor *out) {
   SAT_CATCH
 }
 
+static bool cpu_autocast_on();
+static bool wants_grad(const at::Tensor &t);
+
+// Scoring on the CPU (no gradient wanted, no autocast) runs float32 layers through oneDNN's sgemm when the
+// process has it (cpu_kernels.h); everything else, training included, is at::linear.
 sat_error *sat_linear(sat_tensor x, sat_tensor w, sat_tensor b, sat_tensor *out) {
   SAT_TRY
+  const at::Tensor &xt = T(x), &wt = T(w);
+  if (xt.is_cpu() && !wants_grad(xt) && !wants_grad(wt) && !(b && wants_grad(T(b))) && !cpu_autocast_on()) {
+    at::Tensor y = satcpu::linear_inference(xt, wt, b ? T(b) : at::Tensor());
+    if (y.defined()) {
+      *out = wrap(std::move(y));
+      return nullptr;
+    }
+  }
   sat_opt<at::Tensor> bias;
   if (b) bias = T(b);
-  *out = wrap(at::linear(T(x), T(w), bias));
+  *out = wrap(at::linear(xt, wt, bias));
   SAT_CATCH
 }
 
 sat_error *sat_layer_norm(sat_tensor x, int64_t normalized, sat_tensor w, sat_tensor b, double eps,
                           sat_tensor *out) {
   SAT_TRY
+  const at::Tensor &xt = T(x);
+  if (w && b && xt.is_cpu() && xt.dim() >= 1 && xt.size(-1) == normalized && !wants_grad(xt) && !wants_grad(T(w)) &&
+      !wants_grad(T(b)) && !cpu_autocast_on()) {
+    at::Tensor y = satcpu::layer_norm_inference(xt, T(w), T(b), eps);  // scoring (cpu_kernels.h)
+    if (y.defined()) {
+      *out = wrap(std::move(y));
+      return nullptr;
+    }
+  }
   sat_opt<at::Tensor> wt, bt;
   if (w) wt = T(w);
   if (b) bt = T(b);
-  *out = wrap(at::layer_norm(T(x), {normalized}, wt, bt, eps));
+  *out = wrap(at::layer_norm(xt, {normalized}, wt, bt, eps));
   SAT_CATCH
 }
 
@@ -985,17 +1017,25 @@ static at::Tensor attention_inference(const at::Tensor &q, const at::Tensor &k, 
   const int64_t per_item = std::max<int64_t>(1, L * S);
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(B, (int64_t(1) << 18) / per_item));  // 1 MiB f32
   at::Tensor buf = at::empty({chunk, L, S}, q.options());
+  const bool own = q.scalar_type() == at::kFloat && satcpu::enabled();  // cpu_kernels.h; else libtorch's bmm
   for (int64_t h = 0; h < H; h++) {
     at::Tensor qh = q.select(1, h), kh = k.select(1, h).transpose(1, 2), vh = v.select(1, h);
     at::Tensor oh = out.select(2, h);  // [B, L, Ev], row stride H*Ev
     for (int64_t b0 = 0; b0 < B; b0 += chunk) {
       const int64_t n = std::min(chunk, B - b0);
       at::Tensor sc = buf.narrow(0, 0, n);
-      at::bmm_out(sc, qh.narrow(0, b0, n), kh.narrow(0, b0, n));
-      sc.mul_(scale);
+      if (own) {
+        satcpu::batched_scores(q.select(1, h).narrow(0, b0, n), k.select(1, h).narrow(0, b0, n), (float)scale, sc);
+      } else {
+        at::bmm_out(sc, qh.narrow(0, b0, n), kh.narrow(0, b0, n));
+        sc.mul_(scale);
+      }
       at::_softmax_out(sc, sc, -1, false);
       at::Tensor o = oh.narrow(0, b0, n);
-      at::bmm_out(o, sc, vh.narrow(0, b0, n));
+      if (own)
+        satcpu::batched_pv(sc, vh.narrow(0, b0, n), o);
+      else
+        at::bmm_out(o, sc, vh.narrow(0, b0, n));
     }
   }
   return out.transpose(1, 2);

@@ -1,0 +1,48 @@
+// cpu_kernels.h: the CPU scoring (inference) kernels of the shim: linear layers through oneDNN's
+// sgemm and the attention's small batched GEMMs. Autograd never sees them: callers use them only when
+// no gradient is wanted, and keep libtorch's ops as the reference path (training, CUDA, other dtypes).
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace satcpu {
+
+// Which GEMM the CPU scoring path uses: "onednn" (dnnl_sgemm found in the process, oneDNN's JIT kernels
+// for the CPU at hand), or "libtorch" (at::linear, i.e. the BLAS libtorch was built with) when oneDNN is
+// absent or SATRAIN_CPU_GEMM=libtorch is set.
+const char *gemm_name();
+
+// Whether the scoring kernels here are on: false under SATRAIN_CPU_GEMM=libtorch, which keeps libtorch's
+// ops everywhere (the reference path).
+bool enabled();
+
+// Turns the kernels on or off for the whole process (tests and benchmarks compare both paths in one
+// process); returns the previous setting.
+bool set_enabled(bool on);
+
+// The attention kernels' variant picked for this CPU: "avx2+fma" or "baseline" (SSE2), or "libtorch" when
+// disabled (SATRAIN_CPU_GEMM=libtorch).
+const char *attention_variant();
+
+// Linear layer y = x wᵀ + b for scoring: x [..., in] float32 on the CPU, w [out, in], b [out] or undefined.
+// Returns an undefined tensor when this path does not apply (dtype, device, layout, oneDNN missing); the
+// caller then runs at::linear. Errors from oneDNN throw std::runtime_error naming the status.
+at::Tensor linear_inference(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b);
+
+// scores[n][i][j] = (Σ_e q[n][i][e] · k[n][j][e]) · scale, for n < N matrices: q [N, L, E] and k [N, S, E]
+// with unit stride in their last dimension (any other strides), scores [N, L, S] contiguous. The sum runs
+// over e in order, as a naive dot product, and is then scaled (the same roundings as a product followed by
+// a scaling pass). Float32 only.
+void batched_scores(const at::Tensor &q, const at::Tensor &k, float scale, at::Tensor &scores);
+
+// out[n][i][c] = Σ_j p[n][i][j] · v[n][j][c]: p [N, L, S] contiguous, v [N, S, Ev] and out [N, L, Ev] with
+// unit stride in their last dimension. The sum runs over j in order. Float32 only.
+void batched_pv(const at::Tensor &p, const at::Tensor &v, at::Tensor &out);
+
+// Layer normalisation over the last dimension for scoring: x [..., d] float32 on the CPU, w and b [d]
+// (both defined). Returns an undefined tensor when this path does not apply; the caller then runs
+// at::layer_norm. Mean and variance are taken in two passes in float32 (libtorch: Welford's update in
+// float32); y = (x·rstd - mean·rstd)·w + b as in libtorch.
+at::Tensor layer_norm_inference(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b, double eps);
+
+}  // namespace satcpu
