@@ -62,7 +62,7 @@ func TestAttentionStridedSplit(t *testing.T) {
 		{40, 128, 4, 8, 128}, // three chunks, the last partial
 		{40, 128, 4, 8, 1},   // last query only
 		{5, 7, 2, 3, 7},      // odd sizes, one chunk
-		// Shapes for the CPU scoring kernels' tiles (cpu_kernels.cpp: 4 rows x 16 or 8
+		// Shapes for the CPU kernels' tiles (cpu_kernels.cpp: 4 rows x 16 or 8
 		// columns, then single rows and columns): the tiny preset's heads (hd 8, s 32),
 		// the default preset's head size (64), sizes past a tile (hd 17, s 19), a single key.
 		{6, 32, 4, 8, 32},
@@ -125,12 +125,12 @@ func TestAttentionStridedSplit(t *testing.T) {
 		}
 
 		for _, on := range []bool{true, false} {
-			prev := SetCPUScoringKernels(on)
+			prev := SetCPUKernels(on)
 			NoGrad(func() {
 				q, k, v := split(qkv)
-				check(fmt.Sprintf("no-grad path (CPU scoring kernels %v)", on), s.Attention(q, k, v, 0, false, AttentionMath))
+				check(fmt.Sprintf("no-grad path (CPU kernels %v)", on), s.Attention(q, k, v, 0, false, AttentionMath))
 			})
-			SetCPUScoringKernels(prev)
+			SetCPUKernels(prev)
 		}
 
 		leaf := s.Detach(qkv)

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// The CPU scoring kernels (torch/csrc/cpu_kernels.cpp: oneDNN's sgemm for
+// The CPU kernels (torch/csrc/cpu_kernels.cpp: oneDNN's sgemm for
 // linear layers, the shim's own layer normalisation) against float64
 // references, with the kernels on and off (off is libtorch's at::linear and
 // at::layer_norm). The bounds are derived from float32 rounding (Higham,
@@ -35,8 +35,8 @@ func TestCPUScoringLinear(t *testing.T) {
 	for _, c := range cases {
 		for _, on := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%+v/kernels=%v", c, on), func(t *testing.T) {
-				prev := SetCPUScoringKernels(on)
-				defer SetCPUScoringKernels(prev)
+				prev := SetCPUKernels(on)
+				defer SetCPUKernels(prev)
 				s := scope(t)
 				g, err := NewGenerator(5)
 				if err != nil {
@@ -107,8 +107,8 @@ func TestCPUScoringLayerNorm(t *testing.T) {
 	for _, c := range cases {
 		for _, on := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%+v/kernels=%v", c, on), func(t *testing.T) {
-				prev := SetCPUScoringKernels(on)
-				defer SetCPUScoringKernels(prev)
+				prev := SetCPUKernels(on)
+				defer SetCPUKernels(prev)
 				s := scope(t)
 				g, err := NewGenerator(9)
 				if err != nil {
@@ -168,20 +168,126 @@ func TestCPUScoringLayerNorm(t *testing.T) {
 	}
 }
 
-// TestCPUScoringKernelsReported: the kernels say what runs, and switching
+// TestCPUKernelsReported: the kernels say what runs, and switching
 // them off reports libtorch's ops.
-func TestCPUScoringKernelsReported(t *testing.T) {
-	prev := SetCPUScoringKernels(true)
-	defer SetCPUScoringKernels(prev)
-	gemm, att := CPUScoringKernels()
+func TestCPUKernelsReported(t *testing.T) {
+	prev := SetCPUKernels(true)
+	defer SetCPUKernels(prev)
+	gemm, att := CPUKernels()
 	if att != "avx2+fma" && att != "baseline" {
 		t.Errorf("attention kernels %q, want avx2+fma or baseline", att)
 	}
 	if gemm == "" {
 		t.Errorf("empty GEMM name")
 	}
-	SetCPUScoringKernels(false)
-	if gemm, att := CPUScoringKernels(); gemm != "libtorch" || att != "libtorch" {
+	SetCPUKernels(false)
+	if gemm, att := CPUKernels(); gemm != "libtorch" || att != "libtorch" {
 		t.Errorf("kernels off: got %q, %q, want libtorch for both", gemm, att)
+	}
+}
+
+// TestCPULinearGradients: the training path of Linear on the CPU (oneDNN's
+// sgemm in a custom autograd function when the kernels are on, libtorch's
+// linear when off). With loss = Σ y ⊙ r the gradient reaching y is r exactly,
+// so each gradient is one float32 sum against a float64 reference:
+//
+//	∂x[m][k] = Σ_n r[m][n]·w[n][k]   within γ_N·Σ|r||w|
+//	∂w[n][k] = Σ_m r[m][n]·x[m][k]   within γ_M·Σ|r||x|
+//	∂b[n]    = Σ_m r[m][n]           within γ_M·Σ|r|
+func TestCPULinearGradients(t *testing.T) {
+	for _, c := range []linearCase{
+		{8, 32, 32, 96, false, true}, // qkv of a tiny-preset training batch
+		{3, 5, 7, 11, false, true},
+		{3, 5, 7, 11, false, false},
+		{6, 9, 16, 13, true, true}, // the last position only: strided rows
+	} {
+		for _, on := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%+v/kernels=%v", c, on), func(t *testing.T) {
+				prev := SetCPUKernels(on)
+				defer SetCPUKernels(prev)
+				s := scope(t)
+				g, err := NewGenerator(13)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer g.Free()
+				leafX := s.Randn([]int64{int64(c.outer), int64(c.seq), int64(c.k)}, Float32, CPU, g)
+				w := s.Randn([]int64{int64(c.n), int64(c.k)}, Float32, CPU, g)
+				var b *Tensor
+				params := []*Tensor{leafX, w}
+				if c.bias {
+					b = s.Randn([]int64{int64(c.n)}, Float32, CPU, g)
+					params = append(params, b)
+				}
+				for _, p := range params {
+					if err := p.SetRequiresGrad(true); err != nil {
+						t.Fatal(err)
+					}
+				}
+				x, rows := leafX, c.outer*c.seq
+				if c.last {
+					x, rows = s.Narrow(leafX, 1, int64(c.seq-1), 1), c.outer
+				}
+				y := s.Linear(x, w, b)
+				r := s.Randn(y.Shape(), Float32, CPU, g)
+				s.Backward(s.Sum(s.Mul(y, r)))
+				ok(t, s)
+				xs, ws, rs := vals(t, s, x), vals(t, s, w), vals(t, s, r)
+				gx := vals(t, s, s.Grad(leafX))
+				gw := vals(t, s, s.Grad(w))
+				check := func(name string, got float32, want, abs float64, n int) {
+					t.Helper()
+					if d := math.Abs(float64(got) - want); !(d <= gamma(n, u32)*abs+1e-12) {
+						t.Fatalf("%s = %v, want %v (|diff| %.3g > bound %.3g)", name, got, want, d, gamma(n, u32)*abs)
+					}
+				}
+				for m := 0; m < rows; m++ {
+					// row m of x is row (m·seq + seq−1) of the leaf when cut to the last position
+					leafRow := m
+					if c.last {
+						leafRow = m*c.seq + c.seq - 1
+					}
+					for k := 0; k < c.k; k++ {
+						var want, abs float64
+						for n := 0; n < c.n; n++ {
+							p := float64(rs[m*c.n+n]) * float64(ws[n*c.k+k])
+							want, abs = want+p, abs+math.Abs(p)
+						}
+						check(fmt.Sprintf("∂x[%d][%d]", m, k), gx[leafRow*c.k+k], want, abs, c.n)
+					}
+				}
+				if c.last { // rows of the leaf that were cut away get no gradient
+					for i := 0; i < c.outer*c.seq; i++ {
+						if i%c.seq != c.seq-1 {
+							for k := 0; k < c.k; k++ {
+								if gx[i*c.k+k] != 0 {
+									t.Fatalf("∂x of an unused row %d = %v, want 0", i, gx[i*c.k+k])
+								}
+							}
+						}
+					}
+				}
+				for n := 0; n < c.n; n++ {
+					for k := 0; k < c.k; k++ {
+						var want, abs float64
+						for m := 0; m < rows; m++ {
+							p := float64(rs[m*c.n+n]) * float64(xs[m*c.k+k])
+							want, abs = want+p, abs+math.Abs(p)
+						}
+						check(fmt.Sprintf("∂w[%d][%d]", n, k), gw[n*c.k+k], want, abs, rows)
+					}
+				}
+				if b != nil {
+					gb := vals(t, s, s.Grad(b))
+					for n := 0; n < c.n; n++ {
+						var want, abs float64
+						for m := 0; m < rows; m++ {
+							want, abs = want+float64(rs[m*c.n+n]), abs+math.Abs(float64(rs[m*c.n+n]))
+						}
+						check(fmt.Sprintf("∂b[%d]", n), gb[n], want, abs, rows)
+					}
+				}
+			})
+		}
 	}
 }

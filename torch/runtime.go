@@ -248,16 +248,18 @@ func BLASCore() string {
 	return C.GoString(p)
 }
 
-// CPUScoringKernels names the kernels that score on the CPU (no gradient,
-// float32): gemm is the linear layers' ("onednn 2.6.3": oneDNN's dnnl_sgemm,
-// which picks its kernels from the CPU's instruction set; "libtorch":
-// at::linear, i.e. libtorch's BLAS) and attention the attention products'
-// ("avx2+fma" or "baseline": the shim's own loops; "libtorch": at::bmm).
-// SATRAIN_CPU_GEMM=libtorch in the environment turns both to libtorch's.
-// Training (autograd) and CUDA always run libtorch's ops.
-func CPUScoringKernels() (gemm, attention string) {
+// CPUKernels names the shim's CPU kernels for float32 work without autocast
+// (torch/csrc/cpu_kernels.h): gemm is the linear layers' ("onednn 2.6.3":
+// oneDNN's dnnl_sgemm, which picks its kernels from the CPU's instruction set,
+// for scoring and for training through its own backward; "libtorch":
+// at::linear, i.e. libtorch's BLAS) and attention the scoring attention's
+// products and layer norm ("avx2+fma" or "baseline": the shim's own loops;
+// "libtorch": at::bmm and at::layer_norm). Training's attention and layer
+// norm and everything on CUDA are libtorch's ops. SATRAIN_CPU_GEMM=libtorch
+// in the environment turns all of them to libtorch's.
+func CPUKernels() (gemm, attention string) {
 	var g, a *C.char
-	if err := check("cpu scoring kernels", C.sat_cpu_scoring_kernels(&g, &a)); err != nil {
+	if err := check("cpu kernels", C.sat_cpu_kernels(&g, &a)); err != nil {
 		return "", ""
 	}
 	defer C.free(unsafe.Pointer(g))
@@ -265,16 +267,16 @@ func CPUScoringKernels() (gemm, attention string) {
 	return C.GoString(g), C.GoString(a)
 }
 
-// SetCPUScoringKernels turns the CPU scoring kernels (see CPUScoringKernels)
+// SetCPUKernels turns the CPU kernels (see CPUKernels)
 // on or off for the whole process and returns the previous setting. Off runs
 // libtorch's ops, the reference the kernels are tested against; tests and
 // benchmarks use it to compare both paths in one process.
-func SetCPUScoringKernels(on bool) (prev bool) {
+func SetCPUKernels(on bool) (prev bool) {
 	v := C.int(0)
 	if on {
 		v = 1
 	}
-	return C.sat_set_cpu_scoring_kernels(v) != 0
+	return C.sat_set_cpu_kernels(v) != 0
 }
 
 // MallocPolicy says how the shim set glibc's allocator when it loaded:

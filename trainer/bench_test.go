@@ -233,22 +233,22 @@ func BenchmarkGelu(b *testing.B) {
 	}
 }
 
-// BenchmarkScoringKernels: the CPU scoring kernels (torch/csrc/cpu_kernels.cpp:
+// BenchmarkScoringKernels: the CPU kernels (torch/csrc/cpu_kernels.cpp:
 // oneDNN's sgemm for linear layers, the shim's attention products and layer
 // normalisation) against libtorch's ops ("libtorch": at::linear, at::bmm,
-// at::layer_norm), switched in one process with torch.SetCPUScoringKernels.
+// at::layer_norm), switched in one process with torch.SetCPUKernels.
 // Shapes: the tiny preset at satrain eval's inference batch (256) and the
 // small preset at 64, float32, inference mode. "forward" is the whole scoring
 // pass (last-query shortcut on, as satrain scores); "linear" one layer's qkv
 // projection [b·s, d] x [3d, d]; "layernorm" one layer normalisation of
-// [b, s, d]. Run with -test.count N to interleave the two paths (each count
+// [b, s, d]; "attention" one layer's attention as BenchmarkAttention's "shim". Run with -test.count N to interleave the two paths (each count
 // runs every sub-benchmark once, in order).
 func BenchmarkScoringKernels(b *testing.B) {
 	for _, sh := range []struct {
 		name, preset string
 		batch        int
 	}{{"tiny-b256", "tiny", 256}, {"small-b64", "small", 64}} {
-		for _, op := range []string{"forward", "linear", "layernorm"} {
+		for _, op := range []string{"forward", "linear", "layernorm", "attention"} {
 			for _, on := range []bool{true, false} {
 				path := "kernels"
 				if !on {
@@ -256,8 +256,8 @@ func BenchmarkScoringKernels(b *testing.B) {
 				}
 				b.Run(sh.name+"/"+op+"/"+path, func(b *testing.B) {
 					defer torch.LockThread()()
-					prev := torch.SetCPUScoringKernels(on)
-					defer torch.SetCPUScoringKernels(prev)
+					prev := torch.SetCPUKernels(on)
+					defer torch.SetCPUKernels(prev)
 					e, cfg := benchEngineFor(b, sh.preset, sh.batch)
 					if op == "forward" {
 						x, _ := randomBatch(sh.batch, cfg)
@@ -285,13 +285,20 @@ func BenchmarkScoringKernels(b *testing.B) {
 					if err := keep.Err(); err != nil {
 						b.Fatal(err)
 					}
+					B, S, H := int64(sh.batch), int64(cfg.SeqLen), int64(cfg.NumHeads)
+					qkv := keep.Randn([]int64{B, S, 3 * d}, torch.Float32, torch.CPU, g)
 					runTimed(b, sh.batch, func() error {
 						s := torch.NewScope()
 						defer s.Close()
-						if op == "linear" {
+						switch op {
+						case "linear":
 							s.Linear(x, w, bias)
-						} else {
+						case "layernorm":
 							s.LayerNorm(x, d, lw, lb, LayerNormEps)
+						default:
+							parts := s.Unbind(s.Permute(s.View(qkv, B, S, 3, H, d/H), 2, 0, 3, 1, 4), 0, 3)
+							o := s.Attention(parts[0], parts[1], parts[2], 0, false, torch.AttentionMath)
+							s.Reshape(s.Transpose(o, 1, 2), B, S, d)
 						}
 						return s.Err()
 					})

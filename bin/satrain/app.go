@@ -188,8 +188,8 @@ func infoCommand() *cli.Command {
 				fmt.Println("  on a machine shared with other busy processes, OMP_WAIT_POLICY=passive in the environment keeps",
 					"idle OpenMP threads from spinning (or use --threads 1; bench/README.md)")
 			}
-			gemm, att := torch.CPUScoringKernels()
-			fmt.Printf("CPU scoring kernels: linear layers %s, attention %s (SATRAIN_CPU_GEMM=libtorch: libtorch's ops)\n", gemm, att)
+			gemm, att := torch.CPUKernels()
+			fmt.Printf("CPU kernels: linear layers %s (scoring and training), scoring attention and layer norm %s (SATRAIN_CPU_GEMM=libtorch: libtorch's ops)\n", gemm, att)
 			if core := torch.BLASCore(); core != "" {
 				fmt.Printf("OpenBLAS kernels (training on the CPU): %s\n", core)
 				if strings.EqualFold(core, "Prescott") && os.Getenv("OPENBLAS_CORETYPE") == "" {

@@ -1,16 +1,16 @@
 // cpu_kernels.cpp: see cpu_kernels.h.
 //
-// Why these exist (bench/README.md, "CPU scoring kernels"): libtorch 1.13 sends float32 linear layers and
+// Why these exist (bench/README.md, "CPU kernels"): libtorch 1.13 sends float32 linear layers and
 // batched matmuls to the BLAS it was built with. Debian's is OpenBLAS 0.3.21, which falls back to its SSE3
 // "Prescott" kernels on CPUs it does not know (newer Xeons among them), and libtorch's bmm calls that BLAS
 // once per matrix with its full per-call overhead, which dominates for the small heads of the CPU presets.
 // oneDNN, which libtorch already loads, picks its kernels from the CPU's instruction set instead of its
-// model number; the attention's matrices are small enough that a loop the compiler vectorises beats a call
-// per matrix.
+// model number; the attention's matrices are small enough that register-tiled loops beat a call per matrix.
 
 #include "cpu_kernels.h"
 
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <dlfcn.h>
 
@@ -265,25 +265,47 @@ bool set_enabled(bool on) {
 
 const char *attention_variant() { return enabled() ? picked().name : "libtorch"; }
 
-at::Tensor linear_inference(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b) {
+namespace {
+
+bool linear_applies(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b) {
   init();
-  if (!g_sgemm || !g_enabled) return {};
+  if (!g_sgemm || !g_enabled) return false;
   if (!x.is_cpu() || !w.is_cpu() || x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat ||
       w.dim() != 2 || x.dim() < 1 || !w.is_contiguous() || x.size(-1) != w.size(1) || x.numel() == 0 ||
       w.size(0) == 0)
-    return {};
+    return false;
   if (b.defined() && (!b.is_cpu() || b.scalar_type() != at::kFloat || b.dim() != 1 || b.size(0) != w.size(0)))
-    return {};
-  const int64_t K = w.size(1), N = w.size(0);
-  // A 2-D view of x when its rows are evenly spaced with unit column stride (the last-position slice of a
-  // sequence is); a copy otherwise.
+    return false;
+  return true;
+}
+
+void sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+           int64_t ldb, float beta, float *C, int64_t ldc) {
+  // oneDNN sizes its OpenMP team from omp_get_max_threads() of the calling thread; libtorch sets that
+  // per thread, lazily, to its pool size when asked.
+  (void)at::get_num_threads();
+  int st = g_sgemm(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
+  if (st != 0) throw std::runtime_error("linear: oneDNN sgemm failed with status " + std::to_string(st));
+}
+
+// [M, K] rows of x: a view when its rows are evenly spaced with unit column stride (the last-position
+// slice of a sequence is), a copy otherwise; *ld is the row stride.
+at::Tensor rows_of(const at::Tensor &x, int64_t K, int64_t *ld) {
   at::Tensor x2 = x.reshape({-1, K});
-  const int64_t M = x2.size(0);
-  int64_t lda = M > 1 ? x2.stride(0) : K;
-  if ((K > 1 && x2.stride(1) != 1) || lda < K) {
+  *ld = x2.size(0) > 1 ? x2.stride(0) : K;
+  if ((K > 1 && x2.stride(1) != 1) || *ld < K) {
     x2 = x2.contiguous();
-    lda = K;
+    *ld = K;
   }
+  return x2;
+}
+
+// y = x wᵀ + b without autograd (callers check linear_applies).
+at::Tensor linear_raw(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b) {
+  const int64_t K = w.size(1), N = w.size(0);
+  int64_t lda;
+  at::Tensor x2 = rows_of(x, K, &lda);
+  const int64_t M = x2.size(0);
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
   shape.back() = N;
   at::Tensor y = at::empty({M, N}, x.options());
@@ -292,13 +314,59 @@ at::Tensor linear_inference(const at::Tensor &x, const at::Tensor &w, const at::
     y.copy_(b.expand({M, N}));
     beta = 1.f;
   }
-  // oneDNN sizes its OpenMP team from omp_get_max_threads() of the calling thread; libtorch sets that
-  // per thread, lazily, to its pool size when asked.
-  (void)at::get_num_threads();
-  int st = g_sgemm('N', 'T', M, N, K, 1.f, x2.data_ptr<float>(), lda, w.data_ptr<float>(), K, beta,
-                   y.data_ptr<float>(), N);
-  if (st != 0) throw std::runtime_error("linear: oneDNN sgemm failed with status " + std::to_string(st));
+  sgemm('N', 'T', M, N, K, x2.data_ptr<float>(), lda, w.data_ptr<float>(), K, beta, y.data_ptr<float>(), N);
   return y.view(shape);
+}
+
+// The same layer for training: forward as above; backward
+//   ∂x = ∂y · w        [M, N] x [N, K]
+//   ∂w = ∂yᵀ · x       [N, M] x [M, K]
+//   ∂b = Σ_rows ∂y
+// the three products libtorch's linear backward computes, through oneDNN's sgemm.
+struct LinearFn : public torch::autograd::Function<LinearFn> {
+  // b is an empty tensor when the layer has no bias (custom functions take no undefined tensors).
+  static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &x, const at::Tensor &w,
+                            const at::Tensor &b) {
+    ctx->save_for_backward({x, w});
+    const bool bias = b.numel() > 0;
+    ctx->saved_data["bias"] = bias;
+    return linear_raw(x, w, bias ? b : at::Tensor());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &w = saved[1];
+    const int64_t K = w.size(1), N = w.size(0);
+    at::Tensor g = grads[0].reshape({-1, N}).contiguous();
+    const int64_t M = g.size(0);
+    at::Tensor gx, gw, gb;
+    if (ctx->needs_input_grad(0)) {
+      gx = at::empty({M, K}, g.options());
+      sgemm('N', 'N', M, K, N, g.data_ptr<float>(), N, w.data_ptr<float>(), K, 0.f, gx.data_ptr<float>(), K);
+      gx = gx.view(x.sizes());
+    }
+    if (ctx->needs_input_grad(1)) {
+      int64_t ldx;
+      at::Tensor x2 = rows_of(x, K, &ldx);
+      gw = at::empty({N, K}, g.options());
+      sgemm('T', 'N', N, K, M, g.data_ptr<float>(), N, x2.data_ptr<float>(), ldx, 0.f, gw.data_ptr<float>(), K);
+    }
+    if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) gb = g.sum(0);
+    return {gx, gw, gb};
+  }
+};
+
+}  // namespace
+
+at::Tensor linear_inference(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b) {
+  if (!linear_applies(x, w, b)) return {};
+  return linear_raw(x, w, b);
+}
+
+at::Tensor linear_autograd(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b) {
+  if (!linear_applies(x, w, b)) return {};
+  return LinearFn::apply(x, w, b.defined() ? b : at::empty({0}, w.options()));
 }
 
 void batched_scores(const at::Tensor &q, const at::Tensor &k, float scale, at::Tensor &scores) {

@@ -1,18 +1,20 @@
-// cpu_kernels.h: the CPU scoring (inference) kernels of the shim: linear layers through oneDNN's
-// sgemm and the attention's small batched GEMMs. Autograd never sees them: callers use them only when
-// no gradient is wanted, and keep libtorch's ops as the reference path (training, CUDA, other dtypes).
+// cpu_kernels.h: the shim's CPU kernels for float32 without autocast: linear layers through oneDNN's
+// sgemm (scoring, and training through a custom autograd function with its own backward), and for
+// scoring only (no gradient) the attention's small batched GEMMs and layer normalisation. libtorch's ops
+// stay the reference path: training's attention and layer norm, CUDA, other dtypes, and everything when
+// the kernels are off (SATRAIN_CPU_GEMM=libtorch).
 #pragma once
 
 #include <ATen/ATen.h>
 
 namespace satcpu {
 
-// Which GEMM the CPU scoring path uses: "onednn" (dnnl_sgemm found in the process, oneDNN's JIT kernels
+// Which GEMM the CPU linear layers use: "onednn" (dnnl_sgemm found in the process, oneDNN's JIT kernels
 // for the CPU at hand), or "libtorch" (at::linear, i.e. the BLAS libtorch was built with) when oneDNN is
 // absent or SATRAIN_CPU_GEMM=libtorch is set.
 const char *gemm_name();
 
-// Whether the scoring kernels here are on: false under SATRAIN_CPU_GEMM=libtorch, which keeps libtorch's
+// Whether the kernels here are on: false under SATRAIN_CPU_GEMM=libtorch, which keeps libtorch's
 // ops everywhere (the reference path).
 bool enabled();
 
@@ -28,6 +30,10 @@ const char *attention_variant();
 // Returns an undefined tensor when this path does not apply (dtype, device, layout, oneDNN missing); the
 // caller then runs at::linear. Errors from oneDNN throw std::runtime_error naming the status.
 at::Tensor linear_inference(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b);
+
+// The same layer with a gradient (training): a custom autograd function whose forward and backward
+// (∂x = ∂y·w, ∂w = ∂yᵀ·x, ∂b = Σ ∂y) run through oneDNN's sgemm. Undefined when this path does not apply.
+at::Tensor linear_autograd(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b);
 
 // scores[n][i][j] = (Σ_e q[n][i][e] · k[n][j][e]) · scale, for n < N matrices: q [N, L, E] and k [N, S, E]
 // with unit stride in their last dimension (any other strides), scores [N, L, S] contiguous. The sum runs

@@ -382,14 +382,14 @@ sat_error *sat_blas_core(char **out) {
   SAT_CATCH
 }
 
-sat_error *sat_cpu_scoring_kernels(char **gemm, char **attention) {
+sat_error *sat_cpu_kernels(char **gemm, char **attention) {
   SAT_TRY
   *gemm = dup_cstr(satcpu::gemm_name());
   *attention = dup_cstr(satcpu::attention_variant());
   SAT_CATCH
 }
 
-int sat_set_cpu_scoring_kernels(int on) { return satcpu::set_enabled(on != 0) ? 1 : 0; }
+int sat_set_cpu_kernels(int on) { return satcpu::set_enabled(on != 0) ? 1 : 0; }
 
 void sat_thread_info(int *intra, int *interop, int *blas) {
   *intra = at::get_num_threads();
@@ -929,8 +929,10 @@ static bool wants_grad(const at::Tensor &t);
 sat_error *sat_linear(sat_tensor x, sat_tensor w, sat_tensor b, sat_tensor *out) {
   SAT_TRY
   const at::Tensor &xt = T(x), &wt = T(w);
-  if (xt.is_cpu() && !wants_grad(xt) && !wants_grad(wt) && !(b && wants_grad(T(b))) && !cpu_autocast_on()) {
-    at::Tensor y = satcpu::linear_inference(xt, wt, b ? T(b) : at::Tensor());
+  if (xt.is_cpu() && !cpu_autocast_on()) {
+    const at::Tensor bt = b ? T(b) : at::Tensor();
+    const bool grad = wants_grad(xt) || wants_grad(wt) || (b && wants_grad(bt));
+    at::Tensor y = grad ? satcpu::linear_autograd(xt, wt, bt) : satcpu::linear_inference(xt, wt, bt);
     if (y.defined()) {
       *out = wrap(std::move(y));
       return nullptr;

@@ -68,11 +68,11 @@ sat_error *sat_set_thread_policy(int n);
 void sat_thread_info(int *intra, int *interop, int *blas);
 /* OpenBLAS's kernel family, e.g. "Haswell" (malloc'd); "" when no OpenBLAS is loaded */
 sat_error *sat_blas_core(char **out);
-/* The CPU scoring kernels (cpu_kernels.h), malloc'd: *gemm "onednn X.Y.Z" or "libtorch", *attention
+/* The CPU kernels (cpu_kernels.h), malloc'd: *gemm "onednn X.Y.Z" or "libtorch", *attention
  * "avx2+fma", "baseline" or "libtorch" */
-sat_error *sat_cpu_scoring_kernels(char **gemm, char **attention);
-/* turns the CPU scoring kernels on (1) or off (0, libtorch's ops) for the process; returns the previous setting */
-int sat_set_cpu_scoring_kernels(int on);
+sat_error *sat_cpu_kernels(char **gemm, char **attention);
+/* turns the CPU kernels on (1) or off (0, libtorch's ops) for the process; returns the previous setting */
+int sat_set_cpu_kernels(int on);
 /* CPUs this process may run on (sched_getaffinity), at least 1 */
 int sat_affinity_cpus(void);
 /* The default intra-op thread count: libtorch's own default (what torch.get_num_threads() gives a PyTorch
