@@ -17,28 +17,38 @@
 # satrain by default only for the last one (the only output used). The
 # "full" rows turn satrain's shortcut off: that is the identical computation.
 #
+# satrain's CPU scoring kernels (torch/csrc/cpu_kernels.cpp: oneDNN's sgemm,
+# the shim's attention products and layer norm) are a different library for
+# the same arithmetic; each satrain run is made with them ("kernels") and
+# without ("libtorch": SATRAIN_CPU_GEMM=libtorch, the ops PyTorch runs).
+# Training is libtorch's ops either way.
+#
 # Usage: bench/model_cpu.sh [ROUNDS]   env: THREADS (default: nproc), ITERS (5),
-# PYTHON (/usr/bin/python3). OPENBLAS_CORETYPE, if set, reaches both sides.
+# PYTHON (/usr/bin/python3), ALLOCS ("keep system"), KERNELS ("onednn libtorch").
+# OPENBLAS_CORETYPE, if set, reaches both sides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 threads=${THREADS:-$(nproc)}
 iters=${ITERS:-5}
 py=${PYTHON:-/usr/bin/python3}
+read -r -a allocs <<<"${ALLOCS:-keep system}"
+read -r -a kernels <<<"${KERNELS:-onednn libtorch}"
 keep_tunables=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 go test -c -o "$tmp/trainer.test" ./trainer/
 
-run_go() { # alloc
-  local m=keep
+run_go() { # alloc kernels
+  local m=keep side=satrain
   [[ $1 == system ]] && m=system
-  SATRAIN_MALLOC=$m SATRAIN_THREADS=$threads "$tmp/trainer.test" -test.run '^$' \
+  [[ $2 == libtorch ]] && side=satrain-libtorch
+  SATRAIN_CPU_GEMM=$2 SATRAIN_MALLOC=$m SATRAIN_THREADS=$threads "$tmp/trainer.test" -test.run '^$' \
     -test.bench '^Benchmark(ForwardSmall|ForwardSmallFull|TrainStepSmall|TrainStepSmallFull)$' \
     -test.benchtime "${iters}x" -test.count 1 |
-    awk -v a="$1" '/^Benchmark/ { name=$1; sub(/-[0-9]+$/, "", name); f=c=s="";
+    awk -v a="$1" -v side="$side" '/^Benchmark/ { name=$1; sub(/-[0-9]+$/, "", name); f=c=s="";
       for (i = 2; i < NF; i++) { if ($(i+1)=="faults/op") f=$i; if ($(i+1)=="cpu-ms/op") c=$i; if ($(i+1)=="seq/s") s=$i }
-      print "satrain", a, name, s, f, c }' >>"$tmp/results.txt"
+      print side, a, name, s, f, c }' >>"$tmp/results.txt"
 }
 
 run_py() { # alloc
@@ -53,10 +63,15 @@ for l in sys.stdin:
           1e3 * r["cpu_s"] / r["iters"])' "$1" >>"$tmp/results.txt"
 }
 
+run_gos() { # alloc
+  for k in "${kernels[@]}"; do run_go "$1" "$k"; done
+}
+
 for r in $(seq "$rounds"); do
-  if ((r % 2)); then order=(keep system); else order=(system keep); fi
+  order=("${allocs[@]}")
+  if ! ((r % 2)); then order=(); for ((i = ${#allocs[@]} - 1; i >= 0; i--)); do order+=("${allocs[i]}"); done; fi
   for a in "${order[@]}"; do
-    if ((r % 2)); then run_go "$a"; run_py "$a"; else run_py "$a"; run_go "$a"; fi
+    if ((r % 2)); then run_gos "$a"; run_py "$a"; else run_py "$a"; run_gos "$a"; fi
   done
   echo "round $r/$rounds done" >&2
 done
@@ -72,20 +87,25 @@ for line in open(sys.argv[1]):
 def stat(side, alloc, mode, i):
     v = [x[i] for x in rows.get((side, alloc, mode), [])]
     return (st.median(v), min(v), max(v)) if v else (float("nan"),) * 3
-n = len(rows.get(("satrain", "keep", "score"), []))
+n = max(len(v) for v in rows.values())
 print(f"threads {sys.argv[2]} (intra-op, OpenBLAS; inter-op 1), {sys.argv[3]} timed iterations after 1 warm-up, "
       f"{n} rounds: median [min-max] of seq/s; faults and CPU ms per batch: medians")
-print(f"{'allocator':9} {'satrain mode':22} {'satrain seq/s':>22} {'PyTorch seq/s':>22} {'ratio':>6} "
+print(f"{'allocator':9} {'satrain mode':33} {'satrain seq/s':>22} {'PyTorch seq/s':>22} {'ratio':>6} "
       f"{'faults S/P':>13} {'cpu-ms S/P':>13}")
 for alloc in ("keep", "system"):
-    for mode, pmode, label in (("score-full", "score", "score, full (identical)"),
-                               ("score", "score", "score, last-query"),
-                               ("train-full", "train", "train, full (identical)"),
-                               ("train", "train", "train, last-query")):
-        g, p = stat("satrain", alloc, mode, 0), stat("pytorch", alloc, pmode, 0)
-        gf, pf = stat("satrain", alloc, mode, 1)[0], stat("pytorch", alloc, pmode, 1)[0]
-        gc, pc = stat("satrain", alloc, mode, 2)[0], stat("pytorch", alloc, pmode, 2)[0]
-        fmt = lambda m: f"{m[0]:7.1f} [{m[1]:6.1f}-{m[2]:6.1f}]"
-        print(f"{alloc:9} {label:22} {fmt(g):>22} {fmt(p):>22} {g[0]/p[0]:6.2f} "
-              f"{gf:6.0f}/{pf:<6.0f} {gc:6.0f}/{pc:<6.0f}")
+    for side, kl in (("satrain", "kernels"), ("satrain-libtorch", "libtorch")):
+        for mode, pmode, label in (("score-full", "score", "score, full (identical)"),
+                                   ("score", "score", "score, last-query"),
+                                   ("train-full", "train", "train, full (identical)"),
+                                   ("train", "train", "train, last-query")):
+            if (side, alloc, mode) not in rows or ("pytorch", alloc, pmode) not in rows:
+                continue
+            if kl == "libtorch" and mode.startswith("train") and ("satrain", alloc, mode) in rows:
+                continue  # training runs libtorch's ops either way: shown once
+            g, p = stat(side, alloc, mode, 0), stat("pytorch", alloc, pmode, 0)
+            gf, pf = stat(side, alloc, mode, 1)[0], stat("pytorch", alloc, pmode, 1)[0]
+            gc, pc = stat(side, alloc, mode, 2)[0], stat("pytorch", alloc, pmode, 2)[0]
+            fmt = lambda m: f"{m[0]:7.1f} [{m[1]:6.1f}-{m[2]:6.1f}]"
+            print(f"{alloc:9} {label + ' ' + kl:33} {fmt(g):>22} {fmt(p):>22} {g[0]/p[0]:6.2f} "
+                  f"{gf:6.0f}/{pf:<6.0f} {gc:6.0f}/{pc:<6.0f}")
 PY
