@@ -21,7 +21,7 @@
 # the shim's attention products and layer norm) are a different library for
 # the same arithmetic; each satrain run is made with them ("kernels") and
 # without ("libtorch": SATRAIN_CPU_GEMM=libtorch, the ops PyTorch runs).
-# Training is libtorch's ops either way.
+# In training only the linear layers differ (oneDNN forward and backward).
 #
 # Usage: bench/model_cpu.sh [ROUNDS]   env: THREADS (default: nproc), ITERS (5),
 # PYTHON (/usr/bin/python3), ALLOCS ("keep system"), KERNELS ("onednn libtorch").
@@ -100,8 +100,6 @@ for alloc in ("keep", "system"):
                                    ("train", "train", "train, last-query")):
             if (side, alloc, mode) not in rows or ("pytorch", alloc, pmode) not in rows:
                 continue
-            if kl == "libtorch" and mode.startswith("train") and ("satrain", alloc, mode) in rows:
-                continue  # training runs libtorch's ops either way: shown once
             g, p = stat(side, alloc, mode, 0), stat("pytorch", alloc, pmode, 0)
             gf, pf = stat(side, alloc, mode, 1)[0], stat("pytorch", alloc, pmode, 1)[0]
             gc, pc = stat(side, alloc, mode, 2)[0], stat("pytorch", alloc, pmode, 2)[0]
