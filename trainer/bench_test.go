@@ -96,6 +96,24 @@ func benchEngineFor(b *testing.B, preset string, inferBatch int) (*Engine, Model
 	return e, cfg
 }
 
+// benchInference enters inference mode on the calling (locked) thread and
+// returns a scope and a generator seeded with 1 for a benchmark's inputs;
+// done releases them and leaves inference mode, on the same thread.
+func benchInference(b *testing.B) (keep *torch.Scope, g *torch.Generator, done func()) {
+	b.Helper()
+	exit, err := torch.InferenceMode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	keep = torch.NewScope()
+	if g, err = torch.NewGenerator(1); err != nil {
+		keep.Close()
+		exit()
+		b.Fatal(err)
+	}
+	return keep, g, func() { g.Free(); keep.Close(); exit() }
+}
+
 func randomBatch(n int, cfg ModelConfig) ([]float32, []int64) {
 	rng := rand.New(rand.NewSource(1))
 	x := make([]float32, n*cfg.SeqLen*cfg.NumFeatures)
@@ -169,15 +187,8 @@ func BenchmarkAttention(b *testing.B) {
 			b.Run(sh.name+"/"+impl, func(b *testing.B) {
 				benchThreads(b)
 				defer torch.LockThread()()
-				exit, err := torch.InferenceMode()
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer exit()
-				keep := torch.NewScope()
-				defer keep.Close()
-				g, _ := torch.NewGenerator(1)
-				defer g.Free()
+				keep, g, done := benchInference(b)
+				defer done()
 				qkv := keep.Randn([]int64{int64(sh.batch), int64(sh.seq), int64(3 * sh.d)}, torch.Float32, torch.CPU, g)
 				if err := keep.Err(); err != nil {
 					b.Fatal(err)
@@ -210,15 +221,8 @@ func BenchmarkGelu(b *testing.B) {
 		b.Run(sh.name, func(b *testing.B) {
 			benchThreads(b)
 			defer torch.LockThread()()
-			exit, err := torch.InferenceMode()
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer exit()
-			keep := torch.NewScope()
-			defer keep.Close()
-			g, _ := torch.NewGenerator(1)
-			defer g.Free()
+			keep, g, done := benchInference(b)
+			defer done()
 			x := keep.Randn([]int64{int64(sh.batch), int64(sh.seq), int64(4 * sh.d)}, torch.Float32, torch.CPU, g)
 			if err := keep.Err(); err != nil {
 				b.Fatal(err)
@@ -267,15 +271,8 @@ func BenchmarkScoringKernels(b *testing.B) {
 						})
 						return
 					}
-					exit, err := torch.InferenceMode()
-					if err != nil {
-						b.Fatal(err)
-					}
-					defer exit()
-					keep := torch.NewScope()
-					defer keep.Close()
-					g, _ := torch.NewGenerator(1)
-					defer g.Free()
+					keep, g, done := benchInference(b)
+					defer done()
 					d := int64(cfg.HiddenDim)
 					x := keep.Randn([]int64{int64(sh.batch), int64(cfg.SeqLen), d}, torch.Float32, torch.CPU, g)
 					w := keep.Randn([]int64{3 * d, d}, torch.Float32, torch.CPU, g)
