@@ -15,6 +15,7 @@ OPENBLAS_CORETYPE in the environment changes OpenBLAS's kernels (read when OpenB
 """
 import argparse
 import ctypes
+import os
 import statistics
 import time
 
@@ -42,8 +43,22 @@ def main():
     sgemm.argtypes = [ctypes.c_char, ctypes.c_char] + [ctypes.c_int64] * 3 + [ctypes.c_float, ctypes.c_void_p,
                       ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p,
                       ctypes.c_int64]
-    print(f"torch {torch.__version__}, {a.threads} thread(s); ms per call, median [min-max] of {a.reps} rounds")
-    print(f"{'shape':14} {'M,K,N':>16} {'libtorch linear':>22} {'oneDNN sgemm':>22} {'ratio':>6} {'max rel diff':>12}")
+    class Version(ctypes.Structure):
+        _fields_ = [("major", ctypes.c_int), ("minor", ctypes.c_int), ("patch", ctypes.c_int)]
+    dnnl.dnnl_version.restype = ctypes.POINTER(Version)
+    v = dnnl.dnnl_version().contents
+    core = ""
+    try:
+        ob = ctypes.CDLL("libopenblas.so.0")
+        ob.openblas_get_corename.restype = ctypes.c_char_p
+        core = ob.openblas_get_corename().decode()
+    except OSError:
+        pass
+    print(f"torch {torch.__version__}, oneDNN {v.major}.{v.minor}.{v.patch}, OpenBLAS kernels {core or 'n/a'}"
+          f" (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}), {a.threads} thread(s)")
+    print(f"wall ms per call, median [min-max] of {a.reps} rounds; ratio = libtorch / oneDNN (above 1: oneDNN faster);")
+    print("error = max over outputs of |path - float64| / sum |x||w|, worse of the two paths")
+    print(f"{'shape':14} {'M,K,N':>14} {'libtorch linear':>24} {'oneDNN sgemm':>24} {'ratio':>6} {'error':>9}")
     for name, M, K, N in SHAPES:
         g = torch.Generator().manual_seed(1)
         x, w, b = torch.randn(M, K, generator=g), torch.randn(N, K, generator=g), torch.randn(N, generator=g)
@@ -72,7 +87,7 @@ def main():
                     t[k].append((time.perf_counter() - s) / 20 * 1e3)
         ml, mo = statistics.median(t["lib"]), statistics.median(t["onednn"])
         fmt = lambda v: f"{statistics.median(v):7.3f} [{min(v):.3f}-{max(v):.3f}]"
-        print(f"{name:14} {f'{M},{K},{N}':>16} {fmt(t['lib']):>22} {fmt(t['onednn']):>22} {ml / mo:6.2f} {diff:12.2e}")
+        print(f"{name:14} {f'{M},{K},{N}':>14} {fmt(t['lib']):>24} {fmt(t['onednn']):>24} {ml / mo:6.2f} {diff:9.1e}")
 
 
 if __name__ == "__main__":

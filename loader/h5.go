@@ -83,6 +83,9 @@ func typeNameH5(dt *hdf5.Datatype) string {
 		}
 		return fmt.Sprintf("string(%d)", dt.Size())
 	case hdf5.T_FLOAT:
+		if dt.Size() == 4 || dt.Size() == 8 {
+			return fmt.Sprintf("a %d-byte float in another layout than this machine's IEEE float (byte order or bit fields; damaged file?)", dt.Size())
+		}
 		return fmt.Sprintf("float (%d bytes)", dt.Size())
 	case hdf5.T_INTEGER:
 		return fmt.Sprintf("integer (%d bytes)", dt.Size())

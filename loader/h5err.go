@@ -131,10 +131,7 @@ var (
 func h5Cause(err error) string {
 	cs := C.satrain_h5_take_stack()
 	if cs == nil {
-		if err == nil {
-			return "HDF5 call failed"
-		}
-		return err.Error()
+		return noReason(err)
 	}
 	stack := C.GoString(cs)
 	C.free(unsafe.Pointer(cs))
@@ -163,12 +160,19 @@ func causeFromStack(stack string, err error) string {
 		}
 	}
 	if cause == "" {
-		if err != nil {
-			return err.Error()
-		}
-		return "HDF5 call failed"
+		return noReason(err)
 	}
 	return strings.Join(strings.Fields(cause), " ")
+}
+
+// noReason is the cause of a failed HDF5 call that left no error record:
+// the binding's own text (e.g. "code -1") and what it most likely means.
+func noReason(err error) string {
+	msg := "HDF5 call failed"
+	if err != nil {
+		msg = err.Error()
+	}
+	return msg + " (HDF5 gave no reason; the file may be damaged)"
 }
 
 // knownFilters names third-party HDF5 filters by their registered id.

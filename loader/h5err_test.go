@@ -159,7 +159,7 @@ func TestCauseFromStack(t *testing.T) {
 		lzf:  "uses the LZF filter, which this HDF5 cannot decode; write it with gzip or without compression",
 		full: "File too large",
 		conv: "no appropriate function for conversion path",
-		"":   "code -1",
+		"":   "code -1 (HDF5 gave no reason; the file may be damaged)",
 	} {
 		if got := causeFromStack(stack, fallback); got != want {
 			t.Errorf("cause %q, want %q (stack %q)", got, want, stack)

@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -266,6 +267,29 @@ func CPUKernels() (gemm, attention string) {
 	defer C.free(unsafe.Pointer(g))
 	defer C.free(unsafe.Pointer(a))
 	return C.GoString(g), C.GoString(a)
+}
+
+// ShimPath is the file this process loaded libsatorch.so from ("" when the
+// loader does not say): a binary finds it beside itself first, then in the
+// build tree it was built in.
+func ShimPath() string {
+	var p *C.char
+	if err := check("shim path", C.sat_shim_path(&p)); err != nil {
+		return ""
+	}
+	defer C.free(unsafe.Pointer(p))
+	return C.GoString(p)
+}
+
+// CPUKernelsEnv checks SATRAIN_CPU_GEMM: unset, "onednn" or "libtorch" (any
+// case) are valid; anything else is an error naming the variable and value
+// (the shim would read it as "on", silently).
+func CPUKernelsEnv() error {
+	v, ok := os.LookupEnv("SATRAIN_CPU_GEMM")
+	if !ok || v == "" || strings.EqualFold(v, "onednn") || strings.EqualFold(v, "libtorch") {
+		return nil
+	}
+	return fmt.Errorf("SATRAIN_CPU_GEMM=%q: want onednn (the CPU kernels, the default) or libtorch (libtorch's ops)", v)
 }
 
 // SetCPUKernels turns the CPU kernels (see CPUKernels)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
 )
 
@@ -28,6 +29,10 @@ func init() {
 
 func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})))
+	if err := torch.CPUKernelsEnv(); err != nil {
+		fmt.Fprintln(os.Stderr, "satrain:", err)
+		os.Exit(2)
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	err := rankOutput(runArgs)(ctx, newApp(), os.Args)

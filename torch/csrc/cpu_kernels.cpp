@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <strings.h>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -54,9 +55,10 @@ void *dnnl_symbol(const char *name) {
 
 void init() {
   std::call_once(g_once, [] {
+    // SATRAIN_CPU_GEMM=libtorch (any case): the reference path, until set_enabled(true). satrain's command
+    // line refuses any value other than libtorch and onednn before this runs.
     const char *e = std::getenv("SATRAIN_CPU_GEMM");
-    // "libtorch" (or anything but "onednn"): the reference path, until set_enabled(true)
-    if (e && *e && std::strcmp(e, "onednn") != 0) g_enabled = false;
+    if (e && strcasecmp(e, "libtorch") == 0) g_enabled = false;
     g_sgemm = reinterpret_cast<sgemm_fn>(dnnl_symbol("dnnl_sgemm"));
     if (!g_sgemm) return;
     g_name = "onednn";

@@ -389,6 +389,14 @@ sat_error *sat_cpu_kernels(char **gemm, char **attention) {
   SAT_CATCH
 }
 
+sat_error *sat_shim_path(char **out) {
+  SAT_TRY
+  Dl_info info{};
+  const char *p = dladdr(reinterpret_cast<void *>(&sat_shim_path), &info) && info.dli_fname ? info.dli_fname : "";
+  *out = dup_cstr(p);
+  SAT_CATCH
+}
+
 int sat_set_cpu_kernels(int on) { return satcpu::set_enabled(on != 0) ? 1 : 0; }
 
 void sat_thread_info(int *intra, int *interop, int *blas) {

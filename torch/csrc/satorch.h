@@ -73,6 +73,8 @@ sat_error *sat_blas_core(char **out);
 sat_error *sat_cpu_kernels(char **gemm, char **attention);
 /* turns the CPU kernels on (1) or off (0, libtorch's ops) for the process; returns the previous setting */
 int sat_set_cpu_kernels(int on);
+/* the file this libsatorch was loaded from (malloc'd; "" when unknown) */
+sat_error *sat_shim_path(char **out);
 /* CPUs this process may run on (sched_getaffinity), at least 1 */
 int sat_affinity_cpus(void);
 /* The default intra-op thread count: libtorch's own default (what torch.get_num_threads() gives a PyTorch
