@@ -11,6 +11,9 @@
 #   of main's commit copied aside, and build/).
 #   env: ARGS   extra flags for every command, e.g. "--threads 1" (default: none);
 #        ARGS_OLD, ARGS_NEW  the same for one build only (default: ARGS)
+#        ENV_OLD, ENV_NEW    environment for one build's commands, e.g.
+#                            ENV_OLD="SATRAIN_CPU_GEMM=libtorch" with OLD_DIR = NEW_DIR
+#                            compares the CPU kernels with libtorch's ops
 #        PRESETS "tiny small" (default), CKPT_DIR (reuse checkpoints made before)
 #   The checkpoints are made with NEW_DIR's build. A build older than the
 #   safe-loader format (issue 13 item 8) cannot read those: make them with the
@@ -32,6 +35,8 @@ old=$(cd "$1" && pwd); new=$(cd "$2" && pwd); data=$3; rounds=${4:-3}
 presets=${PRESETS:-tiny small}
 read -r -a extra_old <<<"${ARGS_OLD-${ARGS:-}}"
 read -r -a extra_new <<<"${ARGS_NEW-${ARGS:-}}"
+read -r -a env_old <<<"${ENV_OLD:-}"
+read -r -a env_new <<<"${ENV_NEW:-}"
 # Each build must run with its own libsatorch.so. A binary's RUNPATH may name
 # the build folder it was made in before its own folder (binaries before this
 # script's fix did: an old binary copied aside then loaded the current shim),
@@ -65,9 +70,9 @@ for p in $presets; do
 done
 
 run() { # label bin workload preset
-  local label=$1 bin=$2 w=$3 p=$4 out=$tmp/out.txt extra=("${extra_old[@]}")
-  [[ $label == new ]] && extra=("${extra_new[@]}")
-  local t=(env LD_LIBRARY_PATH="$bin" /usr/bin/time -o "$tmp/time.txt" -f "%e %U %S %R %M")
+  local label=$1 bin=$2 w=$3 p=$4 out=$tmp/out.txt extra=("${extra_old[@]}") envs=("${env_old[@]}")
+  [[ $label == new ]] && extra=("${extra_new[@]}") && envs=("${env_new[@]}")
+  local t=(env LD_LIBRARY_PATH="$bin" "${envs[@]}" /usr/bin/time -o "$tmp/time.txt" -f "%e %U %S %R %M")
   case $w in
     eval)
       local dates=200
@@ -104,7 +109,7 @@ for r in $(seq "$rounds"); do
   echo "round $r/$rounds done" >&2
 done
 
-python3 - "$tmp/results.txt" "old: ${ARGS_OLD-${ARGS:-defaults}}; new: ${ARGS_NEW-${ARGS:-defaults}}" <<'PY'
+python3 - "$tmp/results.txt" "old: ${ENV_OLD:-}${ENV_OLD:+ }${ARGS_OLD-${ARGS:-defaults}}; new: ${ENV_NEW:-}${ENV_NEW:+ }${ARGS_NEW-${ARGS:-defaults}}" <<'PY'
 import sys, statistics as st
 rows = {}
 for line in open(sys.argv[1]):

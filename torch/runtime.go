@@ -202,8 +202,8 @@ func AffinityCPUs() int { return int(C.sat_affinity_cpus()) }
 // the same machine: OMP_NUM_THREADS when set, else its count of physical
 // cores), never more than AffinityCPUs, at least 1. On the 2-vCPU VMs this
 // project is developed on that is 1: there 2 threads scored 1.3-1.4x faster
-// when the machine was idle and several times slower when other jobs ran
-// (bench/README.md, "Threads").
+// when the machine was idle and 5-8x slower when other jobs kept its cores
+// busy (bench/README.md, "Threads").
 func DefaultThreads() int { return int(C.sat_default_threads()) }
 
 // SetThreadPolicy sizes the CPU thread pools of the process: libtorch's
