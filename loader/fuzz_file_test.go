@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -90,4 +91,26 @@ func FuzzOpenFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOpenRefusesShapeBeyondStorage: the byte flip FuzzOpenFile found (it made
+// a dataset's shape need 4 TB, and Open allocated it: a fatal out-of-memory)
+// is refused at open, in one line naming the dataset and what the file
+// stores for it.
+func TestOpenRefusesShapeBeyondStorage(t *testing.T) {
+	base, err := fuzzFileBase(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := append([]byte(nil), base...)
+	flip := []byte("|k\x7f") // testdata/fuzz/FuzzOpenFile/b7be83603c1c1834
+	b[int(binary.LittleEndian.Uint16(flip))%len(b)] ^= flip[2]
+	path := filepath.Join(t.TempDir(), "damaged.h5")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(path, Options{SeqLen: 5, ValSize: 4})
+	if err == nil || !strings.Contains(err.Error(), "but the file stores") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Open of a file with a damaged shape: %v; want one line saying what the file stores", err)
+	}
 }

@@ -215,6 +215,10 @@ func openDatasetH5(f *hdf5.File, name string, dapl *hdf5.PropList) (*dsInfo, err
 	for _, d := range dims {
 		info.dims = append(info.dims, int(d))
 	}
+	if err := storageCheckH5(ds, info.name, info.dims, int(info.dtype.Size())); err != nil {
+		info.close()
+		return nil, err
+	}
 	return info, nil
 }
 

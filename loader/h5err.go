@@ -88,6 +88,20 @@ static char *satrain_h5_missing_filter(hid_t dset, int *id) {
 	return NULL;
 }
 
+// satrain_h5_storage reports the bytes the file holds for dset's data
+// (H5Dget_storage_size; 0 when none is allocated) and whether its pipeline
+// has filters (compression).
+static void satrain_h5_storage(hid_t dset, unsigned long long *bytes, int *filtered) {
+	*bytes = (unsigned long long)H5Dget_storage_size(dset);
+	*filtered = 0;
+	hid_t dcpl = H5Dget_create_plist(dset);
+	if (dcpl >= 0) {
+		*filtered = H5Pget_nfilters(dcpl) > 0;
+		H5Pclose(dcpl);
+	}
+	H5Eclear2(H5E_DEFAULT);
+}
+
 // satrain_h5_attr_class returns the type class of an attribute (-1 on
 // error), its size in bytes and whether it is a variable-length string.
 static int satrain_h5_attr_class(hid_t attr, size_t *size, int *vlen) {
@@ -104,6 +118,7 @@ import "C"
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"strings"
 	"unsafe"
@@ -206,6 +221,40 @@ func missingFilterH5(ds *hdf5.Dataset) string {
 	name := C.GoString(cs)
 	C.free(unsafe.Pointer(cs))
 	return filterMessage(name, int(id))
+}
+
+// maxDeflateRatio bounds how much a filtered (compressed) dataset can
+// expand: deflate's ratio is at most 1032:1; the margin covers chunk headers.
+const maxDeflateRatio = 1100
+
+// storageCheckH5 refuses a dataset whose shape needs more bytes than its
+// storage in the file can hold: all of them without compression, at most
+// maxDeflateRatio times more with it. A damaged dataspace (one flipped byte
+// can multiply a dimension by 2^32) otherwise passes every shape check that
+// compares it with a dataset damaged the same way, and only fails at the read,
+// after allocating it.
+func storageCheckH5(ds *hdf5.Dataset, name string, dims []int, elem int) error {
+	need := int64(elem)
+	for _, d := range dims {
+		if d < 0 || (d > 0 && need > math.MaxInt64/int64(d)) {
+			return fmt.Errorf("%s: shape %v is too large (damaged file?)", name, dims)
+		}
+		need *= int64(d)
+	}
+	if need == 0 {
+		return nil
+	}
+	var stored C.ulonglong
+	var filtered C.int
+	C.satrain_h5_storage(C.hid_t(ds.ID()), &stored, &filtered)
+	limit := int64(stored)
+	if filtered != 0 && limit < math.MaxInt64/maxDeflateRatio {
+		limit *= maxDeflateRatio
+	}
+	if need > limit {
+		return fmt.Errorf("%s: shape %v needs %d bytes but the file stores %d for it (damaged or truncated file?)", name, dims, need, int64(stored))
+	}
+	return nil
 }
 
 // attrTypeH5 describes the datatype of an attribute ("integer (4 bytes)",
