@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -53,17 +54,20 @@ func (l *MetricsLog) measuredER() bool {
 }
 
 // ReadMetricsLog reads a trainer's metrics log (one JSON object per line,
-// blank lines ignored). Every record needs "iteration".
+// blank lines ignored). Every record needs "iteration". A last line without
+// its newline that is not JSON is a record cut short by a killed run (the
+// kernel may stop a write at a page boundary when the process is killed; the
+// run drops it when it resumes): it is skipped with a warning.
 func ReadMetricsLog(path string) (*MetricsLog, error) {
-	f, err := os.Open(path)
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("backtest: training curves: %w", err)
 	}
-	defer f.Close()
+	cut := len(raw) > 0 && raw[len(raw)-1] != '\n'
 	l := &MetricsLog{Path: path, Label: path}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(raw))
 	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
-	lineNo := 0
+	lineNo, lines := 0, bytes.Count(raw, []byte{'\n'})
 	for sc.Scan() {
 		lineNo++
 		b := sc.Bytes()
@@ -72,6 +76,10 @@ func ReadMetricsLog(path string) (*MetricsLog, error) {
 		}
 		var m MetricsRecord
 		if err := json.Unmarshal(b, &m); err != nil {
+			if cut && lineNo == lines+1 {
+				slog.Warn("metrics log: skipped its last line, a record cut short (killed run?)", "path", path, "line", lineNo)
+				continue
+			}
 			return nil, fmt.Errorf("backtest: training curves: %s line %d: %w", path, lineNo, err)
 		}
 		if m.Iteration == nil {

@@ -427,3 +427,34 @@ func TestPreciseTicksEnoughLabels(t *testing.T) {
 		}
 	}
 }
+
+// TestReadMetricsLogCutLastLine: a last record cut short by a killed run (no
+// newline, not JSON) is skipped; the same damage anywhere else, or a last line
+// that has its newline, is an error naming the line.
+func TestReadMetricsLogCutLastLine(t *testing.T) {
+	dir := t.TempDir()
+	rec := `{"iteration":%d,"train_loss":2.5,"val_loss":2.4}`
+	whole := fmt.Sprintf(rec+"\n"+rec+"\n", 1, 2)
+	for _, c := range []struct {
+		body string
+		n    int    // records read; -1: an error
+		line string // the line the error names
+	}{
+		{whole, 2, ""},
+		{whole + `{"iteration":3,"train_lo`, 2, ""},
+		{whole + `{"iteration":3,"train_lo` + "\n", -1, "line 3"},
+		{fmt.Sprintf(rec+"\n", 1) + `{"iterat` + "\n" + fmt.Sprintf(rec+"\n", 2), -1, "line 2"},
+	} {
+		p := filepath.Join(dir, "metrics.jsonl")
+		if err := os.WriteFile(p, []byte(c.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l, err := ReadMetricsLog(p)
+		switch {
+		case c.n < 0 && (err == nil || !strings.Contains(err.Error(), c.line+":")):
+			t.Errorf("%q: err %v, want one naming %s", c.body, err, c.line)
+		case c.n >= 0 && (err != nil || len(l.Records) != c.n):
+			t.Errorf("%q: %v records, err %v; want %d", c.body, l, err, c.n)
+		}
+	}
+}
