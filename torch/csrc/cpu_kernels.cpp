@@ -426,13 +426,9 @@ at::Tensor layer_norm_inference(const at::Tensor &x, const at::Tensor &w, const 
     if (!t->is_cpu() || t->scalar_type() != at::kFloat || t->dim() != 1 || t->size(0) != d || !t->is_contiguous())
       return {};
   if (d == 0 || x.numel() == 0) return {};
-  at::Tensor x2 = x.reshape({-1, d});
+  int64_t xs;
+  const at::Tensor x2 = rows_of(x, d, &xs);
   const int64_t rows = x2.size(0);
-  int64_t xs = rows > 1 ? x2.stride(0) : d;
-  if ((d > 1 && x2.stride(1) != 1) || xs < d) {
-    x2 = x2.contiguous();
-    xs = d;
-  }
   at::Tensor y = at::empty({rows, d}, x.options());
   const float *xp = x2.data_ptr<float>(), *gp = w.data_ptr<float>(), *bp = b.data_ptr<float>();
   float *yp = y.data_ptr<float>();
