@@ -3,6 +3,9 @@ package torch
 import (
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -295,4 +298,25 @@ func linearOperands(t *testing.T, s *Scope, c linearCase, seed uint64) (x, w, b 
 	}
 	ok(t, s)
 	return x, w, b
+}
+
+// TestCPUKernelsBaselineVariant reruns this file's kernel tests and the
+// attention test in a child process with SATRAIN_CPU_ISA=baseline, the
+// variant a CPU without AVX2 and FMA runs (the kernels pick theirs once per
+// process), and checks that the child ran that variant.
+func TestCPUKernelsBaselineVariant(t *testing.T) {
+	if os.Getenv("SATRAIN_CPU_ISA") != "" {
+		prev := SetCPUKernels(true)
+		defer SetCPUKernels(prev)
+		if _, att := CPUKernels(); att != "baseline" {
+			t.Fatalf("SATRAIN_CPU_ISA=%s: attention kernels %q, want baseline", os.Getenv("SATRAIN_CPU_ISA"), att)
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^(TestCPUScoringLinear|TestCPUScoringLayerNorm|TestCPULinearGradients|TestAttentionStridedSplit|TestCPUKernelsBaselineVariant)$", "-test.count", "1")
+	cmd.Env = append(os.Environ(), "SATRAIN_CPU_ISA=baseline", "SATRAIN_CPU_GEMM=")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "PASS") {
+		t.Fatalf("kernel tests with SATRAIN_CPU_ISA=baseline: %v\n%s", err, out)
+	}
 }

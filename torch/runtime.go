@@ -281,15 +281,21 @@ func ShimPath() string {
 	return C.GoString(p)
 }
 
-// CPUKernelsEnv checks SATRAIN_CPU_GEMM: unset, "onednn" or "libtorch" (any
-// case) are valid; anything else is an error naming the variable and value
-// (the shim would read it as "on", silently).
+// CPUKernelsEnv checks the environment the CPU kernels read: SATRAIN_CPU_GEMM
+// unset, "onednn" or "libtorch", and SATRAIN_CPU_ISA unset, "auto" or
+// "baseline" (the kernels' variant for CPUs without AVX2, forced; for tests),
+// any case. Anything else is an error naming the variable and value (the shim
+// would ignore it, silently).
 func CPUKernelsEnv() error {
-	v, ok := os.LookupEnv("SATRAIN_CPU_GEMM")
-	if !ok || v == "" || strings.EqualFold(v, "onednn") || strings.EqualFold(v, "libtorch") {
-		return nil
+	for _, c := range []struct{ name, a, b, want string }{
+		{"SATRAIN_CPU_GEMM", "onednn", "libtorch", "onednn (the CPU kernels, the default) or libtorch (libtorch's ops)"},
+		{"SATRAIN_CPU_ISA", "auto", "baseline", "auto (the default) or baseline (the kernels' variant for CPUs without AVX2)"},
+	} {
+		if v := os.Getenv(c.name); v != "" && !strings.EqualFold(v, c.a) && !strings.EqualFold(v, c.b) {
+			return fmt.Errorf("%s=%q: want %s", c.name, v, c.want)
+		}
 	}
-	return fmt.Errorf("SATRAIN_CPU_GEMM=%q: want onednn (the CPU kernels, the default) or libtorch (libtorch's ops)", v)
+	return nil
 }
 
 // SetCPUKernels turns the CPU kernels (see CPUKernels)

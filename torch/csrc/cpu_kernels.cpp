@@ -223,10 +223,14 @@ struct kernels {
   pv_kernel pv = pv_base;
   ln_kernel ln = ln_base;
   const char *name = "baseline";
+  // SATRAIN_CPU_ISA=baseline keeps the baseline variant on any CPU: the tests run it that way too, so the
+  // code a CPU without AVX2 gets is tested on one that has it.
   kernels() {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    const char *isa = std::getenv("SATRAIN_CPU_ISA");
+    const bool baseline = isa && strcasecmp(isa, "baseline") == 0;
+    if (!baseline && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
       scores = scores_avx2;
       pv = pv_avx2;
       ln = ln_avx2;
