@@ -120,7 +120,7 @@ func Open(path string, opt Options) (*Dataset, error) {
 	}
 	if err := d.computeSplits(attrTrain, attrVal); err != nil {
 		d.Close()
-		return nil, openErr(path, "%v", err)
+		return nil, fmt.Errorf("loader: open %s: %w", path, err)
 	}
 	return d, nil
 }

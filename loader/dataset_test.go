@@ -2,6 +2,7 @@ package loader
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"os"
 	"strings"
@@ -287,5 +288,37 @@ func TestInspect(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestInspectSeqLenLongerThanFile: a window longer than the file (the CLI's
+// default 2000 on a short panel) still gets the schema written, then one line
+// on the window, and the error.
+func TestInspectSeqLenLongerThanFile(t *testing.T) {
+	path := tempH5(t, "short.h5")
+	if err := WritePanel(path, knownPanel(4, 120)); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	err := Inspect(path, Options{SeqLen: 2000}, &buf)
+	var sle *SeqLenError
+	if !errors.As(err, &sle) || sle.SeqLen != 2000 || sle.Max != 120 {
+		t.Fatalf("Inspect with --seq-len 2000 on 120 days: err %v, want a *SeqLenError (2000 > 120)", err)
+	}
+	if !strings.Contains(err.Error(), "--seq-len 2000 longer than any series (120 days in the file)") {
+		t.Errorf("error %q does not say what is wrong", err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"features:  [4 tickers, 120 days, 3 features] float32",
+		"dates:     2020-01-01 .. 2020-06-16",
+		"seq-len:   2000: no sequence fits (120 days in the file); split counts need a shorter --seq-len",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "sequences") && !strings.Contains(out, "no sequence fits") || strings.Contains(out, "train  end days") {
+		t.Errorf("inspect printed split counts for a window that fits nowhere:\n%s", out)
 	}
 }

@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,15 +18,41 @@ func FormatDate(yyyymmdd int32) string {
 // Inspect opens path with opt (stream mode unless opt.Mode says otherwise, so
 // large files are fine) and writes its schema, sizes, date range, split
 // boundaries, sequence counts per split and the label balance per bin.
+//
+// When opt.SeqLen is longer than any series of the file, Inspect still writes
+// the schema (everything up to the splits), then a line saying so, and returns
+// Open's *SeqLenError.
 func Inspect(path string, opt Options, w io.Writer) error {
 	if opt.Mode == "" || opt.Mode == "auto" {
 		opt.Mode = "stream"
 	}
 	d, err := Open(path, opt)
+	var sle *SeqLenError
+	if errors.As(err, &sle) {
+		// Describe the file with the shortest window, then report the one asked for.
+		short := opt
+		short.SeqLen = 1
+		d1, err1 := Open(path, short)
+		if err1 != nil {
+			return err
+		}
+		defer d1.Close()
+		writeSchema(d1, path, w)
+		fmt.Fprintf(w, "seq-len:   %d: no sequence fits (%s); split counts need a shorter --seq-len\n", opt.SeqLen, sle.why)
+		return err
+	}
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	writeSchema(d, path, w)
+	writeSplits(d, w)
+	return nil
+}
+
+// writeSchema writes Inspect's lines on the file: sizes, names, dates,
+// missing rows, groups and bin edges.
+func writeSchema(d *Dataset, path string, w io.Writer) {
 	var size int64
 	if st, err := os.Stat(path); err == nil {
 		size = st.Size()
@@ -65,6 +92,12 @@ func Inspect(path string, opt Options, w io.Writer) error {
 		}
 		p("\n")
 	}
+}
+
+// writeSplits writes Inspect's lines on the splits for d's window length:
+// end days, sequence counts, label balance and the validation set.
+func writeSplits(d *Dataset, w io.Writer) {
+	p := func(format string, args ...interface{}) { fmt.Fprintf(w, format, args...) }
 	p("seq-len:   %d, embargo %d days\n", d.opt.SeqLen, d.embargo)
 	for _, name := range []string{"train", "val", "test"} {
 		s := d.splits[name]
@@ -106,5 +139,4 @@ func Inspect(path string, opt Options, w io.Writer) error {
 		}
 	}
 	p("validation set: %s sequences (seed %d)\n", FormatCount(int64(len(d.valSet))), d.opt.Seed)
-	return nil
 }

@@ -31,6 +31,18 @@ type seqRun struct {
 	n      int32
 }
 
+// SeqLenError is Open's error for a window length no series of the file can
+// hold: SeqLen (days) is longer than Max, the file's number of days or its
+// longest run of complete feature rows. errors.As finds it in Open's error.
+type SeqLenError struct {
+	SeqLen, Max int
+	why         string // e.g. "120 days in the file"
+}
+
+func (e *SeqLenError) Error() string {
+	return fmt.Sprintf("--seq-len %d longer than any series (%s)", e.SeqLen, e.why)
+}
+
 // computeSplits places the boundaries and builds the three splits.
 //
 // Boundaries: v = first day >= TrainEnd, w = first day >= ValEnd. With the
@@ -69,10 +81,10 @@ func (d *Dataset) computeSplits(attrTrain, attrVal int32) error {
 		return fmt.Errorf("val end %d: must fall after train end %d (day %d) and before the last date %d", valEnd, d.dates[v], v, d.dates[d.D-1])
 	}
 	if d.opt.SeqLen > d.D {
-		return fmt.Errorf("--seq-len %d longer than any series (%d days in the file)", d.opt.SeqLen, d.D)
+		return &SeqLenError{SeqLen: d.opt.SeqLen, Max: d.D, why: fmt.Sprintf("%d days in the file", d.D)}
 	}
 	if d.opt.SeqLen > d.maxRun {
-		return fmt.Errorf("--seq-len %d longer than any series (longest run of complete feature rows: %d days)", d.opt.SeqLen, d.maxRun)
+		return &SeqLenError{SeqLen: d.opt.SeqLen, Max: d.maxRun, why: fmt.Sprintf("longest run of complete feature rows: %d days", d.maxRun)}
 	}
 	d.trainStart, d.valStart, d.testStart = 0, v, w
 	d.splits = map[string]*Split{
