@@ -284,7 +284,7 @@ func (p *Progress) startPassBar(c *mpb.Progress) *mpb.Bar {
 	}
 	bar := c.AddBar(0, mpb.BarPriority(1), mpb.BarWidth(24),
 		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string { return p.passLabel() })),
-		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return p.passInfo() })))
+		mpb.AppendDecorators(decor.Any(p.passInfo)))
 	p.mu.Lock()
 	p.passBar = bar
 	p.mu.Unlock()
@@ -314,11 +314,18 @@ func (p *Progress) passLabel() string {
 	return fmt.Sprintf("  %-8s", p.st.phase)
 }
 
-func (p *Progress) passInfo() string {
+// passInfo writes the pass's counts from the bar's own statistics, the ones
+// its fill is drawn from in the same frame (the pass state may already hold a
+// later count that the bar has not taken yet), then rate, elapsed and ETA.
+func (p *Progress) passInfo(b decor.Statistics) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.opt.Now()
-	return fmt.Sprintf(" %d/%d  %s  %s<%s", p.st.done, p.st.total, fmtRate(p.st.rate(now)), fmtDur(now.Sub(p.st.passStart)), fmtETA(p.st.passETA(now)))
+	total := b.Total
+	if p.st.total == 0 {
+		total = 0 // the bar's total is at least 1
+	}
+	return fmt.Sprintf(" %d/%d  %s  %s<%s", b.Current, total, fmtRate(p.st.rate(now)), fmtDur(now.Sub(p.st.passStart)), fmtETA(p.st.passETA(now)))
 }
 
 // Close ends the display (RunEnded does; a standalone Bar on Close).
