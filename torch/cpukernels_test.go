@@ -313,7 +313,7 @@ func TestCPUKernelsBaselineVariant(t *testing.T) {
 		}
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run", "^(TestCPUScoringLinear|TestCPUScoringLayerNorm|TestCPULinearGradients|TestAttentionStridedSplit|TestCPUKernelsBaselineVariant)$", "-test.count", "1")
+	cmd := exec.Command(os.Args[0], "-test.run", "^(TestCPUScoringLinear|TestCPUScoringLayerNorm|TestCPULinearGradients|TestAttentionStridedSplit|TestAttentionGradients|TestCPUKernelsBaselineVariant)$", "-test.count", "1")
 	cmd.Env = append(os.Environ(), "SATRAIN_CPU_ISA=baseline", "SATRAIN_CPU_GEMM=")
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "PASS") {

@@ -254,11 +254,13 @@ func BLASCore() string {
 // (torch/csrc/cpu_kernels.h): gemm is the linear layers' ("onednn 2.6.3":
 // oneDNN's dnnl_sgemm, which picks its kernels from the CPU's instruction set,
 // for scoring and for training through its own backward; "libtorch":
-// at::linear, i.e. libtorch's BLAS) and attention the scoring attention's
-// products and layer norm ("avx2+fma" or "baseline": the shim's own loops;
-// "libtorch": at::bmm and at::layer_norm). Training's attention and layer
-// norm and everything on CUDA are libtorch's ops. SATRAIN_CPU_GEMM=libtorch
-// in the environment turns all of them to libtorch's.
+// at::linear, i.e. libtorch's BLAS) and attention the attention's two
+// products, in scoring and in training (with their own backward), and
+// scoring's layer norm ("avx2+fma" or "baseline": the shim's own loops;
+// "libtorch": at::bmm and at::layer_norm). Attention matrices of more than
+// 2^16 elements, training's softmax, dropout and layer norm, and everything
+// on CUDA are libtorch's ops. SATRAIN_CPU_GEMM=libtorch in the environment
+// turns all of them to libtorch's.
 func CPUKernels() (gemm, attention string) {
 	var g, a *C.char
 	if err := check("cpu kernels", C.sat_cpu_kernels(&g, &a)); err != nil {

@@ -193,13 +193,13 @@ func infoCommand() *cli.Command {
 			if gemm == "libtorch" && att == "libtorch" {
 				how = "off: SATRAIN_CPU_GEMM=libtorch"
 			}
-			fmt.Printf("CPU kernels: linear layers %s (scoring and training), scoring attention and layer norm %s (%s)\n", gemm, att, how)
+			fmt.Printf("CPU kernels: linear layers %s (scoring and training), attention (scoring and training) and layer norm (scoring) %s (%s)\n", gemm, att, how)
 			fmt.Printf("libsatorch: %s\n", torch.ShimPath())
 			if core := torch.BLASCore(); core != "" {
-				fmt.Printf("OpenBLAS kernels (training's attention on the CPU): %s\n", core)
+				fmt.Printf("OpenBLAS kernels (libtorch's CPU matmuls the shim's kernels do not take): %s\n", core)
 				if strings.EqualFold(core, "Prescott") && os.Getenv("OPENBLAS_CORETYPE") == "" {
 					fmt.Println("  OpenBLAS did not recognise this CPU and uses its SSE3 kernels; on a CPU with AVX2, OPENBLAS_CORETYPE=Haswell",
-						"(or SkylakeX with AVX-512) in the environment makes training's attention products faster (bench/README.md)")
+						"(or SkylakeX with AVX-512) in the environment makes those faster (bench/README.md)")
 				}
 			}
 			names := trainer.PresetNames()

@@ -206,6 +206,10 @@ __attribute__((always_inline)) inline void ln_body(const float *__restrict x, co
   attr void ln_##suffix(const float *x, int64_t xs, const float *g, const float *b, float *y, int64_t rows,    \
                         int64_t d, float eps) {                                                             \
     for (int64_t r = 0; r < rows; r++) ln_body(x + r * xs, g, b, y + r * d, d, eps);                        \
+  }                                                                                                         \
+  attr void mm_##suffix(const float *A, int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc,       \
+                        int64_t M, int64_t N, int64_t K) {                                                  \
+    small_gemm(A, lda, B, ldb, C, ldc, M, N, K, 1.f);                                                       \
   }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -217,11 +221,14 @@ using scores_kernel = void (*)(const float *, int64_t, const float *, int64_t, f
                                int64_t, float);
 using pv_kernel = void (*)(const float *, const float *, int64_t, float *, int64_t, int64_t, int64_t, int64_t);
 using ln_kernel = void (*)(const float *, int64_t, const float *, const float *, float *, int64_t, int64_t, float);
+using mm_kernel = void (*)(const float *, int64_t, const float *, int64_t, float *, int64_t, int64_t, int64_t,
+                           int64_t);
 
 struct kernels {
   scores_kernel scores = scores_base;
   pv_kernel pv = pv_base;
   ln_kernel ln = ln_base;
+  mm_kernel mm = mm_base;
   const char *name = "baseline";
   // SATRAIN_CPU_ISA=baseline keeps the baseline variant on any CPU: the tests run it that way too, so the
   // code a CPU without AVX2 gets is tested on one that has it.
@@ -234,6 +241,7 @@ struct kernels {
       scores = scores_avx2;
       pv = pv_avx2;
       ln = ln_avx2;
+      mm = mm_avx2;
       name = "avx2+fma";
     }
 #endif
@@ -363,7 +371,84 @@ struct LinearFn : public torch::autograd::Function<LinearFn> {
   }
 };
 
+// ---------------------------------------------------------------- training's attention products
+
+// C[n][h] = A[n][h]·B[n][h] for float32 CPU tensors A [Bn, H, M, K] and B [Bn, H, K, P] of any strides;
+// C is a new contiguous [Bn, H, M, P]. Each matrix runs through the register-tiled loops above (every
+// element Σ_k A[i][k]·B[k][j] with k in order); an operand whose last dimension is not of unit stride (a
+// transposed view: kᵀ, pᵀ, qᵀ, vᵀ) is first packed into a contiguous scratch copy, O(M·K) against the
+// product's O(M·K·P).
+at::Tensor bmm4_raw(const at::Tensor &a, const at::Tensor &b) {
+  const int64_t Bn = a.size(0), H = a.size(1), M = a.size(2), K = a.size(3), P = b.size(3);
+  at::Tensor c = at::empty({Bn, H, M, P}, a.options());
+  if (c.numel() == 0) return c;
+  if (K == 0) return c.zero_();
+  const float *ap = a.data_ptr<float>(), *bp = b.data_ptr<float>();
+  float *cp = c.data_ptr<float>();
+  const int64_t a0 = a.stride(0), a1 = a.stride(1), ar = a.stride(2), ac = a.stride(3);
+  const int64_t b0 = b.stride(0), b1 = b.stride(1), br = b.stride(2), bc = b.stride(3);
+  const bool a_rows = ac == 1 || K == 1, b_rows = bc == 1 || P == 1;
+  const mm_kernel f = picked().mm;
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, M * K * P));
+  at::parallel_for(0, Bn * H, grain, [&](int64_t i0, int64_t i1) {
+    thread_local std::vector<float> abuf, bbuf;
+    for (int64_t i = i0; i < i1; i++) {
+      const int64_t n = i / H, h = i % H;
+      const float *A = ap + n * a0 + h * a1, *B = bp + n * b0 + h * b1;
+      int64_t lda = M > 1 ? ar : K, ldb = K > 1 ? br : P;
+      if (!a_rows) {
+        if ((int64_t)abuf.size() < M * K) abuf.resize(M * K);
+        for (int64_t r = 0; r < M; r++)
+          for (int64_t k = 0; k < K; k++) abuf[r * K + k] = A[r * ar + k * ac];
+        A = abuf.data();
+        lda = K;
+      }
+      if (!b_rows) {
+        if ((int64_t)bbuf.size() < K * P) bbuf.resize(K * P);
+        for (int64_t k = 0; k < K; k++)
+          for (int64_t j = 0; j < P; j++) bbuf[k * P + j] = B[k * br + j * bc];
+        B = bbuf.data();
+        ldb = P;
+      }
+      f(A, lda, B, ldb, cp + i * M * P, P, M, P, K);
+    }
+  });
+  return c;
+}
+
+// The same product with a gradient: ∂A = ∂C·Bᵀ and ∂B = Aᵀ·∂C, both again through bmm4_raw.
+struct AttnMatmulFn : public torch::autograd::Function<AttnMatmulFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &a, const at::Tensor &b) {
+    ctx->save_for_backward({a, b});
+    return bmm4_raw(a, b);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &a = saved[0], &b = saved[1], &g = grads[0];
+    at::Tensor ga, gb;
+    if (ctx->needs_input_grad(0)) ga = bmm4_raw(g, b.transpose(2, 3));
+    if (ctx->needs_input_grad(1)) gb = bmm4_raw(a.transpose(2, 3), g);
+    return {ga, gb};
+  }
+};
+
 }  // namespace
+
+at::Tensor attention_matmul(const at::Tensor &a, const at::Tensor &b) {
+  if (!enabled()) return {};
+  for (const at::Tensor *t : {&a, &b})
+    if (!t->is_cpu() || t->scalar_type() != at::kFloat || t->dim() != 4 || t->layout() != at::kStrided) return {};
+  const int64_t M = a.size(2), K = a.size(3), P = b.size(3);
+  if (b.size(0) != a.size(0) || b.size(1) != a.size(1) || b.size(2) != K) return {};
+  // Every operand of the forward and backward products (and the packing scratch) within 2^16 floats
+  // (256 KiB): the loops keep no cache blocking, so larger matrices stay with libtorch's BLAS.
+  constexpr int64_t lim = int64_t(1) << 16;
+  if (M * K > lim || K * P > lim || M * P > lim) return {};
+  if (at::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad())) return AttnMatmulFn::apply(a, b);
+  return bmm4_raw(a, b);
+}
 
 at::Tensor linear_inference(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b) {
   if (!linear_applies(x, w, b)) return {};

@@ -1,8 +1,8 @@
 // cpu_kernels.h: the shim's CPU kernels for float32 without autocast: linear layers through oneDNN's
-// sgemm (scoring, and training through a custom autograd function with its own backward), and for
-// scoring only (no gradient) the attention's small batched GEMMs and layer normalisation. libtorch's ops
-// stay the reference path: training's attention and layer norm, CUDA, other dtypes, and everything when
-// the kernels are off (SATRAIN_CPU_GEMM=libtorch).
+// sgemm (scoring, and training through a custom autograd function with its own backward), the attention's
+// small batched GEMMs (scoring, and training's through a custom autograd function) and, for scoring only,
+// layer normalisation. libtorch's ops stay the reference path: training's softmax, dropout and layer norm,
+// CUDA, other dtypes, and everything when the kernels are off (SATRAIN_CPU_GEMM=libtorch).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -44,6 +44,14 @@ void batched_scores(const at::Tensor &q, const at::Tensor &k, float scale, at::T
 // out[n][i][c] = Σ_j p[n][i][j] · v[n][j][c]: p [N, L, S] contiguous, v [N, S, Ev] and out [N, L, Ev] with
 // unit stride in their last dimension. The sum runs over j in order. Float32 only.
 void batched_pv(const at::Tensor &p, const at::Tensor &v, at::Tensor &out);
+
+// The attention's two products for training, C = A·B with a gradient: A [Bn, H, M, K] and B [Bn, H, K, P]
+// float32 CPU tensors of any strides (the split heads' views and their transposes), C [Bn, H, M, P]
+// contiguous. Forward and backward (∂A = ∂C·Bᵀ, ∂B = Aᵀ·∂C) run through the register-tiled loops of the
+// scoring attention, each element summed over k in order. Without a gradient wanted it is the product
+// alone. Undefined when this path does not apply (kernels off, dtype, device, shapes that broadcast, or a
+// matrix of more than 2^16 elements); the caller then runs at::matmul.
+at::Tensor attention_matmul(const at::Tensor &a, const at::Tensor &b);
 
 // Layer normalisation over the last dimension for scoring: x [..., d] float32 on the CPU, w and b [d]
 // (both defined). Returns an undefined tensor when this path does not apply; the caller then runs

@@ -995,10 +995,22 @@ sat_error *sat_log_softmax(sat_tensor x, int64_t dim, sat_tensor *out) {
 // [.., L, hd] rather than [.., L, S]) changes the rounding of the key bias's gradient, which is zero in exact
 // arithmetic (softmax ignores a per-row shift) and so pure rounding noise; AdamW normalises that noise to
 // steps of size lr, and the parity test's weights after one step then differ from PyTorch's by 2e-4.
+//
+// On the CPU in float32 without autocast, the two products go through the shim's own loops with their own
+// backward (cpu_kernels.h, attention_matmul) instead of libtorch's bmm; softmax, dropout and the scaling stay
+// libtorch's.
 static at::Tensor attention_math(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v, double dropout_p,
                                  bool causal) {
+  const bool own = q.is_cpu() && !cpu_autocast_on();
+  auto matmul = [own](const at::Tensor &a, const at::Tensor &b) {
+    if (own) {
+      at::Tensor c = satcpu::attention_matmul(a, b);
+      if (c.defined()) return c;
+    }
+    return at::matmul(a, b);
+  };
   const double scale = 1.0 / std::sqrt((double)q.size(-1));
-  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * scale;
+  at::Tensor scores = matmul(q, k.transpose(-2, -1)) * scale;
   if (causal) {
     auto L = q.size(-2), S = k.size(-2);
     at::Tensor mask = at::ones({L, S}, q.options().dtype(at::kBool)).triu(1);
@@ -1006,7 +1018,7 @@ static at::Tensor attention_math(const at::Tensor &q, const at::Tensor &k, const
   }
   at::Tensor p = at::softmax(scores, -1);
   if (dropout_p > 0) p = at::dropout(p, dropout_p, true);
-  return at::matmul(p, v);
+  return matmul(p, v);
 }
 
 // The same function when no gradient is wanted (scoring), without the copies and full-size temporaries
