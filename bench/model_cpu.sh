@@ -21,7 +21,8 @@
 # the shim's attention products and layer norm) are a different library for
 # the same arithmetic; each satrain run is made with them ("kernels") and
 # without ("libtorch": SATRAIN_CPU_GEMM=libtorch, the ops PyTorch runs).
-# In training only the linear layers differ (oneDNN forward and backward).
+# In training the linear layers (oneDNN forward and backward) and the
+# attention products (the shim's loops, forward and backward) differ.
 #
 # Usage: bench/model_cpu.sh [ROUNDS]   env: THREADS (default: nproc), ITERS (5),
 # PYTHON (/usr/bin/python3), ALLOCS ("keep system"), KERNELS ("onednn libtorch").
