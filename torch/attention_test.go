@@ -6,6 +6,31 @@ import (
 	"testing"
 )
 
+// probsRef writes into p (length s) the attention probabilities of query qi
+// of item bi, head h, over the s keys, in float64: softmax(q·kᵀ/√hd) for q, k
+// in a qkv projection [b, s, 3, heads, hd].
+func probsRef(qkv []float32, s, nh, hd, bi, h, qi int, p []float64) {
+	at := func(si, part, e int) float64 { return float64(qkv[(((bi*s+si)*3+part)*nh+h)*hd+e]) }
+	scale := 1 / math.Sqrt(float64(hd))
+	mx := math.Inf(-1)
+	for j := 0; j < s; j++ {
+		var dot float64
+		for e := 0; e < hd; e++ {
+			dot += at(qi, 0, e) * at(j, 1, e)
+		}
+		p[j] = dot * scale
+		mx = math.Max(mx, p[j])
+	}
+	var z float64
+	for j := range p[:s] {
+		p[j] = math.Exp(p[j] - mx)
+		z += p[j]
+	}
+	for j := range p[:s] {
+		p[j] /= z
+	}
+}
+
 // attentionRef is softmax(q kᵀ/√hd) v in float64 for q, k, v taken from a
 // fused projection qkv [b, s, 3, heads, hd] (the model's layout), with the
 // queries restricted to the last lq positions. Result: [b, heads, lq, hd].
@@ -14,30 +39,15 @@ func attentionRef(qkv []float32, b, s, nh, hd, lq int) []float64 {
 		return float64(qkv[(((bi*s+si)*3+part)*nh+h)*hd+e])
 	}
 	out := make([]float64, b*nh*lq*hd)
-	scale := 1 / math.Sqrt(float64(hd))
 	sc := make([]float64, s)
 	for bi := 0; bi < b; bi++ {
 		for h := 0; h < nh; h++ {
 			for i := 0; i < lq; i++ {
-				qi := s - lq + i
-				mx := math.Inf(-1)
-				for j := 0; j < s; j++ {
-					var dot float64
-					for e := 0; e < hd; e++ {
-						dot += at(bi, qi, 0, h, e) * at(bi, j, 1, h, e)
-					}
-					sc[j] = dot * scale
-					mx = math.Max(mx, sc[j])
-				}
-				var z float64
-				for j := range sc {
-					sc[j] = math.Exp(sc[j] - mx)
-					z += sc[j]
-				}
+				probsRef(qkv, s, nh, hd, bi, h, s-lq+i, sc)
 				for e := 0; e < hd; e++ {
 					var o float64
 					for j := 0; j < s; j++ {
-						o += sc[j] / z * at(bi, j, 2, h, e)
+						o += sc[j] * at(bi, j, 2, h, e)
 					}
 					out[((bi*nh+h)*lq+i)*hd+e] = o
 				}
@@ -174,23 +184,9 @@ func attentionGradRef(qkv, r []float32, b, s, nh, hd, lq int, abs bool) []float6
 			for i := 0; i < lq; i++ {
 				qi := s - lq + i
 				ri := func(e int) float64 { return f(float64(r[((bi*nh+h)*lq+i)*hd+e])) }
-				mx := math.Inf(-1)
-				for j := 0; j < s; j++ {
-					var dot float64
-					for e := 0; e < hd; e++ {
-						dot += float64(qkv[idx(bi, qi, 0, h, e)]) * float64(qkv[idx(bi, j, 1, h, e)])
-					}
-					p[j] = dot * scale
-					mx = math.Max(mx, p[j])
-				}
-				var z float64
-				for j := range p {
-					p[j] = math.Exp(p[j] - mx)
-					z += p[j]
-				}
+				probsRef(qkv, s, nh, hd, bi, h, qi, p)
 				var rowsum float64
 				for j := 0; j < s; j++ {
-					p[j] /= z
 					var d float64
 					for e := 0; e < hd; e++ {
 						grad[idx(bi, j, 2, h, e)] += p[j] * ri(e)

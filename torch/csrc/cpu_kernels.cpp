@@ -373,6 +373,14 @@ struct LinearFn : public torch::autograd::Function<LinearFn> {
 
 // ---------------------------------------------------------------- training's attention products
 
+// Copies a rows x cols matrix with strides (rs, cs) into buf, row-major and contiguous; returns buf's data.
+const float *pack(const float *src, int64_t rs, int64_t cs, int64_t rows, int64_t cols, std::vector<float> &buf) {
+  if ((int64_t)buf.size() < rows * cols) buf.resize(rows * cols);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) buf[r * cols + c] = src[r * rs + c * cs];
+  return buf.data();
+}
+
 // C[n][h] = A[n][h]·B[n][h] for float32 CPU tensors A [Bn, H, M, K] and B [Bn, H, K, P] of any strides;
 // C is a new contiguous [Bn, H, M, P]. Each matrix runs through the register-tiled loops above (every
 // element Σ_k A[i][k]·B[k][j] with k in order); an operand whose last dimension is not of unit stride (a
@@ -397,17 +405,11 @@ at::Tensor bmm4_raw(const at::Tensor &a, const at::Tensor &b) {
       const float *A = ap + n * a0 + h * a1, *B = bp + n * b0 + h * b1;
       int64_t lda = M > 1 ? ar : K, ldb = K > 1 ? br : P;
       if (!a_rows) {
-        if ((int64_t)abuf.size() < M * K) abuf.resize(M * K);
-        for (int64_t r = 0; r < M; r++)
-          for (int64_t k = 0; k < K; k++) abuf[r * K + k] = A[r * ar + k * ac];
-        A = abuf.data();
+        A = pack(A, ar, ac, M, K, abuf);
         lda = K;
       }
       if (!b_rows) {
-        if ((int64_t)bbuf.size() < K * P) bbuf.resize(K * P);
-        for (int64_t k = 0; k < K; k++)
-          for (int64_t j = 0; j < P; j++) bbuf[k * P + j] = B[k * br + j * bc];
-        B = bbuf.data();
+        B = pack(B, br, bc, K, P, bbuf);
         ldb = P;
       }
       f(A, lda, B, ldb, cp + i * M * P, P, M, P, K);
