@@ -322,3 +322,28 @@ func TestInspectSeqLenLongerThanFile(t *testing.T) {
 		t.Errorf("inspect printed split counts for a window that fits nowhere:\n%s", out)
 	}
 }
+
+// TestInspectEmptySplit: a window that fits the file but leaves a split
+// without sequences also gets the schema, a line naming the split, and the
+// error (*EmptySplitError).
+func TestInspectEmptySplit(t *testing.T) {
+	path := tempH5(t, "short.h5")
+	if err := WritePanel(path, knownPanel(4, 120)); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	err := Inspect(path, Options{SeqLen: 100}, &buf)
+	var ese *EmptySplitError
+	if !errors.As(err, &ese) || ese.Split != "train" {
+		t.Fatalf("Inspect with --seq-len 100 on 120 days: err %v, want an *EmptySplitError for train", err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"features:  [4 tickers, 120 days, 3 features] float32",
+		"seq-len:   100: split train is empty: no valid sequence of 100 days",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, out)
+		}
+	}
+}

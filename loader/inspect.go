@@ -19,17 +19,18 @@ func FormatDate(yyyymmdd int32) string {
 // large files are fine) and writes its schema, sizes, date range, split
 // boundaries, sequence counts per split and the label balance per bin.
 //
-// When opt.SeqLen is longer than any series of the file, Inspect still writes
-// the schema (everything up to the splits), then a line saying so, and returns
-// Open's *SeqLenError.
+// When opt.SeqLen is longer than any series of the file, or leaves a split
+// empty, Inspect still writes the schema (everything up to the splits), then a
+// line saying so, and returns Open's *SeqLenError or *EmptySplitError.
 func Inspect(path string, opt Options, w io.Writer) error {
 	if opt.Mode == "" || opt.Mode == "auto" {
 		opt.Mode = "stream"
 	}
 	d, err := Open(path, opt)
 	var sle *SeqLenError
-	if errors.As(err, &sle) {
-		// Describe the file with the shortest window, then report the one asked for.
+	var ese *EmptySplitError
+	if seqLen, empty := errors.As(err, &sle), errors.As(err, &ese); seqLen || empty {
+		// Describe the file with the shortest window, then say why there are no split counts.
 		short := opt
 		short.SeqLen = 1
 		d1, err1 := Open(path, short)
@@ -38,7 +39,11 @@ func Inspect(path string, opt Options, w io.Writer) error {
 		}
 		defer d1.Close()
 		writeSchema(d1, path, w)
-		fmt.Fprintf(w, "seq-len:   %d: no sequence fits (%s); split counts need a shorter --seq-len\n", opt.SeqLen, sle.why)
+		if seqLen {
+			fmt.Fprintf(w, "seq-len:   %d: no sequence fits (%s); split counts need a shorter --seq-len\n", opt.SeqLen, sle.why)
+		} else {
+			fmt.Fprintf(w, "seq-len:   %d: %v; split counts need a shorter --seq-len or other split dates\n", opt.SeqLen, ese)
+		}
 		return err
 	}
 	if err != nil {
@@ -138,5 +143,5 @@ func writeSplits(d *Dataset, w io.Writer) {
 			p("\n")
 		}
 	}
-	p("validation set: %s sequences (seed %d)\n", FormatCount(int64(len(d.valSet))), d.opt.Seed)
+	p("validation set: %s sequences (a run draws them from val with its --seed)\n", FormatCount(int64(len(d.valSet))))
 }

@@ -43,6 +43,16 @@ func (e *SeqLenError) Error() string {
 	return fmt.Sprintf("--seq-len %d longer than any series (%s)", e.SeqLen, e.why)
 }
 
+// EmptySplitError is Open's error for a split (train, val or test) left
+// without a sequence by the window length, the split dates and the embargo.
+// errors.As finds it in Open's error.
+type EmptySplitError struct {
+	Split string
+	why   string
+}
+
+func (e *EmptySplitError) Error() string { return fmt.Sprintf("split %s is empty: %s", e.Split, e.why) }
+
 // computeSplits places the boundaries and builds the three splits.
 //
 // Boundaries: v = first day >= TrainEnd, w = first day >= ValEnd. With the
@@ -100,9 +110,9 @@ func (d *Dataset) computeSplits(attrTrain, attrVal int32) error {
 				lo = 0
 			}
 			if hi < lo {
-				return fmt.Errorf("split %s is empty: no end days left between %d and the next boundary after an embargo of %d days", name, d.dates[lo], d.embargo)
+				return &EmptySplitError{Split: name, why: fmt.Sprintf("no end days left between %d and the next boundary after an embargo of %d days", d.dates[lo], d.embargo)}
 			}
-			return fmt.Errorf("split %s is empty: no valid sequence of %d days ending %d..%d", name, d.opt.SeqLen, d.dates[lo], d.dates[hi])
+			return &EmptySplitError{Split: name, why: fmt.Sprintf("no valid sequence of %d days ending %d..%d", d.opt.SeqLen, d.dates[lo], d.dates[hi])}
 		}
 	}
 	val := d.splits["val"]
