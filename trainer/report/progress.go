@@ -27,8 +27,11 @@ type ProgressOptions struct {
 	TTY *bool
 	// Logger gets the progress lines off a terminal (default slog.Default()).
 	Logger *slog.Logger
-	// LogEvery is the least time between two progress lines off a terminal
-	// (default 10 s); a pass's first 10% and its end are not logged.
+	// LogEvery is the time between two progress lines off a terminal
+	// (default 10 s): a line is written on a pass's progress or at an
+	// iteration's end once LogEvery has passed since the last line, or since
+	// the run (a standalone pass) started, so a run shorter than LogEvery
+	// writes none, and a run of many short passes one every LogEvery or so.
 	LogEvery time.Duration
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
@@ -57,7 +60,7 @@ type Progress struct {
 	container *mpb.Progress
 	runBar    *mpb.Bar
 	passBar   *mpb.Bar
-	lastLog   time.Time
+	lastLog   time.Time // the last progress line off a terminal, or the run's start; guarded by mu
 }
 
 // progressState is what the display shows, derived from events only.
@@ -72,6 +75,7 @@ type progressState struct {
 	phase        string        // label of the current pass ("" between passes)
 	done, total  int
 	passStart    time.Time
+	passEnd      time.Time // when the current pass reached its total (zero while it runs)
 	trainLoss    float64
 	valLoss      float64
 	bestLoss     float64
@@ -158,6 +162,7 @@ func (p *Progress) Report(e event.Event) {
 			p.st.target = e.Epochs
 		}
 		p.st.lastEnded = e.FirstIteration - 1
+		p.lastLog = now // the first line LogEvery after the start
 		p.mu.Unlock()
 		if p.tty {
 			p.startRunBar()
@@ -194,6 +199,7 @@ func (p *Progress) Report(e event.Event) {
 		if bar != nil && e.Iteration > 0 {
 			bar.SetCurrent(int64(e.Iteration))
 		}
+		p.logIfDue(now)
 	case event.RunEnded:
 		p.Close()
 	}
@@ -208,10 +214,15 @@ func (p *Progress) progress(e event.Progress, now time.Time) {
 	p.mu.Lock()
 	newPass := e.Done == 0 || label != p.st.phase
 	if newPass {
-		p.st.phase, p.st.total, p.st.passStart, p.st.done = label, e.Total, now, 0
-		p.lastLog = now
+		p.st.phase, p.st.total, p.st.passStart, p.st.passEnd, p.st.done = label, e.Total, now, time.Time{}, 0
 	}
 	p.st.done = e.Done
+	if e.Done >= e.Total && p.st.passEnd.IsZero() {
+		p.st.passEnd = now
+	}
+	if p.lastLog.IsZero() {
+		p.lastLog = now // a standalone pass: no run started
+	}
 	container, bar := p.container, p.passBar
 	p.mu.Unlock()
 	if p.tty {
@@ -228,8 +239,21 @@ func (p *Progress) progress(e event.Progress, now time.Time) {
 		bar.SetCurrent(int64(e.Done))
 		return
 	}
+	if e.Done > 0 { // a pass's start has no rate yet
+		p.logIfDue(now)
+	}
+}
+
+// logIfDue writes the progress line off a terminal when LogEvery has passed
+// since the last one (or the start): the run's figures and the current or
+// last pass's, whichever event comes first after that, so that short passes
+// are logged too, one line per LogEvery at most.
+func (p *Progress) logIfDue(now time.Time) {
+	if p.tty {
+		return
+	}
 	p.mu.Lock()
-	due := e.Done > 0 && e.Done < e.Total && now.Sub(p.lastLog) >= p.opt.LogEvery && 10*e.Done >= e.Total
+	due := !p.lastLog.IsZero() && now.Sub(p.lastLog) >= p.opt.LogEvery
 	var line []any
 	if due {
 		p.lastLog, line = now, p.st.logLine(now)
@@ -325,7 +349,7 @@ func (p *Progress) passInfo(b decor.Statistics) string {
 	if p.st.total == 0 {
 		total = 0 // the bar's total is at least 1
 	}
-	return fmt.Sprintf(" %d/%d  %s  %s<%s", b.Current, total, fmtRate(p.st.rate(now)), fmtDur(now.Sub(p.st.passStart)), fmtETA(p.st.passETA(now)))
+	return fmt.Sprintf(" %d/%d  %s  %s<%s", b.Current, total, fmtRate(p.st.rate(now)), fmtDur(p.st.passElapsed(now)), fmtETA(p.st.passETA(now)))
 }
 
 // Close ends the display (RunEnded does; a standalone Bar on Close).
@@ -360,9 +384,19 @@ func (s *progressState) iterLabel() string {
 	return fmt.Sprintf("%s %d/%d", unit, s.iter, s.target)
 }
 
+// passElapsed is the time the current pass has taken: up to now, or to its
+// end when it has ended (sampling or a checkpoint may follow before the next
+// pass, which must not lower the pass's rate).
+func (s *progressState) passElapsed(now time.Time) time.Duration {
+	if !s.passEnd.IsZero() {
+		now = s.passEnd
+	}
+	return now.Sub(s.passStart)
+}
+
 // rate is the current pass's sequences per second (NaN before any).
 func (s *progressState) rate(now time.Time) float64 {
-	el := now.Sub(s.passStart).Seconds()
+	el := s.passElapsed(now).Seconds()
 	if s.done <= 0 || el <= 0 {
 		return math.NaN()
 	}
@@ -428,7 +462,7 @@ func (s *progressState) lossText() string {
 // logLine is the progress line off a terminal, as slog attributes.
 func (s *progressState) logLine(now time.Time) []any {
 	line := []any{"phase", s.phase, "done", s.done, "total", s.total,
-		"rate", fmtRate(s.rate(now)), "phase_elapsed", fmtDur(now.Sub(s.passStart)), "phase_eta", fmtETA(s.passETA(now))}
+		"rate", fmtRate(s.rate(now)), "phase_elapsed", fmtDur(s.passElapsed(now)), "phase_eta", fmtETA(s.passETA(now))}
 	if s.runStart.IsZero() {
 		return line // a standalone pass (evaluation): no run around it
 	}

@@ -105,7 +105,7 @@ func TestProgressOffTerminalLogLines(t *testing.T) {
 	}
 	out := logs.String()
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	// 20 s for the pass, a line at most every 5 s, none at the end.
+	// 20 s for the pass, a line at most every 5 s: at 6, 12 and 18 s.
 	if len(lines) != 3 {
 		t.Fatalf("%d progress lines, want 3:\n%s", len(lines), out)
 	}
@@ -248,5 +248,112 @@ func TestProgressOnePassBar(t *testing.T) {
 	}
 	if len(frames) < 2*len(passes) {
 		t.Fatalf("%d frames drawn, want at least %d:\n%q", len(frames), 2*len(passes), drawn)
+	}
+}
+
+// shortPassRun reports a selection-aware run of iterations of 3.5 s each, in
+// steps of 0.5 s: scoring 300 sequences in three batches, training 64 in two,
+// validating 50 in one, 0.5 s of checkpoint; no pass reaches LogEvery.
+func shortPassRun(p *Progress, c *clock, iterations int) {
+	p.Report(event.RunStarted{Kind: event.KindSelectionAware, NumIterations: iterations, FirstIteration: 1})
+	for it := 1; it <= iterations; it++ {
+		p.Report(event.IterationStarted{Kind: event.KindSelectionAware, Iteration: it, Total: iterations})
+		for _, ps := range []struct {
+			phase        string
+			total, batch int
+		}{{event.PhaseInference, 300, 100}, {event.PhaseTraining, 64, 32}, {event.PhaseValidation, 50, 50}} {
+			p.Report(event.Progress{Iteration: it, Phase: ps.phase, Total: ps.total})
+			for done := ps.batch; done <= ps.total; done += ps.batch {
+				c.add(500 * time.Millisecond)
+				p.Report(event.Progress{Iteration: it, Phase: ps.phase, Done: done, Total: ps.total})
+			}
+			switch ps.phase {
+			case event.PhaseTraining:
+				p.Report(event.Trained{Iteration: it, Loss: 2.5 - 0.01*float64(it)})
+			case event.PhaseValidation:
+				p.Report(event.Validated{Iteration: it, Loss: 2.4 - 0.01*float64(it), BestLoss: 2.4 - 0.01*float64(it)})
+			}
+		}
+		c.add(500 * time.Millisecond)
+		p.Report(event.IterationEnded{Kind: event.KindSelectionAware, Iteration: it})
+	}
+	p.Report(event.RunEnded{Kind: event.KindSelectionAware, Iterations: iterations, Finished: true})
+}
+
+// TestProgressLogsShortPasses: off a terminal, a run of passes shorter than
+// LogEvery logs every LogEvery (10 s by default) all the same: 35 s of
+// 3.5-s iterations give lines at 10, 20 and 30 s, in iterations 3, 6 and 9.
+// (Lines were written only inside a pass that itself lasted LogEvery: none.)
+func TestProgressLogsShortPasses(t *testing.T) {
+	c := newClock()
+	var logs bytes.Buffer
+	f := false
+	p := NewProgress(ProgressOptions{TTY: &f, Now: c.now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	shortPassRun(p, c, 10)
+	out := strings.TrimSpace(logs.String())
+	lines := strings.FieldsFunc(out, func(r rune) bool { return r == '\n' })
+	if len(lines) != 3 {
+		t.Fatalf("%d progress lines, want 3:\n%s", len(lines), out)
+	}
+	// 10 s is 0.5 s into iteration 3's validation (done at once), 20 s the
+	// end of iteration 6's training (its loss not yet reported), 30 s halfway through iteration 9's:
+	// 32 sequences in 0.5 s, 8 iterations of 3.5 s done, 2 left less the 2 s
+	// spent in this one.
+	for i, want := range [][]string{
+		{`iteration="iteration 3/10"`, "phase=validate done=50 total=50", `rate="100.0 seq/s"`, "phase_eta=0:00", "run_elapsed=0:10",
+			"run_eta=0:25", "train_loss=2.4700", "val_loss=2.3800"},
+		{`iteration="iteration 6/10"`, "phase=train done=64 total=64", `rate="64.0 seq/s"`, "run_elapsed=0:20", "run_eta=0:15",
+			"train_loss=2.4500", "val_loss=2.3500"},
+		{`iteration="iteration 9/10"`, "phase=train done=32 total=64", `rate="64.0 seq/s"`, "phase_eta=0:01", "run_elapsed=0:30",
+			"run_eta=0:05", "train_loss=2.4200", "val_loss=2.3200"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("line %d lacks %s:\n%s", i+1, w, lines[i])
+			}
+		}
+	}
+}
+
+// TestProgressNoLogShortRun: a run shorter than LogEvery writes no line, and
+// a second run on the same reporter (compare) counts from its own start.
+func TestProgressNoLogShortRun(t *testing.T) {
+	c := newClock()
+	var logs bytes.Buffer
+	f := false
+	p := NewProgress(ProgressOptions{TTY: &f, Now: c.now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	c.add(time.Minute)    // the reporter made long before the run
+	shortPassRun(p, c, 2) // 7 s
+	c.add(9 * time.Second)
+	shortPassRun(p, c, 2)
+	if logs.Len() != 0 {
+		t.Errorf("runs of 7 s logged:\n%s", logs.String())
+	}
+}
+
+// TestProgressLogsAtIterationEnd: a line is due at an iteration's end too,
+// and the pass it shows keeps its own rate and elapsed time after it ended
+// (not diluted by the checkpoint written after it).
+func TestProgressLogsAtIterationEnd(t *testing.T) {
+	c := newClock()
+	var logs bytes.Buffer
+	f := false
+	p := NewProgress(ProgressOptions{TTY: &f, Now: c.now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	p.Report(event.RunStarted{Kind: event.KindStandard, Epochs: 3, FirstIteration: 1})
+	p.Report(event.IterationStarted{Kind: event.KindStandard, Iteration: 1, Total: 3})
+	p.Report(event.Progress{Iteration: 1, Phase: event.PhaseTraining, Total: 400})
+	c.add(4 * time.Second)
+	p.Report(event.Progress{Iteration: 1, Phase: event.PhaseTraining, Done: 400, Total: 400})
+	c.add(8 * time.Second) // a checkpoint
+	if logs.Len() != 0 {
+		t.Fatalf("logged before LogEvery:\n%s", logs.String())
+	}
+	p.Report(event.IterationEnded{Kind: event.KindStandard, Iteration: 1})
+	out := logs.String()
+	for _, want := range []string{`iteration="epoch 1/3"`, "phase=train done=400 total=400", `rate="100.0 seq/s"`, "phase_elapsed=0:04",
+		"phase_eta=0:00", "run_elapsed=0:12", "run_eta=0:24"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("line at the epoch's end lacks %s:\n%s", want, out)
+		}
 	}
 }
