@@ -13,16 +13,18 @@ import (
 	"github.com/satrain/satrain/trainer/event"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/sys/unix"
 )
 
 // ProgressOptions configure the progress display. The zero value draws on
-// stderr when it is a terminal and logs through slog otherwise.
+// stderr when it is a terminal with a size and logs through slog otherwise.
 type ProgressOptions struct {
 	// Title prefixes every line, e.g. "two_stage seed 43 (run 5/12)" in
 	// compare.
 	Title string
-	// Out is where bars are drawn (default os.Stderr). TTY says whether it is
-	// a terminal; it is detected for os.Stderr and must be set otherwise.
+	// Out is where bars are drawn (default os.Stderr). TTY says whether bars
+	// are drawn there; for an *os.File it is detected (drawnOn) and must be
+	// set otherwise.
 	Out io.Writer
 	TTY *bool
 	// Logger gets the progress lines off a terminal (default slog.Default()).
@@ -99,15 +101,22 @@ func NewProgress(opt ProgressOptions) *Progress {
 	if opt.TTY != nil {
 		p.tty = *opt.TTY
 	} else if f, ok := opt.Out.(*os.File); ok {
-		p.tty = isTerminal(f)
+		p.tty = drawnOn(f)
 	}
 	p.st = progressState{trainLoss: math.NaN(), valLoss: math.NaN(), bestLoss: math.NaN()}
 	return p
 }
 
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+// drawnOn says whether bars are drawn on f: a terminal that reports a size.
+// It asks the terminal's size the way mpb does when it draws (TIOCGWINSZ),
+// which fails for files, pipes and /dev/null (a character device, but no
+// terminal: mpb would draw nothing there and keep the console lines written
+// above its bars). A pseudo-terminal nobody gave a size (script(1) run off
+// a terminal, some CI runners) reports 0 columns and 0 rows, on which mpb
+// draws nothing either: it gets the log lines.
+func drawnOn(f *os.File) bool {
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	return err == nil && ws.Col > 0 && ws.Row > 0
 }
 
 // progressLabel names a phase on the bar.

@@ -2,14 +2,19 @@ package report
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/satrain/satrain/trainer/event"
+	"golang.org/x/sys/unix"
 )
 
 // clock is a fake time source the test moves by hand.
@@ -355,5 +360,64 @@ func TestProgressLogsAtIterationEnd(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("line at the epoch's end lacks %s:\n%s", want, out)
 		}
+	}
+}
+
+// openPty opens a new pseudo-terminal's two ends (Linux), skipping the test
+// where none can be had.
+func openPty(t *testing.T) (ptm, pts *os.File) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("pseudo-terminals are opened the Linux way here")
+	}
+	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { ptm.Close() })
+	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Skipf("unlock the pseudo-terminal: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(ptm.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Skipf("pseudo-terminal number: %v", err)
+	}
+	pts, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("open the pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { pts.Close() })
+	return ptm, pts
+}
+
+// TestProgressTerminalDetection: bars only on a terminal with a size; files,
+// /dev/null (a character device, which counted as a terminal) and a
+// pseudo-terminal that reports 0 columns (script(1) off a terminal, which
+// showed neither bars nor lines) get the log lines.
+func TestProgressTerminalDetection(t *testing.T) {
+	file, err := os.Create(filepath.Join(t.TempDir(), "stderr.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	for name, f := range map[string]*os.File{"file": file, "/dev/null": null} {
+		if NewProgress(ProgressOptions{Out: f}).tty {
+			t.Errorf("%s: bars, want log lines", name)
+		}
+	}
+	_, pts := openPty(t)
+	if NewProgress(ProgressOptions{Out: pts}).tty {
+		t.Error("pseudo-terminal of 0 columns: bars, want log lines")
+	}
+	if err := unix.IoctlSetWinsize(int(pts.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 30, Col: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if !NewProgress(ProgressOptions{Out: pts}).tty {
+		t.Error("pseudo-terminal of 100x30: log lines, want bars")
 	}
 }
