@@ -389,8 +389,14 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 			Iteration: loaded.Meta.Iteration, BestValLoss: loaded.Meta.BestValLoss}
 		if loaded.Meta.Kind == kind && loaded.HasOptim {
 			s.start.Mode = event.StartResume
-		} else if !cfg.Overwrite && s.rank0() {
-			// Fine-tuning is a new run: its save dir must not hold another.
+			s.start.Branch = !inPlace(loaded.Meta, cfg.ResumeFrom, cfg.SaveDir)
+			if err := checkLogSelected(cfg, loaded.Meta); err != nil {
+				return nil, err
+			}
+		}
+		if (s.start.Mode != event.StartResume || s.start.Branch) && !cfg.Overwrite && s.rank0() {
+			// Fine-tuning, or a resume into another save dir, is a new
+			// run: its save dir must not hold another.
 			if err := CheckSaveDirFree(cfg.SaveDir); err != nil {
 				return nil, err
 			}
@@ -463,7 +469,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		}
 	}
 	if s.rank0() {
-		if cfg.Overwrite && s.start.Mode != event.StartResume {
+		if cfg.Overwrite && (s.start.Mode != event.StartResume || s.start.Branch) {
 			if err := clearRunFiles(cfg.SaveDir); err != nil {
 				return nil, err
 			}

@@ -1,5 +1,11 @@
 package trainer
 
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
 // CheckpointInfo is what a checkpoint records about the run that wrote it:
 // its Meta (kind, iteration, data file, seed and the run's flags in Meta.Run)
 // and the model's shape. The CLI reads it before a resumed run starts, to
@@ -22,4 +28,62 @@ func ReadCheckpointInfo(path string) (CheckpointInfo, error) {
 	}
 	defer l.Free()
 	return CheckpointInfo{Path: path, Meta: l.Meta, Config: l.Config, HasOptim: l.HasOptim}, nil
+}
+
+// RunSaveDir is the save dir of the run that wrote the checkpoint: the one
+// its record names when that is absolute (checkpoints record it so), else the
+// checkpoint's own folder (older checkpoints recorded it as given).
+func (i CheckpointInfo) RunSaveDir() string { return runSaveDir(i.Meta, i.Path) }
+
+// ContinuesIn reports whether a resume from the checkpoint into saveDir
+// continues the run that wrote it in that run's own save dir. Only then are
+// that run's files outside the save dir (its --log-selected file) the resumed
+// run's to continue; a resume into another save dir is a new run from the
+// checkpoint's state and leaves them alone.
+func (i CheckpointInfo) ContinuesIn(saveDir string) bool {
+	return samePath(saveDir, i.RunSaveDir())
+}
+
+func runSaveDir(m Meta, ckpt string) string {
+	if d := m.Run["save-dir"]; filepath.IsAbs(d) {
+		return d
+	}
+	return filepath.Dir(ckpt)
+}
+
+// inPlace reports whether a run resumed from ckpt into saveDir writes where
+// that run's files are: its recorded save dir, or the checkpoint's own
+// folder (a run folder moved elsewhere). Such a save dir's metrics.jsonl and
+// best model belong to the run being continued.
+func inPlace(m Meta, ckpt, saveDir string) bool {
+	return samePath(saveDir, filepath.Dir(ckpt)) || samePath(saveDir, runSaveDir(m, ckpt))
+}
+
+// samePath reports whether a and b name the same file or folder: the same
+// absolute path, or (both existing) the same file through links.
+func samePath(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	aa, err1 := filepath.Abs(a)
+	ba, err2 := filepath.Abs(b)
+	if err1 == nil && err2 == nil && aa == ba {
+		return true
+	}
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
+}
+
+// checkLogSelected refuses a resume into another save dir (a new run from
+// the checkpoint's state) that would write into the selected-set log of the
+// run that wrote the checkpoint: it would drop that run's records after the
+// checkpoint, and they are not this run's to drop.
+func checkLogSelected(cfg RunConfig, m Meta) error {
+	own := m.Run["log-selected"]
+	if cfg.LogSelected == "" || own == "" || samePath(cfg.SaveDir, runSaveDir(m, cfg.ResumeFrom)) || !samePath(cfg.LogSelected, own) {
+		return nil
+	}
+	return fmt.Errorf("--log-selected %s is the selected-set log of the run in %s that wrote %s; a resume into another --save-dir (%s) leaves that run's files alone: pass --log-selected with another file",
+		cfg.LogSelected, runSaveDir(m, cfg.ResumeFrom), cfg.ResumeFrom, cfg.SaveDir)
 }

@@ -1,6 +1,13 @@
 package trainer
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,5 +66,123 @@ func TestReadCheckpointInfo(t *testing.T) {
 	}
 	if _, err := ReadCheckpointInfo(bad); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Errorf("truncated checkpoint: err %v, want an error naming %s", err, bad)
+	}
+}
+
+// rsSnapshot reads every file under the given paths (files or folders).
+func rsSnapshot(t *testing.T, paths ...string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, p := range paths {
+		err := filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			out[path] = string(b)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// rsIterations lists the "iteration" of each line of a JSON-lines file.
+func rsIterations(t *testing.T, path string) string {
+	t.Helper()
+	var its []int
+	for _, l := range ltLines(t, path) {
+		var r struct{ Iteration int }
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if len(its) == 0 || its[len(its)-1] != r.Iteration {
+			its = append(its, r.Iteration)
+		}
+	}
+	return fmt.Sprint(its)
+}
+
+// rsCopy copies a file.
+func rsCopy(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestResumeIntoAnotherSaveDir: a resume into a save dir other than that of
+// the run that wrote the checkpoint is a new run from its state. It leaves
+// every file of that run alone (it used to truncate and append to the run's
+// --log-selected file); its metrics.jsonl and selected-set log hold its own
+// iterations; the checkpoint's own selected-set log given explicitly is
+// refused; a second resume into the same save dir is refused as any second
+// run is.
+func TestResumeIntoAnotherSaveDir(t *testing.T) {
+	defer torch.LockThread()()
+	logs := hdCaptureLog(t)
+	root := t.TempDir()
+	orig, sel := filepath.Join(root, "run"), filepath.Join(root, "sel.jsonl")
+	var console bytes.Buffer
+	cfg := ltConfig(ltData(t), orig, &console)
+	cfg.NumIterations, cfg.CheckpointEvery, cfg.ValEvery, cfg.EpochsPerIteration = 3, 1, 1, 1
+	cfg.LogSelected = sel
+	cfg.Run = map[string]string{"save-dir": orig, "log-selected": sel} // as the CLI records them
+	if _, err := RunSelectionAware(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	before := rsSnapshot(t, orig, sel)
+	copy1 := filepath.Join(root, "copy1.pt")
+	rsCopy(t, filepath.Join(orig, "checkpoint_iter_1.pt"), copy1)
+	branch := func(from, dir, logSelected string) (RunConfig, *RunResult, error) {
+		console.Reset()
+		c := cfg
+		c.ResumeFrom, c.SaveDir, c.LogSelected = from, dir, logSelected
+		c.Run = map[string]string{"save-dir": dir, "log-selected": logSelected}
+		res, err := RunSelectionAware(context.Background(), c)
+		return c, res, err
+	}
+
+	rr1 := filepath.Join(root, "rr1")
+	if _, _, err := branch(copy1, rr1, filepath.Join(rr1, "sel.jsonl")); err != nil {
+		t.Fatalf("resume into %s: %v\n%s", rr1, err, console.String())
+	}
+	if its := rsIterations(t, filepath.Join(rr1, "sel.jsonl")); its != "[2 3]" {
+		t.Errorf("%s holds iterations %s, want [2 3]", filepath.Join(rr1, "sel.jsonl"), its)
+	}
+	if its := rsIterations(t, filepath.Join(rr1, "metrics.jsonl")); its != "[2 3]" {
+		t.Errorf("%s holds iterations %s, want [2 3]", filepath.Join(rr1, "metrics.jsonl"), its)
+	}
+	if strings.Contains(logs.String(), "dropped the records") {
+		t.Errorf("a resume into a new save dir dropped records:\n%s", logs.String())
+	}
+
+	// The checkpoint's run's selected-set log is not this run's to write.
+	rr2 := filepath.Join(root, "rr2")
+	_, _, err := branch(copy1, rr2, sel)
+	if err == nil || !strings.Contains(err.Error(), "--log-selected "+sel+" is the selected-set log of the run in "+orig) {
+		t.Errorf("resume into %s with the first run's --log-selected: %v", rr2, err)
+	}
+	if ltExists(rr2) {
+		t.Errorf("the refused run left %s", rr2)
+	}
+	// rr1 now holds a run.
+	rr1Files := rsSnapshot(t, rr1)
+	if _, _, err := branch(copy1, rr1, filepath.Join(rr1, "sel.jsonl")); !errors.Is(err, ErrSaveDirInUse) ||
+		!strings.Contains(err.Error(), "continue it with: satrain selection-aware --resume-from "+filepath.Join(rr1, "checkpoint_iter_")) {
+		t.Errorf("a second resume into %s: %v", rr1, err)
+	}
+	if !maps.Equal(rr1Files, rsSnapshot(t, rr1)) {
+		t.Errorf("the refused resume changed %s", rr1)
+	}
+
+	if !maps.Equal(before, rsSnapshot(t, orig, sel)) {
+		t.Errorf("resuming into other save dirs changed the files of the run in %s or %s", orig, sel)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -345,5 +346,77 @@ func rewriteMeta(t *testing.T, from, to string, edit func(*trainer.Meta)) {
 	edit(&meta)
 	if err := trainer.SaveCheckpoint(to, e, meta, true); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestResumeIntoAnotherSaveDirCLI follows a user's trial: a run logging its
+// selected sets outside its save dir (--log-selected), one of its checkpoints
+// copied and resumed with only --resume-from and --save-dir into rr1, then
+// into rr2. Each resume used to truncate and append to the first run's log
+// (the second dropping the first's rows) under a warning naming the "metrics
+// log". Now the first run's files stay byte for byte; each resume logs to
+// its own save dir and says so. The first run's log given explicitly is
+// refused.
+func TestResumeIntoAnotherSaveDirCLI(t *testing.T) {
+	root := t.TempDir()
+	run, sel := filepath.Join(root, "run"), filepath.Join(root, "sel.jsonl")
+	r := runCLI(t, nil, cliArgs(run, map[string]string{"sample-size": "40", "top-k": "4", "checkpoint-every": "1", "num-iterations": "3",
+		"train-epochs-per-iteration": "1", "val-every": "1", "use-amp": "false", "threads": "1", "log-selected": sel})...)
+	if r.code != 0 {
+		t.Fatalf("first run exited %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	snapshot := func() map[string]string {
+		out := map[string]string{}
+		files, _ := filepath.Glob(filepath.Join(run, "*"))
+		for _, p := range append(files, sel) {
+			out[p] = string(must(os.ReadFile(p)))
+		}
+		return out
+	}
+	before := snapshot()
+	cp := filepath.Join(root, "copy.pt")
+	if err := os.WriteFile(cp, must(os.ReadFile(filepath.Join(run, "checkpoint_iter_1.pt"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"rr1", "rr2"} {
+		dir := filepath.Join(root, d)
+		r = runCLI(t, nil, "selection-aware", "--resume-from", cp, "--save-dir", dir)
+		if r.code != 0 {
+			t.Fatalf("resume into %s exited %d\n%s\n%s", dir, r.code, r.stdout, r.stderr)
+		}
+		own := filepath.Join(dir, "sel.jsonl")
+		if !strings.Contains(r.stderr, "the checkpoint's run logs its selected sets to "+sel+"; this resume into another --save-dir logs to "+own) ||
+			strings.Contains(r.stderr, "dropped the records") {
+			t.Errorf("resume into %s: stderr\n%s", dir, r.stderr)
+		}
+		var its []string
+		for _, l := range strings.Split(strings.TrimSpace(string(must(os.ReadFile(own)))), "\n") {
+			var rec struct{ Iteration int }
+			if err := json.Unmarshal([]byte(l), &rec); err != nil {
+				t.Fatal(err)
+			}
+			if s := fmt.Sprint(rec.Iteration); len(its) == 0 || its[len(its)-1] != s {
+				its = append(its, s)
+			}
+		}
+		if fmt.Sprint(its) != "[2 3]" {
+			t.Errorf("%s holds iterations %v, want [2 3]", own, its)
+		}
+	}
+	if after := snapshot(); !maps.Equal(before, after) {
+		t.Errorf("resuming into other save dirs changed the first run's files (%d files before, %d after)", len(before), len(after))
+	}
+
+	rr3 := filepath.Join(root, "rr3")
+	r = runCLI(t, nil, "selection-aware", "--resume-from", cp, "--save-dir", rr3, "--log-selected", sel)
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if want := "satrain: --log-selected " + sel + " is the selected-set log of the run in " + run; r.code != 1 || !strings.HasPrefix(lines[len(lines)-1], want) || r.stdout != "" {
+		t.Errorf("resume into %s with the first run's --log-selected: exit %d, stdout %q, stderr\n%s\nwant the last line to start %q", rr3, r.code, r.stdout, r.stderr, want)
+	}
+	if _, err := os.Stat(rr3); err == nil {
+		t.Errorf("the refused resume left %s", rr3)
+	}
+	if after := snapshot(); !maps.Equal(before, after) {
+		t.Errorf("the refused resume changed the first run's files")
 	}
 }

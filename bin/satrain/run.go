@@ -77,6 +77,19 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 				return cfg, err
 			}
 		}
+		if own := c.String("log-selected"); inherited["log-selected"] && own != "" && !info.ContinuesIn(absPath(c.String("save-dir"))) {
+			// A resume into another save dir is a new run: the checkpoint's
+			// run keeps its selected-set log, this one logs in its own save dir.
+			name := filepath.Base(own)
+			if name == "metrics.jsonl" {
+				name = "selected.jsonl"
+			}
+			if err := c.Set("log-selected", filepath.Join(c.String("save-dir"), name)); err != nil {
+				return cfg, err
+			}
+			warns = append(warns, fmt.Sprintf("--log-selected: the checkpoint's run logs its selected sets to %s; this resume into another --save-dir logs to %s (pass --log-selected to choose)",
+				own, absPath(c.String("log-selected"))))
+		}
 		ckpt, resumeWarnings = &info, warns
 	}
 	dev, err := torch.ParseDevice(c.String("device"))

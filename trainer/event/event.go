@@ -76,6 +76,11 @@ type Start struct {
 	FromKind    string  // its kind
 	Iteration   int     // its last completed iteration or epoch
 	BestValLoss float64 // its best validation loss (resume: the best to beat)
+	// Branch (StartResume only): the run resumes into a save dir that is
+	// neither the checkpoint's folder nor the save dir of the run that wrote
+	// it. It is a new run from the checkpoint's state: its metrics.jsonl and
+	// selected-set log start anew, and the earlier run's files are left alone.
+	Branch bool
 }
 
 // Start modes.

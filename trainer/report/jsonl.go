@@ -87,9 +87,11 @@ func NewRecord(e event.IterationEnded) Record {
 
 // JSONL writes metrics.jsonl in the run's save dir: one Record per line,
 // each line written whole and flushed as its iteration ends. A fresh run
-// starts a new file; a resumed run keeps the records up to the iteration it
-// continues after and drops later ones (left by the run it resumes after a
-// crash), so the file never holds two runs nor an iteration twice.
+// starts a new file, and so does a resume into another save dir
+// (event.Start.Branch); a run resumed in its own save dir keeps the records up
+// to the iteration it continues after and drops later ones (left by the run it
+// resumes after a crash), so the file never holds two runs nor an iteration
+// twice.
 type JSONL struct {
 	f    *os.File
 	path string
@@ -135,8 +137,8 @@ func (j *JSONL) open(e event.RunStarted) error {
 	j.Close()
 	j.path = filepath.Join(e.SaveDir, MetricsLog)
 	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
-	if e.Start.Mode == event.StartResume {
-		if err := truncateRecords(j.path, e.Start.Iteration); err != nil {
+	if e.Start.Mode == event.StartResume && !e.Start.Branch {
+		if err := truncateRecords("metrics log", j.path, e.Start.Iteration); err != nil {
 			return err
 		}
 		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
@@ -149,8 +151,9 @@ func (j *JSONL) open(e event.RunStarted) error {
 	return nil
 }
 
-// truncateRecords keeps the lines of path whose iteration is <= last.
-func truncateRecords(path string, last int) error {
+// truncateRecords keeps the lines of path whose iteration is <= last; what
+// names the file in the warning ("metrics log", "selected-set log").
+func truncateRecords(what, path string, last int) error {
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -176,7 +179,7 @@ func truncateRecords(path string, last int) error {
 	if dropped == 0 {
 		return nil
 	}
-	slog.Warn("metrics log: dropped the records after the iteration the run resumes from", "path", path, "dropped", dropped, "kept_through", last)
+	slog.Warn(what+": dropped the records after the iteration the run resumes from", "path", path, "dropped", dropped, "kept_through", last)
 	if err := atomicfile.WriteFile(path, keep.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

@@ -78,6 +78,16 @@ func TestJSONLResumeKeepsEarlierRecords(t *testing.T) {
 	if len(lines) != 3 || lines[0] != `{"iteration":1}` || lines[1] != `{"iteration":2}` || !strings.Contains(lines[2], `"iteration":3,"train_loss":1`) {
 		t.Errorf("after resume:\n%s", b)
 	}
+	// A resume into another save dir (a new run) starts the file anew.
+	j = NewJSONL()
+	j.Report(event.RunStarted{SaveDir: dir, Start: event.Start{Mode: event.StartResume, Iteration: 2, Branch: true}})
+	j.Close()
+	if b, _ := os.ReadFile(path); len(b) != 0 {
+		t.Errorf("a resume into another save dir kept %q", b)
+	}
+	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	j = NewJSONL()
 	j.Report(event.RunStarted{SaveDir: dir, Start: event.Start{Mode: event.StartFresh}})
 	j.Close()

@@ -2,11 +2,14 @@ package report
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -211,7 +214,12 @@ func TestSelectedLog(t *testing.T) {
 	if r := recs[2]; r.Iteration != 2 || r.Rank != 1 || r.Ticker != "MSFT" || r.ExpectedReturn != nil {
 		t.Errorf("third line %+v (a NaN score is null)", r)
 	}
-	// Resuming after iteration 1 keeps iteration 1's lines only, then appends.
+	// Resuming after iteration 1 keeps iteration 1's lines only, then
+	// appends; the warning names the file's kind.
+	var logs bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer slog.SetDefault(prev)
 	resume := start
 	resume.Start = event.Start{Mode: event.StartResume, Iteration: 1}
 	resume.FirstIteration = 2
@@ -222,5 +230,17 @@ func TestSelectedLog(t *testing.T) {
 	recs = read()
 	if len(recs) != 3 || recs[2].Iteration != 2 || recs[2].Ticker != "AAPL" {
 		t.Errorf("after resume: %+v", recs)
+	}
+	if w := `msg="selected-set log: dropped the records after the iteration the run resumes from" path=` + path + " dropped=1 kept_through=1"; !strings.Contains(logs.String(), w) {
+		t.Errorf("log:\n%s\nwant %s", logs.String(), w)
+	}
+	// A resume into another save dir is a new run: the file starts anew.
+	resume.Start.Branch = true
+	l = NewSelectedLog(path)
+	l.Report(resume)
+	sel(2, []loader.SeqID{{Ticker: 2, Day: 2}}, []float64{1.0})
+	l.Close()
+	if recs = read(); len(recs) != 1 || recs[0].Iteration != 2 || recs[0].Ticker != "XOM" {
+		t.Errorf("after a resume into another save dir: %+v, want only its own line", recs)
 	}
 }

@@ -27,8 +27,9 @@ type SelectedRecord struct {
 
 // SelectedLog writes every iteration's selected sequences to a file as JSON
 // lines (SelectedRecord), in rank order, so that a user can audit what the
-// method trained on. A fresh run truncates the file; a resumed run keeps the
-// lines up to the iteration it continues after.
+// method trained on. A fresh run truncates the file, and so does a resume
+// into another save dir (event.Start.Branch: a new run); a run resumed in its
+// own save dir keeps the lines up to the iteration it continues after.
 type SelectedLog struct {
 	path    string
 	f       *os.File
@@ -60,8 +61,8 @@ func (l *SelectedLog) Report(e event.Event) {
 func (l *SelectedLog) open(e event.RunStarted) error {
 	l.Close()
 	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
-	if e.Start.Mode == event.StartResume {
-		if err := truncateRecords(l.path, e.Start.Iteration); err != nil {
+	if e.Start.Mode == event.StartResume && !e.Start.Branch {
+		if err := truncateRecords("selected-set log", l.path, e.Start.Iteration); err != nil {
 			return err
 		}
 		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
