@@ -151,6 +151,7 @@ type session struct {
 	logits   bool // score keeps the logits (the strategy's Weights use them)
 	writer   checkpointWriter
 	lastCkpt string    // the last checkpoint with optimizer state written
+	bestPath string    // the best model so far of the run a resume continues (see resumeBest)
 	pool     *bufPool  // scoring batch buffers, reused across passes
 	trainBuf []float32 // selected windows, reused across iterations
 	dist     distState
@@ -475,6 +476,9 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 			}
 		}
 		RemoveStaleTemps(cfg.SaveDir)
+		if s.start.Mode == event.StartResume {
+			s.resumeBest(loaded.Meta)
+		}
 	}
 	eng.OnOOM = func(n int) { s.emit(event.InferenceBatchChanged{Size: n}) }
 	s.writer.OnWritten = func(path string, bytes int, sec float64) {
@@ -928,6 +932,10 @@ func (s *session) finish(res *RunResult, err error) (*RunResult, error) {
 	}
 	if res != nil {
 		res.BestValLoss = s.meta.BestValLoss
+		if res.BestPath == "" {
+			// No better model since the resume: the best is the one it found.
+			res.BestPath = s.bestPath
+		}
 	}
 	e := event.RunEnded{Kind: s.kind, Iterations: s.meta.Iteration, BestValLoss: s.meta.BestValLoss,
 		BestIteration: s.meta.BestIteration, Finished: finished, Err: err}

@@ -2,8 +2,15 @@ package trainer
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/satrain/satrain/internal/atomicfile"
 )
 
 // CheckpointInfo is what a checkpoint records about the run that wrote it:
@@ -86,4 +93,71 @@ func checkLogSelected(cfg RunConfig, m Meta) error {
 	}
 	return fmt.Errorf("--log-selected %s is the selected-set log of the run in %s that wrote %s; a resume into another --save-dir (%s) leaves that run's files alone: pass --log-selected with another file",
 		cfg.LogSelected, runSaveDir(m, cfg.ResumeFrom), cfg.ResumeFrom, cfg.SaveDir)
+}
+
+// resumeBest finds the best model of the run a resume continues, the file
+// whose record is the checkpoint's best (iteration and validation loss): in
+// this run's save dir, else in the checkpoint's folder or in the save dir of
+// the run that wrote it, from where it is copied into this run's save dir, so
+// that a save dir always holds its run's best model. The run's summary names
+// it (s.bestPath) unless a later validation beats it. Not found (the run had
+// no finite validation loss yet, or the file was replaced or deleted since),
+// the run goes on and says so in a warning.
+func (s *session) resumeBest(m Meta) {
+	if math.IsNaN(m.BestValLoss) || math.IsInf(m.BestValLoss, 0) {
+		return
+	}
+	name := s.bestName()
+	dst := filepath.Join(s.cfg.SaveDir, name)
+	var looked []string
+	for _, dir := range []string{s.cfg.SaveDir, filepath.Dir(s.cfg.ResumeFrom), runSaveDir(m, s.cfg.ResumeFrom)} {
+		src := filepath.Join(dir, name)
+		if slices.ContainsFunc(looked, func(p string) bool { return samePath(p, src) }) {
+			continue
+		}
+		looked = append(looked, src)
+		if !isBestOf(src, m) {
+			continue
+		}
+		if samePath(src, dst) {
+			s.bestPath = dst
+		} else if err := copyFile(src, dst); err != nil {
+			slog.Warn("cannot copy the best model into the save dir; the summary names it where it is", "best_model", src, "save_dir", s.cfg.SaveDir, "err", err)
+			s.bestPath = src
+		} else {
+			s.bestPath, s.start.BestCopiedFrom = dst, src
+		}
+		s.start.BestPath = s.bestPath
+		return
+	}
+	slog.Warn("the best model so far was not found (deleted, or replaced by a later part of the run that wrote the checkpoint); this run writes its own when a validation beats that loss",
+		"best_iteration", m.BestIteration, "best_val_loss", m.BestValLoss, "looked_for", strings.Join(looked, ", "))
+}
+
+// isBestOf reports whether the checkpoint at path is the best model the
+// record m names: same kind, best iteration and validation loss.
+func isBestOf(path string, m Meta) bool {
+	if _, err := os.Stat(path); err != nil {
+		return false
+	}
+	info, err := ReadCheckpointInfo(path)
+	if err != nil {
+		slog.Warn("a best model that does not load is not used", "path", path, "err", err)
+		return false
+	}
+	b := info.Meta
+	return b.Kind == m.Kind && b.BestIteration == m.BestIteration && b.BestValLoss == m.BestValLoss
+}
+
+// copyFile copies src to dst atomically (see internal/atomicfile).
+func copyFile(src, dst string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return atomicfile.Write(dst, 0o644, func(w io.Writer) error {
+		_, err := io.Copy(w, f)
+		return err
+	})
 }

@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/trainer/report"
 )
 
 // TestReadCheckpointInfo: the record a checkpoint was written with (kind,
@@ -117,13 +120,24 @@ func rsCopy(t *testing.T, from, to string) {
 	}
 }
 
+// startProbe calls fn at RunStarted.
+type startProbe func(event.RunStarted)
+
+func (p startProbe) Report(e event.Event) {
+	if s, ok := e.(event.RunStarted); ok {
+		p(s)
+	}
+}
+
 // TestResumeIntoAnotherSaveDir: a resume into a save dir other than that of
 // the run that wrote the checkpoint is a new run from its state. It leaves
 // every file of that run alone (it used to truncate and append to the run's
 // --log-selected file); its metrics.jsonl and selected-set log hold its own
 // iterations; the checkpoint's own selected-set log given explicitly is
 // refused; a second resume into the same save dir is refused as any second
-// run is.
+// run is. The best model so far is copied into the new save dir and named by
+// the summary (no best model was there and none was named); not found, the
+// run says so.
 func TestResumeIntoAnotherSaveDir(t *testing.T) {
 	defer torch.LockThread()()
 	logs := hdCaptureLog(t)
@@ -138,8 +152,9 @@ func TestResumeIntoAnotherSaveDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := rsSnapshot(t, orig, sel)
-	copy1 := filepath.Join(root, "copy1.pt")
+	copy1, copy3 := filepath.Join(root, "copy1.pt"), filepath.Join(root, "copy3.pt")
 	rsCopy(t, filepath.Join(orig, "checkpoint_iter_1.pt"), copy1)
+	rsCopy(t, filepath.Join(orig, "checkpoint_iter_3.pt"), copy3)
 	branch := func(from, dir, logSelected string) (RunConfig, *RunResult, error) {
 		console.Reset()
 		c := cfg
@@ -182,7 +197,85 @@ func TestResumeIntoAnotherSaveDir(t *testing.T) {
 		t.Errorf("the refused resume changed %s", rr1)
 	}
 
+	// From the last checkpoint, whose best model is the one in orig; the
+	// training batches carry a NaN, so the weights and the best stay.
+	origBest := filepath.Join(orig, "best_model_selection_aware.pt")
+	rr3 := filepath.Join(root, "rr3")
+	rr3Best := filepath.Join(rr3, "best_model_selection_aware.pt")
+	cfg.NumIterations = 4
+	cfg.testFault = func(op string, f []float32, n int) error {
+		if op == "train" {
+			f[0] = float32(math.NaN())
+		}
+		return nil
+	}
+	var atStart event.Start
+	cfg.Reporters = []event.Reporter{report.NewConsole(&console, ""), report.NewJSONL(), startProbe(func(e event.RunStarted) {
+		atStart = e.Start
+		if b, err := os.ReadFile(rr3Best); err != nil || string(b) != before[origBest] {
+			t.Errorf("at start %s is not a copy of %s (%v)", rr3Best, origBest, err)
+		}
+	})}
+	info, err := ReadCheckpointInfo(copy3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, res, err := branch(copy3, rr3, "")
+	if err != nil {
+		t.Fatalf("resume into %s: %v\n%s", rr3, err, console.String())
+	}
+	if atStart.BestPath != rr3Best || atStart.BestCopiedFrom != origBest || res.BestPath != rr3Best || res.BestValLoss != info.Meta.BestValLoss ||
+		!strings.Contains(console.String(), fmt.Sprintf("  Best model so far: %s (copied from %s)\n", rr3Best, origBest)) ||
+		!strings.Contains(console.String(), "\n  Best model: "+rr3Best+"\n") {
+		t.Errorf("start %+v; result best %s %v (checkpoint's %v); console:\n%s", atStart, res.BestPath, res.BestValLoss, info.Meta.BestValLoss, console.String())
+	}
 	if !maps.Equal(before, rsSnapshot(t, orig, sel)) {
 		t.Errorf("resuming into other save dirs changed the files of the run in %s or %s", orig, sel)
+	}
+
+	// The best model gone: the run says so, and the summary too.
+	if err := os.Remove(origBest); err != nil {
+		t.Fatal(err)
+	}
+	logs.buf.Reset()
+	if _, res, err = branch(copy3, filepath.Join(root, "rr4"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if res.BestPath != "" || !strings.Contains(logs.String(), "the best model so far was not found") ||
+		!strings.Contains(console.String(), fmt.Sprintf("  Best model: not found (the file of iteration %d was missing when the run resumed)", info.Meta.BestIteration)) {
+		t.Errorf("best model missing: result %q; log:\n%s\nconsole:\n%s", res.BestPath, logs.String(), console.String())
+	}
+}
+
+// TestResumeInPlaceNamesBest: a run resumed in its own save dir that finds
+// no better model names the best one from before the resume in its summary
+// (it printed no Best model line).
+func TestResumeInPlaceNamesBest(t *testing.T) {
+	defer torch.LockThread()()
+	hdCaptureLog(t) // the skipped steps' warnings
+	dir := t.TempDir()
+	var console bytes.Buffer
+	cfg := ltConfig(ltData(t), dir, &console)
+	cfg.NumIterations, cfg.CheckpointEvery, cfg.ValEvery, cfg.EpochsPerIteration = 2, 1, 1, 1
+	first, err := RunSelectionAware(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	console.Reset()
+	cfg.ResumeFrom, cfg.NumIterations = filepath.Join(dir, "checkpoint_iter_2.pt"), 3
+	cfg.testFault = func(op string, f []float32, n int) error {
+		if op == "train" {
+			f[0] = float32(math.NaN()) // the weights, and so the best, stay
+		}
+		return nil
+	}
+	res, err := RunSelectionAware(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	best := filepath.Join(dir, "best_model_selection_aware.pt")
+	if res.BestPath != best || res.BestValLoss != first.BestValLoss || !strings.Contains(console.String(), "\n  Best model: "+best+"\n") ||
+		strings.Contains(console.String(), "Best model so far") {
+		t.Errorf("best %s %v, first run's %v; console:\n%s", res.BestPath, res.BestValLoss, first.BestValLoss, console.String())
 	}
 }

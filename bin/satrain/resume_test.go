@@ -354,9 +354,10 @@ func rewriteMeta(t *testing.T, from, to string, edit func(*trainer.Meta)) {
 // copied and resumed with only --resume-from and --save-dir into rr1, then
 // into rr2. Each resume used to truncate and append to the first run's log
 // (the second dropping the first's rows) under a warning naming the "metrics
-// log". Now the first run's files stay byte for byte; each resume logs to
-// its own save dir and says so. The first run's log given explicitly is
-// refused.
+// log", and ended without naming a best model. Now the first run's files stay
+// byte for byte; each resume logs to its own save dir, says so, and its
+// summary names the best model in its save dir. The first run's log given
+// explicitly is refused.
 func TestResumeIntoAnotherSaveDirCLI(t *testing.T) {
 	root := t.TempDir()
 	run, sel := filepath.Join(root, "run"), filepath.Join(root, "sel.jsonl")
@@ -401,6 +402,10 @@ func TestResumeIntoAnotherSaveDirCLI(t *testing.T) {
 		}
 		if fmt.Sprint(its) != "[2 3]" {
 			t.Errorf("%s holds iterations %v, want [2 3]", own, its)
+		}
+		// Its best so far copied in, or a better one found: either way here.
+		if best := filepath.Join(dir, "best_model_selection_aware.pt"); !strings.Contains(r.stdout, "\n  Best model: "+best+"\n") {
+			t.Errorf("the summary does not name %s:\n%s", best, r.stdout)
 		}
 	}
 	if after := snapshot(); !maps.Equal(before, after) {

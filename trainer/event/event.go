@@ -81,6 +81,11 @@ type Start struct {
 	// it. It is a new run from the checkpoint's state: its metrics.jsonl and
 	// selected-set log start anew, and the earlier run's files are left alone.
 	Branch bool
+	// BestPath (StartResume only) is the best model so far, in this run's
+	// save dir; empty when there is none (no finite validation loss yet, or
+	// its file was not found). BestCopiedFrom is the file it was copied
+	// from, in the save dir of the run that wrote the checkpoint.
+	BestPath, BestCopiedFrom string
 }
 
 // Start modes.

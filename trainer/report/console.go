@@ -124,6 +124,10 @@ func (c *Console) Report(e event.Event) {
 			c.p("Done: %d %s, best validation loss %s (%s %d)", e.Iterations, units, F4(e.BestValLoss), strings.ToLower(c.unit()), e.BestIteration)
 			if e.BestPath != "" {
 				c.p("  Best model: %s", e.BestPath)
+			} else if c.start.Start.Mode == event.StartResume {
+				// Only a resume can end so: its best is from before it, and
+				// that file was not found when it started (a warning said so).
+				c.p("  Best model: not found (the file of %s %d was missing when the run resumed)", strings.ToLower(c.unit()), e.BestIteration)
 			}
 		}
 		c.p("%s", Rule)
@@ -197,6 +201,9 @@ func (c *Console) runStarted(e event.RunStarted) {
 	case event.StartResume:
 		c.p("  Resuming %s run from %s: continuing after %s %d (best val loss %s)", e.Kind, e.Start.From,
 			strings.ToLower(c.unit()), e.Start.Iteration, F4(e.Start.BestValLoss))
+		if e.Start.BestCopiedFrom != "" {
+			c.p("  Best model so far: %s (copied from %s)", e.Start.BestPath, e.Start.BestCopiedFrom)
+		}
 	case event.StartWeights:
 		if e.Start.FromKind == event.KindStandard && e.Kind == event.KindSelectionAware {
 			c.p("  Fine-tuning from standard-training weights %s: selection-aware stage 2 with a fresh optimizer", e.Start.From)

@@ -162,3 +162,35 @@ func TestConsoleRanks(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleResume: a best model copied from the earlier run's save dir is
+// named with its origin; the summary names the best model kept since the
+// resume, or says that its file was not found.
+func TestConsoleResume(t *testing.T) {
+	var b bytes.Buffer
+	c := NewConsole(&b, "")
+	start := event.RunStarted{Kind: event.KindSelectionAware, SampleSize: 10, TopK: 2, EpochsPerIteration: 1, NumIterations: 3,
+		SaveDir: "new", Start: event.Start{Mode: event.StartResume, From: "old/checkpoint_iter_1.pt", Iteration: 2, BestValLoss: 2.4623}}
+	start.Start.BestPath, start.Start.BestCopiedFrom = "new/best_model_selection_aware.pt", "old/best_model_selection_aware.pt"
+	c.Report(start)
+	c.Report(event.RunEnded{Kind: event.KindSelectionAware, Iterations: 3, BestValLoss: 2.4623, BestIteration: 2,
+		BestPath: "new/best_model_selection_aware.pt", Finished: true})
+	for _, want := range []string{
+		"  Resuming selection_aware run from old/checkpoint_iter_1.pt: continuing after iteration 2 (best val loss 2.4623)\n" +
+			"  Best model so far: new/best_model_selection_aware.pt (copied from old/best_model_selection_aware.pt)\n",
+		Rule + "\nDone: 3 iterations, best validation loss 2.4623 (iteration 2)\n  Best model: new/best_model_selection_aware.pt\n" + Rule + "\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("console:\n%s\nwant:\n%s", b.String(), want)
+		}
+	}
+
+	b.Reset()
+	start.Start.BestPath, start.Start.BestCopiedFrom = "", ""
+	c.Report(start)
+	c.Report(event.RunEnded{Kind: event.KindSelectionAware, Iterations: 3, BestValLoss: 2.4623, BestIteration: 2, Finished: true})
+	if want := "Done: 3 iterations, best validation loss 2.4623 (iteration 2)\n  Best model: not found (the file of iteration 2 was missing when the run resumed)\n"; !strings.Contains(b.String(), want) ||
+		strings.Contains(b.String(), "Best model so far") {
+		t.Errorf("console:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
