@@ -288,7 +288,7 @@ func TestTooManySkipsWritesLastGood(t *testing.T) {
 	defer cancel()
 	res, err := RunSelectionAware(ctx, cfg)
 	lastGood := filepath.Join(dir, LastGoodCheckpoint)
-	if !errors.Is(err, ErrTooManySkips) || !strings.Contains(err.Error(), "--resume-from "+lastGood) {
+	if !errors.Is(err, ErrTooManySkips) || !strings.Contains(err.Error(), "satrain selection-aware --resume-from "+lastGood) {
 		t.Fatalf("run returned %v; want ErrTooManySkips naming %s\n%s", err, lastGood, console.String())
 	}
 	if res.LastIter != 1 || !strings.Contains(console.String(), "the last good weights are in "+lastGood) {

@@ -1142,7 +1142,7 @@ func (s *session) stop(ctx context.Context, res *RunResult, it int, phase string
 		return res, fmt.Errorf("interrupted, and the checkpoint failed: %w", serr)
 	}
 	res.Interrupted = true
-	res.ResumeHint = fmt.Sprintf("%s; state saved to %s; continue with: --resume-from %s", what, path, path)
+	res.ResumeHint = fmt.Sprintf("%s; state saved to %s; continue with: %s", what, path, resumeCommand(s.kind, path))
 	s.emit(event.Interrupted{Iteration: it, Completed: completed, Phase: phase, Path: path, Partial: partial})
 	return res, fmt.Errorf("%w: %s", ErrInterrupted, res.ResumeHint)
 }
@@ -1161,7 +1161,7 @@ func (s *session) stopLastGood(res *RunResult, it int, err error) (*RunResult, e
 	}
 	s.emit(event.TrainingStopped{Iteration: it, Completed: s.meta.Iteration, Path: path})
 	msg := fmt.Sprintf("training stopped in iteration %d (iteration %d is the last completed); the last good weights are in %s; "+
-		"lower --lr, check the data, then continue with --resume-from %s", it, s.meta.Iteration, path, path)
+		"check the data, then continue with a lower learning rate: %s --lr LOWER_LR", it, s.meta.Iteration, path, resumeCommand(s.kind, path))
 	return res, fmt.Errorf("%w: %s", err, msg)
 }
 

@@ -161,3 +161,24 @@ func copyFile(src, dst string) error {
 		return err
 	})
 }
+
+// resumeCommand is the command that continues a run of kind from the
+// checkpoint at path; every other setting comes from the checkpoint.
+func resumeCommand(kind, path string) string {
+	cmd := "satrain selection-aware"
+	if kind == KindStandard {
+		cmd = "satrain train"
+	}
+	return cmd + " --resume-from " + shellQuote(path)
+}
+
+// shellQuote is s as one POSIX shell word: as it is when it holds only
+// characters the shell takes literally, else in single quotes.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-./:@%+=,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -279,3 +279,17 @@ func TestResumeInPlaceNamesBest(t *testing.T) {
 		t.Errorf("best %s %v, first run's %v; console:\n%s", res.BestPath, res.BestValLoss, first.BestValLoss, console.String())
 	}
 }
+
+// TestResumeCommand: the command a message tells the user to run quotes a
+// path the shell would split or expand.
+func TestResumeCommand(t *testing.T) {
+	for _, c := range []struct{ kind, path, want string }{
+		{KindSelectionAware, "/runs/a-1/checkpoint_iter_14.pt", "satrain selection-aware --resume-from /runs/a-1/checkpoint_iter_14.pt"},
+		{KindStandard, "runs/checkpoint_epoch_2.pt", "satrain train --resume-from runs/checkpoint_epoch_2.pt"},
+		{KindSelectionAware, "/my runs/it's.pt", `satrain selection-aware --resume-from '/my runs/it'\''s.pt'`},
+	} {
+		if got := resumeCommand(c.kind, c.path); got != c.want {
+			t.Errorf("resumeCommand(%s, %q) = %s, want %s", c.kind, c.path, got, c.want)
+		}
+	}
+}

@@ -130,13 +130,16 @@ func rlTemps(dir string) []string {
 	return out
 }
 
-var resumeHint = regexp.MustCompile(`continue with: --resume-from (\S+)`)
+// resumeHint is the command the interrupt message gives: the subcommand and
+// --resume-from, every other setting coming from the checkpoint.
+var resumeHint = regexp.MustCompile(`continue with: (satrain selection-aware --resume-from (\S+))\n`)
 
 // TestSignalEachPhase sends SIGINT and SIGTERM at the start of each phase of
 // iteration 2 (inference, training, validation, checkpoint; the run pauses
 // there through SATRAIN_TEST_PAUSE_PHASE until the signal lands). Every time:
 // exit code 130, a checkpoint of the expected iteration that loads, no
-// temporary file left, and --resume-from it runs to the end.
+// temporary file left, and the command the message gives, pasted as it is,
+// runs to the end.
 func TestSignalEachPhase(t *testing.T) {
 	cases := []struct {
 		phase string
@@ -188,11 +191,11 @@ func TestSignalEachPhase(t *testing.T) {
 				}
 				want := filepath.Join(dir, c.file)
 				m := resumeHint.FindStringSubmatch(stderr)
-				if m == nil || m[1] != want || !strings.Contains(stderr, c.say) || !strings.Contains(stderr, "received: finishing the current step") {
+				if m == nil || m[2] != want || !strings.Contains(stderr, c.say) || !strings.Contains(stderr, "received: finishing the current step") {
 					t.Fatalf("stderr should say %q and name %s:\n%s", c.say, want, stderr)
 				}
 				// The resume message is said once (stdout used to repeat it).
-				if n := strings.Count(p.out()+stderr, "continue with: --resume-from"); n != 1 {
+				if n := strings.Count(p.out()+stderr, "continue with: "); n != 1 {
 					t.Errorf("the resume message appears %d times on stdout and stderr, want once\nstdout:\n%s\nstderr:\n%s", n, p.out(), stderr)
 				}
 				meta, err := rlLoad(want)
@@ -205,7 +208,7 @@ func TestSignalEachPhase(t *testing.T) {
 				if tmp := rlTemps(dir); len(tmp) > 0 {
 					t.Errorf("temporary files left: %v", tmp)
 				}
-				r := rlStart(t, nil, rlArgs(dir, 3, "--resume-from", want)...)
+				r := rlStart(t, nil, strings.Fields(m[1])[1:]...)
 				if code := r.wait(t, 120*time.Second); code != 0 {
 					t.Fatalf("resume exited %d\nstdout:\n%s\nstderr:\n%s", code, r.out(), r.errOut())
 				}

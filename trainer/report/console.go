@@ -199,8 +199,12 @@ func (c *Console) runStarted(e event.RunStarted) {
 	}
 	switch e.Start.Mode {
 	case event.StartResume:
-		c.p("  Resuming %s run from %s: continuing after %s %d (best val loss %s)", e.Kind, e.Start.From,
-			strings.ToLower(c.unit()), e.Start.Iteration, F4(e.Start.BestValLoss))
+		best := "best val loss " + F4(e.Start.BestValLoss)
+		if math.IsNaN(e.Start.BestValLoss) || math.IsInf(e.Start.BestValLoss, 0) {
+			best = "no finite validation loss yet"
+		}
+		c.p("  Resuming %s run from %s: continuing after %s %d (%s)", e.Kind, e.Start.From,
+			strings.ToLower(c.unit()), e.Start.Iteration, best)
 		if e.Start.BestCopiedFrom != "" {
 			c.p("  Best model so far: %s (copied from %s)", e.Start.BestPath, e.Start.BestCopiedFrom)
 		}

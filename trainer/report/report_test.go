@@ -163,14 +163,22 @@ func TestConsoleRanks(t *testing.T) {
 	}
 }
 
-// TestConsoleResume: a best model copied from the earlier run's save dir is
-// named with its origin; the summary names the best model kept since the
-// resume, or says that its file was not found.
+// TestConsoleResume: a resume before any finite validation loss says so in
+// words (it printed "best val loss +Inf"); a best model copied from the
+// earlier run's save dir is named with its origin; the summary names the
+// best model kept since the resume, or says that its file was not found.
 func TestConsoleResume(t *testing.T) {
 	var b bytes.Buffer
 	c := NewConsole(&b, "")
 	start := event.RunStarted{Kind: event.KindSelectionAware, SampleSize: 10, TopK: 2, EpochsPerIteration: 1, NumIterations: 3,
-		SaveDir: "new", Start: event.Start{Mode: event.StartResume, From: "old/checkpoint_iter_1.pt", Iteration: 2, BestValLoss: 2.4623}}
+		SaveDir: "new", Start: event.Start{Mode: event.StartResume, From: "old/checkpoint_iter_1.pt", Iteration: 1, BestValLoss: math.Inf(1)}}
+	c.Report(start)
+	if want := "  Resuming selection_aware run from old/checkpoint_iter_1.pt: continuing after iteration 1 (no finite validation loss yet)\n"; !strings.HasSuffix(b.String(), want) {
+		t.Errorf("console:\n%s\nwant it to end with:\n%s", b.String(), want)
+	}
+
+	b.Reset()
+	start.Start.Iteration, start.Start.BestValLoss = 2, 2.4623
 	start.Start.BestPath, start.Start.BestCopiedFrom = "new/best_model_selection_aware.pt", "old/best_model_selection_aware.pt"
 	c.Report(start)
 	c.Report(event.RunEnded{Kind: event.KindSelectionAware, Iterations: 3, BestValLoss: 2.4623, BestIteration: 2,
