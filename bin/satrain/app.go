@@ -75,8 +75,6 @@ func modelFlags() []cli.Flag {
 		stringFlag("save-dir", "./checkpoints", "where checkpoints and metrics.jsonl go", catCheckpoint),
 		stringFlag("resume-from", "", "checkpoint to continue (its run's settings are used unless given) or fine-tune from (standard best_model.pt); auto: the newest valid checkpoint in --save-dir, none: start fresh", catCheckpoint),
 		boolFlag("overwrite", false, "start afresh in a --save-dir that holds another run's checkpoints and metrics log", catCheckpoint),
-		intFlag("val-every", 5, "validate every N iterations", catCheckpoint),
-		intFlag("checkpoint-every", 10, "write checkpoint_iter_N.pt every N iterations", catCheckpoint),
 		boolFlag("use-amp", true, "mixed precision: bf16 autocast on CUDA (--amp-dtype fp16 adds a GradScaler); bf16 autocast on CPU", catOther),
 		stringFlag("amp-dtype", "bf16", "bf16 or fp16 (CUDA only)", catOther),
 		boolFlag("use-wandb", true, "kept for the documented command lines: there is no W&B here; metrics go to Prometheus (--metrics-addr) and <save-dir>/metrics.jsonl", catOther),
@@ -96,6 +94,9 @@ func selectionFlags() []cli.Flag {
 		intFlag("horizon-idx", 1, "horizon ranked on: 0=1d 1=5d 2=10d 3=20d", catSelection),
 		intFlag("train-epochs-per-iteration", 3, "epochs over the selected sequences per iteration", catTraining),
 		intFlag("num-iterations", 100, "selection-aware iterations", catTraining),
+		// train validates and writes checkpoint_epoch_N.pt every epoch: these are selection-aware's.
+		intFlag("val-every", 5, "validate every N iterations", catCheckpoint),
+		intFlag("checkpoint-every", 10, "write checkpoint_iter_N.pt every N iterations", catCheckpoint),
 		stringFlag("select-by", "expected", "expected (the method), loss (hard-example mining) or random (control)", catStrategy),
 		intFlag("negative-k", 0, "also train on the k lowest expected returns", catStrategy),
 		floatFlag("mix-random", 0, "also train on round(FRACTION x top-k) uniformly random sequences", catStrategy),
@@ -130,7 +131,7 @@ func newApp() *cli.App {
 			},
 			{
 				Name:  "train",
-				Usage: "standard training on all training sequences; saves best_model.pt (stage 1 of the two-stage recipe)",
+				Usage: "standard training on all training sequences; validates and writes checkpoint_epoch_N.pt every epoch, saves best_model.pt (stage 1 of the two-stage recipe)",
 				Flags: append(modelFlags(),
 					intFlag("epochs", 10, "epochs over the training sequences", catTraining),
 					intFlag("max-seqs-per-epoch", 0, "cap on sequences per epoch (0: all)", catTraining)),

@@ -162,6 +162,9 @@ func normalizeLeaf(cmd *cli.Command, name string, args []string) ([]string, erro
 		fname, _, hasValue := splitFlag(a)
 		tv, known := takesValue[fname]
 		if !known {
+			if note, ok := absentFlagNotes[name+" "+fname]; ok {
+				return nil, usagef("%s: unknown flag %s: %s", name, dashed(fname), note)
+			}
 			hint := didYouMean(fname, names, "--")
 			if hint == "" {
 				hint = fmt.Sprintf(" (see satrain %s --help)", name)
@@ -191,6 +194,14 @@ func normalizeLeaf(cmd *cli.Command, name string, args []string) ([]string, erro
 		return flags, nil
 	}
 	return append(append(flags, "--"), pos...), nil
+}
+
+// absentFlagNotes say why a command lacks a flag of its sibling commands,
+// in place of a "did you mean" that would point to an unrelated flag; the
+// key is the command path and the flag name.
+var absentFlagNotes = map[string]string{
+	"train val-every":        "train validates and writes a checkpoint every epoch (--val-every is a selection-aware flag)",
+	"train checkpoint-every": "train validates and writes a checkpoint every epoch (--checkpoint-every is a selection-aware flag)",
 }
 
 // positionalHint suggests the flag a stray file argument was probably meant

@@ -161,14 +161,15 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 		Step: trainer.StepConfig{LR: c.Float64("lr"), WeightDecay: c.Float64("weight-decay"), MaxGradNorm: c.Float64("max-grad-norm"),
 			LabelSmoothing: c.Float64("label-smoothing"), UseAMP: c.Bool("use-amp"), AMPDType: amp, MaxSkips: c.Int("max-skipped-steps")},
 		BatchSize: c.Int("batch-size"), InferenceBatch: c.Int("inference-batch-size"),
-		SaveDir: c.String("save-dir"), ResumeFrom: c.String("resume-from"), ValEvery: c.Int("val-every"),
-		CheckpointEvery: c.Int("checkpoint-every"), Device: dev, Seed: c.Int64("seed"), Threads: c.Int("threads"),
+		SaveDir: c.String("save-dir"), ResumeFrom: c.String("resume-from"),
+		Device: dev, Seed: c.Int64("seed"), Threads: c.Int("threads"),
 		MetricsAddr: c.String("metrics-addr"), Version: version, Progress: c.Bool("progress"), Console: os.Stdout, Run: run,
 		Overwrite: c.Bool("overwrite"),
 	}
 	if selection {
 		cfg.SampleSize, cfg.TopK, cfg.HorizonIdx = c.Int("sample-size"), c.Int("top-k"), c.Int("horizon-idx")
 		cfg.EpochsPerIteration, cfg.NumIterations = c.Int("train-epochs-per-iteration"), c.Int("num-iterations")
+		cfg.ValEvery, cfg.CheckpointEvery = c.Int("val-every"), c.Int("checkpoint-every")
 		cfg.LogSelected = c.String("log-selected")
 		cfg.Strategy = trainer.Strategy{SelectBy: c.String("select-by"), NegativeK: c.Int("negative-k"), MixRandom: c.Float64("mix-random"),
 			Scope: c.String("select-scope"), TopFrac: c.Float64("top-frac"), Stratify: c.String("stratify"),
