@@ -66,9 +66,9 @@ func modelFlags() []cli.Flag {
 		floatFlag("dropout", 0.15, "dropout on embeddings, attention output and feed-forward output", catModel),
 		stringFlag("preset", "", "named size: "+presetList()+" (sets hidden-dim, num-layers, num-heads, seq-len unless given)", catModel),
 		floatFlag("lr", 4e-5, "AdamW learning rate", catTraining),
-		floatFlag("weight-decay", 0.01, "AdamW decoupled weight decay", catTraining),
+		floatFlag("weight-decay", 0.01, "AdamW decoupled weight decay (>= 0)", catTraining),
 		floatFlag("max-grad-norm", 1.0, "gradient clipping max norm (0: off)", catTraining),
-		floatFlag("label-smoothing", 0, "cross-entropy label smoothing", catTraining),
+		floatFlag("label-smoothing", 0, "cross-entropy label smoothing, 0 to 1", catTraining),
 		intFlag("batch-size", 32, "training batch size", catTraining),
 		intFlag("inference-batch-size", 64, "inference batch size (halved automatically on out-of-memory)", catTraining),
 		intFlag("max-skipped-steps", 20, "stop (saving the last good weights) after this many consecutive non-finite steps", catTraining),
@@ -95,8 +95,8 @@ func selectionFlags() []cli.Flag {
 		intFlag("train-epochs-per-iteration", 3, "epochs over the selected sequences per iteration", catTraining),
 		intFlag("num-iterations", 100, "selection-aware iterations", catTraining),
 		// train validates and writes checkpoint_epoch_N.pt every epoch: these are selection-aware's.
-		intFlag("val-every", 5, "validate every N iterations", catCheckpoint),
-		intFlag("checkpoint-every", 10, "write checkpoint_iter_N.pt every N iterations", catCheckpoint),
+		intFlag("val-every", 5, "validate every N iterations (>= 1)", catCheckpoint),
+		intFlag("checkpoint-every", 10, "write checkpoint_iter_N.pt every N iterations (>= 1)", catCheckpoint),
 		stringFlag("select-by", "expected", "expected (the method), loss (hard-example mining) or random (control)", catStrategy),
 		intFlag("negative-k", 0, "also train on the k lowest expected returns", catStrategy),
 		floatFlag("mix-random", 0, "also train on round(FRACTION x top-k) uniformly random sequences", catStrategy),
@@ -173,6 +173,9 @@ func infoCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			fmt.Printf("satrain %s, libtorch %s, built with CUDA: %v, CUDA available: %v (%d devices)\n",
 				version, torch.Version(), torch.BuiltWithCUDA(), torch.CUDAIsAvailable(), torch.CUDADeviceCount())
+			if err := checkThreads(c.Int("threads")); err != nil {
+				return err
+			}
 			if n := c.Int("threads"); n > 0 {
 				if err := torch.SetThreadPolicy(n); err != nil {
 					return err
@@ -316,6 +319,9 @@ func dataCommand() *cli.Command {
 					}
 					if f == "" {
 						return fmt.Errorf("data inspect: give the HDF5 file")
+					}
+					if n := c.Int("val-size"); n < 1 {
+						return fmt.Errorf("--val-size must be >= 1, got %d", n)
 					}
 					return loader.Inspect(f, loader.Options{SeqLen: c.Int("seq-len"), ValSize: c.Int("val-size")}, os.Stdout)
 				},

@@ -180,6 +180,9 @@ func evalOptions(c *cli.Context) (trainer.EvalOptions, error) {
 	if c.Int("inference-batch-size") < 1 {
 		return opt, fmt.Errorf("--inference-batch-size must be >= 1, got %d", c.Int("inference-batch-size"))
 	}
+	if err := checkThreads(c.Int("threads")); err != nil {
+		return opt, err
+	}
 	return trainer.EvalOptions{Checkpoint: ck, Data: data, Device: dev, InferenceBatch: c.Int("inference-batch-size"),
 		Threads: c.Int("threads"), Progress: c.Bool("progress"),
 		DataOpt: loader.Options{SeqLen: c.Int("seq-len"), TrainEnd: te, ValEnd: ve, Mode: mode}}, nil

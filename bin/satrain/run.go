@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -139,6 +140,9 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	if n := c.Int("max-skipped-steps"); n < 1 {
 		return cfg, fmt.Errorf("--max-skipped-steps must be >= 1, got %d", n)
 	}
+	if err := checkRunValues(c, selection); err != nil {
+		return cfg, err
+	}
 	mode := c.String("loader-mode")
 	if mode != "auto" && mode != "preload" && mode != "stream" {
 		return cfg, fmt.Errorf("--loader-mode %q: want auto, preload or stream", mode)
@@ -214,6 +218,47 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 		slog.Debug("--use-amp on CPU: bf16 autocast (CPU matmuls in bfloat16, losses and weights in float32); --use-amp=false for float32")
 	}
 	return cfg, nil
+}
+
+// checkRunValues refuses the training flags whose value is out of range
+// (the trainer or libtorch would replace it with a default, ignore it, or
+// fail only once the run has started). The ranges are PyTorch's where it has
+// one: AdamW's weight_decay >= 0, cross_entropy's 0 <= label_smoothing <= 1.
+func checkRunValues(c *cli.Context, selection bool) error {
+	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+	if x := c.Float64("weight-decay"); !(x >= 0) || !finite(x) {
+		return fmt.Errorf("--weight-decay must be a number >= 0, got %g", x)
+	}
+	if x := c.Float64("max-grad-norm"); !(x >= 0) || !finite(x) {
+		return fmt.Errorf("--max-grad-norm must be a number >= 0 (0: no clipping), got %g", x)
+	}
+	if x := c.Float64("label-smoothing"); !(x >= 0 && x <= 1) {
+		return fmt.Errorf("--label-smoothing must be between 0 and 1, got %g", x)
+	}
+	if n := c.Int("val-size"); n < 1 {
+		return fmt.Errorf("--val-size must be >= 1, got %d", n)
+	}
+	if selection {
+		for _, name := range []string{"val-every", "checkpoint-every"} {
+			if n := c.Int(name); n < 1 {
+				return fmt.Errorf("--%s must be >= 1, got %d", name, n)
+			}
+		}
+	}
+	return checkThreads(c.Int("threads"))
+}
+
+// checkThreads refuses a negative --threads (0 is libtorch's default) and
+// warns when n asks for more threads than the CPUs this process may use
+// (the default never does; more threads than cores wait on each other).
+func checkThreads(n int) error {
+	if n < 0 {
+		return fmt.Errorf("--threads must be >= 0 (0: libtorch's default), got %d", n)
+	}
+	if cpus := torch.AffinityCPUs(); n > cpus {
+		slog.Warn(fmt.Sprintf("--threads %d exceeds the %d CPUs available to this process; threads beyond them wait on each other", n, cpus))
+	}
+	return nil
 }
 
 // pathFlags are the flags naming files or folders that a run records.

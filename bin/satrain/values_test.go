@@ -1,8 +1,15 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/satrain/satrain/torch"
+	"github.com/urfave/cli/v2"
 )
 
 // TestTrainRefusesSelectionCadence: train validates and writes a checkpoint
@@ -33,4 +40,105 @@ func TestTrainRefusesSelectionCadence(t *testing.T) {
 			t.Errorf("selection-aware --help lacks %s", flag)
 		}
 	}
+}
+
+// TestOutOfRangeValuesFailBeforeWork: values the trainer would replace with
+// a default (--val-every 0, --val-size 0), ignore (--threads -1) or that
+// libtorch refuses only once the run has started (--label-smoothing 2, whose
+// range is PyTorch's 0 <= x <= 1) are one line and exit 1 before any work.
+func TestOutOfRangeValuesFailBeforeWork(t *testing.T) {
+	cases := []struct {
+		flag, value, want string
+	}{
+		{"label-smoothing", "2", "--label-smoothing must be between 0 and 1, got 2"},
+		{"label-smoothing", "-0.1", "--label-smoothing must be between 0 and 1, got -0.1"},
+		{"label-smoothing", "NaN", "--label-smoothing must be between 0 and 1, got NaN"},
+		{"weight-decay", "-1", "--weight-decay must be a number >= 0, got -1"},
+		{"max-grad-norm", "-1", "--max-grad-norm must be a number >= 0 (0: no clipping), got -1"},
+		{"threads", "-1", "--threads must be >= 0 (0: libtorch's default), got -1"},
+		{"val-size", "0", "--val-size must be >= 1, got 0"},
+		{"val-every", "0", "--val-every must be >= 1, got 0"},
+		{"val-every", "-2", "--val-every must be >= 1, got -2"},
+		{"checkpoint-every", "0", "--checkpoint-every must be >= 1, got 0"},
+		{"checkpoint-every", "-1", "--checkpoint-every must be >= 1, got -1"},
+	}
+	for _, c := range cases {
+		t.Run(c.flag+"="+c.value, func(t *testing.T) {
+			saveDir := filepath.Join(t.TempDir(), "ckpt")
+			r := runCLI(t, nil, cliArgs(saveDir, map[string]string{c.flag: c.value})...)
+			checkOneLineError(t, r, c.want)
+			if r.code != 1 {
+				t.Errorf("exit %d, want 1 (a bad value)", r.code)
+			}
+			if _, err := os.Stat(saveDir); err == nil {
+				t.Errorf("the save dir was created: work started before the error")
+			}
+		})
+	}
+	// train shares the training flags' checks.
+	r := runCLI(t, nil, "train", "--data", cliData, "--device", "cpu", "--metrics-addr", "", "--preset", "tiny", "--label-smoothing", "1.5")
+	checkOneLineError(t, r, "--label-smoothing must be between 0 and 1, got 1.5")
+	// data inspect's --val-size too (the loader reads 0 as its default, 1000).
+	r = runCLI(t, nil, "data", "inspect", cliData, "--val-size", "0")
+	checkOneLineError(t, r, "--val-size must be >= 1, got 0")
+}
+
+// TestRangeEdgesAccepted: the ends of each range are values, not mistakes:
+// label smoothing 0 and 1, weight decay 0, --max-grad-norm 0 (no clipping),
+// --threads 0 (libtorch's default); they reach the run's config as given.
+func TestRangeEdgesAccepted(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		check func(c cfgView) bool
+	}{
+		{[]string{"--label-smoothing", "1", "--weight-decay", "0", "--max-grad-norm", "0", "--threads", "0"},
+			func(c cfgView) bool { return c.ls == 1 && c.wd == 0 && c.mgn == 0 && c.threads == 0 }},
+		{[]string{"--label-smoothing", "0", "--val-every", "1", "--checkpoint-every", "1", "--val-size", "1"},
+			func(c cfgView) bool { return c.ls == 0 && c.valEvery == 1 && c.ckptEvery == 1 && c.valSize == 1 }},
+	} {
+		var got *cfgView
+		app := newApp()
+		for _, c := range app.Commands {
+			if c.Name == "selection-aware" {
+				c.Action = func(cc *cli.Context) error {
+					cfg, err := runConfig(cc, true)
+					got = &cfgView{cfg.Step.LabelSmoothing, cfg.Step.WeightDecay, cfg.Step.MaxGradNorm, cfg.Threads,
+						cfg.ValEvery, cfg.CheckpointEvery, cfg.DataOpt.ValSize}
+					return err
+				}
+			}
+		}
+		args := append([]string{"satrain", "selection-aware", "--data", cliData, "--device", "cpu", "--preset", "tiny"}, tc.args...)
+		if err := runArgs(context.Background(), app, args); err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if got == nil || !tc.check(*got) {
+			t.Errorf("%v: config %+v", tc.args, got)
+		}
+	}
+}
+
+type cfgView struct {
+	ls, wd, mgn                           float64
+	threads, valEvery, ckptEvery, valSize int
+}
+
+// TestInfoThreadsAboveCPUs: `info --threads N` above the CPUs of the process
+// prints the policy and one warning line saying so; a negative count is
+// refused.
+func TestInfoThreadsAboveCPUs(t *testing.T) {
+	n := torch.AffinityCPUs() + 1
+	r := runCLI(t, nil, "info", "--threads", fmt.Sprint(n))
+	warn := fmt.Sprintf("--threads %d exceeds the %d CPUs available to this process", n, n-1)
+	if r.code != 0 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "level=WARN") || !strings.Contains(r.stderr, warn) {
+		t.Errorf("info --threads %d: exit %d, want one warning line %q; stderr:\n%s", n, r.code, warn, r.stderr)
+	}
+	if !strings.Contains(r.stdout, fmt.Sprintf("CPU threads: intra-op %d,", n)) {
+		t.Errorf("info --threads %d:\n%s", n, r.stdout)
+	}
+	r = runCLI(t, nil, "info", "--threads", "1")
+	if r.code != 0 || r.stderr != "" {
+		t.Errorf("info --threads 1: exit %d, stderr %q", r.code, r.stderr)
+	}
+	checkOneLineError(t, runCLI(t, nil, "info", "--threads", "-1"), "--threads must be >= 0 (0: libtorch's default), got -1")
 }
