@@ -142,3 +142,35 @@ func TestInfoThreadsAboveCPUs(t *testing.T) {
 	}
 	checkOneLineError(t, runCLI(t, nil, "info", "--threads", "-1"), "--threads must be >= 0 (0: libtorch's default), got -1")
 }
+
+// TestEmptyMetricsLogIsNoRun: a run that failed (or was killed) before it
+// recorded its first iteration leaves an empty metrics.jsonl; it does not
+// count as a run: the corrected rerun starts without --overwrite. A log with
+// a record still does.
+func TestEmptyMetricsLogIsNoRun(t *testing.T) {
+	save := filepath.Join(t.TempDir(), "ckpt")
+	if err := os.MkdirAll(save, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(save, "metrics.jsonl")
+	if err := os.WriteFile(log, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, nil, cliArgs(save, map[string]string{"use-amp": "false", "threads": "1", "progress": "false"})...)
+	if r.code != 0 {
+		t.Fatalf("a save dir with an empty metrics.jsonl: exit %d\n%s", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(log); err != nil || strings.Count(string(b), "\n") != 1 || !strings.Contains(string(b), `"iteration":1`) {
+		t.Errorf("metrics.jsonl after the run (err %v):\n%s", err, b)
+	}
+	// A log that holds a record is a run.
+	other := filepath.Join(t.TempDir(), "ckpt")
+	if err := os.MkdirAll(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(other, "metrics.jsonl"), []byte(`{"iteration":1}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, nil, cliArgs(other, nil)...)
+	checkOneLineError(t, r, "--save-dir "+other+" already holds a run (metrics.jsonl)")
+}
