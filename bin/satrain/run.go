@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
@@ -193,6 +195,11 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	if err := checkDataFile(cfg.Data, dataOrigin, ckptPath); err != nil {
 		return cfg, err
 	}
+	if cfg.LogSelected != "" {
+		if err := checkWritableFile("--log-selected", cfg.LogSelected); err != nil {
+			return cfg, err
+		}
+	}
 	// The run records these paths in its checkpoints (Meta.DataPath, Meta.Run):
 	// absolute, they hold from any working directory.
 	cfg.Data, cfg.SaveDir, cfg.LogSelected = absPath(cfg.Data), absPath(cfg.SaveDir), absPath(cfg.LogSelected)
@@ -260,6 +267,38 @@ func checkThreads(n int) error {
 		slog.Warn(fmt.Sprintf("--threads %d exceeds the %d CPUs available to this process; threads beyond them wait on each other", n, cpus))
 	}
 	return nil
+}
+
+// checkWritableFile proves that the file a run will write at path can be
+// created (or, when it exists, opened for writing) before the run starts;
+// it leaves no file behind. The error is one line naming the flag and path.
+func checkWritableFile(flag, path string) error {
+	fail := func(err error) error {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("%s %s: %w", flag, path, err)
+	}
+	if st, err := os.Stat(path); err == nil {
+		if st.IsDir() {
+			return fmt.Errorf("%s %s is a folder; give a file path", flag, path)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return fail(err)
+		}
+		return f.Close()
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s %s: no such folder %s", flag, path, filepath.Dir(path))
+	}
+	if err != nil {
+		return fail(err)
+	}
+	f.Close()
+	return os.Remove(path)
 }
 
 // dropEmptyMetricsLog removes an empty metrics.jsonl from the save dir of a

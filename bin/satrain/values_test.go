@@ -174,3 +174,32 @@ func TestEmptyMetricsLogIsNoRun(t *testing.T) {
 	r = runCLI(t, nil, cliArgs(other, nil)...)
 	checkOneLineError(t, r, "--save-dir "+other+" already holds a run (metrics.jsonl)")
 }
+
+// TestLogSelectedUnwritable: a --log-selected the run cannot write is one
+// line naming the flag and the path, exit 1 (a bad path, as --save-dir),
+// before any work; the check leaves no file behind.
+func TestLogSelectedUnwritable(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ path, want string }{
+		{"/nonexistent/dir/x.jsonl", "--log-selected /nonexistent/dir/x.jsonl: no such folder /nonexistent/dir"},
+		{dir, "--log-selected " + dir + " is a folder; give a file path"},
+	} {
+		saveDir := filepath.Join(dir, "ckpt")
+		r := runCLI(t, nil, cliArgs(saveDir, map[string]string{"log-selected": c.path})...)
+		checkOneLineError(t, r, c.want)
+		if r.code != 1 {
+			t.Errorf("--log-selected %s: exit %d, want 1", c.path, r.code)
+		}
+		if _, err := os.Stat(saveDir); err == nil {
+			t.Errorf("--log-selected %s: the save dir was created", c.path)
+		}
+	}
+	// A writable path passes the check without a file left there.
+	ok := filepath.Join(dir, "sel.jsonl")
+	if err := checkWritableFile("--log-selected", ok); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(ok); err == nil {
+		t.Errorf("the check left %s", ok)
+	}
+}
