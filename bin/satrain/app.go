@@ -256,6 +256,20 @@ func dataCommand() *cli.Command {
 					if out == "" {
 						return fmt.Errorf("data synth: give the output path, e.g. satrain data synth panel.h5")
 					}
+					// The loader takes 0 as "the default": refuse it here, so the
+					// file has the shape asked for and the line below reports it.
+					for _, f := range []struct {
+						name string
+						min  int
+						why  string
+					}{{"tickers", 1, ""}, {"days", 1, ""}, {"features", 3, " (regime, driver, ret1)"}, {"bins", 2, ""}} {
+						if n := c.Int(f.name); n < f.min {
+							return fmt.Errorf("data synth: --%s %d: want at least %d%s", f.name, n, f.min, f.why)
+						}
+					}
+					if x := c.Float64("signal-fraction"); !(x > 0 && x < 1) {
+						return fmt.Errorf("data synth: --signal-fraction %g: want 0 < f < 1", x)
+					}
 					cfg := loader.SynthConfig{Tickers: c.Int("tickers"), Days: c.Int("days"), Features: c.Int("features"),
 						Bins: c.Int("bins"), Seed: c.Int64("seed"), SignalFraction: c.Float64("signal-fraction")}
 					if err := loader.Synth(out, cfg); err != nil {

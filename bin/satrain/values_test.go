@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
 	"github.com/urfave/cli/v2"
 )
@@ -201,5 +202,39 @@ func TestLogSelectedUnwritable(t *testing.T) {
 	}
 	if _, err := os.Stat(ok); err == nil {
 		t.Errorf("the check left %s", ok)
+	}
+}
+
+// TestDataSynthRefusesZero: 0 tickers, days, features or bins is refused as
+// a negative count is (the loader would take 0 as its default), naming the
+// flag; nothing is written. The "wrote" line reports the shape written.
+func TestDataSynthRefusesZero(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "z.h5")
+	for _, c := range []struct{ flag, want string }{
+		{"tickers", "want at least 1"}, {"days", "want at least 1"},
+		{"features", "want at least 3 (regime, driver, ret1)"}, {"bins", "want at least 2"},
+	} {
+		for _, v := range []string{"0", "-1"} {
+			r := runCLI(t, nil, "data", "synth", out, "--"+c.flag, v)
+			checkOneLineError(t, r, "data synth: --"+c.flag+" "+v+": "+c.want)
+			if _, err := os.Stat(out); err == nil {
+				t.Fatalf("--%s %s wrote %s", c.flag, v, out)
+			}
+		}
+	}
+	r := runCLI(t, nil, "data", "synth", out, "--signal-fraction", "0")
+	checkOneLineError(t, r, "data synth: --signal-fraction 0: want 0 < f < 1")
+	r = runCLI(t, nil, "data", "synth", out, "--tickers", "3", "--days", "150", "--features", "3", "--bins", "4")
+	if r.code != 0 || r.stdout != "wrote "+out+" (3 tickers x 150 days x 3 features)\n" {
+		t.Fatalf("data synth: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	ds, err := loader.Open(out, loader.Options{SeqLen: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	if len(ds.Tickers()) != 3 || ds.D != 150 || ds.NumFeatures() != 3 || ds.NumBins() != 4 {
+		t.Errorf("wrote %d tickers x %d days x %d features, %d bins", len(ds.Tickers()), ds.D, ds.NumFeatures(), ds.NumBins())
 	}
 }
