@@ -29,9 +29,11 @@ func init() {
 
 func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})))
-	if err := torch.CPUKernelsEnv(); err != nil {
-		fmt.Fprintln(os.Stderr, "satrain:", err)
-		os.Exit(2)
+	for _, check := range []func() error{torch.CPUKernelsEnv, mallocEnv} {
+		if err := check(); err != nil {
+			fmt.Fprintln(os.Stderr, "satrain:", err)
+			os.Exit(2)
+		}
 	}
 	ctx, stop := signalContext()
 	defer stop()
@@ -47,6 +49,16 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// mallocEnv checks SATRAIN_MALLOC, which libsatorch.so reads when it loads
+// (torch.MallocPolicy): unset, "keep" or "system", as the shim compares it
+// (case-sensitive). The shim takes any other value as "system", silently.
+func mallocEnv() error {
+	if v := os.Getenv("SATRAIN_MALLOC"); v != "" && v != "keep" && v != "system" {
+		return fmt.Errorf("SATRAIN_MALLOC=%q: want keep (freed memory stays in the process, the default) or system (glibc's defaults)", v)
+	}
+	return nil
 }
 
 func logLevel() slog.Level {

@@ -238,3 +238,21 @@ func TestDataSynthRefusesZero(t *testing.T) {
 		t.Errorf("wrote %d tickers x %d days x %d features, %d bins", len(ds.Tickers()), ds.D, ds.NumFeatures(), ds.NumBins())
 	}
 }
+
+// TestMallocEnv: SATRAIN_MALLOC is keep or system, as libsatorch.so compares
+// it (case-sensitive); anything else is one line naming the variable, the
+// value and the allowed values, exit 2, before anything runs (the shim would
+// take it as system, silently).
+func TestMallocEnv(t *testing.T) {
+	for _, v := range []string{"bogus", "KEEP", "System"} {
+		r := runCLI(t, []string{"SATRAIN_MALLOC=" + v}, "info")
+		checkUsageLine(t, r, []string{"SATRAIN_MALLOC=" + v},
+			fmt.Sprintf("SATRAIN_MALLOC=%q: want keep (freed memory stays in the process, the default) or system (glibc's defaults)", v))
+	}
+	for _, v := range []string{"keep", "system"} {
+		r := runCLI(t, []string{"SATRAIN_MALLOC=" + v}, "info")
+		if r.code != 0 || !strings.Contains(r.stdout, "allocator: "+v+"\n") {
+			t.Errorf("SATRAIN_MALLOC=%s info: exit %d\n%s%s", v, r.code, r.stdout, r.stderr)
+		}
+	}
+}
