@@ -149,7 +149,7 @@ func newApp() *cli.App {
 				Flags: []cli.Flag{
 					stringFlag("dir", "./demo", "folder for the synthetic file and checkpoints", catOther),
 					intFlag("num-iterations", 20, "iterations", catOther),
-					&cli.Int64Flag{Name: "seed", Value: 42, Usage: "seed", Category: catOther},
+					&cli.Int64Flag{Name: "seed", Value: 42, Usage: "seed", Category: catOther, EnvVars: env("seed")},
 					stringFlag("metrics-addr", "", "Prometheus /metrics listen address, e.g. 127.0.0.1:9108 (default: off)", catOther),
 				},
 				Action: runDemo,
@@ -245,7 +245,7 @@ func dataCommand() *cli.Command {
 				Flags: []cli.Flag{
 					intFlag("tickers", 50, "tickers", ""), intFlag("days", 1500, "trading days", ""),
 					intFlag("features", 8, "features per day (>= 3)", ""), intFlag("bins", 10, "return bins per horizon", ""),
-					&cli.Int64Flag{Name: "seed", Value: 42, Usage: "seed"},
+					&cli.Int64Flag{Name: "seed", Value: 42, Usage: "seed", EnvVars: env("seed")},
 					floatFlag("signal-fraction", 0.15, "share of (ticker, day) in the predictable regime", ""),
 				},
 				Action: func(c *cli.Context) error {

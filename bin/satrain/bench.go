@@ -31,7 +31,7 @@ func benchCommand() *cli.Command {
 			intFlag("threads", 0, "CPU threads for libtorch and OpenBLAS (0: libtorch's default, at most the CPUs this process may use)", ""),
 			boolFlag("full-final-layer", false, "compute the final layer for every position (no last-query shortcut)", ""),
 			boolFlag("fused-kernels", false, "fused bias+GELU (scoring) and fused AdamW (CUDA, libtorch 2.1+) where libtorch has them", ""),
-			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "weights and input seed"},
+			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "weights and input seed", EnvVars: env("seed")},
 			stringFlag("save-checkpoint", "", "also write the benchmarked weights as a checkpoint (for the PyTorch side)", ""),
 			stringFlag("agreement-dir", "", "write inputs.pt and satrain's logits (fp32 and with autocast) for a fixed batch into DIR", ""),
 		},

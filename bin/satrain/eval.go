@@ -370,7 +370,7 @@ func compareFlags() []cli.Flag {
 	return append(append(flags,
 		stringFlag("arms", "standard,selection_aware,two_stage,random", "comma-separated arms: "+strings.Join(trainer.CompareArms, ", "), catEval),
 		intFlag("seeds", 3, "seeds per arm (--seed, --seed+1, ...)", catEval),
-		&cli.Int64Flag{Name: "budget", Value: 60000, Usage: "sequence-passes trained per run (a sequence trained for 3 epochs counts 3)", Category: catEval},
+		&cli.Int64Flag{Name: "budget", Value: 60000, Usage: "sequence-passes trained per run (a sequence trained for 3 epochs counts 3)", Category: catEval, EnvVars: env("budget")},
 		stringFlag("out", "compare", "output folder: <arm>/seed<k>/ runs, summary.json, summary.txt, runs.json, convergence.png, val_loss.png", catEval),
 		intFlag("curve-points", 5, "checkpoints per run evaluated on the validation split for the convergence curve", catEval),
 		intFlag("curve-max-dates", 0, "validation days per curve point (first N days; 0: the whole validation split)", catEval),
