@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,7 +54,7 @@ func evalCommand() *cli.Command {
 		Name:  "eval",
 		Usage: "score a split with a checkpoint and backtest its top-k: loss, accuracy, IC, portfolio (report.json, equity.png, calibration.png)",
 		Flags: append(append(evalDataFlags(),
-			intFlag("horizon-idx", 1, "horizon ranked and held: 0=1d 1=5d 2=10d 3=20d", catEval),
+			intFlag("horizon-idx", 1, "horizon ranked and held: 0=1d 1=5d 2=10d 3=20d (default: the --horizon-idx the checkpoint was trained with, else 1)", catEval),
 			stringFlag("out", "", "folder for report.json, equity.png and calibration.png (empty: table only)", catEval),
 			distTimeoutFlag(catEval)),
 			backtestFlags("")...),
@@ -263,11 +264,14 @@ func runEval(c *cli.Context) error {
 		return fmt.Errorf("--top-k %d exceeds the %d tickers of %s: every date's top-k would be its whole cross-section (the universe); give a smaller --top-k or --top-frac",
 			bt.TopK, n, opt.Data)
 	}
-	h := c.Int("horizon-idx")
+	h, hFrom := c.Int("horizon-idx"), ""
+	if !c.IsSet("horizon-idx") {
+		h, hFrom = checkpointHorizon(ev.Meta, h)
+	}
 	ecfg := trainer.EvalConfig{Split: c.String("split"), HorizonIdx: h, MaxDates: c.Int("max-dates"), Backtest: bt}
 	if rank0 {
-		fmt.Printf("Evaluating %s (%s, iteration %d, %s) on the %s split of %s, horizon %s\n", opt.Checkpoint, ev.Meta.Kind,
-			ev.Meta.Iteration, ev.Config.String(), ecfg.Split, opt.Data, horizonLabel(ev.DS, h))
+		fmt.Printf("Evaluating %s (%s, iteration %d, %s) on the %s split of %s, horizon %s%s\n", opt.Checkpoint, ev.Meta.Kind,
+			ev.Meta.Iteration, ev.Config.String(), ecfg.Split, opt.Data, horizonLabel(ev.DS, h), hFrom)
 		fmt.Printf("Lineage: %s\n", ev.Meta.Lineage())
 	}
 	res, err := ev.Evaluate(c.Context, ecfg)
@@ -295,6 +299,23 @@ func runEval(c *cli.Context) error {
 	}
 	fmt.Printf("\nwrote %s, %s, %s\n", filepath.Join(out, "report.json"), filepath.Join(out, "equity.png"), filepath.Join(out, "calibration.png"))
 	return nil
+}
+
+// checkpointHorizon is eval's horizon when --horizon-idx is not given: the
+// one the checkpoint's selection-aware run ranked on (its recorded
+// --horizon-idx, else that flag's default, which it used), with a note for
+// the console line saying where it came from. A standard run trains on every
+// horizon and ranks on none: def, with no note.
+func checkpointHorizon(meta trainer.Meta, def int) (int, string) {
+	if meta.Kind != trainer.KindSelectionAware {
+		return def, ""
+	}
+	if v, ok := meta.Run["horizon-idx"]; ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n, fmt.Sprintf(" (--horizon-idx %d, the checkpoint's)", n)
+		}
+	}
+	return def, fmt.Sprintf(" (--horizon-idx %d, the checkpoint's)", def)
 }
 
 func horizonLabel(ds *loader.Dataset, h int) string {

@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/trainer/backtest"
 	"github.com/urfave/cli/v2"
 )
 
@@ -314,5 +316,43 @@ func TestEveryFlagReadsTheEnvironment(t *testing.T) {
 	}
 	if byDefault := edges(nil, "default.h5"); reflect.DeepEqual(byEnv, byDefault) {
 		t.Errorf("SATRAIN_SEED=7 wrote the panel of the default seed")
+	}
+}
+
+// TestEvalHorizonFromCheckpoint: without --horizon-idx, eval ranks and holds
+// on the horizon the checkpoint's selection-aware run ranked on, and says so;
+// a --horizon-idx given wins.
+func TestEvalHorizonFromCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	save := filepath.Join(dir, "run")
+	r := runCLI(t, nil, cliArgs(save, map[string]string{"horizon-idx": "2", "checkpoint-every": "1", "use-amp": "false",
+		"threads": "1", "progress": "false"})...)
+	if r.code != 0 {
+		t.Fatalf("training exited %d\n%s", r.code, r.stderr)
+	}
+	ckpt := filepath.Join(save, "checkpoint_iter_1.pt")
+	out := filepath.Join(dir, "eval")
+	eval := func(extra ...string) (cliResult, backtest.Config) {
+		t.Helper()
+		args := append([]string{"eval", "--checkpoint", ckpt, "--device", "cpu", "--threads", "1", "--progress=false",
+			"--top-k", "4", "--out", out}, extra...)
+		r := runCLI(t, nil, args...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, r.code, r.stderr)
+		}
+		rep, err := backtest.ReadReport(filepath.Join(out, "report.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, rep.Config
+	}
+	first := regexp.MustCompile(`(?m)^Evaluating .*$`)
+	r, cfg := eval()
+	if line := first.FindString(r.stdout); cfg.HorizonDays != 10 || !strings.HasSuffix(line, ", horizon 10d (--horizon-idx 2, the checkpoint's)") {
+		t.Errorf("eval without --horizon-idx: horizon %dd, line %q; want 10d from the checkpoint", cfg.HorizonDays, line)
+	}
+	r, cfg = eval("--horizon-idx", "0")
+	if line := first.FindString(r.stdout); cfg.HorizonDays != 1 || !strings.HasSuffix(line, ", horizon 1d") {
+		t.Errorf("eval --horizon-idx 0: horizon %dd, line %q", cfg.HorizonDays, line)
 	}
 }
