@@ -195,7 +195,9 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	if err := checkDataFile(cfg.Data, dataOrigin, ckptPath); err != nil {
 		return cfg, err
 	}
-	if cfg.LogSelected != "" {
+	if cfg.LogSelected != "" && !(filepath.Dir(absPath(cfg.LogSelected)) == absPath(cfg.SaveDir) && !fileExists(cfg.SaveDir)) {
+		// A log in a save dir the run has yet to create is checked with it:
+		// the run makes the save dir and proves it writable before it opens the log.
 		if err := checkWritableFile("--log-selected", cfg.LogSelected); err != nil {
 			return cfg, err
 		}

@@ -198,6 +198,17 @@ func TestLogSelectedUnwritable(t *testing.T) {
 			t.Errorf("--log-selected %s: the save dir was created", c.path)
 		}
 	}
+	// A log in the save dir is checked with the save dir, which the run
+	// creates: it need not exist yet.
+	saveDir := filepath.Join(dir, "new")
+	sel := filepath.Join(saveDir, "sel.jsonl")
+	r := runCLI(t, nil, cliArgs(saveDir, map[string]string{"log-selected": sel, "use-amp": "false", "threads": "1", "progress": "false"})...)
+	if r.code != 0 {
+		t.Fatalf("--log-selected in a new save dir: exit %d\n%s", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(sel); err != nil || strings.Count(string(b), "\n") != 5 {
+		t.Errorf("--log-selected %s (top-k 5, one iteration): err %v\n%s", sel, err, b)
+	}
 	// A writable path passes the check without a file left there.
 	ok := filepath.Join(dir, "sel.jsonl")
 	if err := checkWritableFile("--log-selected", ok); err != nil {
