@@ -28,10 +28,10 @@ type Preset struct {
 
 // Presets are the named sizes; "default" is the method's configuration.
 var Presets = map[string]Preset{
-	"tiny":    {"tiny", 32, 2, 4, 32, "CPU demos and tests (~30k parameters)"},
-	"small":   {"small", 128, 4, 4, 128, "CPU experiments and benchmarks (~0.8M parameters)"},
-	"medium":  {"medium", 256, 4, 8, 256, "CPU real-data runs (~3.2M parameters)"},
-	"default": {"default", 1024, 16, 16, 2000, "the method's model (~201M parameters, GPU)"},
+	"tiny":    {"tiny", 32, 2, 4, 32, "CPU demos and tests"},
+	"small":   {"small", 128, 4, 4, 128, "CPU experiments and benchmarks"},
+	"medium":  {"medium", 256, 4, 8, 256, "CPU real-data runs"},
+	"default": {"default", 1024, 16, 16, 2000, "the method's model (GPU)"},
 }
 
 // PresetNames lists the presets in size order.

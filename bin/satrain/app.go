@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"golang.org/x/sys/cpu"
 	"os"
 	"path/filepath"
 	"sort"
@@ -188,6 +189,11 @@ func infoCommand() *cli.Command {
 			}
 			fmt.Printf("CPU threads: intra-op %d, inter-op %d, OpenBLAS %s (CPUs available to this process: %d); allocator: %s\n",
 				th.IntraOp, th.InterOp, blas, torch.AffinityCPUs(), torch.MallocPolicy())
+			alloc := ""
+			if torch.MallocPolicy() == "keep" {
+				alloc = "; allocator keep: freed memory stays in the process (SATRAIN_MALLOC=system for glibc's defaults)"
+			}
+			fmt.Printf("  threads: --threads N sets intra-op and OpenBLAS (default: libtorch's own)%s\n", alloc)
 			if th.IntraOp > 1 && os.Getenv("OMP_WAIT_POLICY") == "" {
 				fmt.Println("  on a machine shared with other busy processes, OMP_WAIT_POLICY=passive in the environment keeps",
 					"idle OpenMP threads from spinning (or use --threads 1; bench/README.md)")
@@ -197,13 +203,15 @@ func infoCommand() *cli.Command {
 			if gemm == "libtorch" && att == "libtorch" {
 				how = "off: SATRAIN_CPU_GEMM=libtorch"
 			}
-			fmt.Printf("CPU kernels: linear layers %s (scoring and training), attention (scoring and training) and layer norm (scoring) %s (%s)\n", gemm, att, how)
+			fmt.Printf("CPU kernels (float32, no autocast): linear layers %s (scoring and training); attention products %s (scoring and training); layer norm %s (scoring); %s\n", gemm, att, att, how)
 			fmt.Printf("libsatorch: %s\n", torch.ShimPath())
 			if core := torch.BLASCore(); core != "" {
-				fmt.Printf("OpenBLAS kernels (libtorch's CPU matmuls the shim's kernels do not take): %s\n", core)
+				fmt.Printf("OpenBLAS kernels (libtorch's CPU matmuls outside the kernels above: attention matrices over 2^16 elements, or all with the kernels off): %s\n", core)
 				if strings.EqualFold(core, "Prescott") && os.Getenv("OPENBLAS_CORETYPE") == "" {
-					fmt.Println("  OpenBLAS did not recognise this CPU and uses its SSE3 kernels; on a CPU with AVX2, OPENBLAS_CORETYPE=Haswell",
-						"(or SkylakeX with AVX-512) in the environment makes those faster (bench/README.md)")
+					if want := openBLASCoreFor(); want != "" {
+						fmt.Printf("  OpenBLAS did not recognise this CPU and uses its SSE3 kernels; this CPU has %s: OPENBLAS_CORETYPE=%s in the environment makes those faster (bench/README.md)\n",
+							map[string]string{"SkylakeX": "AVX-512", "Haswell": "AVX2"}[want], want)
+					}
 				}
 			}
 			names := trainer.PresetNames()
@@ -356,4 +364,16 @@ func onePath(c *cli.Context, cmd, what string) (string, error) {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// openBLASCoreFor names the OPENBLAS_CORETYPE whose kernels this CPU can run:
+// SkylakeX with AVX-512 (F, DQ, BW, VL), Haswell with AVX2 and FMA, "" below.
+func openBLASCoreFor() string {
+	switch {
+	case cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL:
+		return "SkylakeX"
+	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
+		return "Haswell"
+	}
+	return ""
 }

@@ -57,7 +57,7 @@ func TestInfoReportsThreadPoolsAndAllocator(t *testing.T) {
 // kernels off and says so; any other value is refused in one line naming the
 // variable, before anything runs (the shim would read it as "on", silently).
 func TestInfoCPUKernels(t *testing.T) {
-	kernels := regexp.MustCompile(`CPU kernels: linear layers (\S+)[^,]*, attention \(scoring and training\) and layer norm \(scoring\) (\S+) \(([^)]*)\)`)
+	kernels := regexp.MustCompile(`CPU kernels \(float32, no autocast\): linear layers (\S+)[^;]*; attention products (\S+) \(scoring and training\); layer norm \S+ \(scoring\); ([^\n]*)`)
 	shim := regexp.MustCompile(`libsatorch: (\S+)`)
 	for _, c := range []struct {
 		env     []string
