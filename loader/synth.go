@@ -38,6 +38,16 @@ const (
 	synthKappa = 1.2
 )
 
+// SynthMinDays is the fewest trading days Synth writes for these horizons
+// (DefaultHorizons when empty): four times the longest horizon plus 20, so
+// that every split keeps sequences with labels after the embargo.
+func SynthMinDays(horizons []int) int {
+	if len(horizons) == 0 {
+		horizons = DefaultHorizons
+	}
+	return 4*horizons[len(horizons)-1] + 20
+}
+
 func (c *SynthConfig) defaults() error {
 	if c.Tickers == 0 {
 		c.Tickers = 50
@@ -77,7 +87,7 @@ func (c *SynthConfig) defaults() error {
 			return fmt.Errorf("horizons %v: want positive and increasing", c.Horizons)
 		}
 	}
-	if minDays := 4*c.Horizons[len(c.Horizons)-1] + 20; c.Days < minDays {
+	if minDays := SynthMinDays(c.Horizons); c.Days < minDays {
 		return fmt.Errorf("days %d: want at least %d for horizons %v", c.Days, minDays, c.Horizons)
 	}
 	return nil

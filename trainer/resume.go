@@ -165,12 +165,18 @@ func copyFile(src, dst string) error {
 // resumeCommand is the command that continues a run of kind from the
 // checkpoint at path; every other setting comes from the checkpoint.
 func resumeCommand(kind, path string) string {
-	cmd := "satrain selection-aware"
+	cmd := " selection-aware"
 	if kind == KindStandard {
-		cmd = "satrain train"
+		cmd = " train"
 	}
-	return cmd + " --resume-from " + shellQuote(path)
+	return shellQuote(ProgramName) + cmd + " --resume-from " + shellQuote(path)
 }
+
+// ProgramName starts the commands the run's messages give to paste (resume
+// after an interrupt or a stop): "satrain", or the path the binary was run
+// as (the command line sets it from os.Args[0], so that `build/satrain ...`
+// prints a command that runs from the same folder).
+var ProgramName = "satrain"
 
 // shellQuote is s as one POSIX shell word: as it is when it holds only
 // characters the shell takes literally, else in single quotes.

@@ -270,7 +270,7 @@ func dataCommand() *cli.Command {
 						name string
 						min  int
 						why  string
-					}{{"tickers", 1, ""}, {"days", 1, ""}, {"features", 3, " (regime, driver, ret1)"}, {"bins", 2, ""}} {
+					}{{"tickers", 1, ""}, {"days", loader.SynthMinDays(nil), fmt.Sprintf(" (4 x the longest horizon, %d days, + 20)", loader.DefaultHorizons[len(loader.DefaultHorizons)-1])}, {"features", 3, " (regime, driver, ret1)"}, {"bins", 2, ""}} {
 						if n := c.Int(f.name); n < f.min {
 							return fmt.Errorf("data synth: --%s %d: want at least %d%s", f.name, n, f.min, f.why)
 						}

@@ -54,7 +54,11 @@ func evalCommand() *cli.Command {
 		Name:  "eval",
 		Usage: "score a split with a checkpoint and backtest its top-k: loss, accuracy, IC, portfolio (report.json, equity.png, calibration.png)",
 		Flags: append(append(evalDataFlags(),
-			intFlag("horizon-idx", 1, "horizon ranked and held: 0=1d 1=5d 2=10d 3=20d (default: the --horizon-idx the checkpoint was trained with, else 1)", catEval),
+			func() cli.Flag {
+				f := intFlag("horizon-idx", 1, "horizon ranked and held: 0=1d 1=5d 2=10d 3=20d", catEval)
+				f.DefaultText = "the --horizon-idx the checkpoint was trained with, else 1"
+				return f
+			}(),
 			stringFlag("out", "", "folder for report.json, equity.png and calibration.png (empty: table only)", catEval),
 			distTimeoutFlag(catEval)),
 			backtestFlags("")...),

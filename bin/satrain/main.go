@@ -35,6 +35,9 @@ func main() {
 			os.Exit(2)
 		}
 	}
+	if len(os.Args) > 0 && os.Args[0] != "" {
+		trainer.ProgramName = os.Args[0] // the resume commands it prints run as it was run
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	err := rankOutput(runArgs)(ctx, newApp(), os.Args)

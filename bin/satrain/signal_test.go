@@ -130,9 +130,10 @@ func rlTemps(dir string) []string {
 	return out
 }
 
-// resumeHint is the command the interrupt message gives: the subcommand and
-// --resume-from, every other setting coming from the checkpoint.
-var resumeHint = regexp.MustCompile(`continue with: (satrain selection-aware --resume-from (\S+))\n`)
+// resumeHint is the command the interrupt message gives: the program as it
+// was run, the subcommand and --resume-from, every other setting coming from
+// the checkpoint.
+var resumeHint = regexp.MustCompile(`continue with: ((\S+) selection-aware --resume-from (\S+))\n`)
 
 // TestSignalEachPhase sends SIGINT and SIGTERM at the start of each phase of
 // iteration 2 (inference, training, validation, checkpoint; the run pauses
@@ -191,8 +192,8 @@ func TestSignalEachPhase(t *testing.T) {
 				}
 				want := filepath.Join(dir, c.file)
 				m := resumeHint.FindStringSubmatch(stderr)
-				if m == nil || m[2] != want || !strings.Contains(stderr, c.say) || !strings.Contains(stderr, "received: finishing the current step") {
-					t.Fatalf("stderr should say %q and name %s:\n%s", c.say, want, stderr)
+				if m == nil || m[2] != cliBin || m[3] != want || !strings.Contains(stderr, c.say) || !strings.Contains(stderr, "received: finishing the current step") {
+					t.Fatalf("stderr should say %q and give %s ... --resume-from %s:\n%s", c.say, cliBin, want, stderr)
 				}
 				// The resume message is said once (stdout used to repeat it).
 				if n := strings.Count(p.out()+stderr, "continue with: "); n != 1 {

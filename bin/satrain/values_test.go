@@ -221,15 +221,20 @@ func TestLogSelectedUnwritable(t *testing.T) {
 
 // TestDataSynthRefusesZero: 0 tickers, days, features or bins is refused as
 // a negative count is (the loader would take 0 as its default), naming the
-// flag; nothing is written. The "wrote" line reports the shape written.
+// flag and the real minimum (days: what the loader needs for the horizons);
+// nothing is written. The "wrote" line reports the shape written.
 func TestDataSynthRefusesZero(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "z.h5")
 	for _, c := range []struct{ flag, want string }{
-		{"tickers", "want at least 1"}, {"days", "want at least 1"},
+		{"tickers", "want at least 1"}, {"days", "want at least 100 (4 x the longest horizon, 20 days, + 20)"},
 		{"features", "want at least 3 (regime, driver, ret1)"}, {"bins", "want at least 2"},
 	} {
-		for _, v := range []string{"0", "-1"} {
+		vals := []string{"0", "-1"}
+		if c.flag == "days" {
+			vals = append(vals, "99") // the loader's minimum, said by the command line in its own terms
+		}
+		for _, v := range vals {
 			r := runCLI(t, nil, "data", "synth", out, "--"+c.flag, v)
 			checkOneLineError(t, r, "data synth: --"+c.flag+" "+v+": "+c.want)
 			if _, err := os.Stat(out); err == nil {
