@@ -291,16 +291,24 @@ func TestInspect(t *testing.T) {
 	}
 }
 
-// TestInspectSeqLenLongerThanFile: a window longer than the file (the CLI's
-// default 2000 on a short panel) still gets the schema written, then one line
-// on the window, and the error.
-func TestInspectSeqLenLongerThanFile(t *testing.T) {
+// inspectShortPanel runs Inspect with seqLen on a 120-day panel of 4
+// tickers and returns what it wrote and its error.
+func inspectShortPanel(t *testing.T, seqLen int) (string, error) {
+	t.Helper()
 	path := tempH5(t, "short.h5")
 	if err := WritePanel(path, knownPanel(4, 120)); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	err := Inspect(path, Options{SeqLen: 2000}, &buf)
+	err := Inspect(path, Options{SeqLen: seqLen}, &buf)
+	return buf.String(), err
+}
+
+// TestInspectSeqLenLongerThanFile: a window longer than the file (the CLI's
+// default 2000 on a short panel) still gets the schema written, then one line
+// on the window, and the error.
+func TestInspectSeqLenLongerThanFile(t *testing.T) {
+	out, err := inspectShortPanel(t, 2000)
 	var sle *SeqLenError
 	if !errors.As(err, &sle) || sle.SeqLen != 2000 || sle.Max != 120 {
 		t.Fatalf("Inspect with --seq-len 2000 on 120 days: err %v, want a *SeqLenError (2000 > 120)", err)
@@ -308,7 +316,6 @@ func TestInspectSeqLenLongerThanFile(t *testing.T) {
 	if !strings.Contains(err.Error(), "--seq-len 2000 longer than any series (120 days in the file)") {
 		t.Errorf("error %q does not say what is wrong", err)
 	}
-	out := buf.String()
 	for _, want := range []string{
 		"features:  [4 tickers, 120 days, 3 features] float32",
 		"dates:     2020-01-01 .. 2020-06-16",
@@ -327,17 +334,11 @@ func TestInspectSeqLenLongerThanFile(t *testing.T) {
 // without sequences also gets the schema, a line naming the split, and the
 // error (*EmptySplitError).
 func TestInspectEmptySplit(t *testing.T) {
-	path := tempH5(t, "short.h5")
-	if err := WritePanel(path, knownPanel(4, 120)); err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	err := Inspect(path, Options{SeqLen: 100}, &buf)
+	out, err := inspectShortPanel(t, 100)
 	var ese *EmptySplitError
 	if !errors.As(err, &ese) || ese.Split != "train" {
 		t.Fatalf("Inspect with --seq-len 100 on 120 days: err %v, want an *EmptySplitError for train", err)
 	}
-	out := buf.String()
 	for _, want := range []string{
 		"features:  [4 tickers, 120 days, 3 features] float32",
 		"seq-len:   100: split train is empty: no valid sequence of 100 days",
