@@ -4,13 +4,23 @@ BUILD       ?= build
 GO          ?= go
 TORCH_CUDA  ?= 0
 CMAKE_JOBS  ?= $(shell nproc)
-APT_PACKAGES := libtorch-dev libgloo-dev libhdf5-dev python3-torch python3-h5py python3-numpy cmake g++ pkg-config prometheus libopenblas0-pthread
+# libgloo-dev: Gloo's headers, which c10d's Gloo header needs and the torch wheel does not ship.
+APT_PACKAGES := libgloo-dev libhdf5-dev cmake g++ pkg-config prometheus python3-venv
+# The project's Python: Debian's python3 in a venv with PyTorch 2.11.0 (its libtorch is what the shim builds
+# against), numpy, h5py and tensorboard, every wheel pinned by sha256 in the lock file.
+VENV        ?= .venv
+PYTHON      := $(VENV)/bin/python
+LOCK        := third_party/requirements.lock
+VENV_STAMP  := $(VENV)/.satrain-lock
+# The shim builds against the venv's libtorch unless LIBTORCH (an unpacked libtorch) or another PYTHON (a
+# PyTorch install elsewhere, as in Dockerfile.cuda) is given; only the venv's is rebuilt when the lock changes.
+SHIM_TORCH  := $(if $(LIBTORCH),,$(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV_STAMP)))
 SHIM_SRC    := $(wildcard torch/csrc/*.cpp torch/csrc/*.h) torch/csrc/CMakeLists.txt
 # The binary finds libsatorch.so beside itself ($ORIGIN) or in the build folder.
 GO_LDFLAGS  := -extldflags=-Wl,-rpath,$$ORIGIN
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all deps shim satrain test run bench bundle clean
+.PHONY: all deps venv shim shim-cuda satrain test run bench bundle clean
 
 all: shim satrain
 
@@ -21,25 +31,50 @@ deps:
 	  SUDO=""; [[ $$(id -u) -ne 0 ]] && SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "deps: all Debian packages present"; fi
+	$(MAKE) --no-print-directory venv
 	$(GO) mod download
 
-$(BUILD)/libsatorch.so: $(SHIM_SRC)
-	@prefix="$$(./third_party/libtorch.sh)"; \
-	cuda=OFF; [[ "$(TORCH_CUDA)" == 1 ]] && cuda=ON; \
-	cmake -S torch/csrc -B $(BUILD)/shim -DCMAKE_PREFIX_PATH="$$prefix" -DSATORCH_CUDA=$$cuda \
-	  -DSATORCH_OUTPUT_DIR="$(abspath $(BUILD))" -DCMAKE_BUILD_TYPE=Release >/dev/null && \
+# The venv is (re)installed when the lock file changes: the stamp holds the lock's sha256. About 2.6 GB of
+# wheels (torch and the NVIDIA libraries it depends on); pip refuses any file whose hash differs.
+venv:
+	@sum=$$(sha256sum $(LOCK) | cut -d' ' -f1); \
+	if [[ -x $(PYTHON) && "$$(cat $(VENV_STAMP) 2>/dev/null)" == "$$sum" ]]; then echo "deps: $(VENV) matches $(LOCK)"; exit 0; fi; \
+	echo "deps: installing $(LOCK) into $(VENV)"; \
+	/usr/bin/python3 -m venv $(VENV) && \
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: \
+	  --index-url https://pypi.org/simple -r $(LOCK) && \
+	echo "$$sum" > $(VENV_STAMP)
+
+# TORCH_CUDA=1 adds the CUDA code (streams, CUDA seeds and memory statistics, NCCL), compiled against the
+# wheel's libtorch_cuda and the CUDA headers of the NVIDIA wheels.
+$(BUILD)/libsatorch.so: $(SHIM_SRC) $(SHIM_TORCH)
+	@export PYTHON="$(abspath $(PYTHON))"; root="$$(./third_party/libtorch.sh)" || exit 1; \
+	cuda=OFF; cudaroot=""; \
+	if [[ "$(TORCH_CUDA)" == 1 ]]; then cuda=ON; cudaroot="$$(./third_party/libtorch.sh --cuda-root)"; fi; \
+	cmake -S torch/csrc -B $(BUILD)/shim -DSATORCH_TORCH_ROOT="$$root" -DSATORCH_CUDA=$$cuda \
+	  -DSATORCH_CUDA_ROOT="$$cudaroot" -DSATORCH_OUTPUT_DIR="$(abspath $(BUILD))" -DCMAKE_BUILD_TYPE=Release >/dev/null && \
 	cmake --build $(BUILD)/shim -j $(CMAKE_JOBS)
 
+$(VENV_STAMP):
+	@echo "no $(VENV): run make deps" >&2; exit 1
+
 shim: $(BUILD)/libsatorch.so
+
+# The CUDA build, compiled and linked on a machine without a GPU (what CI checks): build-cuda/libsatorch.so,
+# and the same Go binary beside it, which must load it and report the CUDA build with no device.
+shim-cuda: satrain
+	$(MAKE) --no-print-directory shim BUILD=build-cuda TORCH_CUDA=1
+	cp $(BUILD)/satrain build-cuda/satrain
+	./scripts/check_cuda_build.sh build-cuda
 
 satrain: shim
 	CGO_ENABLED=1 $(GO) build -ldflags '$(GO_LDFLAGS) -X main.version=$(VERSION)' -o $(BUILD)/satrain ./bin/satrain
 
 # The test command of the README and CI: Python reference tests, a short
 # seeded fuzz run of every fuzz target, then the whole Go suite.
-test: all
+test: all shim-cuda
 	./scripts/check_links.sh $(BUILD)/satrain
-	/usr/bin/python3 -m unittest discover -s python -q
+	$(PYTHON) -m unittest discover -s python -q
 	@if [[ -x .ci/fuzz.sh ]]; then .ci/fuzz.sh; fi
 	$(GO) test -count=1 -timeout 25m ./...
 
@@ -56,4 +91,4 @@ bundle: all
 	./scripts/bundle.sh
 
 clean:
-	rm -rf $(BUILD) bundle demo
+	rm -rf $(BUILD) build-cuda bundle demo

@@ -3,11 +3,12 @@ package loader
 import (
 	"fmt"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/satrain/satrain/internal/testenv"
 
 	"gonum.org/v1/hdf5"
 )
@@ -146,17 +147,11 @@ func dropItem(items []h5item, name string) []h5item {
 	return out
 }
 
-// pythonH5 runs a Python snippet with Debian's python3 and h5py, skipping the
+// pythonH5 runs a Python snippet with the project's Python and h5py, skipping the
 // test when either is missing (a failure under CI=true, where they must be).
 func pythonH5(t *testing.T, script string, args ...string) {
 	t.Helper()
-	py := "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import h5py, numpy").Run(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("python3 with h5py not available under CI: %v", err)
-		}
-		t.Skipf("python3 with h5py not available: %v", err)
-	}
+	py := testenv.Python(t, "h5py", "numpy")
 	out, err := exec.Command(py, append([]string{"-c", script}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("python: %v\n%s", err, out)

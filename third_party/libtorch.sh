@@ -1,35 +1,23 @@
 #!/usr/bin/env bash
-# Prints the CMake prefix under which TorchConfig.cmake lives, for one of three sources:
-#   LIBTORCH=<dir>        an unpacked official libtorch zip (dir holds share/cmake/Torch)
-#   TORCH_SOURCE=python   the PyTorch install of $PYTHON (default python3): torch.utils.cmake_prefix_path
-#   TORCH_SOURCE=debian   Debian's libtorch-dev (default when nothing else is asked for)
-# With TORCH_SOURCE=auto (default): $LIBTORCH if set, else Debian's if installed, else python.
+# Prints the libtorch root the shim builds against: a directory with include/ and lib/libtorch_cpu.so.
+#   LIBTORCH=<dir>   an unpacked official libtorch zip, used as it is
+#   otherwise        the torch package of $PYTHON: by default the project's venv (.venv/bin/python), where
+#                    `make deps` installs PyTorch 2.11.0 from third_party/requirements.lock
+# With --cuda-root it prints instead where the CUDA wheels torch depends on keep their headers
+# (site-packages/nvidia: cu13/include, nccl/include), for the CUDA build of the shim.
 set -euo pipefail
-source="${TORCH_SOURCE:-auto}"
-python="${PYTHON:-python3}"
+here=$(cd "$(dirname "$0")/.." && pwd)
+python="${PYTHON:-$here/.venv/bin/python}"
+want=root
+[[ "${1:-}" == --cuda-root ]] && want=cuda
 
-debian_prefix() {
-  local multiarch
-  multiarch="$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)"
-  local d="/usr/lib/${multiarch}/cmake/Torch"
-  [[ -f "$d/TorchConfig.cmake" ]] && { echo "/usr/lib/${multiarch}/cmake"; return 0; }
-  return 1
-}
-python_prefix() {
-  "$python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)' 2>/dev/null
-}
-
-case "$source" in
-  auto)
-    if [[ -n "${LIBTORCH:-}" ]]; then
-      [[ -d "$LIBTORCH/share/cmake/Torch" ]] || { echo "third_party/libtorch.sh: LIBTORCH=$LIBTORCH has no share/cmake/Torch" >&2; exit 1; }
-      echo "$LIBTORCH/share/cmake"
-    elif debian_prefix; then :
-    elif p="$(python_prefix)" && [[ -n "$p" ]]; then echo "$p"
-    else
-      echo "third_party/libtorch.sh: no libtorch found: install libtorch-dev (make deps), PyTorch, or set LIBTORCH" >&2; exit 1
-    fi ;;
-  debian) debian_prefix || { echo "third_party/libtorch.sh: Debian libtorch-dev is not installed" >&2; exit 1; } ;;
-  python) p="$(python_prefix)" && [[ -n "$p" ]] && echo "$p" || { echo "third_party/libtorch.sh: $python cannot import torch" >&2; exit 1; } ;;
-  *) echo "third_party/libtorch.sh: unknown TORCH_SOURCE=$source (auto, debian, python)" >&2; exit 1 ;;
-esac
+if [[ -n "${LIBTORCH:-}" ]]; then
+  [[ -f "$LIBTORCH/lib/libtorch_cpu.so" ]] || { echo "third_party/libtorch.sh: LIBTORCH=$LIBTORCH has no lib/libtorch_cpu.so" >&2; exit 1; }
+  [[ $want == root ]] && { echo "$LIBTORCH"; exit 0; }
+  echo "${CUDA_ROOT:-/usr/local/cuda}"; exit 0
+fi
+if ! root=$("$python" -c 'import os, torch; print(os.path.dirname(torch.__file__))' 2>/dev/null); then
+  echo "third_party/libtorch.sh: $python cannot import torch: run make deps (it creates .venv), or set PYTHON or LIBTORCH" >&2
+  exit 1
+fi
+if [[ $want == root ]]; then echo "$root"; else echo "$(dirname "$root")/nvidia"; fi

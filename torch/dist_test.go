@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/satrain/satrain/internal/testenv"
 )
 
 // The multi-process tests re-execute this test binary: with
@@ -323,16 +325,7 @@ func checkCollectives(t *testing.T, results []collectiveResults) {
 // rank 0 connects as a client, and --standalone, where rank 0 hosts it.
 func TestProcessGroupTorchrun(t *testing.T) {
 	needGloo(t)
-	torchrun, err := exec.LookPath("torchrun")
-	if err != nil {
-		if _, err2 := os.Stat("/usr/bin/torchrun"); err2 != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatal("CI: no torchrun (make deps installs python3-torch)")
-			}
-			t.Skip("no torchrun")
-		}
-		torchrun = "/usr/bin/torchrun"
-	}
+	torchrun := testenv.Torchrun(t)
 	for _, mode := range []string{"static", "standalone"} {
 		t.Run(mode, func(t *testing.T) {
 			args := []string{"--no_python", "--nproc_per_node", "2", "-r", "1", "-t", "1"}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/satrain/satrain/internal/testenv"
 )
 
 // scope returns a scope whose error fails the test at cleanup, with the test
@@ -785,22 +787,10 @@ print("ok")
 	}
 }
 
-// pythonWithTorch returns a python that imports torch, or skips the test.
+// pythonWithTorch returns the project's Python with torch, or skips the test (fails under CI).
 func pythonWithTorch(t *testing.T) string {
 	t.Helper()
-	for _, p := range []string{os.Getenv("SATRAIN_PYTHON"), "/usr/bin/python3", "python3"} {
-		if p == "" {
-			continue
-		}
-		if exec.Command(p, "-c", "import torch").Run() == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("CI: no python3 with torch (make deps installs python3-torch)")
-	}
-	t.Skip("no python3 with torch")
-	return ""
+	return testenv.Python(t, "torch")
 }
 
 func rssKiB(t *testing.T) int64 {

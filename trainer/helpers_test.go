@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,11 +71,6 @@ func ltNeed(t *testing.T, ok bool, why string) {
 		t.Fatalf("%s (required when CI is set)", why)
 	}
 	t.Skip(why)
-}
-
-// ltPythonHasTorch reports whether Debian's python3 imports torch.
-func ltPythonHasTorch() bool {
-	return exec.Command("/usr/bin/python3", "-c", "import torch").Run() == nil
 }
 
 // ltFreeAddr returns a loopback address whose port was free just now.

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/satrain/satrain/internal/testenv"
+
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer/backtest"
@@ -290,7 +292,7 @@ func TestSelectionAwareEndToEnd(t *testing.T) {
 // float32 logits on the windows of ids with Go's inference.
 func ltPythonParity(t *testing.T, cfg RunConfig, path string, ids []loader.SeqID) {
 	defer torch.LockThread()() // a subtest runs on its own goroutine: keep torch on one thread
-	ltNeed(t, ltPythonHasTorch(), "/usr/bin/python3 cannot import torch")
+	py := testenv.Python(t, "torch")
 	feats, ds := ltWindows(t, cfg, ids)
 	n, S, F := len(ids), cfg.Model.SeqLen, ds.NumFeatures()
 	goOut := ltInferCheckpoint(t, path, feats, n, S)
@@ -320,7 +322,7 @@ with torch.no_grad():
 logits.float().numpy().astype("<f4").tofile(sys.argv[4])
 print(json.dumps({"kind": ckpt["kind"], "format": ckpt["format"], "iteration": int(ckpt["iteration"]), "shape": list(logits.shape), "training": model.training}))
 `
-	cmd := exec.Command("/usr/bin/python3", "-c", script, filepath.Join(repo, "python"), path, in, outPath,
+	cmd := exec.Command(py, "-c", script, filepath.Join(repo, "python"), path, in, outPath,
 		fmt.Sprint(n), fmt.Sprint(S), fmt.Sprint(F))
 	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1")
 	stdout, err := cmd.Output()

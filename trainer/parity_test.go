@@ -11,22 +11,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/internal/testenv"
+
 	"github.com/satrain/satrain/torch"
 )
 
-// pythonTorch returns Debian's python3 with torch, or skips (fails under CI).
+// pythonTorch returns the project's Python with torch, or skips (fails under CI).
 func pythonTorch(t *testing.T) string {
 	t.Helper()
-	for _, p := range []string{os.Getenv("SATRAIN_PYTHON"), "/usr/bin/python3", "python3"} {
-		if p != "" && exec.Command(p, "-c", "import torch").Run() == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("CI: no python3 with torch (make deps installs python3-torch)")
-	}
-	t.Skip("no python3 with torch")
-	return ""
+	return testenv.Python(t, "torch")
 }
 
 func readF32(t *testing.T, path string) []float32 {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/internal/testenv"
+
 	"github.com/satrain/satrain/torch"
 )
 
@@ -84,13 +86,7 @@ func TestCheckpointOldFormatStillLoads(t *testing.T) {
 	}
 
 	// PyTorch's safe loader: refuses the old file, opens the new one.
-	py, err := exec.LookPath("/usr/bin/python3")
-	if err != nil || exec.Command(py, "-c", "import torch").Run() != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI: no /usr/bin/python3 with torch")
-		}
-		t.Skip("no /usr/bin/python3 with torch")
-	}
+	py := testenv.Python(t, "torch")
 	script := `
 import sys, torch
 try:

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/satrain/satrain/internal/testenv"
+
 	"github.com/satrain/satrain/torch"
 )
 
@@ -248,13 +250,7 @@ func TestDistBadSetups(t *testing.T) {
 // hosts the store: the run finishes, only rank 0 prints and writes files.
 func TestDistTorchrun(t *testing.T) {
 	dtNeedGloo(t)
-	torchrun := "/usr/bin/torchrun"
-	if _, err := os.Stat(torchrun); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI: no /usr/bin/torchrun (make deps installs python3-torch)")
-		}
-		t.Skip("no /usr/bin/torchrun")
-	}
+	torchrun := testenv.Torchrun(t)
 	dir := t.TempDir()
 	args := append([]string{"--no_python", "--nproc_per_node", "2", "-r", "1", "-t", "1", "--master_addr", "127.0.0.1",
 		"--master_port", strconv.Itoa(dtPort(t)), cliBin}, rlArgs(dir, 2)...)

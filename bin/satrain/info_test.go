@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/satrain/satrain/internal/testenv"
 )
 
 // TestInfoReportsThreadPoolsAndAllocator: `satrain info` prints the three CPU
@@ -15,7 +17,7 @@ import (
 // may use) and the allocator
 // policy, which SATRAIN_MALLOC=system turns off.
 func TestInfoReportsThreadPoolsAndAllocator(t *testing.T) {
-	line := regexp.MustCompile(`CPU threads: intra-op (\d+), inter-op (\d+), OpenBLAS (\d+|n/a[^(]*) \(CPUs available to this process: (\d+)\); allocator: (\w+)`)
+	line := regexp.MustCompile(`CPU threads: intra-op (\d+), inter-op (\d+), OpenBLAS (\d+|n/a \(no OpenBLAS\)) \(CPUs available to this process: (\d+)\); allocator: (\w+)`)
 	parse := func(r cliResult) []string {
 		t.Helper()
 		if r.code != 0 {
@@ -39,7 +41,7 @@ func TestInfoReportsThreadPoolsAndAllocator(t *testing.T) {
 	}
 	// The default is libtorch's own (PyTorch's torch.get_num_threads() on the
 	// same machine and environment), capped by the CPUs available.
-	if out, err := exec.Command("/usr/bin/python3", "-c", "import torch; print(torch.get_num_threads())").Output(); err == nil {
+	if out, err := exec.Command(testenv.Python(t, "torch"), "-c", "import torch; print(torch.get_num_threads())").Output(); err == nil {
 		py, _ := strconv.Atoi(strings.TrimSpace(string(out)))
 		if want := min(py, cpus); intra != want {
 			t.Errorf("default intra-op %d, want min(PyTorch's default %d, CPUs %d) = %d", intra, py, cpus, want)

@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/satrain/satrain/internal/testenv"
 )
 
 func TestReportJSONRoundTrip(t *testing.T) {
@@ -268,10 +270,7 @@ func TestPlotTrainingCurves(t *testing.T) {
 // TestICAgainstNumpy cross-checks per-date Pearson and Spearman (average ranks
 // for ties) against numpy on a random panel with many ties.
 func TestICAgainstNumpy(t *testing.T) {
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import numpy").Run(); err != nil {
-		t.Skipf("%s with numpy not available: %v", py, err)
-	}
+	py := testenv.Python(t, "numpy")
 	var preds []Prediction
 	seed := uint64(12345)
 	next := func() float64 { // small LCG, deterministic without math/rand ordering concerns
