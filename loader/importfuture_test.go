@@ -1,0 +1,174 @@
+package loader
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// rawBars is a synthetic ticker history as a vendor gives it: raw prices
+// (currency units), raw volume (shares) and the adjusted close.
+type rawBars struct {
+	dates            []int32
+	o, h, l, c, adj  []float64
+	vol              []float64
+	withoutAdjColumn bool
+}
+
+// randomBars returns n days of a random walk (daily moves of about 1%,
+// never beyond 3%) with adjusted close = close, deterministic by seed.
+func randomBars(seed int64, n int) *rawBars {
+	rng := rand.New(rand.NewSource(seed))
+	b := &rawBars{dates: TradingDays(20180102, n)}
+	c := 50.0
+	for i := 0; i < n; i++ {
+		prev := c
+		c *= math.Exp(math.Max(-0.03, math.Min(0.03, 0.01*rng.NormFloat64())))
+		o := prev * math.Exp(0.003*rng.NormFloat64())
+		b.o = append(b.o, o)
+		b.h = append(b.h, math.Max(o, c)*1.005)
+		b.l = append(b.l, math.Min(o, c)*0.995)
+		b.c = append(b.c, c)
+		b.adj = append(b.adj, c)
+		b.vol = append(b.vol, math.Round(1e6*(1+rng.Float64())))
+	}
+	return b
+}
+
+func (b *rawBars) clone() *rawBars {
+	return &rawBars{dates: b.dates, o: append([]float64(nil), b.o...), h: append([]float64(nil), b.h...),
+		l: append([]float64(nil), b.l...), c: append([]float64(nil), b.c...), adj: append([]float64(nil), b.adj...),
+		vol: append([]float64(nil), b.vol...), withoutAdjColumn: b.withoutAdjColumn}
+}
+
+// scalePrices multiplies the raw prices of rows from..to-1 by k and their
+// volume by vk (a split from row from on: k = 1/2, vk = 2).
+func (b *rawBars) scalePrices(from, to int, k, vk float64) {
+	for i := from; i < to; i++ {
+		b.o[i], b.h[i], b.l[i], b.c[i] = b.o[i]*k, b.h[i]*k, b.l[i]*k, b.c[i]*k
+		b.vol[i] *= vk
+	}
+}
+
+// setMove rescales rows i.. (prices and adjusted close) so that the close
+// moves by exactly r on row i.
+func (b *rawBars) setMove(i int, r float64) {
+	k := r / (b.c[i] / b.c[i-1])
+	b.scalePrices(i, len(b.dates), k, 1)
+	b.scaleAdj(i, len(b.dates), k)
+}
+
+// scaleAdj multiplies the adjusted close of rows from..to-1 by k.
+func (b *rawBars) scaleAdj(from, to int, k float64) {
+	for i := from; i < to; i++ {
+		b.adj[i] *= k
+	}
+}
+
+// csv renders the history as a CSV file: the Yahoo layout, or
+// Date,Open,High,Low,Close,Volume without an adjusted close.
+func (b *rawBars) csv() string {
+	var s strings.Builder
+	if b.withoutAdjColumn {
+		s.WriteString("Date,Open,High,Low,Close,Volume\n")
+	} else {
+		s.WriteString("Date,Open,High,Low,Close,Adj Close,Volume\n")
+	}
+	for i, d := range b.dates {
+		fmt.Fprintf(&s, "%s,%.10g,%.10g,%.10g,%.10g,", ymd(d), b.o[i], b.h[i], b.l[i], b.c[i])
+		if !b.withoutAdjColumn {
+			fmt.Fprintf(&s, "%.10g,", b.adj[i])
+		}
+		fmt.Fprintf(&s, "%.0f\n", b.vol[i])
+	}
+	return s.String()
+}
+
+// importBars imports the tickers' histories and returns the report and
+// the panel (tickers in name order), read back from the file.
+func importBars(t *testing.T, tickers map[string]*rawBars) (*ImportReport, *Dataset) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, b := range tickers {
+		writeFile(t, dir, name+".csv", b.csv())
+	}
+	out := filepath.Join(t.TempDir(), "p.h5")
+	rep, err := ImportCSV(dir, out, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(out, Options{SeqLen: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return rep, d
+}
+
+func (d *Dataset) feature(t, day, f int) float32 { return d.features[(t*d.D+day)*d.F+f] }
+func (d *Dataset) ret(t, day, h int) float32     { return d.returns[(t*d.D+day)*d.H+h] }
+
+// TestImportFeaturesIgnoreLaterEvents: three tickers with the same raw
+// history up to row 360 of 400; one splits 2-for-1 there and one pays a 3%
+// dividend (both in the test period). A vendor back-adjusts every earlier
+// adjusted close for them, so anything read from that factor knows the
+// event in advance. Every feature of every day before the event must be the
+// same for the three (issue 23, item 1: the old volume feature, volume
+// divided by adj/close, differs for years before the split).
+func TestImportFeaturesIgnoreLaterEvents(t *testing.T) {
+	const n, event = 400, 360
+	plain := randomBars(1, n)
+
+	// The adjusted close of either is the latest raw price level throughout:
+	// the closes before the event are scaled by its factor.
+	split := plain.clone()
+	split.scalePrices(event, n, 0.5, 2)
+	split.scaleAdj(0, n, 0.5)
+
+	const yield = 0.03
+	div := plain.clone()
+	div.scalePrices(event, n, 1-yield, 1) // the ex-dividend drop
+	div.scaleAdj(0, n, 1-yield)
+
+	rep, d := importBars(t, map[string]*rawBars{"DIV": div, "PLAIN": plain, "SPLIT": split})
+	if d.D != n || strings.Join(d.Tickers(), " ") != "DIV PLAIN SPLIT" {
+		t.Fatalf("panel %v x %d days, want DIV PLAIN SPLIT x %d", d.Tickers(), d.D, n)
+	}
+	if plain.dates[event] < rep.ValEnd {
+		t.Fatalf("event day %d is before the test period (val end %d)", plain.dates[event], rep.ValEnd)
+	}
+	compared := 0
+	for _, other := range []int{0, 2} {
+		for day := 0; day < event; day++ {
+			for f := 0; f < d.F; f++ {
+				a, b := d.feature(1, day, f), d.feature(other, day, f)
+				if a != a && b != b {
+					continue
+				}
+				compared++
+				if !(math.Abs(float64(a-b)) <= 1e-4) {
+					t.Fatalf("%s on %s: %s has %v, PLAIN %v (standard units): the feature depends on the %s on %s",
+						d.names[f], ymd(d.Dates()[day]), d.Tickers()[other], b, a,
+						map[int]string{0: "dividend", 2: "split"}[other], ymd(plain.dates[event]))
+				}
+			}
+		}
+	}
+	// Warm-up aside (60 rows), every day before the event is compared.
+	if want := 2 * (event - 60) * d.F; compared != want {
+		t.Errorf("compared %d feature values, want %d", compared, want)
+	}
+	// The event itself is in the adjusted prices: the 1-day return into the
+	// split day is the raw move (not 0.5), into the ex-day raw move / (1-yield).
+	for _, c := range []struct {
+		tk   int
+		want float64
+	}{{2, plain.c[event] / plain.c[event-1]}, {0, plain.c[event] / plain.c[event-1]}} {
+		if got := float64(d.ret(c.tk, event-1, 0)); math.Abs(got/c.want-1) > 1e-5 {
+			t.Errorf("%s 1-day return into the event: %v, want %v", d.Tickers()[c.tk], got, c.want)
+		}
+	}
+}
