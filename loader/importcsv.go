@@ -74,7 +74,10 @@ type ImportReport struct {
 	ClippedValues    int64 // normalised feature values clipped to +-10
 	Groups           int   // distinct groups (sectors); 0 when no constituents file
 	NoGroup          []string
-	Elapsed          time.Duration
+	// Adjustments are the days (and files) whose adjusted close failed a
+	// check against the raw close, with what was done about each.
+	Adjustments []AdjustmentIssue
+	Elapsed     time.Duration
 }
 
 func (r *ImportReport) String() string {
@@ -102,6 +105,16 @@ func (r *ImportReport) String() string {
 		r.TickersKept, r.Dates, FormatDate(r.FirstDate), FormatDate(r.LastDate), len(r.Features), FormatDate(r.TrainEnd), FormatDate(r.ValEnd))
 	if r.ClippedValues > 0 {
 		fmt.Fprintf(&b, "  clipped %s normalised feature values to +-10\n", FormatCount(r.ClippedValues))
+	}
+	if len(r.Adjustments) > 0 {
+		fmt.Fprintf(&b, "  adjusted close checked against close: %d findings\n", len(r.Adjustments))
+		for _, a := range r.Adjustments {
+			when := "whole file"
+			if a.Date != 0 {
+				when = FormatDate(a.Date)
+			}
+			fmt.Fprintf(&b, "    %s %s: %s: %s; %s\n", a.Ticker, when, a.Kind, a.What, a.Action)
+		}
 	}
 	if r.Groups > 0 {
 		fmt.Fprintf(&b, "  groups: %d sectors", r.Groups)
@@ -589,13 +602,17 @@ func ImportCSV(dir, out string, opt ImportOptions) (*ImportReport, error) {
 	for i := range closes {
 		closes[i] = nan
 	}
+	// segment of (ticker, day): the ticker's row where the unbroken part of
+	// its history holding the day starts; a return spans one part only.
+	segment := make([]int, T*D)
 	for t, k := range kept {
 		// Features are computed from the rows on the axis only: a row the
 		// axis leaves out feeds no window (ret5 ... logdollarvol_rel20) of any
-		// day.
+		// day, nor the adjustment checks.
 		s := onAxis[t]
 		rep.RowsDropped["on dates most listed tickers lack (e.g. holidays)"] += int64(k.s.len() - s.len())
-		bars := adjustSeries(s)
+		bars, issues := adjustSeries(k.name, s)
+		rep.Adjustments = append(rep.Adjustments, issues...)
 		raw := rawFeatures(bars)
 		for i, d := range s.dates {
 			day := dayIndex[d]
@@ -607,6 +624,7 @@ func ImportCSV(dir, out string, opt ImportOptions) (*ImportReport, error) {
 				rep.Repaired["rows with high/low widened to contain open/close"]++
 			}
 			closes[t*D+day] = bars.c[i]
+			segment[t*D+day] = bars.segStart[i]
 			copy(feats[(t*D+day)*F:(t*D+day+1)*F], raw[i])
 		}
 	}
@@ -671,7 +689,7 @@ func ImportCSV(dir, out string, opt ImportOptions) (*ImportReport, error) {
 				r := nan32
 				if d+hz < D {
 					a, b := closes[t*D+d], closes[t*D+d+hz]
-					if !math.IsNaN(a) && !math.IsNaN(b) {
+					if !math.IsNaN(a) && !math.IsNaN(b) && segment[t*D+d] == segment[t*D+d+hz] {
 						r = float32(b / a)
 					}
 				}

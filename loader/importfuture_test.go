@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -170,5 +172,141 @@ func TestImportFeaturesIgnoreLaterEvents(t *testing.T) {
 		if got := float64(d.ret(c.tk, event-1, 0)); math.Abs(got/c.want-1) > 1e-5 {
 			t.Errorf("%s 1-day return into the event: %v, want %v", d.Tickers()[c.tk], got, c.want)
 		}
+	}
+}
+
+// TestImportAdjustmentStepRepaired: an adjusted close that steps on a day
+// the raw close does not move (issue 23, item 2: ANTM 2002-03-18 and
+// GNRC 2010-02-12 in the S&P folder) is reported, and the panel's return
+// for the day is the close's, not the step.
+func TestImportAdjustmentStepRepaired(t *testing.T) {
+	const n = 400
+	up := randomBars(2, n)
+	up.scaleAdj(0, 200, 0.5) // adjusted close doubles on row 200
+	down := randomBars(3, n)
+	down.scaleAdj(0, 300, 1/0.3) // and falls to 0.3 on row 300
+	rep, d := importBars(t, map[string]*rawBars{"UP": up, "DOWN": down, "PLAIN": randomBars(4, n)})
+	s := rep.String()
+	for _, c := range []struct {
+		tk, name string
+		b        *rawBars
+		row      int
+		step     string
+	}{{"UP", "UP", up, 200, "x2"}, {"DOWN", "DOWN", down, 300, "x0.3"}} {
+		want := fmt.Sprintf("    %s %s: adjustment step without a price move: adjusted close x", c.name, ymd(c.b.dates[c.row]))
+		if !strings.Contains(s, want) || !strings.Contains(s, "adjusted prices before the day rescaled "+c.step+"\n") {
+			t.Errorf("report lacks %q (rescaled %s):\n%s", want, c.step, s)
+		}
+		tk := indexOf(d.Tickers(), c.tk)
+		wantR := c.b.c[c.row] / c.b.c[c.row-1]
+		if got := float64(d.ret(tk, c.row-1, 0)); math.Abs(got/wantR-1) > 1e-5 {
+			t.Errorf("%s 1-day return into row %d: %v, want the close's %v", c.tk, c.row, got, wantR)
+		}
+		// The synthetic closes never move more than 3% a day.
+		for day := 0; day+1 < d.D; day++ {
+			if r := d.ret(tk, day, 0); r > 1.031 || r < 0.969 {
+				t.Errorf("%s 1-day return from %s: %v, a move the closes never make", c.tk, ymd(d.Dates()[day]), r)
+			}
+		}
+	}
+}
+
+// TestImportUnadjustedSplit: a 4-for-1 split the vendor did not adjust (close
+// and adjusted close both x0.25 on one day) cuts the history: reported, no
+// return spans the day, and the features after it wait for a new warm-up.
+// A -33% day (near a 3-for-2 split) is reported but kept as a return; a file
+// without an adjusted close column is reported and checked the same way.
+func TestImportUnadjustedSplit(t *testing.T) {
+	const n, cut = 400, 250
+	quad := randomBars(5, n)
+	quad.setMove(cut, 1.004)
+	quad.scalePrices(cut, n, 0.25, 4)
+	copy(quad.adj, quad.c)
+	crash := randomBars(6, n)
+	crash.setMove(150, 1.005)
+	crash.scalePrices(150, n, 2.0/3, 1)
+	copy(crash.adj, crash.c)
+	noAdj := randomBars(7, n)
+	noAdj.setMove(cut, 0.996)
+	noAdj.scalePrices(cut, n, 0.5, 2)
+	noAdj.withoutAdjColumn = true
+	rep, d := importBars(t, map[string]*rawBars{"QUAD": quad, "CRASH": crash, "NOADJ": noAdj})
+	s := rep.String()
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`\n    QUAD ` + ymd(quad.dates[cut]) + `: suspected unadjusted split: close and adjusted close x0\.2\d+, near a 4-for-1 split, adjustment unchanged; history cut`),
+		regexp.MustCompile(`\n    NOADJ ` + ymd(noAdj.dates[cut]) + `: suspected unadjusted split: close and adjusted close x0\.\d+, near a 2-for-1 split, adjustment unchanged; history cut`),
+		regexp.MustCompile(`\n    CRASH ` + ymd(crash.dates[150]) + `: suspected unadjusted split: close and adjusted close x0\.6\d+, near a 3-for-2 split, adjustment unchanged; kept as a return`),
+		regexp.MustCompile(`\n    NOADJ whole file: no adjusted close column: .*; prices used as they are \(returns leave out dividends\)`),
+	} {
+		if !want.MatchString(s) {
+			t.Errorf("report lacks %s:\n%s", want, s)
+		}
+	}
+	for _, name := range []string{"QUAD", "NOADJ"} {
+		tk := indexOf(d.Tickers(), name)
+		for day := 0; day < d.D; day++ {
+			for h, hz := range d.Horizons() {
+				r := d.ret(tk, day, h)
+				spans := day < cut && day+hz >= cut
+				if spans && r == r {
+					t.Errorf("%s %d-day return from %s spans the split: %v, want NaN", name, hz, ymd(d.Dates()[day]), r)
+				}
+				if !spans && day+hz < d.D && !(r > 0.75 && r < 1.34) {
+					t.Errorf("%s %d-day return from %s: %v", name, hz, ymd(d.Dates()[day]), r)
+				}
+			}
+			missing := d.feature(tk, day, 0) != d.feature(tk, day, 0)
+			if warm := day < 60 || (day >= cut && day < cut+60); missing != warm {
+				t.Errorf("%s features on row %d: missing %v, want %v (60-row warm-up after the start and the cut)", name, day, missing, warm)
+			}
+		}
+	}
+	tk := indexOf(d.Tickers(), "CRASH")
+	if r, want := float64(d.ret(tk, 149, 0)), crash.c[150]/crash.c[149]; math.Abs(r/want-1) > 1e-5 {
+		t.Errorf("CRASH 1-day return into the -33%% day: %v, want %v", r, want)
+	}
+}
+
+// TestImportRealAdjustmentErrors: on the S&P 500 folder, the five days whose
+// adjusted close jumps while the close does not (issue 23, item 2) are
+// reported, and none reaches the panel as a 1-day return beyond +-25%.
+func TestImportRealAdjustmentErrors(t *testing.T) {
+	yahooRows(t, "ANTM", 1) // skips without the real data
+	dir := t.TempDir()
+	for _, tk := range append([]string{"ANTM", "GNRC", "TRMB", "ZBRA"}, leakTickers...) {
+		f := "DA-" + tk + "-T-2021-04-21.csv"
+		if err := os.Symlink(mustAbs(t, filepath.Join(realDataDir, f)), filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "p.h5")
+	rep, err := ImportCSV(dir, out, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(out, Options{SeqLen: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	s := rep.String()
+	for _, c := range []struct {
+		tk   string
+		date int32
+	}{{"ANTM", 20020318}, {"GNRC", 20100212}, {"TRMB", 20070223}, {"ZBRA", 20030821}, {"ZBRA", 20040825}} {
+		want := "\n    " + c.tk + " " + ymd(c.date) + ": adjustment step without a price move: "
+		if !strings.Contains(s, want) {
+			t.Errorf("report lacks %q", want)
+		}
+		tk, day := indexOf(d.Tickers(), c.tk), indexOf32(d.Dates(), c.date)
+		if tk < 0 || day < 1 {
+			t.Fatalf("%s or %d not in the panel", c.tk, c.date)
+		}
+		if r := d.ret(tk, day-1, 0); r > 1.25 || r < 0.8 {
+			t.Errorf("%s 1-day return into %s: %v", c.tk, ymd(c.date), r)
+		}
+	}
+	if t.Failed() {
+		t.Log(s)
 	}
 }
