@@ -77,7 +77,18 @@ type ImportReport struct {
 	// Adjustments are the days (and files) whose adjusted close failed a
 	// check against the raw close, with what was done about each.
 	Adjustments []AdjustmentIssue
-	Elapsed     time.Duration
+	// Ended are the kept tickers whose last row is before the panel's last
+	// day (delisted, merged, renamed or cut short by the vendor), ascending by
+	// ticker. A folder of today's index constituents has none: see
+	// docs/FORMAT.md on survivorship.
+	Ended   []TickerEnd
+	Elapsed time.Duration
+}
+
+// TickerEnd is a ticker whose history ends before the panel's last day.
+type TickerEnd struct {
+	Ticker   string
+	LastDate int32 // YYYYMMDD, the ticker's last row on the panel's days
 }
 
 func (r *ImportReport) String() string {
@@ -114,6 +125,21 @@ func (r *ImportReport) String() string {
 				when = FormatDate(a.Date)
 			}
 			fmt.Fprintf(&b, "    %s %s: %s: %s; %s\n", a.Ticker, when, a.Kind, a.What, a.Action)
+		}
+	}
+	if r.LastDate != 0 {
+		if len(r.Ended) == 0 {
+			fmt.Fprintf(&b, "  every ticker trades on the panel's last day (%s): a folder of today's constituents has survivorship bias (docs/FORMAT.md)\n",
+				FormatDate(r.LastDate))
+		} else {
+			fmt.Fprintf(&b, "  tickers that end before the panel's last day (%s): %d; last day each:\n", FormatDate(r.LastDate), len(r.Ended))
+			for k := 0; k < len(r.Ended); k += 6 {
+				var parts []string
+				for _, e := range r.Ended[k:min(k+6, len(r.Ended))] {
+					parts = append(parts, e.Ticker+" "+FormatDate(e.LastDate))
+				}
+				fmt.Fprintf(&b, "    %s\n", strings.Join(parts, ", "))
+			}
 		}
 	}
 	if r.Groups > 0 {
@@ -613,6 +639,9 @@ func ImportCSV(dir, out string, opt ImportOptions) (*ImportReport, error) {
 		rep.RowsDropped["on dates most listed tickers lack (e.g. holidays)"] += int64(k.s.len() - s.len())
 		bars, issues := adjustSeries(k.name, s)
 		rep.Adjustments = append(rep.Adjustments, issues...)
+		if last := s.dates[s.len()-1]; last < dates[D-1] {
+			rep.Ended = append(rep.Ended, TickerEnd{Ticker: k.name, LastDate: last})
+		}
 		raw := rawFeatures(bars)
 		for i, d := range s.dates {
 			day := dayIndex[d]

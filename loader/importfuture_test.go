@@ -267,6 +267,27 @@ func TestImportUnadjustedSplit(t *testing.T) {
 	}
 }
 
+// TestImportReportsEndedTickers: a ticker whose history ends before the
+// panel's last day is listed with its last day (issue 23, item 5); when
+// none ends early the report says that a constituent list is survivor-only.
+func TestImportReportsEndedTickers(t *testing.T) {
+	const n = 400
+	gone := randomBars(8, n)
+	last := gone.dates[n-1]
+	gone.dates = gone.dates[:320]
+	rep, _ := importBars(t, map[string]*rawBars{"AAA": randomBars(9, n), "GONE": gone, "ZZZ": randomBars(10, n)})
+	s := rep.String()
+	want := fmt.Sprintf("  tickers that end before the panel's last day (%s): 1; last day each:\n    GONE %s\n",
+		ymd(last), ymd(gone.dates[319]))
+	if !strings.Contains(s, want) {
+		t.Errorf("report lacks %q:\n%s", want, s)
+	}
+	rep, _ = importBars(t, map[string]*rawBars{"AAA": randomBars(9, n), "ZZZ": randomBars(10, n)})
+	if s := rep.String(); !strings.Contains(s, "  every ticker trades on the panel's last day ("+ymd(rep.LastDate)+"): a folder of today's constituents has survivorship bias") {
+		t.Errorf("report without an ended ticker lacks the survivorship line:\n%s", s)
+	}
+}
+
 // TestImportRealAdjustmentErrors: on the S&P 500 folder, the five days whose
 // adjusted close jumps while the close does not (issue 23, item 2) are
 // reported, and none reaches the panel as a 1-day return beyond +-25%.
