@@ -27,7 +27,7 @@ import (
 // by definition.)
 
 // AdjustmentIssue is one finding of the adjusted-close checks: a day (or a
-// whole file, Date 0) whose adjusted prices could not be taken as given.
+// whole file, Date 0) whose adjusted prices fail a check.
 type AdjustmentIssue struct {
 	Ticker string
 	Date   int32  // YYYYMMDD; 0 for a finding about the whole file
@@ -97,12 +97,12 @@ type barSeries struct {
 // panel's day axis) against its raw close, repairs adjustment steps that the
 // close does not explain, cuts the history at suspected unadjusted splits,
 // and returns the bars in adjusted prices with what it found.
-func adjustSeries(ticker string, s *priceSeries) (*barSeries, []AdjustmentIssue) {
+func adjustSeries(ticker, file string, s *priceSeries) (*barSeries, []AdjustmentIssue) {
 	n := s.len()
 	var issues []AdjustmentIssue
 	if !s.hasAdj {
 		issues = append(issues, AdjustmentIssue{Ticker: ticker, Kind: adjustNone,
-			What:   "the file has closes but no adjusted closes",
+			What:   file + " has a close column but no adjusted close column",
 			Action: "prices used as they are (returns leave out dividends); splits checked from the close alone"})
 	}
 	factor := make([]float64, n) // adj/close per row

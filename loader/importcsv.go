@@ -637,7 +637,7 @@ func ImportCSV(dir, out string, opt ImportOptions) (*ImportReport, error) {
 		// day, nor the adjustment checks.
 		s := onAxis[t]
 		rep.RowsDropped["on dates most listed tickers lack (e.g. holidays)"] += int64(k.s.len() - s.len())
-		bars, issues := adjustSeries(k.name, s)
+		bars, issues := adjustSeries(k.name, k.file, s)
 		rep.Adjustments = append(rep.Adjustments, issues...)
 		if last := s.dates[s.len()-1]; last < dates[D-1] {
 			rep.Ended = append(rep.Ended, TickerEnd{Ticker: k.name, LastDate: last})
