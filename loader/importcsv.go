@@ -74,7 +74,21 @@ type ImportReport struct {
 	ClippedValues    int64 // normalised feature values clipped to +-10
 	Groups           int   // distinct groups (sectors); 0 when no constituents file
 	NoGroup          []string
-	Elapsed          time.Duration
+	// Adjustments are the days (and files) whose adjusted close failed a
+	// check against the raw close, with what was done about each.
+	Adjustments []AdjustmentIssue
+	// Ended are the kept tickers whose last row is before the panel's last
+	// day (delisted, merged, renamed or cut short by the vendor), ascending by
+	// ticker. A folder of today's index constituents has none: see
+	// docs/FORMAT.md on survivorship.
+	Ended   []TickerEnd
+	Elapsed time.Duration
+}
+
+// TickerEnd is a ticker whose history ends before the panel's last day.
+type TickerEnd struct {
+	Ticker   string
+	LastDate int32 // YYYYMMDD, the ticker's last row on the panel's days
 }
 
 func (r *ImportReport) String() string {
@@ -103,6 +117,31 @@ func (r *ImportReport) String() string {
 	if r.ClippedValues > 0 {
 		fmt.Fprintf(&b, "  clipped %s normalised feature values to +-10\n", FormatCount(r.ClippedValues))
 	}
+	if len(r.Adjustments) > 0 {
+		fmt.Fprintf(&b, "  adjusted close checked against close: %d findings\n", len(r.Adjustments))
+		for _, a := range r.Adjustments {
+			when := "whole file"
+			if a.Date != 0 {
+				when = FormatDate(a.Date)
+			}
+			fmt.Fprintf(&b, "    %s %s: %s: %s; %s\n", a.Ticker, when, a.Kind, a.What, a.Action)
+		}
+	}
+	if r.LastDate != 0 {
+		if len(r.Ended) == 0 {
+			fmt.Fprintf(&b, "  every ticker trades on the panel's last day (%s): a folder of today's constituents has survivorship bias (docs/FORMAT.md)\n",
+				FormatDate(r.LastDate))
+		} else {
+			fmt.Fprintf(&b, "  tickers that end before the panel's last day (%s): %d; last day each:\n", FormatDate(r.LastDate), len(r.Ended))
+			for k := 0; k < len(r.Ended); k += 6 {
+				var parts []string
+				for _, e := range r.Ended[k:min(k+6, len(r.Ended))] {
+					parts = append(parts, e.Ticker+" "+FormatDate(e.LastDate))
+				}
+				fmt.Fprintf(&b, "    %s\n", strings.Join(parts, ", "))
+			}
+		}
+	}
 	if r.Groups > 0 {
 		fmt.Fprintf(&b, "  groups: %d sectors", r.Groups)
 		if len(r.NoGroup) > 0 {
@@ -122,12 +161,15 @@ func sortedKeys(m map[string]int64) []string {
 	return k
 }
 
-// priceSeries is one ticker's cleaned daily bars, split-adjusted, ascending.
+// priceSeries is one ticker's cleaned daily bars as the vendor gave them,
+// ascending: raw open, high, low, close and volume (shares), and the
+// adjusted close (the close where the file has none, hasAdj false).
 // widened marks the rows whose high/low were widened to contain open/close.
 type priceSeries struct {
-	dates         []int32
-	o, h, l, c, v []float64
-	widened       []bool
+	dates              []int32
+	o, h, l, c, adj, v []float64
+	widened            []bool
+	hasAdj             bool
 }
 
 // tickerData is one file ImportCSV keeps: ticker name, file name, rows.
@@ -144,6 +186,7 @@ func (s *priceSeries) appendRow(from *priceSeries, i int) {
 	s.h = append(s.h, from.h[i])
 	s.l = append(s.l, from.l[i])
 	s.c = append(s.c, from.c[i])
+	s.adj = append(s.adj, from.adj[i])
 	s.v = append(s.v, from.v[i])
 	s.widened = append(s.widened, from.widened[i])
 }
@@ -153,7 +196,7 @@ func (s *priceSeries) appendRow(from *priceSeries, i int) {
 // left out before any feature window is computed, so they contribute to
 // nothing.
 func (s *priceSeries) onAxis(day map[int32]int) *priceSeries {
-	out := &priceSeries{}
+	out := &priceSeries{hasAdj: s.hasAdj}
 	for i, d := range s.dates {
 		if _, ok := day[d]; ok {
 			out.appendRow(s, i)
@@ -200,8 +243,9 @@ const (
 // timestamp,open,high,low,close,adjusted_close,volume,... layout). Rows that
 // cannot be used are dropped and counted; high/low are widened to contain
 // open/close; duplicate dates keep the first row; unsorted files are sorted.
-// OHLC are multiplied by adj/close (split adjustment) and volume divided by
-// it. An error means the whole file is unusable.
+// Prices and volume stay as the vendor gave them (adjustSeries adjusts them,
+// after checking the adjusted close). An error means the whole file is
+// unusable.
 func parseCSVFile(data []byte) (*priceSeries, *csvStats, error) {
 	st := &csvStats{dropped: map[string]int64{}, repaired: map[string]int64{}}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
@@ -246,9 +290,9 @@ func parseCSVFile(data []byte) (*priceSeries, *csvStats, error) {
 		}
 	}
 	type row struct {
-		date          int32
-		o, h, l, c, v float64
-		widened       bool
+		date               int32
+		o, h, l, c, adj, v float64
+		widened            bool
 	}
 	var rows []row
 	sorted := true
@@ -308,22 +352,22 @@ func parseCSVFile(data []byte) (*priceSeries, *csvStats, error) {
 			h = math.Max(h, math.Max(hi, l))
 			l = math.Min(l, math.Min(o, c))
 		}
-		f := 1.0
+		adj := c
 		if idx[colAdj] >= 0 {
-			f = vals[colAdj] / c
+			adj = vals[colAdj]
 		}
 		// A repeated date is a duplicate, not disorder: only a date before
 		// its predecessor makes the file unsorted.
 		if len(rows) > 0 && date < rows[len(rows)-1].date {
 			sorted = false
 		}
-		rows = append(rows, row{date, o * f, h * f, l * f, c * f, v / f, widened})
+		rows = append(rows, row{date, o, h, l, c, adj, v, widened})
 	}
 	if !sorted {
 		st.repaired["files with unsorted dates (sorted)"]++
 		sort.SliceStable(rows, func(a, b int) bool { return rows[a].date < rows[b].date })
 	}
-	s := &priceSeries{}
+	s := &priceSeries{hasAdj: idx[colAdj] >= 0}
 	for k, rw := range rows {
 		if k > 0 && rw.date == rows[k-1].date {
 			st.dropped["duplicate date (first row kept)"]++
@@ -334,6 +378,7 @@ func parseCSVFile(data []byte) (*priceSeries, *csvStats, error) {
 		s.h = append(s.h, rw.h)
 		s.l = append(s.l, rw.l)
 		s.c = append(s.c, rw.c)
+		s.adj = append(s.adj, rw.adj)
 		s.v = append(s.v, rw.v)
 		s.widened = append(s.widened, rw.widened)
 	}
@@ -386,24 +431,27 @@ func parseDate(s string) (int32, bool) {
 var ImportFeatureNames = []string{
 	"ret1", "ret5", "ret20", "ret60", // log close-to-close returns
 	"open_rel", "high_rel", "low_rel", // log(open/close), log(high/close), log(low/close)
-	"gap",          // log(open / previous close)
-	"vol20",        // std of ret1 over 20 rows
-	"ma20_rel",     // log(close / 20-row mean close)
-	"logvol",       // log(1+volume)
-	"logvol_rel20", // logvol minus its 20-row mean
+	"gap",                // log(open / previous close)
+	"vol20",              // std of ret1 over 20 rows
+	"ma20_rel",           // log(close / 20-row mean close)
+	"logdollarvol",       // log(1 + raw close x raw volume), currency units
+	"logdollarvol_rel20", // logdollarvol minus its 20-row mean
 }
 
-// rawFeatures computes the unnormalised features of a series, NaN for the
-// warm-up rows (the first 60).
-func rawFeatures(s *priceSeries) [][]float64 {
-	n := s.len()
+// rawFeatures computes the unnormalised features of a ticker's bars, NaN for
+// the warm-up rows (the first segmentWarmup of each unbroken part). Every
+// feature of row i reads rows i-60 .. i only, and prices only as ratios of
+// two adjusted prices (a later event scales both alike, so the ratio is what
+// was known at the close of row i) or as raw dollar volume (known that day).
+func rawFeatures(s *barSeries) [][]float64 {
+	n := len(s.c)
 	F := len(ImportFeatureNames)
 	out := make([][]float64, n)
 	lr := func(a, b float64) float64 { return math.Log(a / b) }
-	lv := make([]float64, n)
+	ldv := make([]float64, n)
 	r1 := make([]float64, n)
 	for i := 0; i < n; i++ {
-		lv[i] = math.Log1p(s.v[i])
+		ldv[i] = math.Log1p(s.dollarVol[i])
 		if i > 0 {
 			r1[i] = lr(s.c[i], s.c[i-1])
 		}
@@ -411,7 +459,7 @@ func rawFeatures(s *priceSeries) [][]float64 {
 	for i := 0; i < n; i++ {
 		row := make([]float64, F)
 		out[i] = row
-		if i < 60 {
+		if i-s.segStart[i] < segmentWarmup {
 			for k := range row {
 				row[k] = math.NaN()
 			}
@@ -431,13 +479,13 @@ func rawFeatures(s *priceSeries) [][]float64 {
 			m += r1[k]
 			m2 += r1[k] * r1[k]
 			mc += s.c[k]
-			mv += lv[k]
+			mv += ldv[k]
 		}
 		m /= 20
 		row[8] = math.Sqrt(math.Max(0, m2/20-m*m))
 		row[9] = lr(c, mc/20)
-		row[10] = lv[i]
-		row[11] = lv[i] - mv/20
+		row[10] = ldv[i]
+		row[11] = ldv[i] - mv/20
 	}
 	return out
 }
@@ -576,16 +624,25 @@ func ImportCSV(dir, out string, opt ImportOptions) (*ImportReport, error) {
 	for i := range feats {
 		feats[i] = nan
 	}
-	closes := make([]float64, T*D)
+	closes := make([]float64, T*D) // adjusted close of (ticker, day), NaN when absent
 	for i := range closes {
 		closes[i] = nan
 	}
+	// segment of (ticker, day): the ticker's row where the unbroken part of
+	// its history holding the day starts; a return spans one part only.
+	segment := make([]int, T*D)
 	for t, k := range kept {
 		// Features are computed from the rows on the axis only: a row the
-		// axis leaves out feeds no window (ret5 ... logvol_rel20) of any day.
+		// axis leaves out feeds no window (ret5 ... logdollarvol_rel20) of any
+		// day, nor the adjustment checks.
 		s := onAxis[t]
 		rep.RowsDropped["on dates most listed tickers lack (e.g. holidays)"] += int64(k.s.len() - s.len())
-		raw := rawFeatures(s)
+		bars, issues := adjustSeries(k.name, k.file, s)
+		rep.Adjustments = append(rep.Adjustments, issues...)
+		if last := s.dates[s.len()-1]; last < dates[D-1] {
+			rep.Ended = append(rep.Ended, TickerEnd{Ticker: k.name, LastDate: last})
+		}
+		raw := rawFeatures(bars)
 		for i, d := range s.dates {
 			day := dayIndex[d]
 			rep.RowsKept++
@@ -595,7 +652,8 @@ func ImportCSV(dir, out string, opt ImportOptions) (*ImportReport, error) {
 			if s.widened[i] {
 				rep.Repaired["rows with high/low widened to contain open/close"]++
 			}
-			closes[t*D+day] = s.c[i]
+			closes[t*D+day] = bars.c[i]
+			segment[t*D+day] = bars.segStart[i]
 			copy(feats[(t*D+day)*F:(t*D+day+1)*F], raw[i])
 		}
 	}
@@ -660,7 +718,7 @@ func ImportCSV(dir, out string, opt ImportOptions) (*ImportReport, error) {
 				r := nan32
 				if d+hz < D {
 					a, b := closes[t*D+d], closes[t*D+d+hz]
-					if !math.IsNaN(a) && !math.IsNaN(b) {
+					if !math.IsNaN(a) && !math.IsNaN(b) && segment[t*D+d] == segment[t*D+d+hz] {
 						r = float32(b / a)
 					}
 				}
