@@ -12,8 +12,8 @@ Train: forward, loss (contract loss), backward, clip_grad_norm_(1.0), AdamW step
 Times are medians over --iters after --warmup (CUDA events on GPU); sequences_per_s_mean is
 batch * iters / total time (the statistic the Go benchmarks report), minor_faults and cpu_s are the
 process's minor page faults and CPU seconds over the timed iterations (getrusage).
-CPU threads (--threads): libtorch's intra-op pool and OpenBLAS's pool to n, the inter-op pool to 1,
-the same three pools satrain's thread policy sets. The allocator is the process's: run under
+CPU threads (--threads): libtorch's intra-op pool to n, the inter-op pool to 1, as satrain's thread
+policy sets them. The allocator is the process's: run under
 GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1 for the
 settings libsatorch applies at load (bench/model_cpu.sh does).
 FLOPs (analytic): forward per sequence = 2*N_matmul*s + 4*s^2*d*L, where
@@ -22,7 +22,6 @@ With --json, one JSON object per measurement goes to stdout and the table to std
 """
 
 import argparse
-import ctypes
 import json
 import os
 import resource
@@ -41,14 +40,13 @@ from satrain_model import (HAS_SDPA, SatrainModel, count_matmul_parameters,  # n
 PRESETS = {
     "tiny": dict(hidden_dim=32, num_layers=2, num_heads=4, seq_len=32),
     "small": dict(hidden_dim=128, num_layers=4, num_heads=4, seq_len=128),
+    "medium": dict(hidden_dim=256, num_layers=4, num_heads=8, seq_len=256),
     "default": dict(hidden_dim=1024, num_layers=16, num_heads=16, seq_len=2000),
 }
 
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) used when --peak-tflops is not given.
 KNOWN_PEAKS_BF16 = [("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("H200", 989.4),
                     ("GH200", 989.4), ("A100", 312.0), ("L40S", 362.0)]
-
-IS_TORCH2 = int(torch.__version__.split(".")[0]) >= 2
 
 
 def parse_args(argv=None):
@@ -74,7 +72,7 @@ def parse_args(argv=None):
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2,
-                    help="CPU threads: libtorch intra-op and OpenBLAS; inter-op is set to 1")
+                    help="CPU threads: libtorch intra-op; inter-op is set to 1")
     ap.add_argument("--checkpoint", help="satrain .pt: use its weights and config")
     ap.add_argument("--peak-tflops", type=float, help="peak for MFU (default: known bf16 peak of the GPU)")
     ap.add_argument("--seed", type=int, default=0)
@@ -82,37 +80,14 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def openblas():
-    """The OpenBLAS library libtorch loaded (ctypes handle), or None."""
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "libopenblas" in line}
-    except OSError:
-        return None
-    for path in sorted(paths):
-        if not path.startswith("/"):
-            continue
-        try:
-            lib = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
-            lib.openblas_get_num_threads  # noqa: B018 (probe)
-            return lib
-        except (OSError, AttributeError):
-            continue
-    return None
-
-
 def set_thread_policy(n):
-    """libtorch intra-op and OpenBLAS pools to n, inter-op to 1 -> OpenBLAS threads (-1: none)."""
+    """libtorch's intra-op pool to n, inter-op to 1: satrain's thread policy. The wheel's BLAS is MKL, which
+    runs on the intra-op (OpenMP) threads, so there is no third pool to size."""
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass  # already started; reported in the results
     torch.set_num_threads(n)
-    lib = openblas()
-    if lib is None:
-        return -1
-    lib.openblas_set_num_threads(ctypes.c_int(n))
-    return int(lib.openblas_get_num_threads())
 
 
 def resolve_peak(args):
@@ -255,7 +230,6 @@ def bench_one(mode, args, model, cfg, centers, peak):
         "torch": torch.__version__, "precision": "bf16-autocast" if args.amp else "fp32",
         "compile": bool(args.compile), "attn": "sdpa" if model.layers[0].attn.use_sdpa and HAS_SDPA else "math",
         "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
-        "blas_threads": args.blas_threads,
         "sequences_per_s_mean": batch * len(times) / (sum(times) / 1e3),
         "minor_faults": ru1.ru_minflt - ru0.ru_minflt,
         "cpu_s": (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime),
@@ -295,15 +269,12 @@ def fmt_table(rows):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.compile and not IS_TORCH2:
-        print("model_bench: --compile needs PyTorch 2.x (have %s); ignoring" % torch.__version__, file=sys.stderr)
-        args.compile = False
     if args.device == "cuda" and not torch.cuda.is_available():
         print("model_bench: error: CUDA is not available", file=sys.stderr)
         return 2
-    args.blas_threads = set_thread_policy(args.threads)
-    if args.adamw == "fused" and (args.device != "cuda" or not IS_TORCH2):
-        print("model_bench: fused AdamW needs cuda + torch 2.x; using default", file=sys.stderr)
+    set_thread_policy(args.threads)
+    if args.adamw == "fused" and args.device != "cuda":
+        print("model_bench: fused AdamW needs cuda; using default", file=sys.stderr)
         args.adamw = "default"
     peak, peak_src = resolve_peak(args)
     model, cfg, centers = build_model(args)

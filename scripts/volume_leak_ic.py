@@ -13,7 +13,7 @@ sqrt(dates)); and, as context, the rank IC of f itself against the forward
 20-day return (adjusted closes, the panel's label), with a t-statistic from
 every 20th date (non-overlapping windows) beside the all-dates one.
 
-Run:  /usr/bin/python3 scripts/volume_leak_ic.py /work/shared/data/sp500-daily
+Run:  .venv/bin/python scripts/volume_leak_ic.py ../shared/data/sp500-daily
 Needs numpy only. The features use the importer's formulas on each file's
 rows as given (no day axis, no repairs); the figures are rank statistics,
 so the importer's standardisation does not change them.
@@ -92,7 +92,7 @@ def summary(ics, step=1):
 
 
 def main():
-    folder = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data/sp500-daily"
+    folder = sys.argv[1] if len(sys.argv) > 1 else "../shared/data/sp500-daily"
     series = {}
     for p in sorted(glob.glob(os.path.join(folder, "*.csv"))):
         if os.path.basename(p).lower() == "constituents.csv":
