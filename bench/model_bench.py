@@ -33,7 +33,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
-from satrain_model import (HAS_SDPA, SatrainModel, count_matmul_parameters,  # noqa: E402
+from satrain_model import (SatrainModel, count_matmul_parameters,  # noqa: E402
                            count_parameters, expected_return, forward_flops_per_sequence,
                            load_checkpoint, loss_fn)
 
@@ -228,7 +228,7 @@ def bench_one(mode, args, model, cfg, centers, peak):
         "device": args.device,
         "device_name": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "torch": torch.__version__, "precision": "bf16-autocast" if args.amp else "fp32",
-        "compile": bool(args.compile), "attn": "sdpa" if model.layers[0].attn.use_sdpa and HAS_SDPA else "math",
+        "compile": bool(args.compile), "attn": "sdpa" if model.layers[0].attn.use_sdpa else "math",
         "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
         "sequences_per_s_mean": batch * len(times) / (sum(times) / 1e3),
         "minor_faults": ru1.ru_minflt - ru0.ru_minflt,

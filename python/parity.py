@@ -5,8 +5,8 @@
 
 C.pt: satrain checkpoint (see satrain_model.load_checkpoint).
 I.pt: dict {"x": f32 [b,s,F], "y": i64 [b,H], "w": f32 [b] (optional),
-            "lr", "weight_decay", "max_norm", "label_smoothing": numbers (floats or
-            0-dim tensors, as satrain writes them)}; read with weights_only=True
+            "lr", "weight_decay", "max_norm", "label_smoothing": numbers (floats, or
+            0-dim tensors as satrain wrote them before libtorch 2.11)}; read with weights_only=True
 
 Writes (raw little-endian float32, C order):
   DIR/logits.f32     eval-mode logits [b,H,B]

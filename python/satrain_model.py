@@ -11,8 +11,8 @@ Usage::
     model, ckpt = load_checkpoint("best_model_selection_aware.pt")
     logits = model(x)            # x: float32 [batch, seq, num_features]
 
-Works with PyTorch 1.13 (explicit attention math) and 2.x (fused
-``F.scaled_dot_product_attention`` when available).
+Written for PyTorch 2.11, the version satrain builds against (attention through
+``F.scaled_dot_product_attention``, or the explicit formula with ``set_attention_impl``).
 """
 
 import math
@@ -31,11 +31,8 @@ __all__ = [
     "count_matmul_parameters",
     "forward_flops_per_sequence",
     "sinusoidal_table",
-    "HAS_SDPA",
 ]
 
-# F.scaled_dot_product_attention appeared in PyTorch 2.0.
-HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
 
 CONFIG_KEYS = ("num_features", "hidden_dim", "num_layers", "num_heads",
                "num_horizons", "num_bins", "dropout")
@@ -67,13 +64,13 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
         # Switch for tests: False forces the explicit softmax(q k^T / sqrt(hd)) v path.
-        self.use_sdpa = HAS_SDPA
+        self.use_sdpa = True
 
     def forward(self, x):
         b, s, d = x.shape
         qkv = self.qkv(x).view(b, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]                     # [b, nh, s, hd]
-        if self.use_sdpa and HAS_SDPA:
+        if self.use_sdpa:
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False)
         else:
             scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))
@@ -196,17 +193,12 @@ def _as_python(v):
 
 
 def _torch_load(path, map_location):
-    """torch.load with the safe loader (weights_only=True): it never runs code
-    from the file. satrain's checkpoints hold only dicts, ints, bools, strings
-    and tensors (non-integer numbers as 0-dim float64 tensors), which it reads
-    on PyTorch >= 1.13."""
+    """torch.load with the safe loader (weights_only=True, PyTorch's default since 2.6): it never runs code
+    from the file. satrain's checkpoints hold only dicts, lists, ints, floats, bools, strings and tensors.
+    (Files written before satrain moved to libtorch 2.11 hold non-integer numbers as 0-dim float64 tensors;
+    config_from_checkpoint reads both.)"""
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except TypeError as e:
-        if "weights_only" not in str(e):
-            raise
-        raise RuntimeError("PyTorch %s has no safe loader (torch.load(weights_only=True)); "
-                           "satrain_model needs PyTorch >= 1.13" % torch.__version__) from None
     except Exception as e:
         if "restore_type_tag" in str(e):
             raise RuntimeError(
@@ -251,7 +243,8 @@ def load_checkpoint(path, map_location="cpu", dropout=None):
 
     The file is read with torch.load(weights_only=True), which runs no code
     from it. Non-integer numbers in the dict (e.g. ckpt["best_val_loss"],
-    ckpt["config"]["dropout"]) are 0-dim float64 tensors: use float(v).
+    ckpt["config"]["dropout"]) are Python floats (0-dim float64 tensors in
+    files written before libtorch 2.11: float(v) reads both).
 
     dropout: override the checkpoint's dropout rate (e.g. 0.0 for parity checks).
     """

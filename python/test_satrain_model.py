@@ -110,8 +110,8 @@ def tiny_model(seed=0, **kw):
 
 
 def safe_numbers(v):
-    """satrain's file convention: non-integer numbers as 0-dim float64 tensors
-    (PyTorch 1.13's safe loader has no pickled floats)."""
+    """The file convention of satrain before libtorch 2.11: non-integer numbers as 0-dim float64 tensors
+    (PyTorch 1.13's safe loader had no pickled floats). The loader still reads such files."""
     if isinstance(v, float):
         return torch.tensor(v, dtype=torch.float64)
     if isinstance(v, dict):
@@ -119,14 +119,14 @@ def safe_numbers(v):
     return v
 
 
-def make_checkpoint(path, model, cfg, seq_len, centers):
+def make_checkpoint(path, model, cfg, seq_len, centers, legacy=False):
     ck = {
         "format": "satrain-checkpoint", "version": 1, "kind": "selection_aware",
         "model": {k: v.clone() for k, v in model.state_dict().items()},
         "config": dict(cfg, seq_len=seq_len, strategy="selection_aware"),
         "iteration": 3, "bin_centers": centers, "best_val_loss": 2.25,
     }
-    torch.save(safe_numbers(ck), path)
+    torch.save(safe_numbers(ck) if legacy else ck, path)
 
 
 class ModelTest(unittest.TestCase):
@@ -206,7 +206,6 @@ class ModelTest(unittest.TestCase):
         self.assertAlmostEqual(er[0, 0].item(), 0.25 * -0.02 + 0.75 * 0.04, places=6)
         self.assertAlmostEqual(er[0, 1].item(), 0.2, places=6)
 
-    @unittest.skipUnless(sm.HAS_SDPA, "F.scaled_dot_product_attention needs torch 2.x")
     def test_sdpa_matches_explicit(self):
         m, _ = tiny_model(seed=2)
         m.eval()
@@ -220,18 +219,22 @@ class ModelTest(unittest.TestCase):
         torch.testing.assert_close(a, b, rtol=0, atol=2 * logit_atol(m.config, 13, b))
 
     def test_load_checkpoint_roundtrip(self):
-        m, cfg = tiny_model(seed=3, dropout=0.15)
-        centers = torch.linspace(-0.05, 0.05, 18).view(3, 6)
-        with tempfile.TemporaryDirectory() as td:
-            p = os.path.join(td, "c.pt")
-            make_checkpoint(p, m, cfg, 9, centers)
-            m2, ck = sm.load_checkpoint(p)
-        self.assertFalse(m2.training)
-        self.assertEqual(m2.config, cfg)
-        self.assertEqual(ck["kind"], "selection_aware")
-        m.eval()
-        x = torch.randn(2, 9, 5)
-        torch.testing.assert_close(m2(x), m(x), rtol=0, atol=0)
+        # Today's files (plain floats) and those written before libtorch 2.11 (0-dim float64 tensors).
+        for legacy in (False, True):
+            with self.subTest(legacy=legacy):
+                m, cfg = tiny_model(seed=3, dropout=0.15)
+                centers = torch.linspace(-0.05, 0.05, 18).view(3, 6)
+                with tempfile.TemporaryDirectory() as td:
+                    p = os.path.join(td, "c.pt")
+                    make_checkpoint(p, m, cfg, 9, centers, legacy=legacy)
+                    m2, ck = sm.load_checkpoint(p)
+                self.assertFalse(m2.training)
+                self.assertEqual(m2.config, cfg)
+                self.assertEqual(ck["kind"], "selection_aware")
+                self.assertEqual(float(ck["best_val_loss"]), 2.25)
+                m.eval()
+                x = torch.randn(2, 9, 5)
+                torch.testing.assert_close(m2(x), m(x), rtol=0, atol=0)
 
 
 class SafeLoadTest(unittest.TestCase):

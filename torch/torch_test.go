@@ -766,18 +766,18 @@ func TestDictSaveLoad(t *testing.T) {
 		t.Fatal("missing key must fail")
 	}
 
-	// Python's safe loader opens the same file (Debian's python3-torch has
-	// weights_only since 1.13): no code-running globals such as libtorch's
-	// type tags (torch.jit._pickle.restore_type_tag) are in it.
+	// PyTorch's plain torch.load (weights_only=True by default since 2.6)
+	// opens the same file: no code-running globals such as libtorch's type
+	// tags (torch.jit._pickle.restore_type_tag) are in it.
 	py := pythonWithTorch(t)
 	script := `
 import sys, torch
-d = torch.load(sys.argv[1], weights_only=True)
+d = torch.load(sys.argv[1])
 assert d["w"].tolist() == [1.0, 2.5, -3.0], d["w"]
 assert d["bf"].dtype == torch.bfloat16 and d["bf"].float().tolist() == [0.5, 4.0]
 assert d["iteration"] == 7 and d["kind"] == "selection_aware" and d["amp"] is True
-lr = d["config"]["lr"]   # non-integer numbers are 0-dim float64 tensors
-assert isinstance(lr, torch.Tensor) and lr.dim() == 0 and lr.dtype == torch.float64 and lr.item() == 4e-5, lr
+lr = d["config"]["lr"]   # a Python float, as torch.save writes one
+assert type(lr) is float and lr == 4e-5, lr
 assert d["config"]["layers"] == 16 and type(d["config"]["layers"]) is int
 print("ok")
 `
@@ -925,9 +925,11 @@ func TestDictLoadTaggedFormat(t *testing.T) {
 	}
 }
 
-// TestDictSaveIsSafeToLoad: Save and Serialize write no type tags and no
-// pickled floats (PyTorch 1.13's weights_only loader knows neither), and a
-// double comes back exactly, +Inf included.
+// TestDictSaveIsSafeToLoad: Save and Serialize write no type tags (the
+// weights_only loader refuses them) and doubles as pickled floats; a double
+// comes back exactly, +Inf included, in Go and in PyTorch's default
+// torch.load. A file written before libtorch 2.11 holds a double as a 0-dim
+// float64 tensor (1.13's safe loader had no pickled floats): Float reads it.
 func TestDictSaveIsSafeToLoad(t *testing.T) {
 	d, _ := NewDict()
 	defer d.Free()
@@ -967,13 +969,32 @@ func TestDictSaveIsSafeToLoad(t *testing.T) {
 	py := pythonWithTorch(t)
 	script := `
 import math, sys, torch
-d = torch.load(sys.argv[1], weights_only=True)
-assert math.isinf(d["inf"].item()) and d["third"].item() == 1.0 / 3 and d["sub"]["x"].item() == 0.1, d
+d = torch.load(sys.argv[1])
+assert math.isinf(d["inf"]) and d["third"] == 1.0 / 3 and d["sub"]["x"] == 0.1, d
+assert all(type(d[k]) is float for k in ("inf", "third")), d
 assert d["big"] == 1 << 40 and d["neg"] == -5, d
+old = sys.argv[2]   # the layout before 2.11
+torch.save({"lr": torch.tensor(4e-5, dtype=torch.float64), "sub": {"x": torch.tensor(0.1, dtype=torch.float64)}}, old)
 print("ok")
 `
-	out, err := exec.Command(py, "-c", script, path).CombinedOutput()
+	old := filepath.Join(t.TempDir(), "old.pt")
+	out, err := exec.Command(py, "-c", script, path, old).CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "ok" {
-		t.Fatalf("python torch.load(weights_only=True): %v\n%s", err, out)
+		t.Fatalf("python torch.load: %v\n%s", err, out)
+	}
+	od, err := LoadDict(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer od.Free()
+	osub, err := od.Dict("sub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer osub.Free()
+	lr, err1 := od.Float("lr")
+	x, err2 := osub.Float("x")
+	if err := errors.Join(err1, err2); err != nil || lr != 4e-5 || x != 0.1 {
+		t.Fatalf("a pre-2.11 file's 0-dim float64 tensors read as lr %v, x %v: %v", lr, x, err)
 	}
 }

@@ -6,11 +6,8 @@
 // returns a sat_error, so a peer that dies or a collective that times out comes
 // back to Go as an error; nothing here may abort the process.
 //
-// Version notes: in libtorch 1.13 the backends derive from c10d::ProcessGroup;
-// from 2.0 they derive from c10d::Backend (ProcessGroup became a dispatcher over
-// backends). Both expose the same collective signatures, so the shim holds the
-// concrete backend through its base class, chosen on TORCH_VERSION_MAJOR.
-// Gloo and NCCL headers are optional at build time (CMake defines
+// The shim holds the concrete backend (Gloo or NCCL) through its base class,
+// c10d::Backend, which carries the collectives. Gloo and NCCL headers are optional at build time (CMake defines
 // SATORCH_GLOO / SATORCH_NCCL when it finds them); without them the backend
 // is refused with an error at run time.
 
@@ -26,11 +23,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/Types.hpp>
 
-#if TORCH_VERSION_MAJOR >= 2
 #include <torch/csrc/distributed/c10d/Backend.hpp>
-#else
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
-#endif
 
 #ifdef SATORCH_GLOO
 #ifndef USE_C10D_GLOO
@@ -58,11 +51,7 @@ struct sat_tensor_s {
   at::Tensor t;
 };
 
-#if TORCH_VERSION_MAJOR >= 2
-using sat_backend = c10d::Backend;
-#else
-using sat_backend = c10d::ProcessGroup;
-#endif
+using sat_backend = c10d::Backend;  // the base of ProcessGroupGloo and ProcessGroupNCCL
 
 struct sat_pg_s {
   c10::intrusive_ptr<c10d::Store> store;

@@ -4,9 +4,8 @@
 // reaches Go (an exception crossing a cgo frame aborts the process). Errors come
 // back as a malloc'd sat_error whose kind lets Go tell out-of-memory apart.
 //
-// Builds against libtorch 1.13 (Debian, CPU) and 2.x (PyTorch wheels, CUDA).
-// API differences are guarded on TORCH_VERSION_MAJOR/MINOR; CUDA-only code is
-// guarded on SATORCH_CUDA so the CPU build needs no CUDA headers.
+// Builds against libtorch 2.11 (the PyTorch wheel; CMakeLists.txt refuses older). CUDA-only code is guarded on
+// SATORCH_CUDA so the CPU build needs no CUDA headers.
 
 #include "satorch.h"
 #include "cpu_kernels.h"
@@ -48,26 +47,6 @@
 #include <iterator>
 #include <string>
 #include <vector>
-
-#define SAT_VERSION_AT_LEAST(maj, min) \
-  (TORCH_VERSION_MAJOR > (maj) || (TORCH_VERSION_MAJOR == (maj) && TORCH_VERSION_MINOR >= (min)))
-
-// Fused kernels (issue 18), each with the plain path kept as the reference:
-// at::_addmm_activation (bias + GELU in the GEMM epilogue) exists from 1.13 on,
-// at::_fused_adamw_ from 2.1 on (CUDA only at run time here).
-#define SAT_HAVE_ADDMM_ACTIVATION SAT_VERSION_AT_LEAST(1, 13)
-#define SAT_HAVE_FUSED_ADAMW SAT_VERSION_AT_LEAST(2, 1)
-
-// c10::optional became std::optional in 2.x; spell the type the version wants.
-#if SAT_VERSION_AT_LEAST(2, 4)
-template <class T>
-using sat_opt = std::optional<T>;
-#define SAT_NULLOPT std::nullopt
-#else
-template <class T>
-using sat_opt = c10::optional<T>;
-#define SAT_NULLOPT c10::nullopt
-#endif
 
 struct sat_tensor_s {
   at::Tensor t;
@@ -483,22 +462,12 @@ sat_error *sat_autocast_enter(int device_type, int dtype) {
 #endif
     if (st != at::kBFloat16 && st != at::kHalf)
       throw std::invalid_argument("cuda autocast supports bfloat16 and float16");
-#if SAT_VERSION_AT_LEAST(2, 4)
     at::autocast::set_autocast_dtype(at::kCUDA, st);
     at::autocast::set_autocast_enabled(at::kCUDA, true);
-#else
-    at::autocast::set_autocast_gpu_dtype(st);
-    at::autocast::set_enabled(true);
-#endif
   } else if (device_type == SAT_CPU) {
     if (st != at::kBFloat16) throw std::invalid_argument("cpu autocast supports bfloat16 only");
-#if SAT_VERSION_AT_LEAST(2, 4)
     at::autocast::set_autocast_dtype(at::kCPU, st);
     at::autocast::set_autocast_enabled(at::kCPU, true);
-#else
-    at::autocast::set_autocast_cpu_dtype(st);
-    at::autocast::set_cpu_enabled(true);
-#endif
   } else {
     throw std::invalid_argument("autocast: unknown device type");
   }
@@ -510,17 +479,9 @@ sat_error *sat_autocast_exit(int device_type) {
   SAT_TRY
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
   if (device_type == SAT_CUDA) {
-#if SAT_VERSION_AT_LEAST(2, 4)
     at::autocast::set_autocast_enabled(at::kCUDA, false);
-#else
-    at::autocast::set_enabled(false);
-#endif
   } else {
-#if SAT_VERSION_AT_LEAST(2, 4)
     at::autocast::set_autocast_enabled(at::kCPU, false);
-#else
-    at::autocast::set_cpu_enabled(false);
-#endif
   }
   SAT_CATCH
 }
@@ -535,8 +496,8 @@ sat_error *sat_gen_new(uint64_t seed, sat_gen *out) {
 
 void sat_gen_free(sat_gen g) { delete g; }
 
-static sat_opt<at::Generator> gen_of(sat_gen g) {
-  if (!g) return SAT_NULLOPT;
+static std::optional<at::Generator> gen_of(sat_gen g) {
+  if (!g) return std::nullopt;
   return g->g;
 }
 
@@ -946,7 +907,7 @@ sat_error *sat_linear(sat_tensor x, sat_tensor w, sat_tensor b, sat_tensor *out)
       return nullptr;
     }
   }
-  sat_opt<at::Tensor> bias;
+  std::optional<at::Tensor> bias;
   if (b) bias = T(b);
   *out = wrap(at::linear(xt, wt, bias));
   SAT_CATCH
@@ -964,7 +925,7 @@ sat_error *sat_layer_norm(sat_tensor x, int64_t normalized, sat_tensor w, sat_te
       return nullptr;
     }
   }
-  sat_opt<at::Tensor> wt, bt;
+  std::optional<at::Tensor> wt, bt;
   if (w) wt = T(w);
   if (b) bt = T(b);
   *out = wrap(at::layer_norm(xt, {normalized}, wt, bt, eps));
@@ -1064,11 +1025,7 @@ static at::Tensor attention_inference(const at::Tensor &q, const at::Tensor &k, 
 }
 
 static bool cpu_autocast_on() {
-#if SAT_VERSION_AT_LEAST(2, 4)
   return at::autocast::is_autocast_enabled(at::kCPU);
-#else
-  return at::autocast::is_cpu_enabled();
-#endif
 }
 
 static bool wants_grad(const at::Tensor &t) { return at::GradMode::is_enabled() && t.requires_grad(); }
@@ -1078,12 +1035,10 @@ sat_error *sat_sdpa(sat_tensor q, sat_tensor k, sat_tensor v, double dropout_p, 
   SAT_TRY
   if (T(q).dim() != 4 || T(k).dim() != 4 || T(v).dim() != 4)
     throw std::invalid_argument("attention: want q, k, v of rank 4 [batch, heads, seq, head_dim]");
-#if SAT_VERSION_AT_LEAST(2, 0)
   if (impl == 0) {
     *out = wrap(at::scaled_dot_product_attention(T(q), T(k), T(v), {}, dropout_p, causal != 0));
     return nullptr;
   }
-#endif
   const at::Tensor &tq = T(q), &tk = T(k), &tv = T(v);
   if (tq.is_cpu() && dropout_p == 0 && causal == 0 && !wants_grad(tq) && !wants_grad(tk) && !wants_grad(tv) &&
       tq.scalar_type() == tk.scalar_type() && tq.scalar_type() == tv.scalar_type() &&
@@ -1156,13 +1111,13 @@ sat_error *sat_clip_grad_norm(const sat_tensor *params, int n, double max_norm, 
     at::Tensor g = T(params[i]).grad();
     if (!g.defined()) continue;
     grads.push_back(g);
-    norms.push_back(at::linalg_vector_norm(g.detach(), 2.0, SAT_NULLOPT, false, at::kFloat));
+    norms.push_back(at::linalg_vector_norm(g.detach(), 2.0, std::nullopt, false, at::kFloat));
   }
   if (grads.empty()) {
     *total = 0;
     return nullptr;
   }
-  at::Tensor tn = at::linalg_vector_norm(at::stack(norms), 2.0, SAT_NULLOPT, false, at::kFloat);
+  at::Tensor tn = at::linalg_vector_norm(at::stack(norms), 2.0, std::nullopt, false, at::kFloat);
   *total = tn.item<double>();
   if (max_norm > 0 && std::isfinite(*total)) {
     // Same arithmetic as torch.nn.utils.clip_grad_norm_: coef = max/(total+1e-6), clamped to 1.
@@ -1194,7 +1149,6 @@ struct sat_adamw_s {
   std::vector<at::Tensor> step_t;  // fused path: steps as float32 scalars on the device
 };
 
-#if SAT_HAVE_FUSED_ADAMW
 namespace {
 // One at::_fused_adamw_ call over every parameter that has a gradient: the
 // same update as the loop in sat_adamw_step (torch.optim.AdamW with
@@ -1226,7 +1180,6 @@ void adamw_step_fused(sat_adamw o) {
                     /*amsgrad=*/false, /*maximize=*/false);
 }
 }  // namespace
-#endif
 
 extern "C" {
 
@@ -1260,12 +1213,10 @@ sat_error *sat_adamw_step(sat_adamw o) {
   SAT_TRY
   if (!o) throw std::invalid_argument("adamw: nil optimizer");
   at::NoGradGuard no_grad;
-#if SAT_HAVE_FUSED_ADAMW
   if (o->fused) {
     adamw_step_fused(o);
     return nullptr;
   }
-#endif
   for (size_t i = 0; i < o->params.size(); i++) {
     at::Tensor &p = o->params[i];
     at::Tensor g = p.grad();
@@ -1318,12 +1269,8 @@ sat_error *sat_adamw_set_state(sat_adamw o, int i, int64_t step, sat_tensor exp_
 
 int sat_fused_support(void) {
   int f = 0;
-#if SAT_HAVE_ADDMM_ACTIVATION
   f |= SAT_FUSED_LINEAR_GELU;
-#endif
-#if SAT_HAVE_FUSED_ADAMW
   f |= SAT_FUSED_ADAMW;
-#endif
   return f;
 }
 
@@ -1333,14 +1280,9 @@ namespace {
 // The dtype autocast gives a matmul on device d, if autocast is on there.
 // at::_addmm_activation has no autocast rule in every version, so the fused
 // path casts its inputs itself, as autocast would for at::linear.
-sat_opt<at::ScalarType> autocast_matmul_dtype(const at::Device &d) {
-#if SAT_VERSION_AT_LEAST(2, 4)
+std::optional<at::ScalarType> autocast_matmul_dtype(const at::Device &d) {
   if (at::autocast::is_autocast_enabled(d.type())) return at::autocast::get_autocast_dtype(d.type());
-#else
-  if (d.is_cuda() && at::autocast::is_enabled()) return at::autocast::get_autocast_gpu_dtype();
-  if (d.is_cpu() && at::autocast::is_cpu_enabled()) return at::autocast::get_autocast_cpu_dtype();
-#endif
-  return SAT_NULLOPT;
+  return std::nullopt;
 }
 }  // namespace
 
@@ -1360,7 +1302,6 @@ extern "C" {
 sat_error *sat_linear_gelu_fused(sat_tensor x, sat_tensor w, sat_tensor b, sat_tensor *out) {
   SAT_TRY
   *out = nullptr;
-#if SAT_HAVE_ADDMM_ACTIVATION
   const at::Tensor &xt = T(x), &wt = T(w);
   if (!b) return nullptr;
   const at::Tensor &bt = T(b);
@@ -1381,7 +1322,6 @@ sat_error *sat_linear_gelu_fused(sat_tensor x, sat_tensor w, sat_tensor b, sat_t
   std::vector<int64_t> shape(xt.sizes().begin(), xt.sizes().end());
   shape.back() = wt.size(0);
   *out = wrap(y.view(shape));
-#endif
   SAT_CATCH
 }
 
@@ -1392,11 +1332,9 @@ sat_error *sat_adamw_set_fused(sat_adamw o, int on, int *active) {
   SAT_TRY
   if (!o) throw std::invalid_argument("adamw: nil optimizer");
   bool ok = false;
-#if SAT_HAVE_FUSED_ADAMW
   ok = !o->params.empty();
   for (const auto &p : o->params)
     if (!p.is_cuda() || p.scalar_type() != o->params[0].scalar_type() || p.device() != o->params[0].device()) ok = false;
-#endif
   o->fused = on != 0 && ok;
   *active = o->fused ? 1 : 0;
   SAT_CATCH
@@ -1509,7 +1447,7 @@ sat_error *sat_dict_get_double(sat_dict d, const char *key, double *out) {
   else if (v.isInt())
     *out = (double)v.toInt();
   else if (v.isTensor() && v.toTensor().dim() == 0 && v.toTensor().is_floating_point())
-    *out = v.toTensor().item<double>();  // how pickle_untagged stores a double
+    *out = v.toTensor().item<double>();  // how files written before 2.11 (for 1.13's safe loader) store a double
   else
     throw std::invalid_argument(std::string("key \"") + key + "\" is not a number");
   SAT_CATCH
@@ -1543,37 +1481,17 @@ sat_error *sat_dict_get_dict(sat_dict d, const char *key, sat_dict *out) {
 
 }  // extern "C"
 
-// safe_values copies v with every double replaced by a 0-dim float64 tensor
-// (dicts and lists are copied recursively). PyTorch 1.13's safe loader has no
-// opcode for a pickled float (BINFLOAT came in 2.0), but reads tensors; a
-// 0-dim tensor keeps the double exactly. sat_dict_get_double reads it back.
-static c10::IValue safe_values(const c10::IValue &v) {
-  if (v.isDouble()) return c10::IValue(at::scalar_tensor(v.toDouble(), at::TensorOptions().dtype(at::kDouble)));
-  if (v.isGenericDict()) {
-    auto in = v.toGenericDict();
-    c10::impl::GenericDict out(in.keyType(), c10::AnyType::get());
-    for (const auto &e : in) out.insert(e.key(), safe_values(e.value()));
-    return c10::IValue(out);
-  }
-  if (v.isList()) {
-    c10::impl::GenericList out(c10::AnyType::get());
-    for (const c10::IValue &e : v.toListRef()) out.push_back(safe_values(e));
-    return c10::IValue(out);
-  }
-  return v;
-}
-
 // pickle_untagged renders v as torch.save lays out a file (a zip archive of
 // data.pkl plus one record per tensor storage, the layout torch::pickle_save
 // writes), but pickles dicts and lists without libtorch's type tags
-// (torch.jit._pickle.restore_type_tag(value, "Dict[str, Any]")) and doubles as
-// 0-dim float64 tensors (safe_values). The tag is a call into torch.jit, which
-// PyTorch's safe loader, torch.load(path, weights_only=True), refuses; so the
-// file holds only dicts, ints, bools, strings and tensors. pickle_load reads
+// (torch.jit._pickle.restore_type_tag(value, "Dict[str, Any]")). The tag is a
+// call into torch.jit, which PyTorch's safe loader, torch.load(path,
+// weights_only=True, the default since 2.6), refuses; so the file holds only
+// dicts, lists, ints, floats, bools, strings and tensors. pickle_load reads
 // both this and the tagged form (an untagged dict comes back as
 // Dict[Any, Any]).
 static std::vector<char> pickle_untagged(const c10::IValue &value) {
-  c10::IValue v = safe_values(value);
+  const c10::IValue &v = value;
   std::vector<char> pkl;
   torch::jit::Pickler p([&](const char *b, size_t n) { pkl.insert(pkl.end(), b, b + n); }, nullptr, nullptr,
                         nullptr, nullptr, /*tag_aggregates=*/false);
