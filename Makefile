@@ -20,7 +20,7 @@ SHIM_SRC    := $(wildcard torch/csrc/*.cpp torch/csrc/*.h) torch/csrc/CMakeLists
 GO_LDFLAGS  := -extldflags=-Wl,-rpath,$$ORIGIN
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all deps venv shim shim-cuda satrain test run bench bundle clean
+.PHONY: all deps venv lock shim shim-cuda satrain test run bench bundle clean
 
 all: shim satrain
 
@@ -44,6 +44,12 @@ venv:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: \
 	  --index-url https://pypi.org/simple -r $(LOCK) && \
 	echo "$$sum" > $(VENV_STAMP)
+
+# Rewrites both lock files from PyPI (Linux x86_64 only; third_party/lock.sh says why): the venv's for Debian's
+# Python 3.11, and the container's for Ubuntu 24.04's Python 3.12. Commit the result.
+lock:
+	./third_party/lock.sh 3.11 third_party/requirements.in $(LOCK)
+	./third_party/lock.sh 3.12 docker/torch-requirements.in docker/torch-requirements.txt
 
 # TORCH_CUDA=1 adds the CUDA code (streams, CUDA seeds and memory statistics, NCCL), compiled against the
 # wheel's libtorch_cuda and the CUDA headers of the NVIDIA wheels.

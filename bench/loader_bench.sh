@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 BT=${1:-3s}
 DIR=${LOADER_BENCH_DIR:-$(mktemp -d)}
 export LOADER_BENCH_FILE="$DIR/bench.h5" LOADER_BENCH_IDS="$DIR/ids.txt"
-PY=/usr/bin/python3
+PY=${PYTHON:-.venv/bin/python}
 
 echo "== go test ./loader -bench Windows -benchtime $BT  (file $LOADER_BENCH_FILE)"
 go test ./loader -run '^$' -bench 'Windows' -benchtime "$BT" | tee "$DIR/go.txt"
