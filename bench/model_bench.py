@@ -148,8 +148,9 @@ class Timer:
         for _ in range(warmup):
             fn()
         self.sync()
-        times = []
+        times, self.cpu = [], []
         for _ in range(iters):
+            c0 = time.process_time()
             if self.cuda:
                 a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 a.record()
@@ -161,6 +162,7 @@ class Timer:
                 t0 = time.perf_counter()
                 fn()
                 times.append((time.perf_counter() - t0) * 1e3)
+            self.cpu.append((time.process_time() - c0) * 1e3)
         return times
 
     def sync(self):
@@ -238,6 +240,7 @@ def bench_one(mode, args, model, cfg, centers, peak):
         "params": count_parameters(model), "matmul_params": n_mm,
         "iters": args.iters, "warmup": args.warmup,
         "ms_per_batch": med, "ms_min": min(times), "ms_max": max(times),
+        "cpu_ms_per_batch": statistics.median(timer.cpu),
         "sequences_per_s": seq_per_s, "flops_per_sequence": flops_seq, "tflops": tflops,
         "peak_tflops": peak, "mfu": (tflops / peak) if peak else None,
         "peak_mem_bytes": torch.cuda.max_memory_allocated() if args.device == "cuda" else None,

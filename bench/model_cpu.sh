@@ -11,8 +11,10 @@
 #   satrain-libtorch  the same with SATRAIN_CPU_GEMM=libtorch: libtorch 2.11's own ops
 #   eager             bench/model_bench.py (python/satrain_model.py, the reference module)
 #   compile           the same under torch.compile (inductor, C++ codegen on the CPU); warm-up includes compiling
-# Statistic: sequences/s from the median time per batch over ITERS timed batches after WARMUP; the table gives
-# the median and range over rounds, and ratios of medians.
+# Statistics: sequences/s from the median wall time per batch over ITERS timed batches after WARMUP, and
+# sequences per CPU-second from the median process CPU time (user + system, all threads) per batch, which a
+# busy machine moves far less (with THREADS=1 it is the work done). The tables give the median and range over
+# rounds, and ratios of medians.
 #
 # Usage: bench/model_cpu.sh [ROUNDS]    env: PRESETS ("tiny small medium"), THREADS (nproc), WARMUP (2),
 #        SIDES ("satrain satrain-libtorch eager compile"), RAW (a file to keep the raw JSON lines in).
@@ -43,7 +45,7 @@ run_side() { # side preset round
         "$py" -c 'import sys, json
 for l in sys.stdin:
     r = json.loads(l); print(json.dumps({"side": sys.argv[1], "preset": sys.argv[2], "round": int(sys.argv[3]),
-        "mode": r["mode"], "seq_per_s": r["seq_per_s"]}))' "$side" "$preset" "$3" ;;
+        "mode": r["mode"], "seq_per_s": r["seq_per_s"], "cpu_seq_per_s": r["batch"] / (r["cpu_ms_per_batch"] / 1e3)}))' "$side" "$preset" "$3" ;;
     eager | compile)
       local extra=()
       [[ $side == compile ]] && extra=(--compile)
@@ -52,7 +54,7 @@ for l in sys.stdin:
         "$py" -c 'import sys, json
 for l in sys.stdin:
     r = json.loads(l); print(json.dumps({"side": sys.argv[1], "preset": sys.argv[2], "round": int(sys.argv[3]),
-        "mode": r["mode"], "seq_per_s": r["sequences_per_s"]}))' "$side" "$preset" "$3" ;;
+        "mode": r["mode"], "seq_per_s": r["sequences_per_s"], "cpu_seq_per_s": r["batch"] / (r["cpu_ms_per_batch"] / 1e3)}))' "$side" "$preset" "$3" ;;
     *) echo "model_cpu: unknown side $side" >&2; exit 2 ;;
   esac >>"$raw"
 }
@@ -70,26 +72,31 @@ import json, sys, statistics as st
 rows = {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    rows.setdefault((r["preset"], r["mode"], r["side"]), []).append(r["seq_per_s"])
-print(f"threads {sys.argv[2]} (intra-op; inter-op 1), float32, identical computation, {sys.argv[3]} rounds: "
-      "median [min-max] of sequences/s")
+    for key in ("seq_per_s", "cpu_seq_per_s"):
+        rows.setdefault((key, r["preset"], r["mode"], r["side"]), []).append(r[key])
 sides = ["satrain", "satrain-libtorch", "eager", "compile"]
-hdr = f"{'preset':7} {'mode':6}" + "".join(f"{s:>24}" for s in sides)
-hdr += f" {'sat/eager':>9} {'sat/comp':>9} {'kern/lib':>9}"
-print(hdr)
-for preset in ("tiny", "small", "medium"):
-    for mode in ("score", "train"):
-        med = {}
-        line = f"{preset:7} {mode:6}"
-        for s in sides:
-            v = rows.get((preset, mode, s))
-            if not v:
-                line += f"{'-':>24}"
+for key, what in (("seq_per_s", "sequences/s (wall clock: batch / median time per batch)"),
+                  ("cpu_seq_per_s", "sequences per CPU-second (batch / median process CPU time per batch)")):
+    print(f"threads {sys.argv[2]} (intra-op; inter-op 1), float32, identical computation, {sys.argv[3]} rounds: "
+          f"median [min-max] of {what}")
+    hdr = f"{'preset':7} {'mode':6}" + "".join(f"{s:>24}" for s in sides)
+    print(hdr + f" {'sat/eager':>9} {'sat/comp':>9} {'kern/lib':>9} {'lib/eager':>9} {'lib/comp':>9}")
+    for preset in ("tiny", "small", "medium"):
+        for mode in ("score", "train"):
+            med = {}
+            line = f"{preset:7} {mode:6}"
+            for s in sides:
+                v = rows.get((key, preset, mode, s))
+                if not v:
+                    line += f"{'-':>24}"
+                    continue
+                med[s] = st.median(v)
+                line += f"{f'{med[s]:.1f} [{min(v):.1f}-{max(v):.1f}]':>24}"
+            if not med:
                 continue
-            med[s] = st.median(v)
-            line += f"{f'{med[s]:.1f} [{min(v):.1f}-{max(v):.1f}]':>24}"
-        if not med:
-            continue
-        ratio = lambda a, b: f"{med[a] / med[b]:9.2f}" if a in med and b in med else f"{'-':>9}"
-        print(line + f" {ratio('satrain', 'eager')} {ratio('satrain', 'compile')} {ratio('satrain', 'satrain-libtorch')}")
+            ratio = lambda a, b: f"{med[a] / med[b]:9.2f}" if a in med and b in med else f"{'-':>9}"
+            print(line + f" {ratio('satrain', 'eager')} {ratio('satrain', 'compile')} "
+                  f"{ratio('satrain', 'satrain-libtorch')} {ratio('satrain-libtorch', 'eager')} "
+                  f"{ratio('satrain-libtorch', 'compile')}")
+    print()
 PY

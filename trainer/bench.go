@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand"
 	"sort"
+	"syscall"
 	"time"
 
 	"github.com/satrain/satrain/torch"
@@ -26,13 +27,17 @@ type BenchConfig struct {
 
 // BenchResult is one measurement.
 type BenchResult struct {
-	Impl          string  `json:"impl"`
-	Mode          string  `json:"mode"`
-	Device        string  `json:"device"`
-	Batch         int     `json:"batch"`
-	SeqLen        int     `json:"seq_len"`
-	MsPerBatch    float64 `json:"ms_per_batch"`
-	SeqPerSec     float64 `json:"seq_per_s"`
+	Impl       string  `json:"impl"`
+	Mode       string  `json:"mode"`
+	Device     string  `json:"device"`
+	Batch      int     `json:"batch"`
+	SeqLen     int     `json:"seq_len"`
+	MsPerBatch float64 `json:"ms_per_batch"`
+	SeqPerSec  float64 `json:"seq_per_s"`
+	// CPUMsPerBatch is the median of the process's CPU time (user + system, all threads) per batch: on a
+	// machine shared with other work it moves far less than the wall clock, and with one thread it is the
+	// work done (bench/model_cpu.sh compares it side by side with PyTorch's).
+	CPUMsPerBatch float64 `json:"cpu_ms_per_batch"`
 	TFLOPs        float64 `json:"tflops"`
 	MFU           float64 `json:"mfu"`
 	PeakMemBytes  int64   `json:"peak_mem_bytes"`
@@ -42,6 +47,15 @@ type BenchResult struct {
 	FusedGelu     bool    `json:"fused_gelu"`  // fused bias+GELU kernel in scoring
 	FusedAdamW    bool    `json:"fused_adamw"` // fused AdamW step in training
 	Note          string  `json:"note,omitempty"`
+}
+
+// processCPU is the CPU time of the whole process so far, user + system, in seconds.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func median(v []float64) float64 {
@@ -87,8 +101,9 @@ func Bench(cfg BenchConfig, emit func(BenchResult)) error {
 	flops := cfg.Model.ForwardFLOPs(S)
 	base := BenchResult{Impl: "satrain", Device: cfg.Device.String(), SeqLen: S, Params: m.NumParams(), AMP: cfg.UseAMP, LastQueryOnly: m.LastQueryOnly,
 		FusedGelu: fused.LinearGelu, FusedAdamW: fused.AdamW}
-	finish := func(r BenchResult, times []float64, perSeqFLOPs float64) BenchResult {
+	finish := func(r BenchResult, times, cpu []float64, perSeqFLOPs float64) BenchResult {
 		r.MsPerBatch = median(times) * 1e3
+		r.CPUMsPerBatch = median(cpu) * 1e3
 		r.SeqPerSec = float64(r.Batch) / median(times)
 		r.TFLOPs = r.SeqPerSec * perSeqFLOPs / 1e12
 		if cfg.PeakTFLOPs > 0 {
@@ -106,16 +121,17 @@ func Bench(cfg BenchConfig, emit func(BenchResult)) error {
 		fill(feats)
 		_ = torch.ResetPeakMemory(cfg.Device)
 		e.InferenceBatch = bs
-		var times []float64
+		var times, cpu []float64
 		var failed error
 		for i := 0; i < cfg.Warmup+cfg.Iters; i++ {
-			t0 := time.Now()
+			t0, c0 := time.Now(), processCPU()
 			if _, err := e.Infer(feats, nil, bs, S, false); err != nil {
 				failed = err
 				break
 			}
 			if i >= cfg.Warmup {
 				times = append(times, time.Since(t0).Seconds())
+				cpu = append(cpu, processCPU()-c0)
 			}
 		}
 		r := base
@@ -128,7 +144,7 @@ func Bench(cfg BenchConfig, emit func(BenchResult)) error {
 		if e.InferenceBatch != bs {
 			r.Note = fmt.Sprintf("out of memory: ran at inference batch %d", e.InferenceBatch)
 		}
-		emit(finish(r, times, flops))
+		emit(finish(r, times, cpu, flops))
 	}
 	if cfg.TrainBatch > 0 {
 		bs := cfg.TrainBatch
@@ -139,23 +155,24 @@ func Bench(cfg BenchConfig, emit func(BenchResult)) error {
 			labels[i] = int64(rng.Intn(cfg.Model.NumBins))
 		}
 		_ = torch.ResetPeakMemory(cfg.Device)
-		var times []float64
+		var times, cpu []float64
 		r := base
 		r.Mode, r.Batch = "train", bs
 		for i := 0; i < cfg.Warmup+cfg.Iters; i++ {
-			t0 := time.Now()
+			t0, c0 := time.Now(), processCPU()
 			if _, err := e.TrainStep(feats, labels, nil, bs, S); err != nil {
 				r.Note = err.Error()
 				break
 			}
 			if i >= cfg.Warmup {
 				times = append(times, time.Since(t0).Seconds())
+				cpu = append(cpu, processCPU()-c0)
 			}
 		}
 		if r.Note != "" {
 			emit(r)
 		} else {
-			emit(finish(r, times, 3*flops))
+			emit(finish(r, times, cpu, 3*flops))
 		}
 	}
 	return nil
