@@ -167,12 +167,22 @@ func TestTensorBoardReadBack(t *testing.T) {
 	}
 	t.Logf("killed after iteration %d; lost %v", res.Steps[len(res.Steps)-1], res.MissingLast)
 
-	// Resumed from its newest checkpoint to two iterations past the kill:
-	// the cut record and the steps after the checkpoint are written again, once.
-	its := rlCheckpoints(t, killed)
-	newest := its[len(its)-1]
-	end := newest + 2
-	r = runCLI(t, nil, "selection-aware", "--resume-from", filepath.Join(killed, fmt.Sprintf("checkpoint_iter_%d.pt", newest)),
+	// Resumed from its newest checkpoint before the iteration whose record
+	// was cut (resuming after it would keep that iteration, less the lost
+	// record), to two iterations past the kill: the steps after the
+	// checkpoint are written again, once each.
+	lastStep := res.Steps[len(res.Steps)-1]
+	from := 0
+	for _, it := range rlCheckpoints(t, killed) {
+		if it < lastStep {
+			from = max(from, it)
+		}
+	}
+	if from == 0 {
+		t.Fatalf("no checkpoint before iteration %d: %v", lastStep, rlCheckpoints(t, killed))
+	}
+	end := lastStep + 2
+	r = runCLI(t, nil, "selection-aware", "--resume-from", filepath.Join(killed, fmt.Sprintf("checkpoint_iter_%d.pt", from)),
 		"--num-iterations", fmt.Sprint(end))
 	if r.code != 0 {
 		t.Fatalf("resume after the kill exited %d\n%s", r.code, r.stderr)
