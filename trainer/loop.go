@@ -233,7 +233,7 @@ func DefaultReporters(ctx context.Context, cfg RunConfig) ([]event.Reporter, err
 		rs = append(rs, report.NewSelectedLog(cfg.LogSelected))
 	}
 	if cfg.TensorBoard != "" {
-		rs = append(rs, report.NewTensorBoard(cfg.TensorBoard, cfg.WandbHint))
+		rs = append(rs, report.NewTensorBoard(cfg.TensorBoard, cfg.WandbHint, w))
 	}
 	return rs, nil
 }

@@ -86,8 +86,9 @@ func TestTensorBoardReadBack(t *testing.T) {
 		t.Fatalf("run exited %d\n%s", r.code, r.stderr)
 	}
 	tbDir := filepath.Join(save, report.TensorBoardDir)
-	if !strings.Contains(r.stderr, "wandb sync --sync-tensorboard "+tbDir) {
-		t.Errorf("stderr does not say how to sync %s to W&B:\n%s", tbDir, r.stderr)
+	if !strings.Contains(r.stdout, "  TensorBoard: "+tbDir+" (tensorboard --logdir "+tbDir+")\n") ||
+		!strings.Contains(r.stdout, "wandb sync --sync-tensorboard "+tbDir+"\n") {
+		t.Errorf("the data block does not say where the event files go and how to sync %s to W&B:\n%s", tbDir, r.stdout)
 	}
 	res := tbCheck(t, py, save, false)
 	if len(res.Errors) > 0 || fmt.Sprint(res.Steps) != fmt.Sprint(iterations(6)) || fmt.Sprint(res.HistSteps) != fmt.Sprint(iterations(6)) {
@@ -196,16 +197,16 @@ func TestTensorBoardReadBack(t *testing.T) {
 	// --tensorboard still writes them.
 	off := filepath.Join(t.TempDir(), "off")
 	over["num-iterations"], over["use-wandb"] = "1", "false"
-	if r := runCLI(t, nil, cliArgs(off, over)...); r.code != 0 || strings.Contains(r.stderr, "TensorBoard") {
-		t.Fatalf("--use-wandb=false: exit %d, stderr:\n%s", r.code, r.stderr)
+	if r := runCLI(t, nil, cliArgs(off, over)...); r.code != 0 || strings.Contains(r.stdout, "  TensorBoard: ") {
+		t.Fatalf("--use-wandb=false: exit %d, stdout:\n%s", r.code, r.stdout)
 	}
 	if _, err := os.Stat(filepath.Join(off, report.TensorBoardDir)); !os.IsNotExist(err) {
 		t.Errorf("--use-wandb=false wrote %s (stat: %v)", report.TensorBoardDir, err)
 	}
 	own := filepath.Join(t.TempDir(), "tb")
 	over["tensorboard"], over["overwrite"] = own, "true"
-	if r := runCLI(t, nil, cliArgs(off, over)...); r.code != 0 || strings.Contains(r.stderr, "wandb sync") {
-		t.Fatalf("--use-wandb=false --tensorboard %s: exit %d, stderr (want no W&B note):\n%s", own, r.code, r.stderr)
+	if r := runCLI(t, nil, cliArgs(off, over)...); r.code != 0 || strings.Contains(r.stdout, "wandb sync") || !strings.Contains(r.stdout, "  TensorBoard: "+own) {
+		t.Fatalf("--use-wandb=false --tensorboard %s: exit %d, stdout (want the folder, no W&B note):\n%s", own, r.code, r.stdout)
 	}
 	if files, _ := report.EventFiles(own); len(files) != 1 {
 		t.Errorf("--tensorboard %s: event files %v, want 1", own, files)

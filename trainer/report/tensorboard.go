@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math"
@@ -61,6 +62,7 @@ const histogramBuckets = 30
 type TensorBoard struct {
 	dir       string
 	wandbHint bool
+	console   io.Writer
 	w         *tfevent.Writer
 	tr        *runTracker
 	hist      *tfevent.HistogramProto // the current iteration's selected set
@@ -68,10 +70,11 @@ type TensorBoard struct {
 	now       func() time.Time
 }
 
-// NewTensorBoard returns the reporter writing into dir; with wandbHint the
-// start-up note also says how to make the folder a W&B run (--use-wandb).
-func NewTensorBoard(dir string, wandbHint bool) *TensorBoard {
-	return &TensorBoard{dir: dir, wandbHint: wandbHint, tr: newRunTracker(), now: time.Now}
+// NewTensorBoard returns the reporter writing into dir. At the start of the
+// run it adds to the console's data block (on console; nil: nothing) where
+// the files go and, with wandbHint (--use-wandb), how to make them a W&B run.
+func NewTensorBoard(dir string, wandbHint bool, console io.Writer) *TensorBoard {
+	return &TensorBoard{dir: dir, wandbHint: wandbHint, console: console, tr: newRunTracker(), now: time.Now}
 }
 
 // Report implements event.Reporter.
@@ -100,20 +103,21 @@ func (t *TensorBoard) Report(e event.Event) {
 	}
 }
 
-// note tells once where the event files go and how to look at them.
+// note tells once, under the console's data block, where the event files go
+// and how to look at them.
 func (t *TensorBoard) note() {
-	if t.logged {
+	if t.logged || t.console == nil {
 		return
 	}
 	t.logged = true
-	args := []any{"dir", t.dir, "view", "tensorboard --logdir " + shellQuote(t.dir)}
+	q := shellQuote(t.dir)
+	fmt.Fprintf(t.console, "  TensorBoard: %s (tensorboard --logdir %s)\n", t.dir, q)
 	if t.wandbHint {
 		// W&B's CLI reference: `wandb sync [OPTIONS] [PATH]...` uploads an
 		// offline training directory; --sync-tensorboard streams its tfevent
 		// files. This process never contacts W&B.
-		args = append(args, "wandb", "--use-wandb writes no W&B run here; to make one, copy the folder to a machine with network access and run: wandb sync --sync-tensorboard "+shellQuote(t.dir))
+		fmt.Fprintf(t.console, "  W&B (--use-wandb): no W&B run from here; to make one, copy that folder to a machine with network access and run: wandb sync --sync-tensorboard %s\n", q)
 	}
-	slog.Info("TensorBoard event files", args...)
 }
 
 func shellQuote(s string) string {

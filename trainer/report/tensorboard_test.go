@@ -71,7 +71,7 @@ func tbIteration(r event.Reporter, it int, trainLoss float64, validate bool) {
 // absent, and the histogram holds the finite selected scores.
 func TestTensorBoardValues(t *testing.T) {
 	dir := t.TempDir()
-	tb := NewTensorBoard(dir, false)
+	tb := NewTensorBoard(dir, false, nil)
 	tb.Report(event.RunStarted{Kind: event.KindSelectionAware, LR: 0.001, NumIterations: 3, SaveDir: dir})
 	tbIteration(tb, 1, 2.5, false)
 	tbIteration(tb, 2, math.NaN(), true)
@@ -124,7 +124,7 @@ func TestTensorBoardValues(t *testing.T) {
 func TestTensorBoardResume(t *testing.T) {
 	dir := t.TempDir()
 	clock := func() time.Time { return time.Unix(1_800_000_000, 0) }
-	first := NewTensorBoard(dir, false)
+	first := NewTensorBoard(dir, false, nil)
 	first.now = clock
 	first.Report(event.RunStarted{LR: 0.001, SaveDir: dir})
 	for it := 1; it <= 3; it++ {
@@ -140,7 +140,7 @@ func TestTensorBoardResume(t *testing.T) {
 	f.Write(rec[:len(rec)-5])
 	f.Close()
 
-	second := NewTensorBoard(dir, false)
+	second := NewTensorBoard(dir, false, nil)
 	second.now = clock
 	second.Report(event.RunStarted{LR: 0.001, SaveDir: dir, Start: event.Start{Mode: event.StartResume, Iteration: 1}})
 	for it := 2; it <= 3; it++ {
@@ -168,7 +168,7 @@ func TestTensorBoardResume(t *testing.T) {
 		t.Errorf("histograms at %d steps, want 3", len(hists))
 	}
 
-	fresh := NewTensorBoard(dir, false)
+	fresh := NewTensorBoard(dir, false, nil)
 	fresh.Report(event.RunStarted{LR: 0.001, SaveDir: dir})
 	tbIteration(fresh, 1, 7, false)
 	fresh.Close()
