@@ -9,7 +9,8 @@ package docker
 //   - docker/compose.yaml, the Prometheus config and the Grafana provisioning
 //     agree with each other and with the metrics port of the code.
 //   - The Grafana dashboard and the Prometheus alert rules name only metrics the
-//     trainer exports (read from trainer/report/prom.go).
+//     trainer exports (gathered from its registry), and every satrain_* series
+//     has a dashboard panel (dashboard_test.go).
 //   - promtool (when installed) accepts the Prometheus config, the alert rules
 //     and every dashboard query.
 
@@ -125,37 +126,15 @@ func goFilesIn(t *testing.T, dir string) []string {
 	return out
 }
 
-// exportedMetrics returns the metric names the trainer exports: the string
-// literals of trainer/report/prom.go that look like satrain_* metric names, or,
-// while that file does not exist, the contract list in metrics_names.txt.
+// exportedMetrics returns the satrain_* series names the trainer exports,
+// gathered from its real registry (registrySeries in dashboard_test.go).
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
-	const src = "trainer/report/prom.go"
-	if _, err := os.Stat(filepath.Join(repoRoot, src)); err == nil {
-		for _, s := range goStringLiterals(t, src) {
-			if metricNameRE.MatchString(s) {
-				names[s] = true
-			}
+	for n := range registrySeries(t) {
+		if metricNameRE.MatchString(n) {
+			names[n] = true
 		}
-		if len(names) == 0 {
-			t.Fatalf("%s has no string literal that is a full metric name (satrain_...); "+
-				"the docker checks read the exported names from those literals", src)
-		}
-		return names
-	} else if !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	t.Logf("%s does not exist yet: using the contract list docker/metrics_names.txt", src)
-	for _, line := range strings.Split(string(readFile(t, "docker/metrics_names.txt")), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if !metricNameRE.MatchString(line) {
-			t.Fatalf("metrics_names.txt: %q is not a satrain metric name", line)
-		}
-		names[line] = true
 	}
 	return names
 }

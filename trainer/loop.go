@@ -58,6 +58,12 @@ type RunConfig struct {
 	// sequence of every iteration (--log-selected; empty: none).
 	LogSelected string
 
+	// TensorBoard is the folder of the run's TensorBoard event files
+	// (--tensorboard, or <save-dir>/tensorboard under --use-wandb; empty:
+	// none). WandbHint: the start-up note says how to sync it to W&B.
+	TensorBoard string
+	WandbHint   bool
+
 	// Overwrite lets a run replace another run in SaveDir (--overwrite): the
 	// earlier run's metrics.jsonl and checkpoints are deleted once start-up
 	// has succeeded. Without it such a save dir is refused unless the run
@@ -225,6 +231,9 @@ func DefaultReporters(ctx context.Context, cfg RunConfig) ([]event.Reporter, err
 	rs = append(rs, report.NewPrometheus(m), report.NewJSONL())
 	if cfg.LogSelected != "" {
 		rs = append(rs, report.NewSelectedLog(cfg.LogSelected))
+	}
+	if cfg.TensorBoard != "" {
+		rs = append(rs, report.NewTensorBoard(cfg.TensorBoard, cfg.WandbHint, w))
 	}
 	return rs, nil
 }

@@ -370,7 +370,9 @@ func compareFlags() []cli.Flag {
 		"use-wandb": true, "num-iterations": true, "overwrite": true, "select-by": true, "negative-k": true, "mix-random": true,
 		// each arm sets its own strategy
 		"select-scope": true, "top-frac": true, "stratify": true, "top-k-schedule": true, "confidence-weight": true, "consistency-bonus": true,
-		"log-selected": true}
+		"log-selected": true,
+		// compare's runs report through compare's own reporters: no event files
+		"tensorboard": true}
 	var flags []cli.Flag
 	for _, f := range append(modelFlags(), selectionFlags()...) {
 		name := f.Names()[0]

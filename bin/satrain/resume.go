@@ -19,7 +19,10 @@ var (
 	// command line is refused; otherwise the checkpoint's value is used.
 	archFlags = []string{"hidden-dim", "num-layers", "num-heads", "seq-len"}
 	// Never taken from the checkpoint.
-	ownFlags = map[string]bool{"resume-from": true, "overwrite": true, "help": true, "preset": true}
+	ownFlags = map[string]bool{"resume-from": true, "overwrite": true, "help": true, "preset": true,
+		// Never another run's event folder: a resume into another save dir
+		// would start its files anew there (report.TensorBoard).
+		"tensorboard": true}
 	// The machine, not the run: taken from the checkpoint when not given,
 	// and a different value given is used without a warning.
 	machineFlags = map[string]bool{"device": true, "threads": true, "metrics-addr": true, "progress": true,

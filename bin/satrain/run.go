@@ -220,10 +220,14 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	for _, w := range resumeWarnings {
 		slog.Warn(w)
 	}
-	if c.Bool("use-wandb") {
-		slog.Debug("--use-wandb: there is no Weights & Biases here; metrics go to Prometheus and the metrics log",
-			"metrics", cfg.MetricsAddr, "log", filepath.Join(cfg.SaveDir, "metrics.jsonl"))
+	// --use-wandb is a shorthand for TensorBoard event files in the save dir
+	// (W&B syncs those); --tensorboard names the folder or, empty, turns them off.
+	if c.IsSet("tensorboard") {
+		cfg.TensorBoard = absPath(c.String("tensorboard"))
+	} else if c.Bool("use-wandb") {
+		cfg.TensorBoard = filepath.Join(cfg.SaveDir, report.TensorBoardDir)
 	}
+	cfg.WandbHint = c.Bool("use-wandb") && cfg.TensorBoard != ""
 	if cfg.Step.UseAMP && !dev.IsCUDA() {
 		slog.Debug("--use-amp on CPU: bf16 autocast (CPU matmuls in bfloat16, losses and weights in float32); --use-amp=false for float32")
 	}
@@ -326,7 +330,7 @@ func dropEmptyMetricsLog(cfg trainer.RunConfig, kind string) {
 }
 
 // pathFlags are the flags naming files or folders that a run records.
-var pathFlags = map[string]bool{"data": true, "save-dir": true, "log-selected": true}
+var pathFlags = map[string]bool{"data": true, "save-dir": true, "log-selected": true, "tensorboard": true}
 
 // absPath is p made absolute against the working directory ("" stays "";
 // p as given where the working directory cannot be read).
@@ -396,6 +400,7 @@ func runDemo(c *cli.Context) error {
 		Console:   os.Stdout,
 		Overwrite: true, // the demo's folder is its own: `make run` twice starts afresh
 	}
+	cfg.TensorBoard, cfg.WandbHint = filepath.Join(cfg.SaveDir, report.TensorBoardDir), true // the method's --use-wandb default
 	// The demo's settings as selection-aware flags, so that
 	// `satrain selection-aware --resume-from DIR/checkpoints/checkpoint_iter_10.pt` continues it.
 	cfg.Run = map[string]string{"command": "demo", "data": absPath(data), "val-size": strconv.Itoa(cfg.DataOpt.ValSize),

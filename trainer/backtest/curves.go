@@ -260,11 +260,8 @@ func TrainingCurvesFigure(logs []*MetricsLog) (*Figure, error) {
 			return nil, err
 		}
 	}
-	lossP.Plot.Legend.Left = false
-	lossP.legendRoom()
 	fig := &Figure{Panels: []*Panel{lossP}}
 	if withER && len(erP.Series) > 0 {
-		erP.legendRoom()
 		// One x range for both panels, so that a point reads at the same place.
 		lo, hi := math.Min(lossP.Plot.X.Min, erP.Plot.X.Min), math.Max(lossP.Plot.X.Max, erP.Plot.X.Max)
 		lossP.Plot.X.Min, lossP.Plot.X.Max, erP.Plot.X.Min, erP.Plot.X.Max = lo, hi, lo, hi

@@ -30,6 +30,11 @@ const (
 type Panel struct {
 	Plot   *plot.Plot
 	Series []string
+
+	// legend holds the entries' thumbnails, Series' order. Figure.Save draws
+	// them in a strip under the panel (see layout), never over its title or
+	// data: gonum's own legend is drawn inside the data area.
+	legend [][]plot.Thumbnailer
 }
 
 // Figure is one PNG: its panels stacked from top to bottom, each plotWidth
@@ -44,30 +49,104 @@ func (f *Figure) Save(path string) error {
 	if len(f.Panels) == 0 {
 		return fmt.Errorf("backtest: render %s: figure has no panels", path)
 	}
-	h := f.PanelHeight
-	if h == 0 {
-		h = plotHeight
-	}
-	img := vgimg.New(plotWidth, vg.Length(len(f.Panels))*h)
+	img := vgimg.New(f.size())
 	dc := draw.New(img)
-	if len(f.Panels) == 1 {
-		f.Panels[0].Plot.Draw(dc)
-	} else {
-		tiles := draw.Tiles{Rows: len(f.Panels), Cols: 1, PadX: vg.Millimeter, PadY: 4 * vg.Millimeter,
-			PadTop: 2 * vg.Millimeter, PadBottom: 2 * vg.Millimeter, PadLeft: 2 * vg.Millimeter, PadRight: 4 * vg.Millimeter}
-		plots := make([][]*plot.Plot, len(f.Panels))
-		for i, p := range f.Panels {
-			plots[i] = []*plot.Plot{p.Plot}
-		}
-		canvases := plot.Align(plots, tiles, dc)
-		for i := range plots {
-			plots[i][0].Draw(canvases[i][0])
-		}
+	for i, l := range f.layout(dc) {
+		f.Panels[i].Plot.Draw(l.plot)
+		f.Panels[i].drawLegend(l)
 	}
 	return writeFile(path, func(out io.Writer) error {
 		_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(out)
 		return err
 	})
+}
+
+func (f *Figure) size() (w, h vg.Length) {
+	ph := f.PanelHeight
+	if ph == 0 {
+		ph = plotHeight
+	}
+	return plotWidth, vg.Length(len(f.Panels)) * ph
+}
+
+// panelLayout is where one panel goes: the plot (title, axes, data) and,
+// under it, the strip of its legend with each entry's top-left corner.
+type panelLayout struct {
+	plot, legend draw.Canvas
+	entries      []vg.Point
+}
+
+// Legend geometry: the gap between two entries of a row, and the line
+// height as a multiple of the text height.
+const (
+	legendGap     = 5 * vg.Millimeter
+	legendLeading = 1.25
+)
+
+// layout splits the canvas among the panels (stacked, their data areas
+// aligned) and each panel's share between its plot and its legend strip.
+// Legend entries run left to right from the left edge of the data area and
+// wrap to a new row before they would pass its right edge.
+func (f *Figure) layout(dc draw.Canvas) []panelLayout {
+	var tiles []draw.Canvas
+	if len(f.Panels) == 1 {
+		tiles = []draw.Canvas{dc}
+	} else {
+		t := draw.Tiles{Rows: len(f.Panels), Cols: 1, PadX: vg.Millimeter, PadY: 4 * vg.Millimeter,
+			PadTop: 2 * vg.Millimeter, PadBottom: 2 * vg.Millimeter, PadLeft: 2 * vg.Millimeter, PadRight: 4 * vg.Millimeter}
+		plots := make([][]*plot.Plot, len(f.Panels))
+		for i, p := range f.Panels {
+			plots[i] = []*plot.Plot{p.Plot}
+		}
+		for _, row := range plot.Align(plots, t, dc) {
+			tiles = append(tiles, row[0])
+		}
+	}
+	out := make([]panelLayout, len(f.Panels))
+	for i, pn := range f.Panels {
+		c := tiles[i]
+		data := pn.Plot.DataCanvas(c)
+		sty := plot.NewLegend().TextStyle
+		lineH := vg.Length(0)
+		for _, name := range pn.Series {
+			lineH = max(lineH, legendLeading*sty.Rectangle(name).Max.Y)
+		}
+		var entries []vg.Point
+		x, row := vg.Length(0), 0
+		width := data.Max.X - data.Min.X
+		for _, name := range pn.Series {
+			w := plot.NewLegend().ThumbnailWidth + sty.Rectangle(" "+name).Max.X
+			if x > 0 && x+w > width {
+				x, row = 0, row+1
+			}
+			entries = append(entries, vg.Point{X: data.Min.X + x, Y: -vg.Length(row) * lineH})
+			x += w + legendGap
+		}
+		h := vg.Length(0)
+		if len(entries) > 0 {
+			h = vg.Length(row+1)*lineH + vg.Millimeter
+		}
+		l := panelLayout{plot: draw.Crop(c, 0, 0, h, 0), entries: entries}
+		l.legend = c
+		l.legend.Max.Y = c.Min.Y + h
+		for j := range l.entries {
+			l.entries[j].Y += l.legend.Max.Y
+		}
+		out[i] = l
+	}
+	return out
+}
+
+// drawLegend draws the panel's legend entries where layout put them.
+func (pn *Panel) drawLegend(l panelLayout) {
+	for i, name := range pn.Series {
+		leg := plot.NewLegend()
+		leg.Top, leg.Left = true, true
+		leg.Add(name, pn.legend[i]...)
+		c := l.legend
+		c.Min.X, c.Max.Y = l.entries[i].X, l.entries[i].Y
+		leg.Draw(c)
+	}
 }
 
 // writeFile writes path atomically (internal/atomicfile): a failed write
@@ -126,7 +205,7 @@ func (pn *Panel) line(name string, pts plotter.XYs, st lineStyle) error {
 		thumbs = append(thumbs, s)
 	}
 	if name != "" {
-		pn.Plot.Legend.Add(name, thumbs...)
+		pn.legend = append(pn.legend, thumbs)
 		pn.Series = append(pn.Series, name)
 	}
 	return nil
@@ -140,26 +219,17 @@ func (pn *Panel) hline(name string, y, x0, x1 float64, color int) error {
 	return pn.line(name, plotter.XYs{{X: x0, Y: y}, {X: x1, Y: y}}, lineStyle{color: color, dotted: true})
 }
 
-// newPanel returns a panel with a grid, a top-left legend and Y tick labels
-// that show each tick's value exactly.
+// newPanel returns a panel with a grid and Y tick labels that show each
+// tick's value exactly; its legend goes under it (Figure.layout).
 func newPanel(title, xLabel, yLabel string) *Panel {
 	p := plot.New()
 	p.Title.Text = title
+	p.Title.Padding = 2 * vg.Millimeter // the title clear of the highest tick label
 	p.X.Label.Text = xLabel
 	p.Y.Label.Text = yLabel
 	p.Y.Tick.Marker = preciseTicks{}
 	p.Add(plotter.NewGrid())
-	p.Legend.Top, p.Legend.Left = true, true
 	return &Panel{Plot: p}
-}
-
-// legendRoom extends the Y range upwards so that a top legend does not hide
-// the data: about 7% of the height per legend entry.
-func (pn *Panel) legendRoom() {
-	p := pn.Plot
-	if p.Y.Max > p.Y.Min {
-		p.Y.Max += float64(len(pn.Series)) * 0.07 * (p.Y.Max - p.Y.Min)
-	}
 }
 
 // preciseTicks is plot.DefaultTicks with labels that show each tick's value
@@ -249,29 +319,51 @@ func denseTicks(lo, hi float64) []plot.Tick {
 	return ticks
 }
 
-// integerTicks labels whole numbers only: every integer when at most 12 fit
-// the range (calibration deciles, a few epochs), otherwise the integer
-// positions among plot.DefaultTicks.
+// integerTicks labels whole numbers only (iterations, epochs, deciles):
+// the multiples of the smallest step of 1, 2 or 5 x 10^k that gives at most
+// maxIntLabels labels, with an unlabelled tick at every whole number when
+// the range holds at most maxIntMinor of them (so that any iteration can be
+// read off), else at every fifth (half for a step of 2 x 10^k) of the step.
 type integerTicks struct{}
+
+const (
+	maxIntLabels = 16
+	maxIntMinor  = 150
+)
 
 func (integerTicks) Ticks(lo, hi float64) []plot.Tick {
 	first, last := math.Ceil(lo), math.Floor(hi)
-	if last-first <= 11 {
-		var ticks []plot.Tick
-		for v := first; v <= last; v++ {
-			ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', 0, 64)})
-		}
-		return ticks
+	if !(last >= first) || math.IsInf(last-first, 0) {
+		return nil
 	}
-	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
-	for i, t := range ticks {
-		if t.Label != "" {
-			if t.Value != math.Round(t.Value) {
-				ticks[i].Label = ""
-			} else {
-				ticks[i].Label = strconv.FormatFloat(t.Value, 'f', 0, 64)
+	step, minor := 1.0, 1.0
+	for mag := 1.0; ; mag *= 10 {
+		found := false
+		for _, m := range []float64{1, 2, 5} {
+			s := m * mag
+			if math.Floor(last/s)-math.Ceil(first/s)+1 <= maxIntLabels {
+				step, minor, found = s, max(1, s/5), true
+				if m == 2 {
+					minor = max(1, s/2)
+				}
+				break
 			}
 		}
+		if found {
+			break
+		}
+	}
+	if last-first+1 <= maxIntMinor {
+		minor = 1
+	}
+	var ticks []plot.Tick
+	for i := math.Ceil(first / minor); i*minor <= last; i++ {
+		v := i * minor
+		t := plot.Tick{Value: v}
+		if math.Mod(v, step) == 0 {
+			t.Label = strconv.FormatFloat(v, 'f', 0, 64)
+		}
+		ticks = append(ticks, t)
 	}
 	return ticks
 }
@@ -402,13 +494,6 @@ func (r *Report) EquityFigure() (*Figure, error) {
 	for _, pn := range []*Panel{eqP, exP, ddP} {
 		pn.Plot.X.Tick.Marker = calendarTicks{dates}
 	}
-	eqP.legendRoom()
-	exP.legendRoom()
-	// Drawdowns hang down from 0: the legend goes below the deepest point.
-	ddP.Plot.Legend.Top = false
-	if p := ddP.Plot; p.Y.Max > p.Y.Min {
-		p.Y.Min -= float64(len(ddP.Series)) * 0.07 * (p.Y.Max - p.Y.Min)
-	}
 	return &Figure{Panels: []*Panel{eqP, exP, ddP}, PanelHeight: 3.5 * vg.Inch}, nil
 }
 
@@ -458,7 +543,6 @@ func (r *Report) CalibrationFigure() (*Figure, error) {
 		return nil, err
 	}
 	pn.Plot.X.Min, pn.Plot.X.Max = math.Min(pn.Plot.X.Min, 1)-0.3, math.Max(pn.Plot.X.Max, 10)+0.3
-	pn.legendRoom()
 	return &Figure{Panels: []*Panel{pn}}, nil
 }
 
@@ -525,7 +609,6 @@ func (s *Summary) ConvergenceFigure() (*Figure, error) {
 	if !found {
 		return nil, fmt.Errorf("no curve points in any arm")
 	}
-	pn.legendRoom()
 	return &Figure{Panels: []*Panel{pn}}, nil
 }
 
@@ -593,10 +676,6 @@ func ValLossFigure(runs []LossSeries) (*Figure, error) {
 	if len(arms) == 0 {
 		return nil, fmt.Errorf("no validation points")
 	}
-	// Losses fall as training goes on: the curves start high on the left,
-	// so the legend goes top right.
-	pn.Plot.Legend.Left = false
-	pn.legendRoom()
 	return &Figure{Panels: []*Panel{pn}}, nil
 }
 

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // tickLabels returns the non-empty tick labels an axis draws for its range.
@@ -248,10 +251,6 @@ func TestValLossFigureTicksDistinct(t *testing.T) {
 	pn := f.Panels[0]
 	checkAxis(t, "val loss y", pn.Plot.Y, "validation loss (cross-entropy, nats)", 3)
 	checkAxis(t, "val loss x", pn.Plot.X, "sequence-passes trained", 2)
-	// The curves start high on the left: the legend is top right.
-	if !pn.Plot.Legend.Top || pn.Plot.Legend.Left {
-		t.Errorf("legend top %v left %v, want top right", pn.Plot.Legend.Top, pn.Plot.Legend.Left)
-	}
 	want := []string{"standard", "two_stage", "two_stage: best stage-1 loss (stage 2's start)"}
 	if !reflect.DeepEqual(pn.Series, want) {
 		t.Errorf("series %q, want one per arm and the baseline %q", pn.Series, want)
@@ -456,5 +455,112 @@ func TestReadMetricsLogCutLastLine(t *testing.T) {
 		case c.n >= 0 && (err != nil || len(l.Records) != c.n):
 			t.Errorf("%q: %v records, err %v; want %d", c.body, l, err, c.n)
 		}
+	}
+}
+
+// TestLegendsClearOfTitlesAndData: in every figure each panel's legend lies
+// in a strip under the panel's plot (below its title, data and axes), holds
+// one entry per series, starts each row at the data area's left edge and
+// wraps before passing its right edge.
+func TestLegendsClearOfTitlesAndData(t *testing.T) {
+	figs := map[string]*Figure{}
+	r := reportOver(t, tradingDays("2018-01-01", "2019-12-31"), 5)
+	var err error
+	if figs["equity"], err = r.EquityFigure(); err != nil {
+		t.Fatal(err)
+	}
+	if figs["calibration"], err = evalExample(t, Config{TopK: 2, HorizonDays: 5}).CalibrationFigure(); err != nil {
+		t.Fatal(err)
+	}
+	long := "a run label long enough that three of them cannot share one row of the legend"
+	if figs["val_loss"], err = ValLossFigure([]LossSeries{
+		{Arm: long + " 1", Points: []CurvePoint{{1, 2.3}, {2, 2.2}}}, {Arm: long + " 2", Points: []CurvePoint{{1, 2.4}, {2, 2.1}}},
+		{Arm: long + " 3", Points: []CurvePoint{{1, 2.5}, {2, 2.0}}}}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := ReadMetricsLog(writeLog(t, t.TempDir(), false, 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if figs["training curves"], err = TrainingCurvesFigure([]*MetricsLog{l}); err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range figs {
+		w, h := f.size()
+		c := draw.New(vgimg.New(w, h))
+		for i, lay := range f.layout(c) {
+			pn := f.Panels[i]
+			what := fmt.Sprintf("%s panel %d", name, i)
+			if len(pn.Series) == 0 || len(lay.entries) != len(pn.Series) {
+				t.Fatalf("%s: %d legend entries for series %q", what, len(lay.entries), pn.Series)
+			}
+			if lay.legend.Max.Y > lay.plot.Min.Y || lay.legend.Min.Y < c.Min.Y {
+				t.Errorf("%s: legend strip %v overlaps the plot %v or leaves the figure", what, lay.legend.Rectangle, lay.plot.Rectangle)
+			}
+			data := pn.Plot.DataCanvas(lay.plot)
+			sty := plot.NewLegend().TextStyle
+			rows := map[vg.Length]bool{}
+			for j, e := range lay.entries {
+				right := e.X + plot.NewLegend().ThumbnailWidth + sty.Rectangle(" "+pn.Series[j]).Max.X
+				if e.X < data.Min.X || right > data.Max.X+1 {
+					t.Errorf("%s: entry %q spans x %.0f..%.0f, outside the data area's %.0f..%.0f", what, pn.Series[j], e.X, right, data.Min.X, data.Max.X)
+				}
+				if e.Y > lay.legend.Max.Y || e.Y-sty.Rectangle(pn.Series[j]).Max.Y < lay.legend.Min.Y {
+					t.Errorf("%s: entry %q at y %.0f outside its strip %v", what, pn.Series[j], e.Y, lay.legend.Rectangle)
+				}
+				if !rows[e.Y] && e.X != data.Min.X {
+					t.Errorf("%s: row at y %.0f starts at x %.0f, not at the data area's left edge %.0f", what, e.Y, e.X, data.Min.X)
+				}
+				rows[e.Y] = true
+			}
+			if name == "val_loss" && len(rows) != 3 {
+				t.Errorf("%s: three long entries in %d rows, want one row each", what, len(rows))
+			}
+		}
+	}
+}
+
+// TestIntegerTicksEveryIteration: the iteration axis labels every 1, 2 or 5
+// x 10^k (at most 16 labels) and has a tick at every iteration up to 150 of
+// them: 80 iterations were labelled only at 10, 40 and 70.
+func TestIntegerTicksEveryIteration(t *testing.T) {
+	cases := []struct {
+		lo, hi float64
+		labels string
+		ticks  int
+	}{
+		{1, 80, "5 10 15 20 25 30 35 40 45 50 55 60 65 70 75 80", 80},
+		{0.7, 10.3, "1 2 3 4 5 6 7 8 9 10", 10},
+		{1, 3, "1 2 3", 3},
+		{1, 150, "10 20 30 40 50 60 70 80 90 100 110 120 130 140 150", 150},
+		{1, 1000, "100 200 300 400 500 600 700 800 900 1000", 50}, // minor ticks every 20
+		{1, 400, "50 100 150 200 250 300 350 400", 40},            // every 10
+	}
+	for _, c := range cases {
+		ticks := integerTicks{}.Ticks(c.lo, c.hi)
+		var labels []string
+		for _, tk := range ticks {
+			if tk.Label != "" {
+				labels = append(labels, tk.Label)
+			}
+			if tk.Value != math.Round(tk.Value) || tk.Value < c.lo || tk.Value > c.hi {
+				t.Errorf("%g..%g: tick at %g", c.lo, c.hi, tk.Value)
+			}
+		}
+		if strings.Join(labels, " ") != c.labels || len(ticks) != c.ticks {
+			t.Errorf("%g..%g: labels %v and %d ticks, want %s and %d", c.lo, c.hi, labels, len(ticks), c.labels, c.ticks)
+		}
+	}
+	// The loss plot of an 80-iteration run reads every fifth iteration.
+	l, err := ReadMetricsLog(writeLog(t, t.TempDir(), false, 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := TrainingCurvesFigure([]*MetricsLog{l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if labels := checkAxis(t, "loss x", f.Panels[0].Plot.X, "iteration", 16); labels[0] != "5" || labels[len(labels)-1] != "80" {
+		t.Errorf("loss x labels %v, want 5 to 80", labels)
 	}
 }
