@@ -11,27 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/satrain/satrain/internal/testenv"
+
 	"github.com/satrain/satrain/trainer/report"
 	"github.com/satrain/satrain/trainer/report/tfevent"
 )
-
-// tbPython is the interpreter with TensorBoard: $SATRAIN_PYTHON, else the
-// repository's .venv. Without one the test skips, and fails under CI=true.
-func tbPython(t *testing.T) string {
-	t.Helper()
-	py := os.Getenv("SATRAIN_PYTHON")
-	if py == "" {
-		py, _ = filepath.Abs(filepath.Join("..", "..", ".venv", "bin", "python"))
-	}
-	if out, err := exec.Command(py, "-c", "import tensorboard").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("%s cannot import tensorboard (set SATRAIN_PYTHON, or make the .venv): %v %s", py, err, out)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return py
-}
 
 type tbResult struct {
 	Files       []string                `json:"files"`
@@ -78,7 +62,7 @@ func iterations(n int) []int {
 // and which is then resumed to the end. --use-wandb=false writes none, and
 // the checker fails when metrics.jsonl and the event files disagree.
 func TestTensorBoardReadBack(t *testing.T) {
-	py := tbPython(t)
+	py := testenv.Python(t, "tensorboard")
 	save := filepath.Join(t.TempDir(), "run")
 	over := map[string]string{"num-iterations": "6", "val-every": "2", "checkpoint-every": "3", "progress": "false"}
 	r := runCLI(t, nil, cliArgs(save, over)...)
