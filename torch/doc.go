@@ -36,8 +36,8 @@
 // trainer finishes checkpoints (Dict.Serialize of host copies) on a
 // background goroutine.
 //
-// CPU thread pools: SetThreadPolicy(n) sizes libtorch's intra-op pool and
-// OpenBLAS's pool to n and the inter-op pool to 1; the package applies
+// CPU thread pools: SetThreadPolicy(n) sizes libtorch's intra-op pool to n
+// and the inter-op pool to 1; the package applies
 // SetThreadPolicy(DefaultThreads()) (libtorch's own default, capped by the
 // CPUs of the affinity mask) when it loads. Processes sharing a machine, such
 // as the ranks of a distributed run on one host, should each call

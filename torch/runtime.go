@@ -207,8 +207,8 @@ func AffinityCPUs() int { return int(C.sat_affinity_cpus()) }
 func DefaultThreads() int { return int(C.sat_default_threads()) }
 
 // SetThreadPolicy sizes the CPU thread pools of the process: libtorch's
-// intra-op pool and OpenBLAS's pool to n threads each (they run one after the
-// other, never at once), and libtorch's inter-op pool to 1 (satrain issues no
+// intra-op pool to n threads (MKL, the wheel's BLAS, runs on the same OpenMP
+// threads), and libtorch's inter-op pool to 1 (satrain issues no
 // parallel ops; libtorch allows this once per process, before any inter-op
 // work, so later calls leave it). n <= 0 means DefaultThreads. Call it on the
 // torch thread: OpenMP keeps the count per thread (threads that start torch
@@ -218,7 +218,7 @@ func DefaultThreads() int { return int(C.sat_default_threads()) }
 // Processes that share a machine, e.g. the ranks of a distributed run, should
 // split the CPUs among themselves instead, e.g.
 // SetThreadPolicy(max(1, AffinityCPUs()/localWorldSize)); more threads than
-// free cores make both pools wait on each other (OpenBLAS threads spin).
+// free cores make the OpenMP threads wait on each other (idle ones spin).
 func SetThreadPolicy(n int) error {
 	if n <= 0 {
 		n = DefaultThreads()
@@ -226,28 +226,14 @@ func SetThreadPolicy(n int) error {
 	return check("thread policy", C.sat_set_thread_policy(C.int(n)))
 }
 
-// ThreadInfo reports the CPU thread pools as libtorch and OpenBLAS see them
-// from the calling thread. BLAS is -1 when libtorch does not use OpenBLAS.
-type ThreadInfo struct{ IntraOp, InterOp, BLAS int }
+// ThreadInfo reports libtorch's CPU thread pools as the calling thread sees them.
+type ThreadInfo struct{ IntraOp, InterOp int }
 
-// Threads reports the current sizes of the three thread pools.
+// Threads reports the current sizes of the two thread pools.
 func Threads() ThreadInfo {
-	var intra, inter, blas C.int
-	C.sat_thread_info(&intra, &inter, &blas)
-	return ThreadInfo{IntraOp: int(intra), InterOp: int(inter), BLAS: int(blas)}
-}
-
-// BLASCore is the kernel family OpenBLAS picked for this CPU at load (e.g.
-// "Haswell", "SkylakeX"), or "" when libtorch does not use OpenBLAS. OpenBLAS
-// falls back to "Prescott" (SSE3 kernels) on CPU models it does not know,
-// common on VMs; OPENBLAS_CORETYPE in the environment overrides the choice.
-func BLASCore() string {
-	var p *C.char
-	if err := check("blas core", C.sat_blas_core(&p)); err != nil {
-		return ""
-	}
-	defer C.free(unsafe.Pointer(p))
-	return C.GoString(p)
+	var intra, inter C.int
+	C.sat_thread_info(&intra, &inter)
+	return ThreadInfo{IntraOp: int(intra), InterOp: int(inter)}
 }
 
 // CPUKernels names the shim's CPU kernels for float32 work without autocast

@@ -17,7 +17,7 @@ import (
 // (bench/model_cpu.sh runs both, interleaved, and prints the ratio).
 //
 // Threads: SATRAIN_THREADS if set, else torch.DefaultThreads(), applied with
-// torch.SetThreadPolicy (libtorch intra-op and OpenBLAS to n, inter-op 1), the
+// torch.SetThreadPolicy (libtorch intra-op to n, inter-op 1), the
 // same three pools model_bench.py --threads sets on the PyTorch side. The
 // allocator is the shim's (SATRAIN_MALLOC=system for glibc's defaults).
 // Every benchmark also reports minor page faults and CPU milliseconds per op

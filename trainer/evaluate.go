@@ -24,7 +24,7 @@ type EvalOptions struct {
 	DataOpt        loader.Options // SeqLen 0: the checkpoint's seq_len
 	Device         torch.Device
 	InferenceBatch int // default 256
-	Threads        int // CPU threads for libtorch and OpenBLAS (0: the thread policy already set, by default the CPUs this process may use)
+	Threads        int // CPU threads for libtorch's intra-op pool (0: the thread policy already set, by default the CPUs this process may use)
 	Progress       bool
 	// Group shares Predictions (and so Evaluate) out over the ranks of a
 	// data-parallel job (nil: one process); every rank gets every result.

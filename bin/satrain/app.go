@@ -2,11 +2,9 @@ package main
 
 import (
 	"fmt"
-	"golang.org/x/sys/cpu"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -82,7 +80,7 @@ func modelFlags() []cli.Flag {
 		stringFlag("tensorboard", "", "folder for this run's TensorBoard event files (default: <save-dir>/tensorboard under --use-wandb; empty: none)", catOther),
 		stringFlag("device", "cuda", "cuda, cuda:N or cpu", catOther),
 		&cli.Int64Flag{Name: "seed", Value: 42, Usage: "seed for initialisation, sampling, shuffling and dropout", Category: catOther, EnvVars: env("seed")},
-		intFlag("threads", 0, "CPU threads for libtorch and OpenBLAS (0: libtorch's default, at most the CPUs this process may use)", catOther),
+		intFlag("threads", 0, "CPU threads for libtorch's intra-op pool (0: libtorch's default, at most the CPUs this process may use)", catOther),
 		distTimeoutFlag(catOther),
 		stringFlag("metrics-addr", trainer.DefaultMetricsAddr, "Prometheus /metrics listen address (empty: off)", catOther),
 		boolFlag("progress", true, "progress bar on a terminal, periodic log lines otherwise", catOther),
@@ -184,17 +182,13 @@ func infoCommand() *cli.Command {
 				}
 			}
 			th := torch.Threads()
-			blas := strconv.Itoa(th.BLAS)
-			if th.BLAS < 0 {
-				blas = "n/a (no OpenBLAS)"
-			}
-			fmt.Printf("CPU threads: intra-op %d, inter-op %d, OpenBLAS %s (CPUs available to this process: %d); allocator: %s\n",
-				th.IntraOp, th.InterOp, blas, torch.AffinityCPUs(), torch.MallocPolicy())
+			fmt.Printf("CPU threads: intra-op %d, inter-op %d (CPUs available to this process: %d); allocator: %s\n",
+				th.IntraOp, th.InterOp, torch.AffinityCPUs(), torch.MallocPolicy())
 			alloc := ""
 			if torch.MallocPolicy() == "keep" {
 				alloc = "; allocator keep: freed memory stays in the process (SATRAIN_MALLOC=system for glibc's defaults)"
 			}
-			fmt.Printf("  threads: --threads N sets intra-op and OpenBLAS (default: libtorch's own)%s\n", alloc)
+			fmt.Printf("  threads: --threads N sets intra-op, which MKL's matmuls use too (default: libtorch's own)%s\n", alloc)
 			if th.IntraOp > 1 && os.Getenv("OMP_WAIT_POLICY") == "" {
 				fmt.Println("  on a machine shared with other busy processes, OMP_WAIT_POLICY=passive in the environment keeps",
 					"idle OpenMP threads from spinning (or use --threads 1; bench/README.md)")
@@ -206,15 +200,6 @@ func infoCommand() *cli.Command {
 			}
 			fmt.Printf("CPU kernels (float32, no autocast): linear layers %s (scoring and training); attention products %s (scoring and training); layer norm %s (scoring); %s\n", gemm, att, att, how)
 			fmt.Printf("libsatorch: %s\n", torch.ShimPath())
-			if core := torch.BLASCore(); core != "" {
-				fmt.Printf("OpenBLAS kernels (libtorch's CPU matmuls outside the kernels above: attention matrices over 2^16 elements, or all with the kernels off): %s\n", core)
-				if strings.EqualFold(core, "Prescott") && os.Getenv("OPENBLAS_CORETYPE") == "" {
-					if want := openBLASCoreFor(); want != "" {
-						fmt.Printf("  OpenBLAS did not recognise this CPU and uses its SSE3 kernels; this CPU has %s: OPENBLAS_CORETYPE=%s in the environment makes those faster (bench/README.md)\n",
-							map[string]string{"SkylakeX": "AVX-512", "Haswell": "AVX2"}[want], want)
-					}
-				}
-			}
 			names := trainer.PresetNames()
 			sort.Strings(names)
 			F, H, B, src := 16, 4, 10, ""
@@ -365,16 +350,4 @@ func onePath(c *cli.Context, cmd, what string) (string, error) {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
-}
-
-// openBLASCoreFor names the OPENBLAS_CORETYPE whose kernels this CPU can run:
-// SkylakeX with AVX-512 (F, DQ, BW, VL), Haswell with AVX2 and FMA, "" below.
-func openBLASCoreFor() string {
-	switch {
-	case cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL:
-		return "SkylakeX"
-	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
-		return "Haswell"
-	}
-	return ""
 }

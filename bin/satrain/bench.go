@@ -28,7 +28,7 @@ func benchCommand() *cli.Command {
 			intFlag("train-batch", 32, "training batch (0: skip)", ""),
 			intFlag("warmup", 2, "untimed repetitions", ""), intFlag("iters", 5, "timed repetitions (median reported)", ""),
 			floatFlag("peak-tflops", 0, "peak TFLOP/s for MFU (e.g. the measured bf16 matmul ceiling)", ""),
-			intFlag("threads", 0, "CPU threads for libtorch and OpenBLAS (0: libtorch's default, at most the CPUs this process may use)", ""),
+			intFlag("threads", 0, "CPU threads for libtorch's intra-op pool (0: libtorch's default, at most the CPUs this process may use)", ""),
 			boolFlag("full-final-layer", false, "compute the final layer for every position (no last-query shortcut)", ""),
 			boolFlag("fused-kernels", false, "fused bias+GELU (scoring) and fused AdamW (CUDA, libtorch 2.1+) where libtorch has them", ""),
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "weights and input seed", EnvVars: env("seed")},

@@ -33,7 +33,7 @@ func evalDataFlags() []cli.Flag {
 		intFlag("max-dates", 0, "score only the first N trading days of the split (0: all)", catData),
 		stringFlag("device", "auto", "auto (cuda when available, else cpu), cpu, cuda or cuda:N", catOther),
 		intFlag("inference-batch-size", 256, "inference batch size (halved automatically on out-of-memory)", catOther),
-		intFlag("threads", 0, "CPU threads for libtorch and OpenBLAS (0: libtorch's default, at most the CPUs this process may use)", catOther),
+		intFlag("threads", 0, "CPU threads for libtorch's intra-op pool (0: libtorch's default, at most the CPUs this process may use)", catOther),
 		boolFlag("progress", true, "progress bar on a terminal", catOther),
 	}
 }

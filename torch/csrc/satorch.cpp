@@ -298,16 +298,6 @@ __attribute__((constructor)) void sat_init_malloc(void) {
   g_malloc_policy = ok ? 1 : -1;
 }
 
-// OpenBLAS keeps its own thread pool beside libtorch's (OpenMP) one; both are sized here. The symbols are
-// looked up at run time so that a build against another BLAS (or MKL in a PyTorch wheel) still loads.
-void *blas_symbol(const char *name) {
-  void *p = dlsym(RTLD_DEFAULT, name);
-  if (!p) {
-    if (void *h = dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_NOLOAD)) p = dlsym(h, name);
-  }
-  return p;
-}
-
 std::once_flag g_interop_once;
 
 }  // namespace
@@ -348,16 +338,7 @@ sat_error *sat_set_thread_policy(int n) {
       // already started or set (by the embedding program): keep what it has
     }
   });
-  at::set_num_threads(n);
-  if (auto f = reinterpret_cast<void (*)(int)>(blas_symbol("openblas_set_num_threads"))) f(n);
-  SAT_CATCH
-}
-
-sat_error *sat_blas_core(char **out) {
-  SAT_TRY
-  auto f = reinterpret_cast<char *(*)(void)>(blas_symbol("openblas_get_corename"));
-  const char *name = f ? f() : nullptr;
-  *out = dup_cstr(name ? name : "");
+  at::set_num_threads(n);  // the wheel's BLAS (MKL) runs on these OpenMP threads: no pool of its own
   SAT_CATCH
 }
 
@@ -378,11 +359,9 @@ sat_error *sat_shim_path(char **out) {
 
 int sat_set_cpu_kernels(int on) { return satcpu::set_enabled(on != 0) ? 1 : 0; }
 
-void sat_thread_info(int *intra, int *interop, int *blas) {
+void sat_thread_info(int *intra, int *interop) {
   *intra = at::get_num_threads();
   *interop = at::get_num_interop_threads();
-  auto f = reinterpret_cast<int (*)(void)>(blas_symbol("openblas_get_num_threads"));
-  *blas = f ? f() : -1;
 }
 
 sat_error *sat_manual_seed(uint64_t seed) {

@@ -60,14 +60,11 @@ sat_error *sat_cuda_reset_peak(int device);
 sat_error *sat_cuda_empty_cache(void);
 sat_error *sat_set_num_threads(int n);
 int sat_get_num_threads(void);
-/* Thread policy: libtorch's intra-op pool and OpenBLAS's pool to n, the inter-op pool to 1 (once per
+/* Thread policy: libtorch's intra-op pool to n (MKL, the wheel's BLAS, uses it too), the inter-op pool to 1 (once per
  * process: libtorch refuses a change after its first inter-op work). Applies to the calling thread and to
  * threads that start libtorch work later. */
 sat_error *sat_set_thread_policy(int n);
-/* *blas is -1 when no OpenBLAS is loaded */
-void sat_thread_info(int *intra, int *interop, int *blas);
-/* OpenBLAS's kernel family, e.g. "Haswell" (malloc'd); "" when no OpenBLAS is loaded */
-sat_error *sat_blas_core(char **out);
+void sat_thread_info(int *intra, int *interop);
 /* The CPU kernels (cpu_kernels.h), malloc'd: *gemm "onednn X.Y.Z" or "libtorch", *attention
  * "avx2+fma", "baseline" or "libtorch" */
 sat_error *sat_cpu_kernels(char **gemm, char **attention);
