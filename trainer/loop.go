@@ -58,6 +58,11 @@ type RunConfig struct {
 	// sequence of every iteration (--log-selected; empty: none).
 	LogSelected string
 
+	// MetricsAnyPort: MetricsAddr is the default, not asked for; when its
+	// port is busy (a second run on the machine) the next free port serves
+	// instead. An address the user gave stays an error when busy.
+	MetricsAnyPort bool
+
 	// Overwrite lets a run replace another run in SaveDir (--overwrite): the
 	// earlier run's metrics.jsonl and checkpoints are deleted once start-up
 	// has succeeded. Without it such a save dir is refused unless the run
@@ -203,7 +208,7 @@ func DefaultReporters(ctx context.Context, cfg RunConfig) ([]event.Reporter, err
 	m := report.NewMetrics(cfg.Version, torch.Version(), torch.BuiltWithCUDA())
 	url := ""
 	if cfg.MetricsAddr != "" {
-		addr, err := m.Serve(ctx, cfg.MetricsAddr)
+		addr, err := serveMetrics(ctx, m, cfg.MetricsAddr, cfg.MetricsAnyPort)
 		if err != nil {
 			return nil, fmt.Errorf("--metrics-addr %s: %w", cfg.MetricsAddr, err)
 		}

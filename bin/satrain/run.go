@@ -173,6 +173,8 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 		MetricsAddr: c.String("metrics-addr"), Version: version, Progress: c.Bool("progress"), Console: os.Stdout, Run: run,
 		Overwrite: c.Bool("overwrite"),
 	}
+	// The default address moves aside for a run that holds it; one given does not.
+	cfg.MetricsAnyPort = !c.IsSet("metrics-addr")
 	if selection {
 		cfg.SampleSize, cfg.TopK, cfg.HorizonIdx = c.Int("sample-size"), c.Int("top-k"), c.Int("horizon-idx")
 		cfg.EpochsPerIteration, cfg.NumIterations = c.Int("train-epochs-per-iteration"), c.Int("num-iterations")
