@@ -20,6 +20,7 @@ import (
 	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/trainer/report"
 )
 
 // CheckpointFormat is the "format" entry of every satrain checkpoint.
@@ -234,6 +235,26 @@ func newestCheckpoint(paths []string) string {
 		}
 	}
 	return best
+}
+
+// dropEmptyMetricsLog removes an empty metrics.jsonl from the save dir of a
+// run that starts afresh (not one that continues its checkpoint): a run that
+// failed or was killed before it recorded its first iteration leaves one, and
+// it would otherwise count as "a run" that the corrected rerun must
+// --overwrite. Called under the save dir's lock: a live run's log, empty
+// until its first iteration, is not another run's to remove.
+func dropEmptyMetricsLog(cfg RunConfig, kind string) {
+	if cfg.ResumeFrom != "" {
+		if info, err := ReadCheckpointInfo(cfg.ResumeFrom); err != nil || info.Meta.Kind == kind {
+			return // continuing: the run keeps its log
+		}
+	}
+	p := filepath.Join(cfg.SaveDir, report.MetricsLog)
+	if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() && st.Size() == 0 {
+		if err := os.Remove(p); err == nil {
+			slog.Debug("removed an empty metrics log (a run that recorded no iteration)", "path", p)
+		}
+	}
 }
 
 // clearRunFiles deletes the files of an earlier run in dir (--overwrite).

@@ -160,6 +160,7 @@ type session struct {
 	pool     *bufPool  // scoring batch buffers, reused across passes
 	trainBuf []float32 // selected windows, reused across iterations
 	dist     distState
+	lock     *SaveDirLock // rank 0: the save dir's, held for the whole run
 }
 
 func (s *session) emit(e event.Event) { s.rep.Report(e) }
@@ -330,6 +331,16 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		if created, err = prepareSaveDir(cfg.SaveDir); err != nil {
 			return nil, err
 		}
+		// One live run per save dir: before anything in it is read for
+		// resuming, removed or written.
+		if s.lock, err = LockSaveDir(cfg.SaveDir); err != nil {
+			removeCreated(cfg.SaveDir, created)
+			if errors.Is(err, ErrSaveDirLocked) {
+				return nil, fmt.Errorf("--save-dir %w", err)
+			}
+			return nil, fmt.Errorf("--save-dir %s: %w", cfg.SaveDir, err)
+		}
+		dropEmptyMetricsLog(cfg, kind)
 	}
 	defer func() {
 		if err != nil {
@@ -540,6 +551,9 @@ func (s *session) close() {
 		}
 	}
 	s.closers = nil
+	// Last: the run's final checkpoint and logs are written.
+	s.lock.Release()
+	s.lock = nil
 }
 
 func (s *session) ampDesc() string {

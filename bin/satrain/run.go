@@ -14,7 +14,6 @@ import (
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
 	"github.com/satrain/satrain/trainer/backtest"
-	"github.com/satrain/satrain/trainer/report"
 	"github.com/urfave/cli/v2"
 )
 
@@ -305,28 +304,6 @@ func checkWritableFile(flag, path string) error {
 	return os.Remove(path)
 }
 
-// dropEmptyMetricsLog removes an empty metrics.jsonl from the save dir of a
-// run that starts afresh (not one that continues its checkpoint): a run that
-// failed or was killed before it recorded its first iteration leaves one, and
-// it would otherwise count as "a run" that the corrected rerun must
-// --overwrite. Only rank 0 touches the save dir.
-func dropEmptyMetricsLog(cfg trainer.RunConfig, kind string) {
-	if cfg.Group != nil && cfg.Group.Rank() != 0 {
-		return
-	}
-	if cfg.ResumeFrom != "" {
-		if info, err := trainer.ReadCheckpointInfo(cfg.ResumeFrom); err != nil || info.Meta.Kind == kind {
-			return // continuing: the run keeps its log
-		}
-	}
-	p := filepath.Join(cfg.SaveDir, report.MetricsLog)
-	if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() && st.Size() == 0 {
-		if err := os.Remove(p); err == nil {
-			slog.Debug("removed an empty metrics log (a run that recorded no iteration)", "path", p)
-		}
-	}
-}
-
 // pathFlags are the flags naming files or folders that a run records.
 var pathFlags = map[string]bool{"data": true, "save-dir": true, "log-selected": true}
 
@@ -352,7 +329,6 @@ func runSelectionAware(c *cli.Context) error {
 		return err
 	}
 	defer cfg.Group.Close()
-	dropEmptyMetricsLog(cfg, trainer.KindSelectionAware)
 	_, err = trainer.RunSelectionAware(c.Context, cfg)
 	return err
 }
@@ -366,7 +342,6 @@ func runStandard(c *cli.Context) error {
 		return err
 	}
 	defer cfg.Group.Close()
-	dropEmptyMetricsLog(cfg, trainer.KindStandard)
 	_, err = trainer.RunStandard(c.Context, cfg)
 	return err
 }
