@@ -65,6 +65,14 @@ type Meta struct {
 	StartedFrom         string
 	StartedFromChecksum string
 	Stage               string
+
+	// TrainEnd and ValEnd (YYYYMMDD) are the first days of the validation
+	// and test periods of the run, and of any run its weights continue: the
+	// model has seen the returns of every day before ValEnd (trained before
+	// TrainEnd, selected on the days between). Evaluation refuses to call
+	// those days a held-out split (see Evaluator.CheckSplit). 0: not recorded
+	// (older files).
+	TrainEnd, ValEnd int32
 }
 
 // Lineage says where a checkpoint's weights come from, in one line: the
@@ -524,6 +532,9 @@ func buildCheckpoint(e *Engine, meta Meta, withOptimizer bool) (*built, error) {
 		errs = append(errs, root.SetString("stage", meta.Stage), root.SetString("started_from", meta.StartedFrom),
 			root.SetString("started_from_checksum", meta.StartedFromChecksum))
 	}
+	if meta.ValEnd != 0 {
+		errs = append(errs, root.SetInt("split_train_end", int64(meta.TrainEnd)), root.SetInt("split_val_end", int64(meta.ValEnd)))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return cleanup(err)
 	}
@@ -678,6 +689,9 @@ func hashMeta(h *contentHash, m Meta, withOpt bool) {
 		// Files from before lineage was recorded hash as they always did.
 		fmt.Fprintf(h, ";stage=%s;from=%s;fromsum=%s", m.Stage, m.StartedFrom, m.StartedFromChecksum)
 	}
+	if m.ValEnd != 0 {
+		fmt.Fprintf(h, ";split=%d,%d", m.TrainEnd, m.ValEnd)
+	}
 }
 
 // Loaded is a checkpoint read from disk and verified.
@@ -760,6 +774,12 @@ func LoadCheckpoint(path string) (*Loaded, error) {
 		m.StartedFromChecksum = str("started_from_checksum")
 		if err := errors.Join(errs...); err != nil {
 			return fail("lineage: %v", err)
+		}
+	}
+	if d.Has("split_val_end") {
+		m.TrainEnd, m.ValEnd = int32(num("split_train_end")), int32(num("split_val_end"))
+		if err := errors.Join(errs...); err != nil {
+			return fail("split: %v", err)
 		}
 	}
 	if run, err := d.Dict("run"); err == nil {

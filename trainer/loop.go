@@ -379,6 +379,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 	}
 	s.meta = Meta{Kind: kind, BestValLoss: math.Inf(1), Seed: cfg.Seed, DataPath: cfg.Data,
 		DataIdentity: ds.Identity(), InferenceBatch: cfg.InferenceBatch, Run: cfg.Run, Stage: stageOf(kind, "", "")}
+	s.meta.TrainEnd, s.meta.ValEnd = ds.PeriodStarts()
 	s.start = event.Start{Mode: event.StartFresh, BestValLoss: math.Inf(1)}
 	var model *Model
 	var loaded *Loaded
@@ -438,6 +439,8 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 	}
 	if loaded != nil {
 		m := loaded.Meta
+		// Weights that continue others have seen what those saw too.
+		s.meta.TrainEnd, s.meta.ValEnd = max(s.meta.TrainEnd, m.TrainEnd), max(s.meta.ValEnd, m.ValEnd)
 		if s.start.Mode == event.StartResume {
 			if err := loaded.RestoreOptimizer(eng); err != nil {
 				return nil, err

@@ -343,6 +343,9 @@ func runPredict(c *cli.Context) error {
 		return err
 	}
 	defer ev.Close()
+	if err := ev.CheckSplit(c.String("split")); err != nil {
+		return err
+	}
 	ids, err := trainer.SplitIDs(ev.DS, c.String("split"), c.Int("max-dates"))
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
@@ -26,6 +27,29 @@ func parseDate(flag, s string) (int32, error) {
 		return 0, fmt.Errorf("%s: %w", flag, err)
 	}
 	return int32(d), nil
+}
+
+// flagWorded words the library's typed errors about split dates with the
+// flags that set them; other errors pass through.
+func flagWorded(err error) error {
+	var fit *loader.SplitBeforeFitError
+	if errors.As(err, &fit) {
+		flag := "--train-end"
+		if fit.Option == "val end" {
+			flag = "--val-end"
+		}
+		return fmt.Errorf("%s", strings.Replace(err.Error(), fit.Option+" ", flag+" ", 1))
+	}
+	var seen *trainer.SplitOverlapError
+	if errors.As(err, &seen) {
+		flag := "--val-end"
+		if seen.Split == "val" {
+			flag = "--train-end"
+		}
+		return fmt.Errorf("--split %s: %v (%s %s or later; without --train-end and --val-end eval uses the checkpoint's own split)",
+			seen.Split, err, flag, loader.FormatDate(seen.SeenBefore))
+	}
+	return err
 }
 
 // runConfig turns flags into a trainer.RunConfig and validates it before any work.
