@@ -90,6 +90,7 @@ func signalContext() (context.Context, func()) {
 		w = io.Discard // rank 0 says what the job does with the signal
 	}
 	go watchSignals(ch, w, cancel, time.Now, os.Exit)
+	watchLauncher(os.Stderr, cancel, os.Exit)
 	return ctx, func() { signal.Stop(ch); close(ch); cancel() }
 }
 
