@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/satrain/satrain/loader"
@@ -161,7 +162,17 @@ type session struct {
 	trainBuf []float32 // selected windows, reused across iterations
 	dist     distState
 	lock     *SaveDirLock // rank 0: the save dir's, held for the whole run
+	unsaved  bool         // training steps applied since lastCkpt (or since the start)
 }
+
+// stepTaken is set once any run of this process applies a training step.
+var stepTaken atomic.Bool
+
+// StepTaken reports whether this process has applied a training step. Until
+// then an interrupted run has nothing of its own to save, so a stop request
+// can end the process at once (in a rendezvous, a first scoring pass of a
+// large model) instead of waiting for a step boundary.
+func StepTaken() bool { return stepTaken.Load() }
 
 func (s *session) emit(e event.Event) { s.rep.Report(e) }
 
@@ -408,6 +419,14 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		if loaded.Meta.Kind == kind && loaded.HasOptim {
 			s.start.Mode = event.StartResume
 			s.start.Branch = !inPlace(loaded.Meta, cfg.ResumeFrom, cfg.SaveDir)
+			if s.start.Branch {
+				// A new run from the checkpoint's state: its own save dir
+				// gets its own first checkpoint when stopped.
+				s.unsaved = true
+			} else {
+				// Its state is the checkpoint's until the first step.
+				s.lastCkpt = cfg.ResumeFrom
+			}
 			if err := checkLogSelected(cfg, loaded.Meta); err != nil {
 				return nil, err
 			}
@@ -775,6 +794,8 @@ func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []flo
 			// end-start is the global batch, so the counts do not depend
 			// on the world size.
 			tp.Steps++
+			s.unsaved = true
+			stepTaken.Store(true)
 			if r.Skipped {
 				tp.Skipped++
 			} else {
@@ -817,7 +838,7 @@ func (s *session) save(name string, withOpt bool) (string, error) {
 	s.meta.InferenceBatch = s.eng.InferenceBatch
 	if !s.rank0() {
 		if withOpt {
-			s.lastCkpt = path
+			s.lastCkpt, s.unsaved = path, false
 		}
 		return path, nil
 	}
@@ -825,7 +846,7 @@ func (s *session) save(name string, withOpt bool) (string, error) {
 		return path, err
 	}
 	if withOpt {
-		s.lastCkpt = path
+		s.lastCkpt, s.unsaved = path, false
 	}
 	return path, nil
 }
@@ -1159,11 +1180,25 @@ func (s *session) stop(ctx context.Context, res *RunResult, it int, phase string
 		name = fmt.Sprintf("checkpoint_interrupted_%s_%d.pt", short, it)
 		what += fmt.Sprintf(" (the weights include part of %s %d's training; resuming re-runs %s %d)", unit, it, unit, it)
 	}
+	res.Interrupted = true
+	if !s.unsaved {
+		// Nothing trained since the last checkpoint (or at all): writing
+		// one would only cost time, and the user is waiting.
+		if err := s.writer.Wait(); err != nil {
+			return res, fmt.Errorf("interrupted, and the checkpoint failed: %w", err)
+		}
+		s.emit(event.Interrupted{Iteration: it, Completed: completed, Phase: phase, Path: s.lastCkpt})
+		if s.lastCkpt == "" {
+			res.ResumeHint = fmt.Sprintf("%s, before any training step: nothing to save; run the same command to start again", what)
+		} else {
+			res.ResumeHint = fmt.Sprintf("%s; nothing new since %s; continue with: %s", what, s.lastCkpt, resumeCommand(s.kind, s.lastCkpt))
+		}
+		return res, fmt.Errorf("%w: %s", ErrInterrupted, res.ResumeHint)
+	}
 	path, serr := s.saveNow(name, true)
 	if serr != nil {
 		return res, fmt.Errorf("interrupted, and the checkpoint failed: %w", serr)
 	}
-	res.Interrupted = true
 	res.ResumeHint = fmt.Sprintf("%s; state saved to %s; continue with: %s", what, path, resumeCommand(s.kind, path))
 	s.emit(event.Interrupted{Iteration: it, Completed: completed, Phase: phase, Path: path, Partial: partial})
 	return res, fmt.Errorf("%w: %s", ErrInterrupted, res.ResumeHint)

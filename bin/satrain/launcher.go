@@ -43,9 +43,10 @@ func launchedByTorchrun(environ []string) bool {
 // the main thread, where main runs locked) and a poll of getppid both compare
 // the parent with the one at start; when it has changed, the rank says so on
 // w and calls stop (the same request as SIGTERM: stop at the next step
-// boundary); if it is still running launcherGrace later it exits 1.
+// boundary; with nothing to save yet, idle, it exits 130 at once); if it is
+// still running launcherGrace later it exits 1.
 // Must be called from the main goroutine.
-func watchLauncher(w io.Writer, stop func(), exit func(int)) {
+func watchLauncher(w io.Writer, stop func(), idle func() bool, exit func(int)) {
 	if !launchedByTorchrun(os.Environ()) {
 		return
 	}
@@ -63,6 +64,11 @@ func watchLauncher(w io.Writer, stop func(), exit func(int)) {
 			case <-ch:
 			case <-tick.C:
 			}
+		}
+		if idle() {
+			fmt.Fprintf(w, "\nsatrain: the launcher (pid %d) is gone, before any training step: nothing to save; stopping now\n", parent)
+			exit(130)
+			return
 		}
 		fmt.Fprintf(w, "\nsatrain: the launcher (pid %d) is gone: stopping this rank at the next step boundary\n", parent)
 		stop()
