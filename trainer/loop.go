@@ -523,6 +523,17 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		s.emit(event.CheckpointWritten{Path: path, Bytes: bytes, Seconds: sec})
 	}
 	s.emit(s.runStarted())
+	if s.rank0() {
+		// A model too large for its device makes every pass, and every wait
+		// for a stop request, take hours: say so before the first one.
+		pass, what := int64(cfg.SampleSize), "a scoring pass"
+		if kind == KindStandard {
+			pass, what = 3*s.perEpoch, "an epoch's training (3 forward passes' worth a sequence)"
+		}
+		if w := SlowModelWarning(eng.Model.Cfg, pass/int64(s.world()), what, eng.InferenceBatch, cfg.Device, cfg.Threads); w != "" {
+			slog.Warn(w)
+		}
+	}
 	return s, nil
 }
 

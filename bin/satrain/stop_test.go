@@ -100,3 +100,29 @@ func TestStopWithNothingNew(t *testing.T) {
 		t.Errorf("checkpoints %v, want only %s", left, ckpt)
 	}
 }
+
+// TestSlowModelWarnedAtStart (issue 23, item 8): a model whose scoring pass
+// is estimated at hours on the chosen device (56.6M parameters, seq_len 200,
+// 10,000 sequences on one CPU thread: about 1.3 h) is warned at start,
+// naming a preset that fits; a stop request in its first pass exits at once.
+func TestSlowModelWarnedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	args := rlArgs(dir, 3, "--hidden-dim", "768", "--num-layers", "8", "--num-heads", "8", "--seq-len", "200",
+		"--sample-size", "10000", "--inference-batch-size", "8")
+	p := rlStart(t, nil, args...)
+	defer p.cmd.Process.Kill()
+	dtWaitLine(t, p, "is estimated at")
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 2*time.Minute); code != 130 {
+		t.Fatalf("exit %d, want 130\n%s", code, p.errOut())
+	}
+	stderr := p.errOut()
+	for _, want := range []string{"level=WARN", "on cpu is estimated at 1.3 h for a scoring pass of 10,000 sequences",
+		"--preset medium (", "nothing to save; stopping now"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}
