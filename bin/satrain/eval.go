@@ -273,6 +273,10 @@ func runEval(c *cli.Context) error {
 		h, hFrom = checkpointHorizon(ev.Meta, h)
 	}
 	ecfg := trainer.EvalConfig{Split: c.String("split"), HorizonIdx: h, MaxDates: c.Int("max-dates"), Backtest: bt}
+	// Before the Evaluating line, which names the split.
+	if err := ev.CheckSplit(ecfg.Split); err != nil {
+		return err
+	}
 	if rank0 {
 		fmt.Printf("Evaluating %s (%s, iteration %d, %s) on the %s split of %s, horizon %s%s\n", opt.Checkpoint, ev.Meta.Kind,
 			ev.Meta.Iteration, ev.Config.String(), ecfg.Split, opt.Data, horizonLabel(ev.DS, h), hFrom)

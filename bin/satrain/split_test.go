@@ -77,6 +77,9 @@ func TestEvalRefusesSeenDays(t *testing.T) {
 	} {
 		r := runCLI(t, nil, append(c.args, base...)...)
 		checkOneLineError(t, r, c.want)
+		if strings.Contains(r.stdout, "split") {
+			t.Errorf("%v: stdout names a split it refused:\n%s", c.args, r.stdout)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "p.csv")); !os.IsNotExist(err) {
 		t.Errorf("a refused predict wrote its file: %v", err)
