@@ -57,6 +57,7 @@ type Dataset struct {
 	features  []float32 // [T][D][F] in preload mode
 	validEnd  []uint64  // bitmap over t*D+d: complete window and all labels known
 	rowsMiss  int64     // feature rows that are missing (NaN/Inf)
+	fitEnd    int32     // the file's train_end: its normalisation and bins were fitted on the days before (0: not recorded)
 	infValues int64     // Inf feature values seen (treated as missing)
 	maxRun    int       // longest run of complete rows over tickers
 

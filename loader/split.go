@@ -53,6 +53,42 @@ type EmptySplitError struct {
 
 func (e *EmptySplitError) Error() string { return fmt.Sprintf("split %s is empty: %s", e.Split, e.why) }
 
+// SplitBeforeFitError is Open's error for split dates that put days the
+// panel's normalisation and bin edges were fitted on (the days before its
+// train_end attribute, FitEnd) into the validation or test period: those
+// periods would be scored with statistics of their own days, a look-ahead.
+// Option is "train end" or "val end" (the latest one at fault); Date is the
+// first day of the period it starts. errors.As finds it in Open's error.
+type SplitBeforeFitError struct {
+	Option       string
+	Given, Date  int32
+	FitEnd       int32
+	TrainAlsoBad bool // with Option "val end": the train end is before FitEnd too
+}
+
+func (e *SplitBeforeFitError) Error() string {
+	period := "validation"
+	if e.Option == "val end" {
+		period = "test"
+	}
+	also := ""
+	if e.TrainAlsoBad {
+		also = " (the train end too)"
+	}
+	return fmt.Sprintf("%s %s falls before the panel's fit end %s%s: its normalisation and bin edges were fitted on the days before %s, so the %s period from %s would be scored with statistics of its own days; give a date on or after %s (or import the panel with an earlier train end)",
+		e.Option, FormatDate(e.Given), FormatDate(e.FitEnd), also, FormatDate(e.FitEnd), period, FormatDate(e.Date), FormatDate(e.FitEnd))
+}
+
+// FitEnd is the file's train_end attribute: the panel's normalisation and
+// bin edges were fitted on the days before it (0: the file does not say).
+func (d *Dataset) FitEnd() int32 { return d.fitEnd }
+
+// PeriodStarts are the first days (YYYYMMDD) of the validation and test
+// periods as this file and its options place them.
+func (d *Dataset) PeriodStarts() (val, test int32) {
+	return d.dates[d.valStart], d.dates[d.testStart]
+}
+
 // computeSplits places the boundaries and builds the three splits.
 //
 // Boundaries: v = first day >= TrainEnd, w = first day >= ValEnd. With the
@@ -89,6 +125,19 @@ func (d *Dataset) computeSplits(attrTrain, attrVal int32) error {
 	}
 	if w <= v || w >= d.D {
 		return fmt.Errorf("val end %d: must fall after train end %d (day %d) and before the last date %d", valEnd, d.dates[v], v, d.dates[d.D-1])
+	}
+	d.fitEnd = attrTrain
+	if attrTrain != 0 {
+		// Days before attrTrain fitted the normalisation and bins (import,
+		// synth): they must stay in the training period. Dates taken from the
+		// file itself agree with it; only dates given can fall before it.
+		trainBad := d.opt.TrainEnd != 0 && d.dates[v] < attrTrain
+		if d.opt.ValEnd != 0 && d.dates[w] < attrTrain {
+			return &SplitBeforeFitError{Option: "val end", Given: d.opt.ValEnd, Date: d.dates[w], FitEnd: attrTrain, TrainAlsoBad: trainBad}
+		}
+		if trainBad {
+			return &SplitBeforeFitError{Option: "train end", Given: d.opt.TrainEnd, Date: d.dates[v], FitEnd: attrTrain}
+		}
 	}
 	if d.opt.SeqLen > d.D {
 		return &SeqLenError{SeqLen: d.opt.SeqLen, Max: d.D, why: fmt.Sprintf("%d days in the file", d.D)}

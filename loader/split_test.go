@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -43,7 +44,7 @@ func TestSplitsNoLeakage(t *testing.T) {
 	for _, opt := range []Options{
 		{SeqLen: 32},
 		{SeqLen: 16, Embargo: 30},
-		{SeqLen: 20, TrainEnd: 20010601, ValEnd: 20020101},
+		{SeqLen: 20, TrainEnd: 20020401, ValEnd: 20020901}, // after the fit end 2002-02-25
 	} {
 		d, err := Open(path, opt)
 		if err != nil {
@@ -251,4 +252,42 @@ func TestStreamMatchesReadWindows(t *testing.T) {
 		_, err = s.Next()
 		wantErr(t, err, "not a valid sequence")
 	})
+}
+
+// TestSplitBeforeFitRefused (issue 23, item 3): a train end or val end before
+// the panel's fit end (its train_end attribute, up to which normalisation and
+// bins were fitted) is refused, naming the option, the date and the fit end;
+// on or after it, and the file's own dates, open.
+func TestSplitBeforeFitRefused(t *testing.T) {
+	path := smallSynth(t) // fit end 2002-02-25 (day 560 of 800)
+	for _, c := range []struct {
+		opt  Options
+		want string // "" opens
+	}{
+		{Options{SeqLen: 20, TrainEnd: 20010601, ValEnd: 20020601}, "train end 2001-06-01 falls before the panel's fit end 2002-02-25: "},
+		{Options{SeqLen: 20, TrainEnd: 20010601, ValEnd: 20020101}, "val end 2002-01-01 falls before the panel's fit end 2002-02-25 (the train end too): "},
+		{Options{SeqLen: 20, TrainEnd: 20020225, ValEnd: 20020601}, ""},
+		{Options{SeqLen: 20, TrainEnd: 20020222, ValEnd: 20020601}, "train end 2002-02-22"}, // the Friday before
+		{Options{SeqLen: 20}, ""},
+	} {
+		d, err := Open(path, c.opt)
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%+v: %v", c.opt, err)
+			} else {
+				if d.FitEnd() != 20020225 {
+					t.Errorf("FitEnd %d, want 20020225", d.FitEnd())
+				}
+				d.Close()
+			}
+			continue
+		}
+		var se *SplitBeforeFitError
+		if err == nil {
+			d.Close()
+		}
+		if !errors.As(err, &se) || !strings.Contains(err.Error(), c.want) || se.FitEnd != 20020225 {
+			t.Errorf("%+v: error %v, want a *SplitBeforeFitError with %q", c.opt, err, c.want)
+		}
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/trainer/report"
 )
 
 // CheckpointFormat is the "format" entry of every satrain checkpoint.
@@ -64,6 +65,14 @@ type Meta struct {
 	StartedFrom         string
 	StartedFromChecksum string
 	Stage               string
+
+	// TrainEnd and ValEnd (YYYYMMDD) are the first days of the validation
+	// and test periods of the run, and of any run its weights continue: the
+	// model has seen the returns of every day before ValEnd (trained before
+	// TrainEnd, selected on the days between). Evaluation refuses to call
+	// those days a held-out split (see Evaluator.CheckSplit). 0: not recorded
+	// (older files).
+	TrainEnd, ValEnd int32
 }
 
 // Lineage says where a checkpoint's weights come from, in one line: the
@@ -234,6 +243,26 @@ func newestCheckpoint(paths []string) string {
 		}
 	}
 	return best
+}
+
+// dropEmptyMetricsLog removes an empty metrics.jsonl from the save dir of a
+// run that starts afresh (not one that continues its checkpoint): a run that
+// failed or was killed before it recorded its first iteration leaves one, and
+// it would otherwise count as "a run" that the corrected rerun must
+// --overwrite. Called under the save dir's lock: a live run's log, empty
+// until its first iteration, is not another run's to remove.
+func dropEmptyMetricsLog(cfg RunConfig, kind string) {
+	if cfg.ResumeFrom != "" {
+		if info, err := ReadCheckpointInfo(cfg.ResumeFrom); err != nil || info.Meta.Kind == kind {
+			return // continuing: the run keeps its log
+		}
+	}
+	p := filepath.Join(cfg.SaveDir, report.MetricsLog)
+	if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() && st.Size() == 0 {
+		if err := os.Remove(p); err == nil {
+			slog.Debug("removed an empty metrics log (a run that recorded no iteration)", "path", p)
+		}
+	}
 }
 
 // clearRunFiles deletes the files of an earlier run in dir (--overwrite).
@@ -503,6 +532,9 @@ func buildCheckpoint(e *Engine, meta Meta, withOptimizer bool) (*built, error) {
 		errs = append(errs, root.SetString("stage", meta.Stage), root.SetString("started_from", meta.StartedFrom),
 			root.SetString("started_from_checksum", meta.StartedFromChecksum))
 	}
+	if meta.ValEnd != 0 {
+		errs = append(errs, root.SetInt("split_train_end", int64(meta.TrainEnd)), root.SetInt("split_val_end", int64(meta.ValEnd)))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return cleanup(err)
 	}
@@ -657,6 +689,9 @@ func hashMeta(h *contentHash, m Meta, withOpt bool) {
 		// Files from before lineage was recorded hash as they always did.
 		fmt.Fprintf(h, ";stage=%s;from=%s;fromsum=%s", m.Stage, m.StartedFrom, m.StartedFromChecksum)
 	}
+	if m.ValEnd != 0 {
+		fmt.Fprintf(h, ";split=%d,%d", m.TrainEnd, m.ValEnd)
+	}
 }
 
 // Loaded is a checkpoint read from disk and verified.
@@ -739,6 +774,12 @@ func LoadCheckpoint(path string) (*Loaded, error) {
 		m.StartedFromChecksum = str("started_from_checksum")
 		if err := errors.Join(errs...); err != nil {
 			return fail("lineage: %v", err)
+		}
+	}
+	if d.Has("split_val_end") {
+		m.TrainEnd, m.ValEnd = int32(num("split_train_end")), int32(num("split_val_end"))
+		if err := errors.Join(errs...); err != nil {
+			return fail("split: %v", err)
 		}
 	}
 	if run, err := d.Dict("run"); err == nil {

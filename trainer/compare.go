@@ -228,7 +228,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 	// turn (satrain_run_info says which), counters add up over the runs.
 	metrics := report.NewMetrics(base.Version, torch.Version(), torch.BuiltWithCUDA())
 	if metricsAddr != "" {
-		addr, err := metrics.Serve(ctx, metricsAddr)
+		addr, err := serveMetrics(ctx, metrics, metricsAddr, base.MetricsAnyPort)
 		if err != nil {
 			return nil, fmt.Errorf("--metrics-addr %s: %w", metricsAddr, err)
 		}

@@ -132,6 +132,55 @@ func (e *Evaluator) Close() {
 	}
 }
 
+// SplitOverlapError is the error for a held-out split ("val" or "test")
+// whose days the checkpoint's model has seen the returns of: a test split
+// starting before the checkpoint's ValEnd (its run trained or selected on
+// those days), or a val split starting before its TrainEnd. Scores there are
+// in-sample, whatever the split is called.
+type SplitOverlapError struct {
+	Split      string
+	First      int32  // first day of the split evaluated
+	SeenBefore int32  // the checkpoint's model has seen the returns of the days before
+	Period     string // "training" or "training and validation"
+	Checkpoint string
+}
+
+func (e *SplitOverlapError) Error() string {
+	return fmt.Sprintf("the %s split from %s overlaps the %s period of %s (days before %s): its model has seen those returns, so the scores would be in-sample; evaluate from %s on",
+		e.Split, loader.FormatDate(e.First), e.Period, e.Checkpoint, loader.FormatDate(e.SeenBefore), loader.FormatDate(e.SeenBefore))
+}
+
+// CheckSplit refuses to evaluate a held-out split ("val" or "test") on days
+// the current checkpoint's model has seen (see SplitOverlapError). The
+// train split is in-sample by its name and is not checked. Checkpoints that
+// do not record their periods are checked against their run's recorded
+// --train-end/--val-end where given, else not at all.
+func (e *Evaluator) CheckSplit(split string) error {
+	trainEnd, valEnd := e.Meta.TrainEnd, e.Meta.ValEnd
+	if valEnd == 0 {
+		for _, f := range []struct {
+			flag string
+			to   *int32
+		}{{"train-end", &trainEnd}, {"val-end", &valEnd}} {
+			if d, err := backtest.ParseDate(e.Meta.Run[f.flag]); err == nil && e.Meta.Run[f.flag] != "" {
+				*f.to = int32(d)
+			}
+		}
+	}
+	valStart, testStart := e.DS.PeriodStarts()
+	switch {
+	case split == "test" && valEnd != 0 && testStart < valEnd:
+		period := "validation"
+		if trainEnd == 0 || testStart < trainEnd {
+			period = "training and validation"
+		}
+		return &SplitOverlapError{Split: split, First: testStart, SeenBefore: valEnd, Period: period, Checkpoint: e.Path}
+	case split == "val" && trainEnd != 0 && valStart < trainEnd:
+		return &SplitOverlapError{Split: split, First: valStart, SeenBefore: trainEnd, Period: "training", Checkpoint: e.Path}
+	}
+	return nil
+}
+
 // SplitIDs lists the sequences of a split ("train", "val" or "test") in
 // ticker-then-day order. maxDates > 0 keeps only the sequences whose decision
 // day is among the first maxDates trading days of the split (a contiguous
@@ -312,6 +361,9 @@ func (e *Evaluator) Evaluate(ctx context.Context, cfg EvalConfig) (*EvalResult, 
 	H := e.DS.NumHorizons()
 	if cfg.HorizonIdx < 0 || cfg.HorizonIdx >= H {
 		return nil, fmt.Errorf("--horizon-idx %d out of range: %s has %d horizons (%v days; 0..%d)", cfg.HorizonIdx, e.DS.Path(), H, e.DS.Horizons(), H-1)
+	}
+	if err := e.CheckSplit(cfg.Split); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	ids, err := SplitIDs(e.DS, cfg.Split, cfg.MaxDates)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/satrain/satrain/loader"
@@ -63,6 +64,11 @@ type RunConfig struct {
 	// none). WandbHint: the start-up note says how to sync it to W&B.
 	TensorBoard string
 	WandbHint   bool
+
+	// MetricsAnyPort: MetricsAddr is the default, not asked for; when its
+	// port is busy (a second run on the machine) the next free port serves
+	// instead. An address the user gave stays an error when busy.
+	MetricsAnyPort bool
 
 	// Overwrite lets a run replace another run in SaveDir (--overwrite): the
 	// earlier run's metrics.jsonl and checkpoints are deleted once start-up
@@ -161,7 +167,18 @@ type session struct {
 	pool     *bufPool  // scoring batch buffers, reused across passes
 	trainBuf []float32 // selected windows, reused across iterations
 	dist     distState
+	lock     *SaveDirLock // rank 0: the save dir's, held for the whole run
+	unsaved  bool         // training steps applied since lastCkpt (or since the start)
 }
+
+// stepTaken is set once any run of this process applies a training step.
+var stepTaken atomic.Bool
+
+// StepTaken reports whether this process has applied a training step. Until
+// then an interrupted run has nothing of its own to save, so a stop request
+// can end the process at once (in a rendezvous, a first scoring pass of a
+// large model) instead of waiting for a step boundary.
+func StepTaken() bool { return stepTaken.Load() }
 
 func (s *session) emit(e event.Event) { s.rep.Report(e) }
 
@@ -209,7 +226,7 @@ func DefaultReporters(ctx context.Context, cfg RunConfig) ([]event.Reporter, err
 	m := report.NewMetrics(cfg.Version, torch.Version(), torch.BuiltWithCUDA())
 	url := ""
 	if cfg.MetricsAddr != "" {
-		addr, err := m.Serve(ctx, cfg.MetricsAddr)
+		addr, err := serveMetrics(ctx, m, cfg.MetricsAddr, cfg.MetricsAnyPort)
 		if err != nil {
 			return nil, fmt.Errorf("--metrics-addr %s: %w", cfg.MetricsAddr, err)
 		}
@@ -334,6 +351,16 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		if created, err = prepareSaveDir(cfg.SaveDir); err != nil {
 			return nil, err
 		}
+		// One live run per save dir: before anything in it is read for
+		// resuming, removed or written.
+		if s.lock, err = LockSaveDir(cfg.SaveDir); err != nil {
+			removeCreated(cfg.SaveDir, created)
+			if errors.Is(err, ErrSaveDirLocked) {
+				return nil, fmt.Errorf("--save-dir %w", err)
+			}
+			return nil, fmt.Errorf("--save-dir %s: %w", cfg.SaveDir, err)
+		}
+		dropEmptyMetricsLog(cfg, kind)
 	}
 	defer func() {
 		if err != nil {
@@ -372,6 +399,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 	}
 	s.meta = Meta{Kind: kind, BestValLoss: math.Inf(1), Seed: cfg.Seed, DataPath: cfg.Data,
 		DataIdentity: ds.Identity(), InferenceBatch: cfg.InferenceBatch, Run: cfg.Run, Stage: stageOf(kind, "", "")}
+	s.meta.TrainEnd, s.meta.ValEnd = ds.PeriodStarts()
 	s.start = event.Start{Mode: event.StartFresh, BestValLoss: math.Inf(1)}
 	var model *Model
 	var loaded *Loaded
@@ -400,6 +428,14 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		if loaded.Meta.Kind == kind && loaded.HasOptim {
 			s.start.Mode = event.StartResume
 			s.start.Branch = !inPlace(loaded.Meta, cfg.ResumeFrom, cfg.SaveDir)
+			if s.start.Branch {
+				// A new run from the checkpoint's state: its own save dir
+				// gets its own first checkpoint when stopped.
+				s.unsaved = true
+			} else {
+				// Its state is the checkpoint's until the first step.
+				s.lastCkpt = cfg.ResumeFrom
+			}
 			if err := checkLogSelected(cfg, loaded.Meta); err != nil {
 				return nil, err
 			}
@@ -431,6 +467,8 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 	}
 	if loaded != nil {
 		m := loaded.Meta
+		// Weights that continue others have seen what those saw too.
+		s.meta.TrainEnd, s.meta.ValEnd = max(s.meta.TrainEnd, m.TrainEnd), max(s.meta.ValEnd, m.ValEnd)
 		if s.start.Mode == event.StartResume {
 			if err := loaded.RestoreOptimizer(eng); err != nil {
 				return nil, err
@@ -494,6 +532,17 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		s.emit(event.CheckpointWritten{Path: path, Bytes: bytes, Seconds: sec})
 	}
 	s.emit(s.runStarted())
+	if s.rank0() {
+		// A model too large for its device makes every pass, and every wait
+		// for a stop request, take hours: say so before the first one.
+		pass, what := int64(cfg.SampleSize), "a scoring pass"
+		if kind == KindStandard {
+			pass, what = 3*s.perEpoch, "an epoch's training (3 forward passes' worth a sequence)"
+		}
+		if w := SlowModelWarning(eng.Model.Cfg, pass/int64(s.world()), what, eng.InferenceBatch, cfg.Device, cfg.Threads); w != "" {
+			slog.Warn(w)
+		}
+	}
 	return s, nil
 }
 
@@ -544,6 +593,9 @@ func (s *session) close() {
 		}
 	}
 	s.closers = nil
+	// Last: the run's final checkpoint and logs are written.
+	s.lock.Release()
+	s.lock = nil
 }
 
 func (s *session) ampDesc() string {
@@ -762,6 +814,8 @@ func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []flo
 			// end-start is the global batch, so the counts do not depend
 			// on the world size.
 			tp.Steps++
+			s.unsaved = true
+			stepTaken.Store(true)
 			if r.Skipped {
 				tp.Skipped++
 			} else {
@@ -804,7 +858,7 @@ func (s *session) save(name string, withOpt bool) (string, error) {
 	s.meta.InferenceBatch = s.eng.InferenceBatch
 	if !s.rank0() {
 		if withOpt {
-			s.lastCkpt = path
+			s.lastCkpt, s.unsaved = path, false
 		}
 		return path, nil
 	}
@@ -812,7 +866,7 @@ func (s *session) save(name string, withOpt bool) (string, error) {
 		return path, err
 	}
 	if withOpt {
-		s.lastCkpt = path
+		s.lastCkpt, s.unsaved = path, false
 	}
 	return path, nil
 }
@@ -1146,11 +1200,25 @@ func (s *session) stop(ctx context.Context, res *RunResult, it int, phase string
 		name = fmt.Sprintf("checkpoint_interrupted_%s_%d.pt", short, it)
 		what += fmt.Sprintf(" (the weights include part of %s %d's training; resuming re-runs %s %d)", unit, it, unit, it)
 	}
+	res.Interrupted = true
+	if !s.unsaved {
+		// Nothing trained since the last checkpoint (or at all): writing
+		// one would only cost time, and the user is waiting.
+		if err := s.writer.Wait(); err != nil {
+			return res, fmt.Errorf("interrupted, and the checkpoint failed: %w", err)
+		}
+		s.emit(event.Interrupted{Iteration: it, Completed: completed, Phase: phase, Path: s.lastCkpt})
+		if s.lastCkpt == "" {
+			res.ResumeHint = fmt.Sprintf("%s, before any training step: nothing to save; run the same command to start again", what)
+		} else {
+			res.ResumeHint = fmt.Sprintf("%s; nothing new since %s; continue with: %s", what, s.lastCkpt, resumeCommand(s.kind, s.lastCkpt))
+		}
+		return res, fmt.Errorf("%w: %s", ErrInterrupted, res.ResumeHint)
+	}
 	path, serr := s.saveNow(name, true)
 	if serr != nil {
 		return res, fmt.Errorf("interrupted, and the checkpoint failed: %w", serr)
 	}
-	res.Interrupted = true
 	res.ResumeHint = fmt.Sprintf("%s; state saved to %s; continue with: %s", what, path, resumeCommand(s.kind, path))
 	s.emit(event.Interrupted{Iteration: it, Completed: completed, Phase: phase, Path: path, Partial: partial})
 	return res, fmt.Errorf("%w: %s", ErrInterrupted, res.ResumeHint)

@@ -48,7 +48,7 @@ func (i CheckpointInfo) RunSaveDir() string { return runSaveDir(i.Meta, i.Path) 
 // run's to continue; a resume into another save dir is a new run from the
 // checkpoint's state and leaves them alone.
 func (i CheckpointInfo) ContinuesIn(saveDir string) bool {
-	return samePath(saveDir, i.RunSaveDir())
+	return SamePath(saveDir, i.RunSaveDir())
 }
 
 func runSaveDir(m Meta, ckpt string) string {
@@ -63,12 +63,13 @@ func runSaveDir(m Meta, ckpt string) string {
 // folder (a run folder moved elsewhere). Such a save dir's metrics.jsonl and
 // best model belong to the run being continued.
 func inPlace(m Meta, ckpt, saveDir string) bool {
-	return samePath(saveDir, filepath.Dir(ckpt)) || samePath(saveDir, runSaveDir(m, ckpt))
+	return SamePath(saveDir, filepath.Dir(ckpt)) || SamePath(saveDir, runSaveDir(m, ckpt))
 }
 
-// samePath reports whether a and b name the same file or folder: the same
-// absolute path, or (both existing) the same file through links.
-func samePath(a, b string) bool {
+// SamePath reports whether a and b name the same file or folder: the same
+// absolute path, or (both existing) the same file through links. Relative
+// paths are taken against the working directory.
+func SamePath(a, b string) bool {
 	if a == "" || b == "" {
 		return false
 	}
@@ -88,7 +89,7 @@ func samePath(a, b string) bool {
 // checkpoint, and they are not this run's to drop.
 func checkLogSelected(cfg RunConfig, m Meta) error {
 	own := m.Run["log-selected"]
-	if cfg.LogSelected == "" || own == "" || samePath(cfg.SaveDir, runSaveDir(m, cfg.ResumeFrom)) || !samePath(cfg.LogSelected, own) {
+	if cfg.LogSelected == "" || own == "" || SamePath(cfg.SaveDir, runSaveDir(m, cfg.ResumeFrom)) || !SamePath(cfg.LogSelected, own) {
 		return nil
 	}
 	return fmt.Errorf("--log-selected %s is the selected-set log of the run in %s that wrote %s; a resume into another --save-dir (%s) leaves that run's files alone: pass --log-selected with another file",
@@ -112,14 +113,14 @@ func (s *session) resumeBest(m Meta) {
 	var looked []string
 	for _, dir := range []string{s.cfg.SaveDir, filepath.Dir(s.cfg.ResumeFrom), runSaveDir(m, s.cfg.ResumeFrom)} {
 		src := filepath.Join(dir, name)
-		if slices.ContainsFunc(looked, func(p string) bool { return samePath(p, src) }) {
+		if slices.ContainsFunc(looked, func(p string) bool { return SamePath(p, src) }) {
 			continue
 		}
 		looked = append(looked, src)
 		if !isBestOf(src, m) {
 			continue
 		}
-		if samePath(src, dst) {
+		if SamePath(src, dst) {
 			s.bestPath = dst
 		} else if err := copyFile(src, dst); err != nil {
 			slog.Warn("cannot copy the best model into the save dir; the summary names it where it is", "best_model", src, "save_dir", s.cfg.SaveDir, "err", err)

@@ -273,6 +273,10 @@ func runEval(c *cli.Context) error {
 		h, hFrom = checkpointHorizon(ev.Meta, h)
 	}
 	ecfg := trainer.EvalConfig{Split: c.String("split"), HorizonIdx: h, MaxDates: c.Int("max-dates"), Backtest: bt}
+	// Before the Evaluating line, which names the split.
+	if err := ev.CheckSplit(ecfg.Split); err != nil {
+		return err
+	}
 	if rank0 {
 		fmt.Printf("Evaluating %s (%s, iteration %d, %s) on the %s split of %s, horizon %s%s\n", opt.Checkpoint, ev.Meta.Kind,
 			ev.Meta.Iteration, ev.Config.String(), ecfg.Split, opt.Data, horizonLabel(ev.DS, h), hFrom)
@@ -343,6 +347,9 @@ func runPredict(c *cli.Context) error {
 		return err
 	}
 	defer ev.Close()
+	if err := ev.CheckSplit(c.String("split")); err != nil {
+		return err
+	}
 	ids, err := trainer.SplitIDs(ev.DS, c.String("split"), c.Int("max-dates"))
 	if err != nil {
 		return err

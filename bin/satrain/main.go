@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,10 +40,12 @@ func main() {
 	if len(os.Args) > 0 && os.Args[0] != "" {
 		trainer.ProgramName = os.Args[0] // the resume commands it prints run as it was run
 	}
+	trainingCommand.Store(len(os.Args) > 1 && trainingCommands[commandName(os.Args[1:])])
 	ctx, stop := signalContext()
 	defer stop()
 	err := rankOutput(runArgs)(ctx, newApp(), os.Args)
 	if err != nil {
+		err = flagWorded(err)
 		if errors.Is(err, trainer.ErrInterrupted) {
 			fmt.Fprintln(os.Stderr, "satrain:", err)
 			os.Exit(130)
@@ -88,16 +92,52 @@ func signalContext() (context.Context, func()) {
 	if quietRank() {
 		w = io.Discard // rank 0 says what the job does with the signal
 	}
-	go watchSignals(ch, w, cancel, time.Now, os.Exit)
+	go watchSignals(ch, w, cancel, nothingToSave, time.Now, os.Exit)
+	watchLauncher(os.Stderr, cancel, nothingToSave, os.Exit)
 	return ctx, func() { signal.Stop(ch); close(ch); cancel() }
 }
 
+// trainingCommand is set when the command line names a command that trains
+// (selection-aware, quickstart, train, compare), read from the arguments at
+// start so that a signal during flag checks or the rendezvous finds it: see
+// nothingToSave.
+var trainingCommand atomic.Bool
+
+// trainingCommands are the commands that train.
+var trainingCommands = map[string]bool{"selection-aware": true, "quickstart": true, "train": true, "compare": true}
+
+// commandName is the first argument that is not a flag ("" when none).
+func commandName(args []string) string {
+	for _, a := range args {
+		if a == "--" {
+			return ""
+		}
+		if !strings.HasPrefix(a, "-") {
+			return a
+		}
+	}
+	return ""
+}
+
+// nothingToSave reports whether a stop request can end the process at once:
+// a training command that has applied no training step yet (it may be
+// waiting for its peers in the rendezvous, or scoring a first sample with a
+// large model) has nothing of its own to save. Other commands stop through
+// their context, which lets them remove their partial output files.
+func nothingToSave() bool { return trainingCommand.Load() && !trainer.StepTaken() }
+
 // watchSignals reads ch until it is closed, saying what it does on w: the
-// first signal calls cancel; a later one within sameSignalWindow of the first
+// first signal exits at once (exit(130)) when idle says there is nothing to
+// save, else calls cancel; a later one within sameSignalWindow of the first
 // (by the clock now) is ignored; one after that calls exit(130) and returns.
-func watchSignals(ch <-chan os.Signal, w io.Writer, cancel func(), now func() time.Time, exit func(int)) {
+func watchSignals(ch <-chan os.Signal, w io.Writer, cancel func(), idle func() bool, now func() time.Time, exit func(int)) {
 	sig, ok := <-ch
 	if !ok {
+		return
+	}
+	if idle() {
+		fmt.Fprintf(w, "\nsatrain: %s received before any training step: nothing to save; stopping now\n", sig)
+		exit(130)
 		return
 	}
 	first := now()

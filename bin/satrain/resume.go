@@ -143,6 +143,12 @@ func flagDefault(f cli.Flag) string {
 // sameValue compares two values of flag f as the flag's type reads them
 // (so 4e-05 and 0.00004 are the same learning rate).
 func sameValue(f cli.Flag, a, b string) bool {
+	if pathFlags[f.Names()[0]] {
+		// The checkpoint records paths absolute, the command line usually
+		// gives them relative (or through a link): the same file is the
+		// same value, or every restart would warn.
+		return a == b || trainer.SamePath(a, b)
+	}
 	switch f.(type) {
 	case *cli.IntFlag, *cli.Int64Flag:
 		x, e1 := strconv.ParseInt(a, 0, 64)

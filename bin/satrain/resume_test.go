@@ -428,3 +428,44 @@ func TestResumeIntoAnotherSaveDirCLI(t *testing.T) {
 		t.Errorf("the refused resume changed the first run's files")
 	}
 }
+
+// TestResumeSamePathNoWarning (issue 23, item 9): --data and --save-dir given
+// relative, or through a link, name the same files as the checkpoint's
+// absolute record: no "differs" warning. Another file still warns.
+func TestResumeSamePathNoWarning(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.WriteFile("sp500.h5", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir("run", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("run", "run-link"); err != nil {
+		t.Fatal(err)
+	}
+	info := fakeCheckpoint(trainer.KindSelectionAware)
+	info.Meta.DataPath = filepath.Join(dir, "sp500.h5")
+	info.Meta.Run = maps.Clone(info.Meta.Run)
+	info.Meta.Run["save-dir"] = filepath.Join(dir, "run")
+	for _, args := range [][]string{
+		{"--data", "sp500.h5", "--save-dir", "run"},
+		{"--data", "./sp500.h5", "--save-dir", "run-link"},
+		{"--data", filepath.Join(dir, "sp500.h5"), "--save-dir", "run/"},
+	} {
+		_, warns, _, err := inheritApp(t, info, append([]string{"selection-aware", "--resume-from", info.Path}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(warns) != 0 {
+			t.Errorf("%v: warnings for the checkpoint's own files: %q", args, warns)
+		}
+	}
+	_, warns, _, err := inheritApp(t, info, "selection-aware", "--resume-from", info.Path, "--data", "other.h5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0], "--data other.h5 differs from the checkpoint's "+filepath.Join(dir, "sp500.h5")) {
+		t.Errorf("another data file: warnings %q, want one naming both", warns)
+	}
+}

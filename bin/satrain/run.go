@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
@@ -27,6 +28,29 @@ func parseDate(flag, s string) (int32, error) {
 		return 0, fmt.Errorf("%s: %w", flag, err)
 	}
 	return int32(d), nil
+}
+
+// flagWorded words the library's typed errors about split dates with the
+// flags that set them; other errors pass through.
+func flagWorded(err error) error {
+	var fit *loader.SplitBeforeFitError
+	if errors.As(err, &fit) {
+		flag := "--train-end"
+		if fit.Option == "val end" {
+			flag = "--val-end"
+		}
+		return fmt.Errorf("%s", strings.Replace(err.Error(), fit.Option+" ", flag+" ", 1))
+	}
+	var seen *trainer.SplitOverlapError
+	if errors.As(err, &seen) {
+		flag := "--val-end"
+		if seen.Split == "val" {
+			flag = "--train-end"
+		}
+		return fmt.Errorf("--split %s: %v (%s %s or later; without --train-end and --val-end eval uses the checkpoint's own split)",
+			seen.Split, err, flag, loader.FormatDate(seen.SeenBefore))
+	}
+	return err
 }
 
 // runConfig turns flags into a trainer.RunConfig and validates it before any work.
@@ -173,6 +197,8 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 		MetricsAddr: c.String("metrics-addr"), Version: version, Progress: c.Bool("progress"), Console: os.Stdout, Run: run,
 		Overwrite: c.Bool("overwrite"),
 	}
+	// The default address moves aside for a run that holds it; one given does not.
+	cfg.MetricsAnyPort = !c.IsSet("metrics-addr")
 	if selection {
 		cfg.SampleSize, cfg.TopK, cfg.HorizonIdx = c.Int("sample-size"), c.Int("top-k"), c.Int("horizon-idx")
 		cfg.EpochsPerIteration, cfg.NumIterations = c.Int("train-epochs-per-iteration"), c.Int("num-iterations")
@@ -307,28 +333,6 @@ func checkWritableFile(flag, path string) error {
 	return os.Remove(path)
 }
 
-// dropEmptyMetricsLog removes an empty metrics.jsonl from the save dir of a
-// run that starts afresh (not one that continues its checkpoint): a run that
-// failed or was killed before it recorded its first iteration leaves one, and
-// it would otherwise count as "a run" that the corrected rerun must
-// --overwrite. Only rank 0 touches the save dir.
-func dropEmptyMetricsLog(cfg trainer.RunConfig, kind string) {
-	if cfg.Group != nil && cfg.Group.Rank() != 0 {
-		return
-	}
-	if cfg.ResumeFrom != "" {
-		if info, err := trainer.ReadCheckpointInfo(cfg.ResumeFrom); err != nil || info.Meta.Kind == kind {
-			return // continuing: the run keeps its log
-		}
-	}
-	p := filepath.Join(cfg.SaveDir, report.MetricsLog)
-	if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() && st.Size() == 0 {
-		if err := os.Remove(p); err == nil {
-			slog.Debug("removed an empty metrics log (a run that recorded no iteration)", "path", p)
-		}
-	}
-}
-
 // pathFlags are the flags naming files or folders that a run records.
 var pathFlags = map[string]bool{"data": true, "save-dir": true, "log-selected": true, "tensorboard": true}
 
@@ -354,7 +358,6 @@ func runSelectionAware(c *cli.Context) error {
 		return err
 	}
 	defer cfg.Group.Close()
-	dropEmptyMetricsLog(cfg, trainer.KindSelectionAware)
 	_, err = trainer.RunSelectionAware(c.Context, cfg)
 	return err
 }
@@ -368,7 +371,6 @@ func runStandard(c *cli.Context) error {
 		return err
 	}
 	defer cfg.Group.Close()
-	dropEmptyMetricsLog(cfg, trainer.KindStandard)
 	_, err = trainer.RunStandard(c.Context, cfg)
 	return err
 }

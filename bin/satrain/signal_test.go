@@ -56,8 +56,14 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 
 func rlStart(t *testing.T, env []string, args ...string) *rlProc {
 	t.Helper()
+	return rlStartProgram(t, cliBin, env, args...)
+}
+
+// rlStartProgram is rlStart for another program (a launcher of satrain).
+func rlStartProgram(t *testing.T, prog string, env []string, args ...string) *rlProc {
+	t.Helper()
 	p := &rlProc{lines: make(chan string, 1024), done: make(chan struct{})}
-	p.cmd = exec.Command(cliBin, args...)
+	p.cmd = exec.Command(prog, args...)
 	p.cmd.Env = cliEnv(env...)
 	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
 	pr, err := p.cmd.StderrPipe()

@@ -35,7 +35,7 @@ func TestSignalWindow(t *testing.T) {
 			now := func() time.Time { calls++; return times[calls-1] }
 			cancels, exits := 0, 0
 			var said bytes.Buffer
-			watchSignals(ch, &said, func() { cancels++ }, now, func(code int) {
+			watchSignals(ch, &said, func() { cancels++ }, func() bool { return false }, now, func(code int) {
 				if code != 130 {
 					t.Errorf("exit(%d), want 130", code)
 				}

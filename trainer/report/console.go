@@ -103,7 +103,11 @@ func (c *Console) Report(e event.Event) {
 		}
 		c.p("")
 		c.p("  ⏹  Run %s", what)
-		c.p("     State saved to %s", e.Path)
+		if e.Path == "" { // stopped before any training step
+			c.p("     Nothing trained yet: nothing to save")
+		} else {
+			c.p("     State saved to %s", e.Path)
+		}
 	case event.TrainingStopped:
 		c.p("")
 		c.p("  ⛔ Training stopped in %s %d: too many consecutive non-finite steps; the last good weights are in %s",
