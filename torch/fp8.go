@@ -5,6 +5,8 @@ package torch
 */
 import "C"
 
+import "sync/atomic"
+
 // FP8 linear layers (float8_e4m3fn, one scale per tensor) for the scoring
 // cascade's cheap pass. The float32 Linear stays the reference.
 //
@@ -83,5 +85,15 @@ func (s *Scope) LinearFP8(x *Tensor, w *FP8Weight, b *Tensor) *Tensor {
 		bc = b.c
 	}
 	var out C.sat_tensor
-	return s.result("fp8 linear", out, C.sat_fp8_linear(x.c, w.q.c, w.scale.c, bc, &out))
+	y := s.result("fp8 linear", out, C.sat_fp8_linear(x.c, w.q.c, w.scale.c, bc, &out))
+	if y != nil {
+		fp8LinearCalls.Add(1)
+	}
+	return y
 }
+
+var fp8LinearCalls atomic.Int64
+
+// FP8LinearCalls counts the LinearFP8 calls that ran in this process (for
+// tests and benchmarks: it tells the FP8 path really ran).
+func FP8LinearCalls() int64 { return fp8LinearCalls.Load() }
