@@ -185,6 +185,7 @@ type CascadeCheck struct {
 	K, M      int
 	Contained int  // how many of the reference top-k lie within the cheap top-m
 	Equal     bool // the cascade selected exactly the reference top-k, in the same order
+	SameSet   bool // the cascade selected the same k sequences (in any order)
 }
 
 // AllContained reports whether the whole reference top-k lay within the cheap top-m.
@@ -204,8 +205,17 @@ func MeasureCascade(ctx context.Context, ids []loader.SeqID, cheap, ref Scorer, 
 	if err != nil {
 		return c, r, fmt.Errorf("cascade check: reference pass: %w", err)
 	}
+	c, err = CheckCascade(ids, r, full, k, rtol)
+	return c, r, err
+}
+
+// CheckCascade compares the cascade's selection r with the reference scores
+// full of the whole sample ids: containment of the reference top-k
+// (SelectTopKTies with rtol) in r's candidates, and equality of the selections.
+func CheckCascade(ids []loader.SeqID, r CascadeResult, full []float64, k int, rtol float64) (CascadeCheck, error) {
+	c := CascadeCheck{K: k, M: len(r.Candidates)}
 	if len(full) != len(ids) {
-		return c, r, fmt.Errorf("cascade check: reference pass gave %d scores for %d sequences", len(full), len(ids))
+		return c, fmt.Errorf("cascade check: reference pass gave %d scores for %d sequences", len(full), len(ids))
 	}
 	want := SelectTopKTies(full, ids, k, rtol)
 	for _, i := range want {
@@ -215,7 +225,11 @@ func MeasureCascade(ctx context.Context, ids []loader.SeqID, cheap, ref Scorer, 
 	}
 	c.K = len(want)
 	c.Equal = slices.Equal(want, r.Top)
-	return c, r, nil
+	a, b := slices.Clone(want), slices.Clone(r.Top)
+	slices.Sort(a)
+	slices.Sort(b)
+	c.SameSet = slices.Equal(a, b)
+	return c, nil
 }
 
 // EngineScorer scores sequences of a data set with an Engine in a given

@@ -431,3 +431,45 @@ func TestCascadeDataParallel(t *testing.T) {
 		}
 	}
 }
+
+// BenchCascade (satrain bench-cascade) on a checkpoint of a tiny run: one
+// record per iteration, the full passes alternating, and figures that agree
+// with each other: MinM (the worst cheap rank of a reference top-k sequence)
+// is at least k, at most M exactly when the top-k is contained; equal
+// selections are equal sets; one thread scores a sequence the same in any
+// batch, so the rescored scores equal the full pass's.
+func TestBenchCascade(t *testing.T) {
+	defer torch.LockThread()()
+	data := ltData(t)
+	cfg := ltConfig(data, filepath.Join(t.TempDir(), "ckpt"), nil)
+	cfg.Console, cfg.Reporters = nil, []event.Reporter{}
+	cfg.NumIterations = 1
+	res, err := RunSelectionAware(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := CascadeBenchConfig{Eval: EvalOptions{Checkpoint: res.BestPath, Data: data, Device: torch.CPU, InferenceBatch: 32, Threads: 1,
+		DataOpt: cfg.DataOpt}, Cheap: PrecisionFP8, Reference: PrecisionFP32, Horizon: 1, SampleSize: 200, TopK: 10, Iterations: 3, Seed: 1}
+	var its []CascadeBenchIteration
+	if err := BenchCascade(context.Background(), bc, func(r CascadeBenchIteration) { its = append(its, r) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(its) != 3 {
+		t.Fatalf("%d records, want 3", len(its))
+	}
+	for i, r := range its {
+		if r.Iteration != i+1 || r.Sample != 200 || r.K != 10 || r.M != 40 || r.CheapFirst != (i%2 == 0) {
+			t.Fatalf("record %d: %+v", i, r)
+		}
+		if r.MinM < r.K || (r.MinM <= r.M) != (r.Contained == r.K) || (r.Equal && !r.SameSet) {
+			t.Fatalf("record %d: min M %d, contained %d of %d at M %d, equal %v, same set %v", i, r.MinM, r.Contained, r.K, r.M, r.Equal, r.SameSet)
+		}
+		if r.RescoreDiff != 0 || r.CheapSec <= 0 || r.RefSec <= 0 || r.RescoreSec <= 0 {
+			t.Fatalf("record %d: rescored scores differ from the full pass by %g; times %g %g %g", i, r.RescoreDiff, r.CheapSec, r.RefSec, r.RescoreSec)
+		}
+	}
+	bc.Reference = PrecisionFP16
+	if err := BenchCascade(context.Background(), bc, func(CascadeBenchIteration) {}); err == nil || !strings.Contains(err.Error(), `--reference "fp16": want fp32 or bf16`) {
+		t.Fatalf("fp16 reference: %v", err)
+	}
+}
