@@ -63,7 +63,7 @@ func (c ScoreConfig) Validate(topK, sampleSize int, reference string) error {
 	switch c.Precision {
 	case "":
 		if c.RescoreTop != 0 {
-			return fmt.Errorf("--rescore-top %d needs --score-precision (fp32 or bf16)", c.RescoreTop)
+			return fmt.Errorf("--rescore-top %d needs --score-precision (fp32, bf16 or fp8)", c.RescoreTop)
 		}
 		return nil
 	case PrecisionFP32, PrecisionBF16, PrecisionFP8:
