@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
+	"time"
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
@@ -22,7 +24,7 @@ const (
 	PrecisionFP32 = "fp32" // float32, no autocast
 	PrecisionBF16 = "bf16" // bfloat16 autocast
 	PrecisionFP16 = "fp16" // float16 autocast (CUDA; a reference only, with --amp-dtype fp16)
-	PrecisionFP8  = "fp8"  // FP8 matmuls (at::_scaled_mm, sm_89+): no path in this build
+	PrecisionFP8  = "fp8"  // the encoder layers' matmuls in FP8 (at::_scaled_mm: CPU, or CUDA sm_89+; Model.UseFP8)
 )
 
 // DefaultRescoreFactor sets the default M of the cascade: M = 4·k, capped at
@@ -55,19 +57,16 @@ func ReferencePrecision(cfg StepConfig) string {
 var precisionRank = map[string]int{PrecisionFP8: 0, PrecisionBF16: 1, PrecisionFP16: 1, PrecisionFP32: 2}
 
 // Validate checks the configuration against k, the sample size and the
-// reference precision (ReferencePrecision). It refuses fp8 (no FP8 scoring
-// path in this build; FP8 matmuls need an sm_89+ GPU), a cheap precision that
-// is not cheaper than the reference, and an M outside [k, sample size].
+// reference precision (ReferencePrecision). It refuses a cheap precision that
+// is not cheaper than the reference and an M outside [k, sample size].
 func (c ScoreConfig) Validate(topK, sampleSize int, reference string) error {
 	switch c.Precision {
 	case "":
 		if c.RescoreTop != 0 {
-			return fmt.Errorf("--rescore-top %d needs --score-precision (fp32 or bf16)", c.RescoreTop)
+			return fmt.Errorf("--rescore-top %d needs --score-precision (fp32, bf16 or fp8)", c.RescoreTop)
 		}
 		return nil
-	case PrecisionFP32, PrecisionBF16:
-	case PrecisionFP8:
-		return errors.New("--score-precision fp8: this build has no FP8 scoring path (FP8 matmuls, at::_scaled_mm, need an sm_89+ GPU such as H100/H200); use bf16 or fp32")
+	case PrecisionFP32, PrecisionBF16, PrecisionFP8:
 	default:
 		return fmt.Errorf("--score-precision %q: want fp32, bf16 or fp8", c.Precision)
 	}
@@ -78,6 +77,31 @@ func (c ScoreConfig) Validate(topK, sampleSize int, reference string) error {
 		return fmt.Errorf("--rescore-top %d: want between --top-k %d and --sample-size %d", c.RescoreTop, topK, sampleSize)
 	}
 	return nil
+}
+
+// CheckStrategy refuses the selection variants the cascade cannot serve: it
+// rescores only the cheap pass's best M by expected return, so the ranking
+// must be the method's own (select by expected return over the whole
+// sample), and nothing may read scores or logits of the other sequences
+// (--negative-k ranks the bottom, --confidence-weight reads logits).
+func (c ScoreConfig) CheckStrategy(st Strategy, reference string) error {
+	if !c.Active(reference) {
+		return nil
+	}
+	var what string
+	switch {
+	case st.SelectBy == "loss" || st.SelectBy == "random":
+		what = "--select-by " + st.SelectBy
+	case st.perDate():
+		what = "--select-scope per-date"
+	case st.NegativeK > 0:
+		what = "--negative-k"
+	case st.ConfidenceWeight:
+		what = "--confidence-weight"
+	default:
+		return nil
+	}
+	return fmt.Errorf("--score-precision %s: the scoring cascade ranks by expected return over the whole sample and rescores only its top --rescore-top; it cannot be combined with %s", c.Precision, what)
 }
 
 // Active reports whether the cascade runs: a cheap precision that differs
@@ -105,22 +129,27 @@ type Scorer interface {
 
 // CascadeResult is one cascade selection. Indices point into the sample.
 type CascadeResult struct {
-	Top        []int     // the selected k, best first by reference score (SelectTopK's order and ties)
+	Top        []int     // the selected k, best first by reference score (SelectTopKTies's order and ties)
 	Candidates []int     // the cheap pass's top M, in ascending sample order
 	Cheap      []float64 // the cheap score of every sequence of the sample
 	Rescored   []float64 // the reference score of each candidate (aligned with Candidates)
 }
 
 // Cascade selects the top k of ids: cheap scores the whole sample, the best m
-// by cheap score (SelectTopK's order and ties) are rescored with ref, and the
-// top k of those by reference score are returned.
+// by cheap score are rescored with ref, and the top k of those by reference
+// score are returned. Both selections are the single pass's tie-aware one,
+// SelectTopKTies with relative tolerance rtol (scores within it tie and go to
+// the lower ticker, then end day, then sample index).
 //
 // When the reference top-k of the whole sample lies within the cheap top-m,
-// Top equals SelectTopK(reference scores of the whole sample, k) exactly: the
-// candidates are rescored in ascending sample order, so ties break to the
-// lower sample index as they do in the single pass. MeasureCascade checks that
-// containment.
-func Cascade(ctx context.Context, ids []loader.SeqID, cheap, ref Scorer, k, m int) (CascadeResult, error) {
+// Top equals SelectTopKTies(reference scores of the whole sample, ids, k,
+// rtol): the tie-break keys are the sequences' own, so they rank the same in
+// the candidates as in the sample. (The one exception is a chain of scores
+// within rtol of each other that crosses the k-th place and runs through a
+// sequence outside the candidates: MergeTies then groups differently. Its
+// width is rtol, a few float32 roundings.) MeasureCascade checks containment
+// and equality.
+func Cascade(ctx context.Context, ids []loader.SeqID, cheap, ref Scorer, k, m int, rtol float64) (CascadeResult, error) {
 	var r CascadeResult
 	if k < 1 || m < k {
 		return r, fmt.Errorf("cascade: want 1 <= k <= m, got k %d, m %d", k, m)
@@ -132,7 +161,7 @@ func Cascade(ctx context.Context, ids []loader.SeqID, cheap, ref Scorer, k, m in
 	if len(r.Cheap) != len(ids) {
 		return r, fmt.Errorf("cascade: cheap pass gave %d scores for %d sequences", len(r.Cheap), len(ids))
 	}
-	r.Candidates = SelectTopK(r.Cheap, m)
+	r.Candidates = SelectTopKTies(r.Cheap, ids, m, rtol)
 	slices.Sort(r.Candidates)
 	sub := make([]loader.SeqID, len(r.Candidates))
 	for i, j := range r.Candidates {
@@ -144,7 +173,7 @@ func Cascade(ctx context.Context, ids []loader.SeqID, cheap, ref Scorer, k, m in
 	if len(r.Rescored) != len(sub) {
 		return r, fmt.Errorf("cascade: rescoring gave %d scores for %d candidates", len(r.Rescored), len(sub))
 	}
-	for _, i := range SelectTopK(r.Rescored, k) {
+	for _, i := range SelectTopKTies(r.Rescored, sub, k, rtol) {
 		r.Top = append(r.Top, r.Candidates[i])
 	}
 	return r, nil
@@ -156,6 +185,7 @@ type CascadeCheck struct {
 	K, M      int
 	Contained int  // how many of the reference top-k lie within the cheap top-m
 	Equal     bool // the cascade selected exactly the reference top-k, in the same order
+	SameSet   bool // the cascade selected the same k sequences (in any order)
 }
 
 // AllContained reports whether the whole reference top-k lay within the cheap top-m.
@@ -164,10 +194,10 @@ func (c CascadeCheck) AllContained() bool { return c.Contained == c.K }
 // MeasureCascade runs the cascade and, for comparison, the reference scorer
 // over the whole sample (the cost the cascade avoids), and reports the
 // containment of the reference top-k in the cheap top-m and whether the
-// selections agree.
-func MeasureCascade(ctx context.Context, ids []loader.SeqID, cheap, ref Scorer, k, m int) (CascadeCheck, CascadeResult, error) {
+// selections agree (SelectTopKTies with rtol on both sides).
+func MeasureCascade(ctx context.Context, ids []loader.SeqID, cheap, ref Scorer, k, m int, rtol float64) (CascadeCheck, CascadeResult, error) {
 	c := CascadeCheck{K: k, M: m}
-	r, err := Cascade(ctx, ids, cheap, ref, k, m)
+	r, err := Cascade(ctx, ids, cheap, ref, k, m, rtol)
 	if err != nil {
 		return c, r, err
 	}
@@ -175,10 +205,19 @@ func MeasureCascade(ctx context.Context, ids []loader.SeqID, cheap, ref Scorer, 
 	if err != nil {
 		return c, r, fmt.Errorf("cascade check: reference pass: %w", err)
 	}
+	c, err = CheckCascade(ids, r, full, k, rtol)
+	return c, r, err
+}
+
+// CheckCascade compares the cascade's selection r with the reference scores
+// full of the whole sample ids: containment of the reference top-k
+// (SelectTopKTies with rtol) in r's candidates, and equality of the selections.
+func CheckCascade(ids []loader.SeqID, r CascadeResult, full []float64, k int, rtol float64) (CascadeCheck, error) {
+	c := CascadeCheck{K: k, M: len(r.Candidates)}
 	if len(full) != len(ids) {
-		return c, r, fmt.Errorf("cascade check: reference pass gave %d scores for %d sequences", len(full), len(ids))
+		return c, fmt.Errorf("cascade check: reference pass gave %d scores for %d sequences", len(full), len(ids))
 	}
-	want := SelectTopK(full, k)
+	want := SelectTopKTies(full, ids, k, rtol)
 	for _, i := range want {
 		if _, found := slices.BinarySearch(r.Candidates, i); found {
 			c.Contained++
@@ -186,7 +225,11 @@ func MeasureCascade(ctx context.Context, ids []loader.SeqID, cheap, ref Scorer, 
 	}
 	c.K = len(want)
 	c.Equal = slices.Equal(want, r.Top)
-	return c, r, nil
+	a, b := slices.Clone(want), slices.Clone(r.Top)
+	slices.Sort(a)
+	slices.Sort(b)
+	c.SameSet = slices.Equal(a, b)
+	return c, nil
 }
 
 // EngineScorer scores sequences of a data set with an Engine in a given
@@ -195,25 +238,40 @@ type EngineScorer struct {
 	Eng       *Engine
 	Data      *loader.Dataset
 	Horizon   int    // index into the data set's horizons
-	Precision string // PrecisionFP32 or PrecisionBF16
+	Precision string // PrecisionFP32, PrecisionBF16, PrecisionFP16 or PrecisionFP8
 }
 
-// Score implements Scorer. It switches the engine's autocast to the
-// scorer's precision for the call and restores it after.
-func (s EngineScorer) Score(ctx context.Context, ids []loader.SeqID) ([]float64, error) {
-	e := s.Eng
+// scoreIn switches the engine's scoring to precision p until restore is
+// called: fp32 turns autocast off, bf16 and fp16 turn it on in that dtype,
+// fp8 quantises the encoder layers' weights (Model.UseFP8) and leaves the
+// rest of the pass in the engine's own precision.
+func (e *Engine) scoreIn(p string) (restore func(), err error) {
 	on, dt := e.ampOn, e.amp
-	defer func() { e.ampOn, e.amp = on, dt }()
-	switch s.Precision {
+	restore = func() { e.ampOn, e.amp = on, dt }
+	switch p {
 	case PrecisionFP32:
 		e.ampOn = false
 	case PrecisionBF16:
 		e.ampOn, e.amp = true, torch.BFloat16
 	case PrecisionFP16:
 		e.ampOn, e.amp = true, torch.Float16
+	case PrecisionFP8:
+		return e.Model.UseFP8()
 	default:
-		return nil, fmt.Errorf("engine scorer: precision %q: want fp32, bf16 or fp16", s.Precision)
+		return nil, fmt.Errorf("scoring precision %q: want fp32, bf16, fp16 or fp8", p)
 	}
+	return restore, nil
+}
+
+// Score implements Scorer. It switches the engine to the scorer's precision
+// for the call (scoreIn) and restores it after.
+func (s EngineScorer) Score(ctx context.Context, ids []loader.SeqID) ([]float64, error) {
+	e := s.Eng
+	restore, err := e.scoreIn(s.Precision)
+	if err != nil {
+		return nil, fmt.Errorf("engine scorer: %w", err)
+	}
+	defer restore()
 	H := len(s.Data.Horizons())
 	if s.Horizon < 0 || s.Horizon >= H {
 		return nil, fmt.Errorf("engine scorer: horizon index %d of %d horizons", s.Horizon, H)
@@ -253,5 +311,71 @@ func (e *Engine) ScoreCascade(ctx context.Context, ds *loader.Dataset, ids []loa
 	ref := ReferencePrecision(e.Cfg)
 	cheap := EngineScorer{Eng: e, Data: ds, Horizon: h, Precision: sc.Precision}
 	full := EngineScorer{Eng: e, Data: ds, Horizon: h, Precision: ref}
-	return Cascade(ctx, ids, cheap, full, k, sc.M(k, len(ids)))
+	return Cascade(ctx, ids, cheap, full, k, sc.M(k, len(ids)), ScoreTieRTol(e.Model.Cfg))
+}
+
+// scoreSample scores an iteration's sample for the selection-aware loop: one
+// pass in the run's precision (score), or, with the cascade (RunConfig.Score
+// active), the whole sample in the cheap precision and then its best M
+// (SelectTopKTies on the ranked horizon) again in the run's precision. Both
+// passes go through score, so under data parallelism each is sharded over
+// the ranks and all-gathered as today's single pass is; the candidates follow
+// from the gathered cheap scores, equal on every rank, so every rank issues
+// the same collectives in the same order. The result holds the reference
+// expected returns of the candidates and the cheap ones elsewhere, with
+// Candidates set: Strategy.Select ranks only those (as Cascade does).
+func (s *session) scoreSample(ctx context.Context, ids []loader.SeqID, labels bool, k int) (InferResult, time.Duration, time.Duration, error) {
+	sc := s.cfg.Score
+	if !sc.Active(ReferencePrecision(s.eng.Cfg)) {
+		return s.score(ctx, ids, labels, PhaseInference)
+	}
+	restore, err := s.eng.scoreIn(sc.Precision)
+	if err != nil {
+		return InferResult{}, 0, 0, err
+	}
+	cheap, ioWait, compute, err := s.score(ctx, ids, labels, PhaseInference)
+	restore()
+	if err != nil {
+		return cheap, ioWait, compute, fmt.Errorf("%s scoring pass: %w", sc.Precision, err)
+	}
+	H := len(s.ds.Horizons())
+	scores := make([]float64, len(ids))
+	for i := range ids {
+		scores[i] = float64(cheap.Expected[i*H+s.horizon])
+	}
+	cand := SelectTopKTies(scores, ids, sc.M(k, len(ids)), cheap.TieRTol)
+	slices.Sort(cand)
+	sub := make([]loader.SeqID, len(cand))
+	for i, j := range cand {
+		sub[i] = ids[j]
+	}
+	ref, io2, c2, err := s.score(ctx, sub, labels, PhaseInference)
+	ioWait, compute = ioWait+io2, compute+c2
+	if err != nil {
+		return ref, ioWait, compute, err
+	}
+	out := cheap
+	for i, j := range cand {
+		copy(out.Expected[j*H:(j+1)*H], ref.Expected[i*H:(i+1)*H])
+	}
+	out.Candidates = cand
+	return out, ioWait, compute, nil
+}
+
+// cascadeRank restricts a ranking to the cascade's candidates: the others
+// become NaN, which SelectTopKTies ranks last and MergeTies leaves out, so
+// with at least k candidates the top k are the candidates' top k, ranked and
+// tie-broken exactly as Cascade ranks them. nil candidates: rank unchanged.
+func cascadeRank(rank []float64, candidates []int) []float64 {
+	if candidates == nil {
+		return rank
+	}
+	out := make([]float64, len(rank))
+	for i := range out {
+		out[i] = math.NaN()
+	}
+	for _, j := range candidates {
+		out[j] = rank[j]
+	}
+	return out
 }

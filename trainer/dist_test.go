@@ -92,6 +92,9 @@ func distTestConfig(kind, data, saveDir string) RunConfig {
 	if kind == "standard" {
 		cfg.Epochs, cfg.MaxSeqsPerEpoch = 2, 60 // 7 batches of 8 and one of 4 per epoch
 	}
+	if kind == "selection-fp8" { // TestCascadeDataParallel
+		cfg.Score = ScoreConfig{Precision: PrecisionFP8, RescoreTop: cfg.SampleSize}
+	}
 	return cfg
 }
 

@@ -54,6 +54,7 @@ type RunConfig struct {
 	Console         io.Writer
 	Run             map[string]string // flags for the checkpoint record
 	Strategy        Strategy          // selection variants (zero value: the documented method)
+	Score           ScoreConfig       // the scoring cascade (--score-precision; zero value: one pass)
 
 	// LogSelected is a JSON-lines file that receives every selected
 	// sequence of every iteration (--log-selected; empty: none).
@@ -1056,7 +1057,7 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		ids := strat.Sample(s.ds, train, cfg.SampleSize, rng)
 		sampleTime := time.Since(t0)
 		testPause(ctx, PhaseInference, it)
-		inf, ioWait, compute, err := s.score(ctx, ids, strat.needsLabels(), PhaseInference)
+		inf, ioWait, compute, err := s.scoreSample(ctx, ids, strat.needsLabels(), k)
 		phase[PhaseSampling] = (sampleTime + ioWait).Seconds()
 		phase[PhaseInference] = compute.Seconds()
 		if err != nil {

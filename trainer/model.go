@@ -35,6 +35,10 @@ type Model struct {
 	// the plain ops, the reference.
 	FusedKernels bool
 
+	// fp8 holds the encoder layers' linear weights quantised to FP8 while an
+	// FP8 scoring pass runs (UseFP8); nil otherwise.
+	fp8 map[*torch.Tensor]*torch.FP8Weight
+
 	names  []string
 	params []*torch.Tensor
 	byName map[string]*torch.Tensor
@@ -306,7 +310,7 @@ func (m *Model) Forward(s *torch.Scope, x *torch.Tensor, train bool) *torch.Tens
 		h = block(func(bs *torch.Scope) *torch.Tensor {
 			h := prev
 			a := bs.LayerNorm(h, d, l.norm1W, l.norm1B, LayerNormEps)
-			qkv := bs.Permute(bs.View(bs.Linear(a, l.qkvW, l.qkvB), b, S, 3, nh, hd), 2, 0, 3, 1, 4)
+			qkv := bs.Permute(bs.View(m.linear(bs, a, l.qkvW, l.qkvB), b, S, 3, nh, hd), 2, 0, 3, 1, 4)
 			parts := bs.Unbind(qkv, 0, 3)
 			q, k, v := parts[0], parts[1], parts[2]
 			sq := S
@@ -317,9 +321,14 @@ func (m *Model) Forward(s *torch.Scope, x *torch.Tensor, train bool) *torch.Tens
 			}
 			o := bs.Attention(q, k, v, 0, false, m.Attention)
 			o = bs.Reshape(bs.Transpose(o, 1, 2), b, sq, d)
-			h = bs.Add(h, bs.Dropout(bs.Linear(o, l.outW, l.outB), p, train))
+			h = bs.Add(h, bs.Dropout(m.linear(bs, o, l.outW, l.outB), p, train))
 			f := bs.LayerNorm(h, d, l.norm2W, l.norm2B, LayerNormEps)
-			f = bs.Linear(bs.LinearGelu(f, l.fc1W, l.fc1B, m.FusedKernels), l.fc2W, l.fc2B)
+			if m.fp8 != nil {
+				f = bs.Gelu(m.linear(bs, f, l.fc1W, l.fc1B))
+			} else {
+				f = bs.LinearGelu(f, l.fc1W, l.fc1B, m.FusedKernels)
+			}
+			f = m.linear(bs, f, l.fc2W, l.fc2B)
 			return bs.Add(h, bs.Dropout(f, p, train))
 		})
 		prev.Free()
@@ -332,6 +341,48 @@ func (m *Model) Forward(s *torch.Scope, x *torch.Tensor, train bool) *torch.Tens
 	z = s.LayerNorm(z, d, m.normW, m.normB, LayerNormEps)
 	logits := s.Linear(z, m.headW, m.headB)
 	return s.View(logits, b, int64(m.Cfg.NumHorizons), int64(m.Cfg.NumBins))
+}
+
+// UseFP8 quantises the encoder layers' linear weights (qkv, out, fc1, fc2)
+// to float8_e4m3fn with one scale per weight, so that Forward runs those
+// matmuls in FP8 (torch.Scope.LinearFP8; inference only: no autograd) until
+// the returned release is called. The input projection (its few raw
+// features) and the head stay in the pass's own precision, as FP8 recipes
+// keep the first and last layers; so do LayerNorm, attention and softmax.
+// Call it once per scoring pass: the weights change with every training step.
+func (m *Model) UseFP8() (release func(), err error) {
+	if m.fp8 != nil {
+		return nil, fmt.Errorf("model: FP8 weights already in use")
+	}
+	q := map[*torch.Tensor]*torch.FP8Weight{}
+	free := func() {
+		for _, w := range q {
+			w.Free()
+		}
+	}
+	for _, l := range m.layers {
+		for _, w := range []*torch.Tensor{l.qkvW, l.outW, l.fc1W, l.fc2W} {
+			w8, err := torch.QuantizeFP8(w)
+			if err != nil {
+				free()
+				return nil, fmt.Errorf("model: FP8 weights: %w", err)
+			}
+			q[w] = w8
+		}
+	}
+	m.fp8 = q
+	return func() {
+		m.fp8 = nil
+		free()
+	}, nil
+}
+
+// linear is x wᵀ + b: in FP8 where UseFP8 quantised w, else Scope.Linear.
+func (m *Model) linear(s *torch.Scope, x, w, b *torch.Tensor) *torch.Tensor {
+	if w8 := m.fp8[w]; w8 != nil {
+		return s.LinearFP8(x, w8, b)
+	}
+	return s.Linear(x, w, b)
 }
 
 // ExpectedReturn is sum_b softmax(logits[:, h])_b · centers[h][b] for every

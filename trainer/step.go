@@ -336,6 +336,10 @@ type InferResult struct {
 	Logits   []float32 // [n][H][B], only when asked for
 	Loss     []float32 // [n] per-sequence loss (horizon average), only when labels are given
 	TieRTol  float64   // relative tolerance within which these scores are equal (ScoreTieRTol)
+	// Candidates, set by the scoring cascade (scoreSample), are the indices
+	// of the sequences rescored in the run's precision, ascending; only they
+	// may be selected. nil: every sequence was scored in the run's precision.
+	Candidates []int
 }
 
 // Infer scores n sequences (no grad, dropout off, autocast on CUDA) in chunks

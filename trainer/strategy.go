@@ -339,7 +339,7 @@ func (st *Strategy) Select(ds *loader.Dataset, ids []loader.SeqID, scores []floa
 		perm := rng.Perm(len(ids))
 		sel.Top = append([]int(nil), perm[:min(k, len(ids))]...)
 	default:
-		sel.Top = SelectTopKTies(rank, ids, k, rtol)
+		sel.Top = SelectTopKTies(cascadeRank(rank, inf.Candidates), ids, k, rtol)
 	}
 	sel.Train = append([]int(nil), sel.Top...)
 	in := map[int]bool{}

@@ -50,6 +50,16 @@ if [[ -x "$B/torch.test" ]]; then
     | tee "$OUT/fused_cuda_tests.log"
 fi
 
+# FP8 cascade (issue 26, item 2), only when a trained checkpoint and its panel are carried: containment of
+# the bf16 top-k in the FP8 top-M over 100 sampled iterations, equal sets, and the pass times
+# (bench/fp8_cpu.sh is the CPU run of the same command; TestFP8LinearWithinE4M3BoundCUDA runs above).
+if [[ -n "${FP8_CKPT:-}" && -n "${FP8_DATA:-}" ]]; then
+  stage "FP8 cascade vs bf16 (satrain bench-cascade)"
+  timeout 300 "${SAT[@]}" bench-cascade --checkpoint "$FP8_CKPT" --data "$FP8_DATA" --device cuda --score-precision fp8 \
+    --reference bf16 --iterations "${FP8_ITERATIONS:-100}" --sample-size "${FP8_SAMPLE:-10000}" --top-k "${FP8_TOPK:-100}" \
+    --inference-batch-size "${FP8_BATCH:-256}" >"$OUT/fp8_cascade.jsonl"
+fi
+
 stage "2-3. PyTorch eager, same weights"
 timeout 240 python3 bench/model_bench.py --preset default --device cuda --amp --mode both --iters 5 --warmup 2 \
   --checkpoint /tmp/agree/weights.pt --peak-tflops "$peak" --json | tee "$OUT/pytorch_eager.jsonl"

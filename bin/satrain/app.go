@@ -156,7 +156,7 @@ func newApp() *cli.App {
 			},
 			dataCommand(),
 			infoCommand(),
-			benchCommand(),
+			benchCommand(), benchCascadeCommand(),
 			evalCommand(), predictCommand(), compareCommand(), plotCommand(),
 		},
 	}

@@ -107,6 +107,7 @@ func everyCommand() []cmdCase {
 		{"data inspect", "panel.h5", "seq-len", "50", "seqlen", "seq-len"},
 		{"info", "", "", "", "verbose", ""},
 		{"bench", "", "iters", "3", "iter", "iters"},
+		{"bench-cascade", "", "iterations", "3", "iteration", "iterations"},
 		{"eval", "", "split", "val", "splt", "split"},
 		{"predict", "", "out", "p.csv", "probz", "probs"},
 		{"compare", "", "seeds", "2", "seed-s", "seeds"},

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/satrain/satrain/trainer"
 	"github.com/urfave/cli/v2"
 )
@@ -29,12 +27,9 @@ func applyGPUFlags(c *cli.Context, cfg *trainer.RunConfig, selection bool) error
 	if err := sc.Validate(cfg.TopK, cfg.SampleSize, ref); err != nil {
 		return err
 	}
-	if sc.Active(ref) {
-		// trainer.Cascade and its scorers are built and tested on their own;
-		// the loop does not call them yet: the hook needs the FP8 scorer (GPU),
-		// sharded scoring under torch.distributed and the tie-aware selection
-		// of the single pass (SelectTopKTies), so it waits for a GPU session.
-		return fmt.Errorf("--score-precision %s: the scoring cascade is not yet hooked into the selection-aware loop; run without it (one pass in %s)", sc.Precision, ref)
+	if err := sc.CheckStrategy(cfg.Strategy, ref); err != nil {
+		return err
 	}
+	cfg.Score = sc
 	return nil
 }

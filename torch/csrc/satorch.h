@@ -194,6 +194,16 @@ sat_error *sat_linear_gelu_fused(sat_tensor x, sat_tensor w, sat_tensor b, sat_t
 /* use at::_fused_adamw_ for the steps; *active 0 when it cannot run (libtorch < 2.1, a parameter off CUDA) */
 sat_error *sat_adamw_set_fused(sat_adamw o, int on, int *active);
 
+/* ---- FP8 linear layers for scoring (fp8.cpp): float8_e4m3fn operands, one scale per tensor ---- */
+/* q = t / scale rounded to e4m3 (contiguous, t's shape), scale = amax(|t|) / 448 as a 0-dim float32 tensor
+ * on t's device (1 for an all-zero tensor) */
+sat_error *sat_fp8_quantize(sat_tensor t, sat_tensor *q, sat_tensor *scale);
+/* q · scale in float32 (what the quantised tensor stands for) */
+sat_error *sat_fp8_dequantize(sat_tensor q, sat_tensor scale, sat_tensor *out);
+/* x wᵀ + b: x [..., in] quantised per call, wq [out, in] and wscale from sat_fp8_quantize, b [out] or NULL,
+ * through at::_scaled_mm with a float32 result [..., out] */
+sat_error *sat_fp8_linear(sat_tensor x, sat_tensor wq, sat_tensor wscale, sat_tensor b, sat_tensor *out);
+
 /* ---- dictionaries of IValues, saved and loaded in PyTorch's .pt format ---- */
 enum { SAT_V_NONE = 0, SAT_V_TENSOR, SAT_V_INT, SAT_V_DOUBLE, SAT_V_STRING, SAT_V_DICT, SAT_V_BOOL, SAT_V_OTHER };
 sat_error *sat_dict_new(sat_dict *out);
