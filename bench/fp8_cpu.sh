@@ -11,13 +11,13 @@
 # sequences). FP8 here is libtorch 2.11's at::_scaled_mm CPU kernel: it is
 # a correctness path on the CPU, not a speed-up (see bench/README.md).
 #
-# Usage: bench/fp8_cpu.sh   env: DATA_DIR (/work/shared/data/sp500-daily),
+# Usage: bench/fp8_cpu.sh   env: DATA_DIR (../shared/data/sp500-daily),
 # WORK (/tmp/fp8-cpu: panel and checkpoint), OUT (bench/results/fp8-cpu),
 # PRESET (tiny), ITERATIONS (100), SAMPLE (10000), TOPK (100), THREADS (1),
 # REFERENCES ("fp32 bf16"), SATRAIN (build/satrain).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data_dir=${DATA_DIR:-/work/shared/data/sp500-daily}
+data_dir=${DATA_DIR:-../shared/data/sp500-daily}
 work=${WORK:-/tmp/fp8-cpu}
 out=${OUT:-bench/results/fp8-cpu}
 preset=${PRESET:-tiny}

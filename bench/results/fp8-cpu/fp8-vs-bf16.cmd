@@ -1,1 +1,1 @@
-/tmp/fp8b2/fp8bench bench-cascade --checkpoint /tmp/fp8-cpu/ckpt/best_model.pt --data /tmp/fp8-cpu/sp500.h5 --device cpu --threads 1 --score-precision fp8 --reference bf16 --iterations 100 --sample-size 10000 --top-k 100
+build/satrain bench-cascade --checkpoint CKPT/best_model.pt --data sp500.h5 --device cpu --threads 1 --score-precision fp8 --reference bf16 --iterations 100 --sample-size 10000 --top-k 100
