@@ -12,8 +12,7 @@
 #   env: ARGS   extra flags for every command, e.g. "--threads 1" (default: none);
 #        ARGS_OLD, ARGS_NEW  the same for one build only (default: ARGS)
 #        ENV_OLD, ENV_NEW    environment for one build's commands, e.g.
-#                            ENV_OLD="SATRAIN_CPU_GEMM=libtorch" with OLD_DIR = NEW_DIR
-#                            compares the CPU kernels with libtorch's ops
+#                            ENV_OLD="..." with OLD_DIR = NEW_DIR compares one build under two environments
 #        PRESETS "tiny small" (default), CKPT_DIR (reuse checkpoints made before)
 #   The checkpoints are made with NEW_DIR's build. A build older than the
 #   safe-loader format (issue 13 item 8) cannot read those: make them with the

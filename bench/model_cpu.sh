@@ -7,8 +7,7 @@
 #
 # Sides, each its own process, run in a rotated order every round (interleaved A/B/C/D, so drifts in machine
 # load fall on all of them):
-#   satrain           build/satrain bench, with its CPU kernels (torch/csrc/cpu_kernels.cpp)
-#   satrain-libtorch  the same with SATRAIN_CPU_GEMM=libtorch: libtorch 2.11's own ops
+#   satrain           build/satrain bench
 #   eager             bench/model_bench.py (python/satrain_model.py, the reference module)
 #   compile           the same under torch.compile (inductor, C++ codegen on the CPU); warm-up includes compiling
 # Statistics: sequences/s from the median wall time per batch over ITERS timed batches after WARMUP, and
@@ -17,7 +16,7 @@
 # rounds, and ratios of medians.
 #
 # Usage: bench/model_cpu.sh [ROUNDS]    env: PRESETS ("tiny small medium"), THREADS (nproc), WARMUP (2),
-#        SIDES ("satrain satrain-libtorch eager compile"), RAW (a file to keep the raw JSON lines in).
+#        SIDES ("satrain eager compile"), RAW (a file to keep the raw JSON lines in).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -25,7 +24,7 @@ threads=${THREADS:-$(nproc)}
 warmup=${WARMUP:-2}
 py=${PYTHON:-.venv/bin/python}
 read -r -a presets <<<"${PRESETS:-tiny small medium}"
-read -r -a sides <<<"${SIDES:-satrain satrain-libtorch eager compile}"
+read -r -a sides <<<"${SIDES:-satrain eager compile}"
 keep_tunables=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1
 raw=${RAW:-$(mktemp)}
 : >"$raw"
@@ -37,10 +36,8 @@ run_side() { # side preset round
   local side=$1 preset=$2 iters
   iters=$(iters_for "$preset")
   case $side in
-    satrain | satrain-libtorch)
-      local gemm=onednn
-      [[ $side == satrain-libtorch ]] && gemm=libtorch
-      SATRAIN_CPU_GEMM=$gemm build/satrain bench --device cpu --preset "$preset" --use-amp=false --full-final-layer \
+    satrain)
+      build/satrain bench --device cpu --preset "$preset" --use-amp=false --full-final-layer \
         --score-batches 64 --train-batch 32 --warmup "$warmup" --iters "$iters" --threads "$threads" 2>/dev/null |
         "$py" -c 'import sys, json
 for l in sys.stdin:
@@ -74,13 +71,13 @@ for line in open(sys.argv[1]):
     r = json.loads(line)
     for key in ("seq_per_s", "cpu_seq_per_s"):
         rows.setdefault((key, r["preset"], r["mode"], r["side"]), []).append(r[key])
-sides = ["satrain", "satrain-libtorch", "eager", "compile"]
+sides = ["satrain", "eager", "compile"]
 for key, what in (("seq_per_s", "sequences/s (wall clock: batch / median time per batch)"),
                   ("cpu_seq_per_s", "sequences per CPU-second (batch / median process CPU time per batch)")):
     print(f"threads {sys.argv[2]} (intra-op; inter-op 1), float32, identical computation, {sys.argv[3]} rounds: "
           f"median [min-max] of {what}")
     hdr = f"{'preset':7} {'mode':6}" + "".join(f"{s:>24}" for s in sides)
-    print(hdr + f" {'sat/eager':>9} {'sat/comp':>9} {'kern/lib':>9} {'lib/eager':>9} {'lib/comp':>9}")
+    print(hdr + f" {'sat/eager':>9} {'sat/comp':>9}")
     for preset in ("tiny", "small", "medium"):
         for mode in ("score", "train"):
             med = {}
@@ -95,8 +92,6 @@ for key, what in (("seq_per_s", "sequences/s (wall clock: batch / median time pe
             if not med:
                 continue
             ratio = lambda a, b: f"{med[a] / med[b]:9.2f}" if a in med and b in med else f"{'-':>9}"
-            print(line + f" {ratio('satrain', 'eager')} {ratio('satrain', 'compile')} "
-                  f"{ratio('satrain', 'satrain-libtorch')} {ratio('satrain-libtorch', 'eager')} "
-                  f"{ratio('satrain-libtorch', 'compile')}")
+            print(line + f" {ratio('satrain', 'eager')} {ratio('satrain', 'compile')}")
     print()
 PY

@@ -57,12 +57,12 @@ func attentionRef(qkv []float32, b, s, nh, hd, lq int) []float64 {
 	return out
 }
 
-// TestAttentionStridedSplit checks both attention paths on q, k, v that are
-// strided views of one qkv projection, as the model passes them: the
-// gradient-free path (per head, per batch chunk, scores in a reused buffer,
-// output written in [b, s, heads, hd] order) and the differentiable one. The
-// shapes cover several batch chunks with a partial last one (b 40 at s 128:
-// chunks of 16), a single query (the last-query shortcut) and odd sizes.
+// TestAttentionStridedSplit checks both attention kernels, libtorch's
+// scaled_dot_product_attention (AttentionAuto, what the model runs) and the
+// written-out formula (AttentionMath), without and with a gradient, on q, k,
+// v that are strided views of one qkv projection, as the model passes them.
+// The shapes cover a single query (the last-query shortcut), odd sizes, head
+// sizes of the presets and a single key.
 //
 // Tolerance: float32 rounding of a length-hd dot product, of the softmax over
 // s terms and of the s-term weighted sum, bounded by
@@ -72,9 +72,8 @@ func TestAttentionStridedSplit(t *testing.T) {
 		{40, 128, 4, 8, 128}, // three chunks, the last partial
 		{40, 128, 4, 8, 1},   // last query only
 		{5, 7, 2, 3, 7},      // odd sizes, one chunk
-		// Shapes for the CPU kernels' tiles (cpu_kernels.cpp: 4 rows x 16 or 8
-		// columns, then single rows and columns): the tiny preset's heads (hd 8, s 32),
-		// the default preset's head size (64), sizes past a tile (hd 17, s 19), a single key.
+		// The tiny preset's heads (hd 8, s 32), the default preset's head size (64),
+		// sizes that are no multiple of a vector (hd 17, s 19), a single key.
 		{6, 32, 4, 8, 32},
 		{2, 40, 2, 64, 40},
 		{3, 19, 2, 17, 19},
@@ -134,26 +133,23 @@ func TestAttentionStridedSplit(t *testing.T) {
 			}
 		}
 
-		for _, on := range []bool{true, false} {
-			prev := SetCPUKernels(on)
+		for _, impl := range []AttentionImpl{AttentionAuto, AttentionMath} {
 			NoGrad(func() {
 				q, k, v := split(qkv)
-				check(fmt.Sprintf("no-grad path (CPU kernels %v)", on), s.Attention(q, k, v, 0, false, AttentionMath))
+				check(fmt.Sprintf("no-grad path (impl %d)", impl), s.Attention(q, k, v, 0, false, impl))
 			})
-			SetCPUKernels(prev)
-		}
-
-		leaf := s.Detach(qkv)
-		if err := leaf.SetRequiresGrad(true); err != nil {
-			t.Fatal(err)
-		}
-		q, k, v := split(leaf)
-		o := s.Attention(q, k, v, 0, false, AttentionMath)
-		check("autograd path", o)
-		s.Backward(s.Sum(s.Mul(o, o)))
-		ok(t, s)
-		if s.Grad(leaf) == nil {
-			t.Fatalf("%+v: no gradient reached qkv", c)
+			leaf := s.Detach(qkv)
+			if err := leaf.SetRequiresGrad(true); err != nil {
+				t.Fatal(err)
+			}
+			q, k, v := split(leaf)
+			o := s.Attention(q, k, v, 0, false, impl)
+			check(fmt.Sprintf("autograd path (impl %d)", impl), o)
+			s.Backward(s.Sum(s.Mul(o, o)))
+			ok(t, s)
+			if s.Grad(leaf) == nil {
+				t.Fatalf("%+v: no gradient reached qkv", c)
+			}
 		}
 	}
 }
@@ -211,10 +207,10 @@ func attentionGradRef(qkv, r []float32, b, s, nh, hd, lq int, abs bool) []float6
 	return grad
 }
 
-// TestAttentionGradients checks the gradient of the differentiable attention
-// path with respect to a qkv projection it takes strided views of, with the
-// CPU kernels on (the shim's own products and backward, cpu_kernels.h) and off
-// (libtorch's bmm), against a float64 reference.
+// TestAttentionGradients checks the gradient of both attention kernels
+// (libtorch's scaled_dot_product_attention, which the model runs, and the
+// written-out formula) with respect to a qkv projection they take strided
+// views of, against a float64 reference.
 //
 // Tolerance, per element: to first order each float32 product of length n
 // errs by at most n·eps times the sum of its terms' magnitudes; the forward
@@ -231,14 +227,14 @@ func TestAttentionGradients(t *testing.T) {
 	cases := []struct{ b, s, nh, hd, lq int }{
 		{6, 32, 4, 8, 32},  // the tiny preset's heads
 		{2, 40, 2, 64, 40}, // the default preset's head size
-		{3, 19, 2, 17, 19}, // sizes past a tile
+		{3, 19, 2, 17, 19}, // sizes that are no multiple of a vector
 		{3, 19, 2, 17, 1},  // last query only
 		{4, 1, 2, 8, 1},    // a single key
 		{2, 130, 2, 32, 130},
 	}
 	for _, c := range cases {
-		for _, on := range []bool{true, false} {
-			name := fmt.Sprintf("%+v CPU kernels %v", c, on)
+		for _, impl := range []AttentionImpl{AttentionAuto, AttentionMath} {
+			name := fmt.Sprintf("%+v impl %d", c, impl)
 			s := scope(t)
 			g, err := NewGenerator(13)
 			if err != nil {
@@ -257,7 +253,6 @@ func TestAttentionGradients(t *testing.T) {
 			eps := math.Pow(2, -23)
 			rel := 2 * (float64(c.hd)*maxAbs*maxAbs/math.Sqrt(float64(c.hd)) + float64(2*c.s+c.lq+2*c.hd) + 8) * eps
 
-			prev := SetCPUKernels(on)
 			leaf := s.Detach(qkv)
 			if err := leaf.SetRequiresGrad(true); err != nil {
 				t.Fatal(err)
@@ -267,9 +262,8 @@ func TestAttentionGradients(t *testing.T) {
 			if c.lq < c.s {
 				q = s.Narrow(q, 2, int64(c.s-c.lq), int64(c.lq))
 			}
-			o := s.Attention(q, k, v, 0, false, AttentionMath)
+			o := s.Attention(q, k, v, 0, false, impl)
 			s.Backward(s.Sum(s.Mul(o, r)))
-			SetCPUKernels(prev)
 			ok(t, s)
 			gt := s.Grad(leaf)
 			if gt == nil {

@@ -8,7 +8,6 @@ import "C"
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -236,27 +235,6 @@ func Threads() ThreadInfo {
 	return ThreadInfo{IntraOp: int(intra), InterOp: int(inter)}
 }
 
-// CPUKernels names the shim's CPU kernels for float32 work without autocast
-// (torch/csrc/cpu_kernels.h): gemm is the linear layers' ("onednn 2.6.3":
-// oneDNN's dnnl_sgemm, which picks its kernels from the CPU's instruction set,
-// for scoring and for training through its own backward; "libtorch":
-// at::linear, i.e. libtorch's BLAS) and attention the attention's two
-// products, in scoring and in training (with their own backward), and
-// scoring's layer norm ("avx2+fma" or "baseline": the shim's own loops;
-// "libtorch": at::bmm and at::layer_norm). Attention matrices of more than
-// 2^16 elements, training's softmax, dropout and layer norm, and everything
-// on CUDA are libtorch's ops. SATRAIN_CPU_GEMM=libtorch in the environment
-// turns all of them to libtorch's.
-func CPUKernels() (gemm, attention string) {
-	var g, a *C.char
-	if err := check("cpu kernels", C.sat_cpu_kernels(&g, &a)); err != nil {
-		return "", ""
-	}
-	defer C.free(unsafe.Pointer(g))
-	defer C.free(unsafe.Pointer(a))
-	return C.GoString(g), C.GoString(a)
-}
-
 // ShimPath is the file this process loaded libsatorch.so from ("" when the
 // loader does not say): a binary finds it beside itself first, then in the
 // build tree it was built in.
@@ -267,35 +245,6 @@ func ShimPath() string {
 	}
 	defer C.free(unsafe.Pointer(p))
 	return C.GoString(p)
-}
-
-// CPUKernelsEnv checks the environment the CPU kernels read: SATRAIN_CPU_GEMM
-// unset, "onednn" or "libtorch", and SATRAIN_CPU_ISA unset, "auto" or
-// "baseline" (the kernels' variant for CPUs without AVX2, forced; for tests),
-// any case. Anything else is an error naming the variable and value (the shim
-// would ignore it, silently).
-func CPUKernelsEnv() error {
-	for _, c := range []struct{ name, a, b, want string }{
-		{"SATRAIN_CPU_GEMM", "onednn", "libtorch", "onednn (the CPU kernels, the default) or libtorch (libtorch's ops)"},
-		{"SATRAIN_CPU_ISA", "auto", "baseline", "auto (the default) or baseline (the kernels' variant for CPUs without AVX2)"},
-	} {
-		if v := os.Getenv(c.name); v != "" && !strings.EqualFold(v, c.a) && !strings.EqualFold(v, c.b) {
-			return fmt.Errorf("%s=%q: want %s", c.name, v, c.want)
-		}
-	}
-	return nil
-}
-
-// SetCPUKernels turns the CPU kernels (see CPUKernels)
-// on or off for the whole process and returns the previous setting. Off runs
-// libtorch's ops, the reference the kernels are tested against; tests and
-// benchmarks use it to compare both paths in one process.
-func SetCPUKernels(on bool) (prev bool) {
-	v := C.int(0)
-	if on {
-		v = 1
-	}
-	return C.sat_set_cpu_kernels(v) != 0
 }
 
 // MallocPolicy says how the shim set glibc's allocator when it loaded:

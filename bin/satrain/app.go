@@ -193,12 +193,6 @@ func infoCommand() *cli.Command {
 				fmt.Println("  on a machine shared with other busy processes, OMP_WAIT_POLICY=passive in the environment keeps",
 					"idle OpenMP threads from spinning (or use --threads 1; bench/README.md)")
 			}
-			gemm, att := torch.CPUKernels()
-			how := "SATRAIN_CPU_GEMM=libtorch turns them off"
-			if gemm == "libtorch" && att == "libtorch" {
-				how = "off: SATRAIN_CPU_GEMM=libtorch"
-			}
-			fmt.Printf("CPU kernels (float32, no autocast): linear layers %s (scoring and training); attention products %s (scoring and training); layer norm %s (scoring); %s\n", gemm, att, att, how)
 			fmt.Printf("libsatorch: %s\n", torch.ShimPath())
 			names := trainer.PresetNames()
 			sort.Strings(names)

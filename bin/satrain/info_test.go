@@ -1,7 +1,7 @@
 package main
 
 import (
-	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -46,52 +46,16 @@ func TestInfoReportsThreadPoolsAndAllocator(t *testing.T) {
 			t.Errorf("default intra-op %d, want min(PyTorch's default %d, CPUs %d) = %d", intra, py, cpus, want)
 		}
 	}
+	// The shim it loaded is named, and exists.
+	r := runCLI(t, nil, "info")
+	if m := regexp.MustCompile(`(?m)^libsatorch: (\S+/libsatorch\.so)$`).FindStringSubmatch(r.stdout); m == nil {
+		t.Errorf("satrain info names no libsatorch.so:\n%s", r.stdout)
+	} else if _, err := os.Stat(m[1]); err != nil {
+		t.Errorf("satrain info names %s: %v", m[1], err)
+	}
 	// OMP_NUM_THREADS narrows libtorch's default, as it does PyTorch's.
 	m = parse(runCLI(t, []string{"OMP_NUM_THREADS=1"}, "info"))
 	if m[1] != "1" {
 		t.Fatalf("info under OMP_NUM_THREADS=1: %q, want intra-op 1", m[0])
-	}
-}
-
-// TestInfoCPUKernels: `satrain info` names the CPU kernels and the
-// libsatorch.so it loaded; SATRAIN_CPU_GEMM=libtorch (any case) turns the
-// kernels off and says so; any other value is refused in one line naming the
-// variable, before anything runs (the shim would read it as "on", silently).
-func TestInfoCPUKernels(t *testing.T) {
-	kernels := regexp.MustCompile(`CPU kernels \(float32, no autocast\): linear layers (\S+)[^;]*; attention products (\S+) \(scoring and training\); layer norm \S+ \(scoring\); ([^\n]*)`)
-	shim := regexp.MustCompile(`libsatorch: (\S+)`)
-	for _, c := range []struct {
-		env     []string
-		off     bool
-		refused bool
-	}{
-		{[]string{"SATRAIN_CPU_GEMM="}, false, false}, // unset or empty: on (the suite may run under =libtorch)
-		{[]string{"SATRAIN_CPU_GEMM=oneDNN"}, false, false},
-		{[]string{"SATRAIN_CPU_GEMM=LibTorch"}, true, false},
-		{[]string{"SATRAIN_CPU_GEMM=1"}, false, true},
-		{[]string{"SATRAIN_CPU_ISA=avx"}, false, true},
-	} {
-		r := runCLI(t, c.env, "info")
-		if c.refused {
-			name, val, _ := strings.Cut(c.env[0], "=")
-			if r.code != 2 || !strings.Contains(r.stderr, fmt.Sprintf("%s=%q: want ", name, val)) || strings.Count(r.stderr, "\n") != 1 || strings.Contains(r.stdout, "CPU kernels") {
-				t.Errorf("%v: exit %d, want 2 with one line naming the variable\nstdout:\n%s\nstderr:\n%s", c.env, r.code, r.stdout, r.stderr)
-			}
-			continue
-		}
-		m := kernels.FindStringSubmatch(r.stdout)
-		if r.code != 0 || m == nil {
-			t.Fatalf("%v: exit %d, no kernels line:\n%s%s", c.env, r.code, r.stdout, r.stderr)
-		}
-		if c.off && (m[1] != "libtorch" || m[2] != "libtorch" || m[3] != "off: SATRAIN_CPU_GEMM=libtorch") {
-			t.Errorf("%v: %q, want both libtorch and the reason", c.env, m[0])
-		}
-		if !c.off && (m[1] == "libtorch" && m[2] == "libtorch" || strings.HasPrefix(m[3], "off")) {
-			t.Errorf("%v: %q, want the kernels on", c.env, m[0])
-		}
-		p := shim.FindStringSubmatch(r.stdout)
-		if p == nil || !strings.HasSuffix(p[1], "libsatorch.so") {
-			t.Errorf("%v: no libsatorch path in:\n%s", c.env, r.stdout)
-		}
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
 )
 
@@ -31,11 +30,9 @@ func init() {
 
 func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})))
-	for _, check := range []func() error{torch.CPUKernelsEnv, mallocEnv} {
-		if err := check(); err != nil {
-			fmt.Fprintln(os.Stderr, "satrain:", err)
-			os.Exit(2)
-		}
+	if err := mallocEnv(); err != nil {
+		fmt.Fprintln(os.Stderr, "satrain:", err)
+		os.Exit(2)
 	}
 	if len(os.Args) > 0 && os.Args[0] != "" {
 		trainer.ProgramName = os.Args[0] // the resume commands it prints run as it was run

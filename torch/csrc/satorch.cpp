@@ -8,7 +8,6 @@
 // SATORCH_CUDA so the CPU build needs no CUDA headers.
 
 #include "satorch.h"
-#include "cpu_kernels.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -342,13 +341,6 @@ sat_error *sat_set_thread_policy(int n) {
   SAT_CATCH
 }
 
-sat_error *sat_cpu_kernels(char **gemm, char **attention) {
-  SAT_TRY
-  *gemm = dup_cstr(satcpu::gemm_name());
-  *attention = dup_cstr(satcpu::attention_variant());
-  SAT_CATCH
-}
-
 sat_error *sat_shim_path(char **out) {
   SAT_TRY
   Dl_info info{};
@@ -356,8 +348,6 @@ sat_error *sat_shim_path(char **out) {
   *out = dup_cstr(p);
   SAT_CATCH
 }
-
-int sat_set_cpu_kernels(int on) { return satcpu::set_enabled(on != 0) ? 1 : 0; }
 
 void sat_thread_info(int *intra, int *interop) {
   *intra = at::get_num_threads();
@@ -869,45 +859,22 @@ sat_error *sat_matmul(sat_tensor a, sat_tensor b, sat_tensor *out) {
   SAT_CATCH
 }
 
-static bool cpu_autocast_on();
-static bool wants_grad(const at::Tensor &t);
 
-// Scoring on the CPU (no gradient wanted, no autocast) runs float32 layers through oneDNN's sgemm when the
-// process has it (cpu_kernels.h); everything else, training included, is at::linear.
 sat_error *sat_linear(sat_tensor x, sat_tensor w, sat_tensor b, sat_tensor *out) {
   SAT_TRY
-  const at::Tensor &xt = T(x), &wt = T(w);
-  if (xt.is_cpu() && !cpu_autocast_on()) {
-    const at::Tensor bt = b ? T(b) : at::Tensor();
-    const bool grad = wants_grad(xt) || wants_grad(wt) || (b && wants_grad(bt));
-    at::Tensor y = grad ? satcpu::linear_autograd(xt, wt, bt) : satcpu::linear_inference(xt, wt, bt);
-    if (y.defined()) {
-      *out = wrap(std::move(y));
-      return nullptr;
-    }
-  }
   std::optional<at::Tensor> bias;
   if (b) bias = T(b);
-  *out = wrap(at::linear(xt, wt, bias));
+  *out = wrap(at::linear(T(x), T(w), bias));
   SAT_CATCH
 }
 
 sat_error *sat_layer_norm(sat_tensor x, int64_t normalized, sat_tensor w, sat_tensor b, double eps,
                           sat_tensor *out) {
   SAT_TRY
-  const at::Tensor &xt = T(x);
-  if (w && b && xt.is_cpu() && xt.dim() >= 1 && xt.size(-1) == normalized && !wants_grad(xt) && !wants_grad(T(w)) &&
-      !wants_grad(T(b)) && !cpu_autocast_on()) {
-    at::Tensor y = satcpu::layer_norm_inference(xt, T(w), T(b), eps);  // scoring (cpu_kernels.h)
-    if (y.defined()) {
-      *out = wrap(std::move(y));
-      return nullptr;
-    }
-  }
   std::optional<at::Tensor> wt, bt;
   if (w) wt = T(w);
   if (b) bt = T(b);
-  *out = wrap(at::layer_norm(xt, {normalized}, wt, bt, eps));
+  *out = wrap(at::layer_norm(T(x), {normalized}, wt, bt, eps));
   SAT_CATCH
 }
 
@@ -935,22 +902,10 @@ sat_error *sat_log_softmax(sat_tensor x, int64_t dim, sat_tensor *out) {
 // [.., L, hd] rather than [.., L, S]) changes the rounding of the key bias's gradient, which is zero in exact
 // arithmetic (softmax ignores a per-row shift) and so pure rounding noise; AdamW normalises that noise to
 // steps of size lr, and the parity test's weights after one step then differ from PyTorch's by 2e-4.
-//
-// On the CPU in float32 without autocast, the two products go through the shim's own loops with their own
-// backward (cpu_kernels.h, attention_matmul) instead of libtorch's bmm; softmax, dropout and the scaling stay
-// libtorch's.
 static at::Tensor attention_math(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v, double dropout_p,
                                  bool causal) {
-  const bool own = q.is_cpu() && !cpu_autocast_on();
-  auto matmul = [own](const at::Tensor &a, const at::Tensor &b) {
-    if (own) {
-      at::Tensor c = satcpu::attention_matmul(a, b);
-      if (c.defined()) return c;
-    }
-    return at::matmul(a, b);
-  };
   const double scale = 1.0 / std::sqrt((double)q.size(-1));
-  at::Tensor scores = matmul(q, k.transpose(-2, -1)) * scale;
+  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * scale;
   if (causal) {
     auto L = q.size(-2), S = k.size(-2);
     at::Tensor mask = at::ones({L, S}, q.options().dtype(at::kBool)).triu(1);
@@ -958,56 +913,9 @@ static at::Tensor attention_math(const at::Tensor &q, const at::Tensor &k, const
   }
   at::Tensor p = at::softmax(scores, -1);
   if (dropout_p > 0) p = at::dropout(p, dropout_p, true);
-  return matmul(p, v);
+  return at::matmul(p, v);
 }
 
-// The same function when no gradient is wanted (scoring), without the copies and full-size temporaries
-// of the form above. For each head and each chunk of the batch, q[:, h] and k[:, h] are 3-D strided views
-// of the qkv projection that BLAS reads in place (row stride 3d, element stride 1), so the split needs no
-// contiguous copies. The scores of a chunk live in one buffer of at most 1 MiB, reused chunk after chunk
-// and so kept in cache, where they are scaled and softmaxed in place (scaling through bmm's alpha would send
-// every matrix through the dispatcher's addmm_, which costs more than the pass for small heads). Each chunk's
-// result is written straight into a [b, L, heads, hd] output, returned as its [b, heads, L, hd] view, so the
-// caller's transpose(1, 2).reshape(b, L, d) is free. Per element it is the same GEMMs, scaling and softmax
-// kernel, in the same order, as the differentiable form (and as PyTorch's math path).
-static at::Tensor attention_inference(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v) {
-  const int64_t B = q.size(0), H = q.size(1), L = q.size(2), E = q.size(3);
-  const int64_t S = k.size(2), Ev = v.size(3);
-  const double scale = 1.0 / std::sqrt((double)E);
-  at::Tensor out = at::empty({B, L, H, Ev}, q.options());
-  if (out.numel() == 0) return out.transpose(1, 2);
-  const int64_t per_item = std::max<int64_t>(1, L * S);
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(B, (int64_t(1) << 18) / per_item));  // 1 MiB f32
-  at::Tensor buf = at::empty({chunk, L, S}, q.options());
-  const bool own = q.scalar_type() == at::kFloat && satcpu::enabled();  // cpu_kernels.h; else libtorch's bmm
-  for (int64_t h = 0; h < H; h++) {
-    at::Tensor qh = q.select(1, h), kh = k.select(1, h).transpose(1, 2), vh = v.select(1, h);
-    at::Tensor oh = out.select(2, h);  // [B, L, Ev], row stride H*Ev
-    for (int64_t b0 = 0; b0 < B; b0 += chunk) {
-      const int64_t n = std::min(chunk, B - b0);
-      at::Tensor sc = buf.narrow(0, 0, n);
-      if (own) {
-        satcpu::batched_scores(q.select(1, h).narrow(0, b0, n), k.select(1, h).narrow(0, b0, n), (float)scale, sc);
-      } else {
-        at::bmm_out(sc, qh.narrow(0, b0, n), kh.narrow(0, b0, n));
-        sc.mul_(scale);
-      }
-      at::_softmax_out(sc, sc, -1, false);
-      at::Tensor o = oh.narrow(0, b0, n);
-      if (own)
-        satcpu::batched_pv(sc, vh.narrow(0, b0, n), o);
-      else
-        at::bmm_out(o, sc, vh.narrow(0, b0, n));
-    }
-  }
-  return out.transpose(1, 2);
-}
-
-static bool cpu_autocast_on() {
-  return at::autocast::is_autocast_enabled(at::kCPU);
-}
-
-static bool wants_grad(const at::Tensor &t) { return at::GradMode::is_enabled() && t.requires_grad(); }
 
 sat_error *sat_sdpa(sat_tensor q, sat_tensor k, sat_tensor v, double dropout_p, int causal, int impl,
                     sat_tensor *out) {
@@ -1018,16 +926,7 @@ sat_error *sat_sdpa(sat_tensor q, sat_tensor k, sat_tensor v, double dropout_p, 
     *out = wrap(at::scaled_dot_product_attention(T(q), T(k), T(v), {}, dropout_p, causal != 0));
     return nullptr;
   }
-  const at::Tensor &tq = T(q), &tk = T(k), &tv = T(v);
-  if (tq.is_cpu() && dropout_p == 0 && causal == 0 && !wants_grad(tq) && !wants_grad(tk) && !wants_grad(tv) &&
-      tq.scalar_type() == tk.scalar_type() && tq.scalar_type() == tv.scalar_type() &&
-      (tq.scalar_type() == at::kFloat || tq.scalar_type() == at::kDouble) && !cpu_autocast_on() &&
-      tk.size(0) == tq.size(0) && tv.size(0) == tq.size(0) && tk.size(1) == tq.size(1) &&
-      tv.size(1) == tq.size(1) && tk.size(3) == tq.size(3) && tv.size(2) == tk.size(2)) {
-    *out = wrap(attention_inference(tq, tk, tv));
-    return nullptr;
-  }
-  *out = wrap(attention_math(tq, tk, tv, dropout_p, causal != 0));
+  *out = wrap(attention_math(T(q), T(k), T(v), dropout_p, causal != 0));
   SAT_CATCH
 }
 

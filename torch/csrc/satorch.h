@@ -65,11 +65,6 @@ int sat_get_num_threads(void);
  * threads that start libtorch work later. */
 sat_error *sat_set_thread_policy(int n);
 void sat_thread_info(int *intra, int *interop);
-/* The CPU kernels (cpu_kernels.h), malloc'd: *gemm "onednn X.Y.Z" or "libtorch", *attention
- * "avx2+fma", "baseline" or "libtorch" */
-sat_error *sat_cpu_kernels(char **gemm, char **attention);
-/* turns the CPU kernels on (1) or off (0, libtorch's ops) for the process; returns the previous setting */
-int sat_set_cpu_kernels(int on);
 /* the file this libsatorch was loaded from (malloc'd; "" when unknown) */
 sat_error *sat_shim_path(char **out);
 /* CPUs this process may run on (sched_getaffinity), at least 1 */
