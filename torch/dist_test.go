@@ -319,9 +319,9 @@ func checkCollectives(t *testing.T, results []collectiveResults) {
 	}
 }
 
-// TestProcessGroupTorchrun launches the collectives scenario through
-// Debian's torchrun (PyTorch 1.13: underscore flags, -r 1 -t 1 under Python
-// 3.11): its default static rendezvous, where the agent hosts the store and
+// TestProcessGroupTorchrun launches the collectives scenario through the
+// venv's torchrun (-r 1 -t 1: each output line names its rank): its default
+// static rendezvous, where the agent hosts the store and
 // rank 0 connects as a client, and --standalone, where rank 0 hosts it.
 func TestProcessGroupTorchrun(t *testing.T) {
 	needGloo(t)

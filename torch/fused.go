@@ -14,7 +14,7 @@ import "sync/atomic"
 // time). Whether one runs also depends on the call: see LinearGelu and
 // AdamW.SetFused.
 type FusedSupport struct {
-	LinearGelu bool // at::_addmm_activation: libtorch 1.13 and newer
+	LinearGelu bool // at::_addmm_activation
 	AdamW      bool // at::_fused_adamw_: libtorch 2.1 and newer (CUDA parameters only)
 }
 
@@ -28,9 +28,8 @@ func Fused() FusedSupport {
 // [..., out]. With fused false it is exactly Gelu(Linear(x, w, b)), the
 // reference. With fused true it runs one at::_addmm_activation (bias and GELU
 // in the GEMM epilogue on CUDA) where that can run, and the reference
-// otherwise: autograd needs a derivative (the op has none in libtorch 1.13, so
-// training steps keep the reference path), b is nil, or the libtorch build
-// lacks the op. Under autocast the fused path casts x, w and b to the
+// otherwise: autograd needs a derivative (the op has none, so training steps
+// keep the reference path), or b is nil. Under autocast the fused path casts x, w and b to the
 // autocast dtype itself, as autocast does for at::linear.
 //
 // On CPU both paths compute the exact (erf) GELU. On CUDA PyTorch's fused

@@ -103,7 +103,7 @@ func checkWithin(t *testing.T, name string, got, want, bound []float64) {
 
 // The fused bias + GELU kernel against the plain linear + gelu, on the CPU in
 // float32 and under bf16 autocast. The fused path must actually run where the
-// build has the op (libtorch 1.13 has it), and fall back to the reference,
+// build has the op, and fall back to the reference,
 // bit for bit, when autograd needs the op's derivative.
 func TestLinearGeluFusedMatchesPlain(t *testing.T) {
 	s := scope(t)

@@ -129,7 +129,7 @@ func CheckDevice(d Device) error {
 	return nil
 }
 
-// Version is libtorch's version string, e.g. "1.13.0".
+// Version is libtorch's version string, e.g. "2.11.0".
 func Version() string {
 	var p *C.char
 	if err := check("version", C.sat_version(&p)); err != nil {

@@ -6,10 +6,10 @@ import "github.com/satrain/satrain/torch"
 type FusedStatus struct {
 	// LinearGelu: the feed-forward's first linear + GELU as one
 	// at::_addmm_activation when scoring (training keeps the plain ops: the
-	// fused op has no derivative in libtorch 1.13).
+	// fused op has no derivative).
 	LinearGelu bool
-	// AdamW: the optimizer step as one at::_fused_adamw_ (libtorch 2.1+,
-	// parameters on CUDA).
+	// AdamW: the optimizer step as one at::_fused_adamw_ (parameters on
+	// CUDA).
 	AdamW bool
 }
 

@@ -245,8 +245,8 @@ func TestDistBadSetups(t *testing.T) {
 	})
 }
 
-// TestDistTorchrun launches two ranks of the binary with Debian's torchrun
-// (PyTorch 1.13: underscore flags; -r 1 -t 1 under Python 3.11), whose agent
+// TestDistTorchrun launches two ranks of the binary with the venv's torchrun
+// (-r 1 -t 1: each output line names its rank), whose agent
 // hosts the store: the run finishes, only rank 0 prints and writes files.
 func TestDistTorchrun(t *testing.T) {
 	dtNeedGloo(t)

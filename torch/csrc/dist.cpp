@@ -191,9 +191,7 @@ sat_error *sat_pg_new(const char *host, int port, int host_store, const char *pr
     // Untested here (no GPU in CI). Blocking wait makes a timed-out or failed
     // collective throw in the waiting thread instead of letting NCCL's watchdog
     // tear the process down; the variables are read by the constructor.
-    setenv("NCCL_BLOCKING_WAIT", "1", 1);          // 1.13
-    setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 1);    // 2.2+
-    setenv("NCCL_ASYNC_ERROR_HANDLING", "0", 1);
+    setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 1);
     setenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", "0", 1);
     auto opts = c10d::ProcessGroupNCCL::Options::create();
     opts->timeout = timeout;

@@ -1084,7 +1084,7 @@ void sat_adamw_set_lr(sat_adamw o, double lr) {
   if (o) o->lr = lr;
 }
 
-// The update is torch.optim.AdamW's (PyTorch 1.13 and 2.x, single-tensor form):
+// The update is torch.optim.AdamW's (single-tensor form):
 //   p *= 1 - lr*wd;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
 //   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
 sat_error *sat_adamw_step(sat_adamw o) {
@@ -1169,9 +1169,8 @@ extern "C" {
 // gelu(x wᵀ + b) as one at::_addmm_activation (the bias add and GELU run in
 // the GEMM epilogue on CUDA through cublasLt). *out stays NULL when the fused
 // op cannot be used here; the caller then runs the plain linear + gelu:
-//  - libtorch older than 1.13 (no such op);
-//  - autograd would need its derivative (none in 1.13; the fused path is for
-//    scoring, which runs without grad);
+//  - autograd would need its derivative (the op has none; the fused path is
+//    for scoring, which runs without grad);
 //  - no bias, a 1-d input, or operands on different devices.
 // On CPU the op computes the exact (erf) GELU, as at::gelu does. On CUDA
 // PyTorch's kernel computes the tanh approximation of GELU (|difference| <

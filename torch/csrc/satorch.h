@@ -50,7 +50,7 @@ enum {
 enum { SAT_CPU = 0, SAT_CUDA = 1 };
 
 /* ---- library ---- */
-sat_error *sat_version(char **out);   /* "1.13.0" (malloc'd) */
+sat_error *sat_version(char **out);   /* "2.11.0" (malloc'd) */
 int sat_built_with_cuda(void);
 int sat_cuda_is_available(void);
 int sat_cuda_device_count(void);
