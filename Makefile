@@ -59,7 +59,8 @@ $(BUILD)/libsatorch.so: $(SHIM_SRC) $(SHIM_TORCH)
 	if [[ "$(TORCH_CUDA)" == 1 ]]; then cuda=ON; cudaroot="$$(./third_party/libtorch.sh --cuda-root)"; fi; \
 	cmake -S torch/csrc -B $(BUILD)/shim -DSATORCH_TORCH_ROOT="$$root" -DSATORCH_CUDA=$$cuda \
 	  -DSATORCH_CUDA_ROOT="$$cudaroot" -DSATORCH_OUTPUT_DIR="$(abspath $(BUILD))" -DCMAKE_BUILD_TYPE=Release >/dev/null && \
-	cmake --build $(BUILD)/shim -j $(CMAKE_JOBS)
+	echo "shim: building $(BUILD)/libsatorch.so against $$root (CUDA $$cuda)" && \
+	if ! out=$$(cmake --build $(BUILD)/shim -j $(CMAKE_JOBS) 2>&1); then echo "$$out" >&2; exit 1; fi
 
 $(VENV_STAMP):
 	@echo "no $(VENV): run make deps" >&2; exit 1
