@@ -128,9 +128,11 @@ func (r *ImportReport) String() string {
 		}
 	}
 	if r.LastDate != 0 {
+		// Said whatever ended early: a folder of today's constituents loses its dead companies before the files
+		// are written, so one late delisting (an acquisition days before the end) proves nothing.
+		fmt.Fprintf(&b, "  survivorship: a folder of today's index constituents leaves out every company that failed or left the index before the files were written; results on it are biased upward (docs/FORMAT.md)\n")
 		if len(r.Ended) == 0 {
-			fmt.Fprintf(&b, "  every ticker trades on the panel's last day (%s): a folder of today's constituents has survivorship bias (docs/FORMAT.md)\n",
-				FormatDate(r.LastDate))
+			fmt.Fprintf(&b, "  every ticker trades on the panel's last day (%s)\n", FormatDate(r.LastDate))
 		} else {
 			fmt.Fprintf(&b, "  tickers that end before the panel's last day (%s): %d; last day each:\n", FormatDate(r.LastDate), len(r.Ended))
 			for k := 0; k < len(r.Ended); k += 6 {
