@@ -95,6 +95,9 @@ func (e *Evaluator) use(l *Loaded) error {
 		return fmt.Errorf("checkpoint %s: model has %d features, %d horizons, %d bins; %s has %d, %d, %d",
 			l.Path, c.NumFeatures, c.NumHorizons, c.NumBins, ds.Path(), ds.NumFeatures(), ds.NumHorizons(), ds.NumBins())
 	}
+	if err := sameFit(l, ds); err != nil {
+		return err
+	}
 	if l.Meta.DataIdentity != "" && l.Meta.DataIdentity != ds.Identity() {
 		slog.Warn("checkpoint was trained on a different data file", "checkpoint", l.Path, "checkpoint_data", l.Meta.DataPath, "data", ds.Path())
 	}
@@ -468,4 +471,28 @@ func (e *Evaluator) WritePredictions(ctx context.Context, ids []loader.SeqID, w 
 		err = cw.Error()
 	}
 	return rows, err
+}
+
+// sameFit refuses a panel whose return bins were cut differently from the
+// panel the checkpoint was trained on. An importer fits the features'
+// normalisation and the bin edges on the days up to its train end, so two
+// imports of the same prices with other split dates differ in both: the model
+// would read features scaled by other statistics and its loss would be taken
+// against labels binned by other edges. The bin centres, which the checkpoint
+// stores, are the fit's fingerprint: equal centres (to float32 rounding) mean
+// the same fit.
+func sameFit(l *Loaded, ds *loader.Dataset) error {
+	want := ds.BinCenters()
+	for h := range l.Centers {
+		for b := range l.Centers[h] {
+			got, w := float64(l.Centers[h][b]), float64(want[h][b])
+			if math.Abs(got-w) > 1e-6*math.Max(1, math.Abs(w)) {
+				return fmt.Errorf("checkpoint %s was trained on a panel fitted differently from %s (bin centre %d of horizon %d: %.6g there, %.6g here): "+
+					"its features were normalised and its labels binned with other statistics, so its scores and losses here would not mean what they say; "+
+					"evaluate on the panel it was trained on (%s), or import this one with the same split dates",
+					l.Path, ds.Path(), b, h, got, w, l.Meta.DataPath)
+			}
+		}
+	}
+	return nil
 }

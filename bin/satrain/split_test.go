@@ -90,3 +90,33 @@ func TestEvalRefusesSeenDays(t *testing.T) {
 		t.Errorf("eval on the checkpoint's own split: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestEvalRefusesAnotherFit: a checkpoint scored on a panel whose bins (and
+// normalisation) were fitted on other data is refused in one line naming both
+// files and the checkpoint's own panel, before anything is scored (eval and
+// predict); it used to run with a log warning and print figures that meant
+// nothing.
+func TestEvalRefusesAnotherFit(t *testing.T) {
+	dir := t.TempDir()
+	save := filepath.Join(dir, "run")
+	if r := runCLI(t, nil, cliArgs(save, nil)...); r.code != 0 {
+		t.Fatalf("training: exit %d\n%s", r.code, r.stderr)
+	}
+	other := filepath.Join(dir, "other.h5")
+	if r := runCLI(t, nil, "data", "synth", "--tickers", "20", "--days", "400", "--features", "4", "--seed", "4", other); r.code != 0 {
+		t.Fatalf("data synth: exit %d\n%s", r.code, r.stderr)
+	}
+	ckpt := filepath.Join(save, "best_model_selection_aware.pt")
+	base := []string{"--checkpoint", ckpt, "--device", "cpu", "--progress=false", "--data", other}
+	for _, args := range [][]string{{"eval"}, {"predict", "--out", filepath.Join(dir, "p.csv")}} {
+		r := runCLI(t, nil, append(args, base...)...)
+		checkOneLineError(t, r, "was trained on a panel fitted differently from "+other)
+		if !strings.Contains(r.stderr, "evaluate on the panel it was trained on ("+cliData+")") {
+			t.Errorf("%v: the refusal does not name the checkpoint's own panel:\n%s", args, r.stderr)
+		}
+	}
+	// The panel it was trained on still evaluates.
+	if r := runCLI(t, nil, "eval", "--checkpoint", ckpt, "--device", "cpu", "--progress=false", "--top-k", "3"); r.code != 0 {
+		t.Fatalf("eval on its own panel: exit %d\n%s", r.code, r.stderr)
+	}
+}
