@@ -86,7 +86,9 @@ func TestOpenValidationErrors(t *testing.T) {
 		{"empty test split (no labels)", items, attrs, Options{SeqLen: 10, ValEnd: dates[116]},
 			[]string{"split test is empty: no valid sequence of 10 days"}},
 		{"train end outside", items, attrs, Options{SeqLen: 10, TrainEnd: 19990101},
-			[]string{"train end 19990101: outside the dates"}},
+			[]string{"train end 1999-01-01: outside the panel's dates 2020-01-01..2020-06-16"}},
+		{"val end before the train end", items, attrs, Options{SeqLen: 10, TrainEnd: dates[90], ValEnd: dates[80]},
+			[]string{"val end " + FormatDate(dates[80]) + ": must fall after the train end " + FormatDate(dates[90])}},
 		{"bad mode", items, attrs, Options{SeqLen: 10, Mode: "mmap"}, []string{`mode "mmap"`}},
 		{"seq-len zero", items, attrs, Options{}, []string{"--seq-len 0"}},
 	}

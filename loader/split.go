@@ -121,10 +121,10 @@ func (d *Dataset) computeSplits(attrTrain, attrVal int32) error {
 		d.embargo = d.opt.Embargo
 	}
 	if v <= 0 || v >= d.D {
-		return fmt.Errorf("train end %d: outside the dates %d..%d", trainEnd, d.dates[0], d.dates[d.D-1])
+		return fmt.Errorf("train end %s: outside the panel's dates %s..%s", FormatDate(trainEnd), FormatDate(d.dates[0]), FormatDate(d.dates[d.D-1]))
 	}
 	if w <= v || w >= d.D {
-		return fmt.Errorf("val end %d: must fall after train end %d (day %d) and before the last date %d", valEnd, d.dates[v], v, d.dates[d.D-1])
+		return fmt.Errorf("val end %s: must fall after the train end %s (the panel's own unless one is given) and before the last date %s", FormatDate(valEnd), FormatDate(d.dates[v]), FormatDate(d.dates[d.D-1]))
 	}
 	d.fitEnd = attrTrain
 	if attrTrain != 0 {
