@@ -571,6 +571,10 @@ func (s *session) runStarted() event.RunStarted {
 				e.StrategyNotes = append(e.StrategyNotes, l)
 			}
 		}
+		if ref := ReferencePrecision(cfg.Step); cfg.Score.Active(ref) {
+			e.StrategyNotes = append(e.StrategyNotes, fmt.Sprintf("Score the sample in %s, rescore the best %d in %s (scoring cascade)",
+				cfg.Score.Precision, cfg.Score.M(cfg.TopK, cfg.SampleSize), ref))
+		}
 	} else {
 		e.Epochs, e.SequencesPerEpoch = cfg.Epochs, s.perEpoch
 	}

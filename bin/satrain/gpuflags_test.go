@@ -2,6 +2,7 @@ package main
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -45,6 +46,17 @@ func TestScorePrecisionFlags(t *testing.T) {
 		r := runCLI(t, nil, cliArgs(filepath.Join(t.TempDir(), "ckpt"), over)...)
 		if r.code != 0 {
 			t.Fatalf("%v: exit %d\nstderr:\n%s", over, r.code, r.stderr)
+		}
+		// The Strategy block says when the cascade runs, and at which precisions.
+		cascade := strings.Contains(r.stdout, "(scoring cascade)")
+		switch {
+		case over["score-precision"] == "fp8" && over["rescore-top"] == "10" &&
+			!strings.Contains(r.stdout, "  Score the sample in fp8, rescore the best 10 in fp32 (scoring cascade)"):
+			t.Errorf("%v: Strategy block lacks the cascade line:\n%s", over, r.stdout)
+		case over["score-precision"] == "fp32" && cascade:
+			t.Errorf("%v: one pass in the run's own precision is no cascade:\n%s", over, r.stdout)
+		case over["score-precision"] == "fp8" && !cascade:
+			t.Errorf("%v: no cascade line:\n%s", over, r.stdout)
 		}
 	}
 }
