@@ -152,7 +152,7 @@ func (t *TensorBoard) open(e event.RunStarted) error {
 			}
 		}
 		if len(files) > 0 {
-			slog.Warn("tensorboard: removed the event files of an earlier run", "dir", t.dir, "files", len(files))
+			slog.Debug("tensorboard: removed the event files of an earlier run", "dir", t.dir, "files", len(files))
 		}
 	}
 	now := t.now()
@@ -227,7 +227,7 @@ func keepSteps(path string, last int64) error {
 	if len(kept) == len(evs) && good == int64(len(raw)) {
 		return nil
 	}
-	slog.Warn("tensorboard: dropped the events after the iteration the run resumes from", "file", path,
+	slog.Debug("tensorboard: dropped the events after the iteration the run resumes from", "file", path,
 		"dropped", len(evs)-len(kept), "partial_tail_bytes", int64(len(raw))-good, "kept_through", last)
 	if data == 0 {
 		return os.Remove(path)
