@@ -97,6 +97,13 @@ func importBars(t *testing.T, tickers map[string]*rawBars) (*ImportReport, *Data
 	for name, b := range tickers {
 		writeFile(t, dir, name+".csv", b.csv())
 	}
+	return importDir(t, dir)
+}
+
+// importDir imports a folder of CSVs and returns the report and the panel
+// read back from the file (closed when the test ends).
+func importDir(t *testing.T, dir string) (*ImportReport, *Dataset) {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "p.h5")
 	rep, err := ImportCSV(dir, out, ImportOptions{})
 	if err != nil {
@@ -302,16 +309,7 @@ func TestImportRealAdjustmentErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out := filepath.Join(t.TempDir(), "p.h5")
-	rep, err := ImportCSV(dir, out, ImportOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := Open(out, Options{SeqLen: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	rep, d := importDir(t, dir)
 	s := rep.String()
 	for _, c := range []struct {
 		tk   string
