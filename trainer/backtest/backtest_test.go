@@ -528,3 +528,34 @@ func TestPerfectForesight(t *testing.T) {
 		}
 	}
 }
+
+// TestTurnoverIndependentOfMapOrder: turnover of two books over many names
+// with weights whose sum depends on the order of addition is the same on
+// every call (Go randomises map iteration), and equals the sum taken in
+// ticker order.
+func TestTurnoverIndependentOfMapOrder(t *testing.T) {
+	old, new := weights{}, weights{}
+	for i := 0; i < 200; i++ {
+		name := int32(i)
+		if i%3 != 0 {
+			old[name] = 1 / float64(7+i%11)
+		}
+		if i%4 != 0 {
+			new[name] = 1 / float64(3+i%13)
+		}
+	}
+	first := turnover(old, new)
+	for i := 0; i < 50; i++ {
+		if got := turnover(old, new); got != first {
+			t.Fatalf("call %d: turnover %.17g, first call %.17g", i, got, first)
+		}
+	}
+	want := 0.0
+	for i := 0; i < 200; i++ {
+		name := int32(i)
+		want += math.Abs(new[name] - old[name])
+	}
+	if first != want {
+		t.Fatalf("turnover %.17g, the sum in name order %.17g", first, want)
+	}
+}

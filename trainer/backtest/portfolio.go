@@ -2,6 +2,7 @@ package backtest
 
 import (
 	"math"
+	"slices"
 )
 
 // TradingDaysPerYear is used for every annualisation.
@@ -47,15 +48,22 @@ func equalWeights(ps []Prediction, idx []int) (weights, float64) {
 
 // turnover returns sum over the union of names of |new - old|. Weight drift
 // between rebalances is ignored: old is the book as set at its rebalance.
+// The terms are added in ticker order, so the result does not depend on Go's
+// map iteration order (floating-point addition is not associative).
 func turnover(old, new weights) float64 {
-	t := 0.0
-	for k, w := range new {
-		t += math.Abs(w - old[k])
+	names := make([]int32, 0, len(old)+len(new))
+	for k := range new {
+		names = append(names, k)
 	}
-	for k, w := range old {
+	for k := range old {
 		if _, ok := new[k]; !ok {
-			t += math.Abs(w)
+			names = append(names, k)
 		}
+	}
+	slices.Sort(names)
+	t := 0.0
+	for _, k := range names {
+		t += math.Abs(new[k] - old[k])
 	}
 	return t
 }
