@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/satrain/satrain/trainer/event"
-	"github.com/satrain/satrain/trainer/report"
+	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/report"
 )
 
 // seriesInExpr finds the series names a PromQL expression reads: satrain's
@@ -18,7 +18,7 @@ var seriesInExpr = regexp.MustCompile(`\b(?:satrain|process|go)_[a-z0-9_]+`)
 // report.NewMetrics with compare's series, gathered after one event of each
 // kind has given every labelled series a child (a vector without children
 // is not gathered). It fails when a satrain_* name in the string literals of
-// trainer/report is not gathered, so a series those events do not reach
+// report is not gathered, so a series those events do not reach
 // cannot go unchecked.
 func registrySeries(t *testing.T) map[string]bool {
 	t.Helper()
@@ -48,7 +48,7 @@ func registrySeries(t *testing.T) map[string]bool {
 	for _, mf := range mfs {
 		names[mf.GetName()] = true
 	}
-	for _, f := range goFilesIn(t, "trainer/report") {
+	for _, f := range goFilesIn(t, "report") {
 		for _, s := range goStringLiterals(t, f) {
 			if metricNameRE.MatchString(s) && !names[s] {
 				t.Fatalf("%s names %s, which the registry did not gather: give it a value in registrySeries' events", f, s)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
-	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/event"
 )
 
 // plantedScorer scores sequence i (its Day field) with score[i]; it counts

@@ -19,8 +19,8 @@ import (
 
 	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/torch"
-	"github.com/satrain/satrain/trainer/event"
-	"github.com/satrain/satrain/trainer/report"
+	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/report"
 )
 
 // CheckpointFormat is the "format" entry of every satrain checkpoint.

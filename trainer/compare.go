@@ -18,9 +18,9 @@ import (
 	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
-	"github.com/satrain/satrain/trainer/backtest"
-	"github.com/satrain/satrain/trainer/event"
-	"github.com/satrain/satrain/trainer/report"
+	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/report"
 )
 
 // Arms of `satrain compare`.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/satrain/satrain/trainer/backtest"
+	"github.com/satrain/satrain/backtest"
 )
 
 func evCompareConfig(data, out string, arms []string, budget int64) CompareConfig {

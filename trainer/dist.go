@@ -39,7 +39,7 @@ import (
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
-	"github.com/satrain/satrain/trainer/backtest"
+	"github.com/satrain/satrain/backtest"
 )
 
 // distState is a session's view of its process group.

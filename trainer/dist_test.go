@@ -18,8 +18,8 @@ import (
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
-	"github.com/satrain/satrain/trainer/backtest"
-	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/event"
 )
 
 // The data-parallel tests re-execute this test binary: with

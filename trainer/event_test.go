@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/satrain/satrain/torch"
-	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/event"
 )
 
 // evRecorder is a fake reporter: it keeps every event.

@@ -17,8 +17,8 @@ import (
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
-	"github.com/satrain/satrain/trainer/event"
-	"github.com/satrain/satrain/trainer/report"
+	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/report"
 )
 
 // RunConfig is everything a training run needs; the CLI fills it from flags.
@@ -77,7 +77,7 @@ type RunConfig struct {
 	// resumes (see CheckSaveDirFree).
 	Overwrite bool
 
-	// Reporters receive the run's events (package trainer/event). nil: the
+	// Reporters receive the run's events (package event). nil: the
 	// default set (DefaultReporters: console on Console, progress when
 	// Progress, Prometheus series served on MetricsAddr, metrics.jsonl in
 	// SaveDir). A non-nil empty slice reports nothing, as the non-zero ranks
@@ -1021,7 +1021,7 @@ func (s *session) finish(res *RunResult, err error) (*RunResult, error) {
 // A run that starts from another run's weights validates them first
 // (iteration 0) and keeps them as the best to beat. A run that did every
 // iteration without a finite validation loss returns ErrNoFiniteValidation.
-// Output goes through cfg.Reporters (see package trainer/event).
+// Output goes through cfg.Reporters (see package event).
 func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 	s, err := open(ctx, cfg, KindSelectionAware)
 	if err != nil {

@@ -23,7 +23,7 @@ import (
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
-	"github.com/satrain/satrain/trainer/backtest"
+	"github.com/satrain/satrain/backtest"
 )
 
 func idSet(ids []loader.SeqID) map[loader.SeqID]bool {

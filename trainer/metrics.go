@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/satrain/satrain/trainer/event"
-	"github.com/satrain/satrain/trainer/report"
+	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/report"
 )
 
 // DefaultMetricsAddr is where /metrics listens unless --metrics-addr says

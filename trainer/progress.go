@@ -1,6 +1,6 @@
 package trainer
 
-import "github.com/satrain/satrain/trainer/report"
+import "github.com/satrain/satrain/report"
 
 // progress is the progress display of evaluation's scoring pass; the training
 // loops report progress as events instead (report.Progress draws both with

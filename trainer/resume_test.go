@@ -15,8 +15,8 @@ import (
 	"testing"
 
 	"github.com/satrain/satrain/torch"
-	"github.com/satrain/satrain/trainer/event"
-	"github.com/satrain/satrain/trainer/report"
+	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/report"
 )
 
 // TestReadCheckpointInfo: the record a checkpoint was written with (kind,

@@ -15,8 +15,8 @@ import (
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
-	"github.com/satrain/satrain/trainer/event"
-	"github.com/satrain/satrain/trainer/report"
+	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/report"
 )
 
 // Tests of what a run writes and says: the documented console, metrics.jsonl

@@ -6,7 +6,7 @@ import (
 	"sort"
 
 	"github.com/satrain/satrain/loader"
-	"github.com/satrain/satrain/trainer/backtest"
+	"github.com/satrain/satrain/backtest"
 )
 
 // Scored is one candidate: its position in the sample and its score.

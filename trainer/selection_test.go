@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/satrain/satrain/loader"
-	"github.com/satrain/satrain/trainer/backtest"
+	"github.com/satrain/satrain/backtest"
 )
 
 // refRank is an independent reference: all indices fully sorted by score

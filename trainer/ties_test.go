@@ -11,7 +11,7 @@ import (
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
-	"github.com/satrain/satrain/trainer/backtest"
+	"github.com/satrain/satrain/backtest"
 )
 
 // sameFeaturesPanel writes a synthetic panel in which every ticker has ticker

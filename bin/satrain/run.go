@@ -14,8 +14,8 @@ import (
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
-	"github.com/satrain/satrain/trainer/backtest"
-	"github.com/satrain/satrain/trainer/report"
+	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/report"
 	"github.com/urfave/cli/v2"
 )
 

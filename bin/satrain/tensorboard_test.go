@@ -13,8 +13,8 @@ import (
 
 	"github.com/satrain/satrain/internal/testenv"
 
-	"github.com/satrain/satrain/trainer/report"
-	"github.com/satrain/satrain/trainer/report/tfevent"
+	"github.com/satrain/satrain/report"
+	"github.com/satrain/satrain/report/tfevent"
 )
 
 type tbResult struct {

@@ -4,7 +4,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/event"
 )
 
 // gauge reads the value of gauge name (with label phase = phase when not

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/event"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/sys/unix"

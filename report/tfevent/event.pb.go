@@ -521,7 +521,7 @@ const file_event_proto_rawDesc = "" +
 	"\x05START\x10\x01\x12\b\n" +
 	"\x04STOP\x10\x02\x12\x0e\n" +
 	"\n" +
-	"CHECKPOINT\x10\x03B3Z1github.com/satrain/satrain/trainer/report/tfeventb\x06proto3"
+	"CHECKPOINT\x10\x03B+Z)github.com/satrain/satrain/report/tfeventb\x06proto3"
 
 var (
 	file_event_proto_rawDescOnce sync.Once

@@ -8,7 +8,7 @@ import (
 	"math"
 	"os"
 
-	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/event"
 )
 
 // SelectedRecord is one line of the --log-selected file: one sequence of an

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/event"
 	"golang.org/x/sys/unix"
 )
 

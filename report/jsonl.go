@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 
 	"github.com/satrain/satrain/internal/atomicfile"
-	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/event"
 )
 
 // MetricsLog is the name of the metrics log in a save dir.

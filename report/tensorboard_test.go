@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/satrain/satrain/trainer/event"
-	"github.com/satrain/satrain/trainer/report/tfevent"
+	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/report/tfevent"
 )
 
 // tbRead reads every event file of dir in name order: the scalars as

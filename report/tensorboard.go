@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/satrain/satrain/internal/atomicfile"
-	"github.com/satrain/satrain/trainer/event"
-	"github.com/satrain/satrain/trainer/report/tfevent"
+	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/report/tfevent"
 	"google.golang.org/protobuf/proto"
 )
 

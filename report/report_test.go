@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/event"
 )
 
 func nan() float64 { return math.NaN() }

@@ -1,4 +1,4 @@
-// Package report turns the events of a training run (package trainer/event)
+// Package report turns the events of a training run (package event)
 // into output, one reporter per output: the console (Console), the progress
 // display (Progress), Prometheus series (Prometheus) and the metrics log
 // (JSONL). A reporter formats and counts; it never trains or scores.
@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/satrain/satrain/loader"
-	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/event"
 )
 
 // Rule is the console's block separator: 80 '=' characters.

@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/satrain/satrain/trainer/event"
+	"github.com/satrain/satrain/event"
 )
 
 // runTracker follows a run's events for the figures that the Prometheus and

@@ -1,7 +1,7 @@
 // Package event holds what a training run reports: the typed events the
 // loops of package trainer emit, and the Reporter interface that turns them
 // into output (console, progress display, Prometheus series, metrics.jsonl;
-// see package trainer/report). The loops compute and emit; they never print.
+// see package report). The loops compute and emit; they never print.
 //
 // A run emits, in order:
 //
