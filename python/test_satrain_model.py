@@ -88,7 +88,7 @@ U32 = 2.0 ** -24
 
 
 def forward_rounding_terms(cfg, seq_len):
-    """Reductions on the forward pass's longest path (as trainer/tolerance_test.go):
+    """Reductions on the forward pass's longest path (as model/modeltest/tolerance.go):
     input_proj (F); per layer 2 LayerNorms (2d each), qkv (d), scores (d/nh),
     softmax and attention*v (s each), out (d), fc1 (d), fc2 (4d); final
     LayerNorm (2d) and head (d)."""

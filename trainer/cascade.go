@@ -16,15 +16,15 @@ import (
 	"time"
 
 	"github.com/satrain/satrain/loader"
-	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/model"
 )
 
 // Scoring precisions (--score-precision).
 const (
-	PrecisionFP32 = "fp32" // float32, no autocast
-	PrecisionBF16 = "bf16" // bfloat16 autocast
-	PrecisionFP16 = "fp16" // float16 autocast (CUDA; a reference only, with --amp-dtype fp16)
-	PrecisionFP8  = "fp8"  // the encoder layers' matmuls in FP8 (at::_scaled_mm: CPU, or CUDA sm_89+; Model.UseFP8)
+	PrecisionFP32 = model.PrecisionFP32
+	PrecisionBF16 = model.PrecisionBF16
+	PrecisionFP16 = model.PrecisionFP16
+	PrecisionFP8  = model.PrecisionFP8
 )
 
 // DefaultRescoreFactor sets the default M of the cascade: M = 4·k, capped at
@@ -43,7 +43,7 @@ type ScoreConfig struct {
 
 // ReferencePrecision is the precision of the run's own scoring: its autocast
 // dtype with --use-amp (bf16, or fp16 with --amp-dtype fp16), else fp32.
-func ReferencePrecision(cfg StepConfig) string {
+func ReferencePrecision(cfg model.StepConfig) string {
 	switch {
 	case !cfg.UseAMP:
 		return PrecisionFP32
@@ -235,39 +235,17 @@ func CheckCascade(ids []loader.SeqID, r CascadeResult, full []float64, k int, rt
 // EngineScorer scores sequences of a data set with an Engine in a given
 // precision: the expected return on one horizon, as the training loop ranks.
 type EngineScorer struct {
-	Eng       *Engine
+	Eng       *model.Engine
 	Data      *loader.Dataset
 	Horizon   int    // index into the data set's horizons
 	Precision string // PrecisionFP32, PrecisionBF16, PrecisionFP16 or PrecisionFP8
 }
 
-// scoreIn switches the engine's scoring to precision p until restore is
-// called: fp32 turns autocast off, bf16 and fp16 turn it on in that dtype,
-// fp8 quantises the encoder layers' weights (Model.UseFP8) and leaves the
-// rest of the pass in the engine's own precision.
-func (e *Engine) scoreIn(p string) (restore func(), err error) {
-	on, dt := e.ampOn, e.amp
-	restore = func() { e.ampOn, e.amp = on, dt }
-	switch p {
-	case PrecisionFP32:
-		e.ampOn = false
-	case PrecisionBF16:
-		e.ampOn, e.amp = true, torch.BFloat16
-	case PrecisionFP16:
-		e.ampOn, e.amp = true, torch.Float16
-	case PrecisionFP8:
-		return e.Model.UseFP8()
-	default:
-		return nil, fmt.Errorf("scoring precision %q: want fp32, bf16, fp16 or fp8", p)
-	}
-	return restore, nil
-}
-
 // Score implements Scorer. It switches the engine to the scorer's precision
-// for the call (scoreIn) and restores it after.
+// for the call (Engine.ScoreIn) and restores it after.
 func (s EngineScorer) Score(ctx context.Context, ids []loader.SeqID) ([]float64, error) {
 	e := s.Eng
-	restore, err := e.scoreIn(s.Precision)
+	restore, err := e.ScoreIn(s.Precision)
 	if err != nil {
 		return nil, fmt.Errorf("engine scorer: %w", err)
 	}
@@ -304,16 +282,6 @@ func (s EngineScorer) Score(ctx context.Context, ids []loader.SeqID) ([]float64,
 	return out, nil
 }
 
-// ScoreCascade is the selection-aware loop's hook: it runs the cascade of sc
-// over ids with e, the cheap pass in sc.Precision and the rescoring in the
-// engine's own precision, ranking on horizon index h, and selects k.
-func (e *Engine) ScoreCascade(ctx context.Context, ds *loader.Dataset, ids []loader.SeqID, h int, sc ScoreConfig, k int) (CascadeResult, error) {
-	ref := ReferencePrecision(e.Cfg)
-	cheap := EngineScorer{Eng: e, Data: ds, Horizon: h, Precision: sc.Precision}
-	full := EngineScorer{Eng: e, Data: ds, Horizon: h, Precision: ref}
-	return Cascade(ctx, ids, cheap, full, k, sc.M(k, len(ids)), ScoreTieRTol(e.Model.Cfg))
-}
-
 // scoreSample scores an iteration's sample for the selection-aware loop: one
 // pass in the run's precision (score), or, with the cascade (RunConfig.Score
 // active), the whole sample in the cheap precision and then its best M
@@ -324,14 +292,14 @@ func (e *Engine) ScoreCascade(ctx context.Context, ds *loader.Dataset, ids []loa
 // the same collectives in the same order. The result holds the reference
 // expected returns of the candidates and the cheap ones elsewhere, with
 // Candidates set: Strategy.Select ranks only those (as Cascade does).
-func (s *session) scoreSample(ctx context.Context, ids []loader.SeqID, labels bool, k int) (InferResult, time.Duration, time.Duration, error) {
+func (s *session) scoreSample(ctx context.Context, ids []loader.SeqID, labels bool, k int) (model.InferResult, time.Duration, time.Duration, error) {
 	sc := s.cfg.Score
 	if !sc.Active(ReferencePrecision(s.eng.Cfg)) {
 		return s.score(ctx, ids, labels, PhaseInference)
 	}
-	restore, err := s.eng.scoreIn(sc.Precision)
+	restore, err := s.eng.ScoreIn(sc.Precision)
 	if err != nil {
-		return InferResult{}, 0, 0, err
+		return model.InferResult{}, 0, 0, err
 	}
 	cheap, ioWait, compute, err := s.score(ctx, ids, labels, PhaseInference)
 	restore()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/model"
 )
 
 // CascadeBenchConfig is a measurement of the scoring cascade on a trained
@@ -99,7 +100,7 @@ func BenchCascade(ctx context.Context, cfg CascadeBenchConfig, emit func(Cascade
 		return fmt.Errorf("--horizon-idx %d out of range: %s has %d horizons (%v days; 0..%d)", cfg.Horizon, ev.DS.Path(), H, ev.DS.Horizons(), H-1)
 	}
 	e := ev.eng
-	restore, err := e.scoreIn(cfg.Reference) // the engine's own precision is the reference
+	restore, err := e.ScoreIn(cfg.Reference) // the engine's own precision is the reference
 	if err != nil {
 		return err
 	}
@@ -111,7 +112,7 @@ func BenchCascade(ctx context.Context, cfg CascadeBenchConfig, emit func(Cascade
 	var cheapT, refT []time.Duration
 	cheap := timedScorer{EngineScorer{Eng: e, Data: ev.DS, Horizon: cfg.Horizon, Precision: cfg.Cheap}, &cheapT}
 	ref := timedScorer{EngineScorer{Eng: e, Data: ev.DS, Horizon: cfg.Horizon, Precision: cfg.Reference}, &refT}
-	rtol := ScoreTieRTol(ev.Config)
+	rtol := model.ScoreTieRTol(ev.Config)
 	k := cfg.TopK
 	m := sc.M(k, cfg.SampleSize)
 	for it := 1; it <= cfg.Iterations; it++ {

@@ -17,10 +17,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/satrain/satrain/internal/atomicfile"
-	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/internal/atomicfile"
+	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/report"
+	"github.com/satrain/satrain/torch"
 )
 
 // CheckpointFormat is the "format" entry of every satrain checkpoint.
@@ -306,7 +307,7 @@ func RemoveStaleTemps(dir string) []string {
 // with meta to path atomically: a temporary file in the same folder, fsync,
 // rename, fsync of the folder. A crash leaves either the old file or the new
 // one, never a partial file under path. Tensors are saved as CPU float32.
-func SaveCheckpoint(path string, e *Engine, meta Meta, withOptimizer bool) error {
+func SaveCheckpoint(path string, e *model.Engine, meta Meta, withOptimizer bool) error {
 	ser, err := serializeCheckpoint(path, e, meta, withOptimizer)
 	if err != nil {
 		return err
@@ -317,7 +318,7 @@ func SaveCheckpoint(path string, e *Engine, meta Meta, withOptimizer bool) error
 
 // serializeCheckpoint copies the state to host memory, checksums it and
 // renders the .pt bytes. The bytes reference no tensor.
-func serializeCheckpoint(path string, e *Engine, meta Meta, withOptimizer bool) (*torch.Serialized, error) {
+func serializeCheckpoint(path string, e *model.Engine, meta Meta, withOptimizer bool) (*torch.Serialized, error) {
 	b, err := buildCheckpoint(e, meta, withOptimizer)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w (previous checkpoint left intact)", path, err)
@@ -363,7 +364,7 @@ type writeResult struct {
 const maxPendingWrites = 2
 
 // Save starts writing a checkpoint; errors of earlier writes are returned here.
-func (w *checkpointWriter) Save(path string, e *Engine, meta Meta, withOptimizer bool) error {
+func (w *checkpointWriter) Save(path string, e *model.Engine, meta Meta, withOptimizer bool) error {
 	w.reap(false)
 	for len(w.pending) >= maxPendingWrites {
 		w.waitOldest()
@@ -470,7 +471,7 @@ func (b *built) toCPU(t *torch.Tensor) (*torch.Tensor, error) {
 	return c, nil
 }
 
-func buildCheckpoint(e *Engine, meta Meta, withOptimizer bool) (*built, error) {
+func buildCheckpoint(e *model.Engine, meta Meta, withOptimizer bool) (*built, error) {
 	m := e.Model
 	root, err := torch.NewDict()
 	if err != nil {
@@ -567,7 +568,7 @@ func (b *built) finish() (*torch.Serialized, error) {
 	return b.dict.Serialize()
 }
 
-func optimizerDict(b *built, e *Engine, h *contentHash) (*torch.Dict, error) {
+func optimizerDict(b *built, e *model.Engine, h *contentHash) (*torch.Dict, error) {
 	opt, _ := torch.NewDict()
 	steps, _ := torch.NewDict()
 	avg, _ := torch.NewDict()
@@ -610,7 +611,7 @@ func optimizerDict(b *built, e *Engine, h *contentHash) (*torch.Dict, error) {
 	return opt, nil
 }
 
-func configDict(c ModelConfig) *torch.Dict {
+func configDict(c model.Config) *torch.Dict {
 	d, _ := torch.NewDict()
 	_ = d.SetInt("num_features", int64(c.NumFeatures))
 	_ = d.SetInt("hidden_dim", int64(c.HiddenDim))
@@ -698,7 +699,7 @@ func hashMeta(h *contentHash, m Meta, withOpt bool) {
 type Loaded struct {
 	Path     string
 	Meta     Meta
-	Config   ModelConfig
+	Config   model.Config
 	Centers  [][]float32
 	HasOptim bool
 	Checksum string // the file's content checksum ("sha256:...")
@@ -740,7 +741,7 @@ func LoadCheckpoint(path string) (*Loaded, error) {
 		}
 		return int(v)
 	}
-	l.Config = ModelConfig{NumFeatures: geti("num_features"), HiddenDim: geti("hidden_dim"), NumLayers: geti("num_layers"),
+	l.Config = model.Config{NumFeatures: geti("num_features"), HiddenDim: geti("hidden_dim"), NumLayers: geti("num_layers"),
 		NumHeads: geti("num_heads"), NumHorizons: geti("num_horizons"), NumBins: geti("num_bins"), SeqLen: geti("seq_len")}
 	l.Config.Dropout, _ = cfg.Float("dropout")
 	cfg.Free()
@@ -895,38 +896,30 @@ func (l *Loaded) recomputeChecksum() (string, [][]float32, error) {
 }
 
 // NewModel builds the checkpoint's model on dev with its weights.
-func (l *Loaded) NewModel(dev torch.Device) (*Model, error) {
-	model, err := l.dict.Dict("model")
+func (l *Loaded) NewModel(dev torch.Device) (*model.Model, error) {
+	weights, err := l.dict.Dict("model")
 	if err != nil {
 		return nil, err
 	}
-	defer model.Free()
-	m := newEmpty(l.Config, dev)
-	for _, spec := range l.Config.ParamSpecs() {
-		t, err := model.Tensor(spec.Name)
+	defer weights.Free()
+	return model.FromWeights(l.Config, dev, func(name string) (*torch.Tensor, error) {
+		t, err := weights.Tensor(name)
 		if err != nil {
-			m.Free()
 			return nil, fmt.Errorf("checkpoint %s: %v", l.Path, err)
 		}
+		defer t.Free()
 		s := torch.NewScope()
+		defer s.Close()
 		c := s.Keep(s.Contiguous(s.Clone(t)))
-		err = s.Err()
-		s.Close()
-		t.Free()
-		if err != nil {
-			m.Free()
+		if err := s.Err(); err != nil {
 			return nil, err
 		}
-		if err := m.adopt(spec.Name, c); err != nil {
-			m.Free()
-			return nil, err
-		}
-	}
-	return m, m.bind()
+		return c, nil
+	})
 }
 
 // RestoreOptimizer loads the AdamW state into e (same parameter order).
-func (l *Loaded) RestoreOptimizer(e *Engine) error {
+func (l *Loaded) RestoreOptimizer(e *model.Engine) error {
 	if !l.HasOptim {
 		return fmt.Errorf("checkpoint %s has no optimizer state", l.Path)
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/model/modeltest"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -16,10 +18,10 @@ import (
 // and rename. Run: go test -run '^$' -bench CheckpointDefault -benchtime 2x ./trainer/
 func BenchmarkCheckpointDefault(b *testing.B) {
 	defer torch.LockThread()()
-	p := Presets["default"]
-	cfg := ModelConfig{NumFeatures: 16, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads,
+	p := model.Presets["default"]
+	cfg := model.Config{NumFeatures: 16, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads,
 		NumHorizons: 4, NumBins: 10, SeqLen: 4}
-	m, err := NewModel(cfg, torch.CPU, 1)
+	m, err := model.New(cfg, torch.CPU, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -30,12 +32,12 @@ func BenchmarkCheckpointDefault(b *testing.B) {
 			centers[h] = append(centers[h], 0.95+0.01*float32(i))
 		}
 	}
-	e, err := NewEngine(m, StepConfig{LR: 4e-5, WeightDecay: 0.01, MaxGradNorm: 1}, centers, 1)
+	e, err := model.NewEngine(m, model.StepConfig{LR: 4e-5, WeightDecay: 0.01, MaxGradNorm: 1}, centers, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer e.Free()
-	x, y := randomBatch(1, cfg)
+	x, y := modeltest.RandomBatch(1, cfg)
 	if _, err := e.TrainStep(x, y, nil, 1, cfg.SeqLen); err != nil { // creates the AdamW state
 		b.Fatal(err)
 	}

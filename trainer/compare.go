@@ -15,12 +15,13 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/satrain/satrain/internal/atomicfile"
-	"github.com/satrain/satrain/loader"
-	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/internal/atomicfile"
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/report"
+	"github.com/satrain/satrain/torch"
 )
 
 // Arms of `satrain compare`.
@@ -537,7 +538,7 @@ func writeCompareOutputs(cfg CompareConfig, res *CompareResult) error {
 		Budget        int64        `json:"budget"`
 		CurveMaxDates int          `json:"curve_max_dates"`
 		Eval          EvalConfig   `json:"eval"`
-		Model         ModelConfig  `json:"model"`
+		Model         model.Config `json:"model"`
 		Runs          []CompareRun `json:"runs"`
 	}{cfg.Arms, cfg.Seeds, cfg.Budget, cfg.CurveMaxDates, cfg.Eval, cfg.Base.Model, res.Runs}, "", "  ")
 	if err != nil {

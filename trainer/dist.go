@@ -37,9 +37,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/satrain/satrain/loader"
-	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/torch"
 )
 
 // distState is a session's view of its process group.
@@ -203,7 +204,7 @@ func (s *session) broadcastWeights() error {
 			return err
 		}
 	}
-	s.eng.group = s.dist.pg
+	s.eng.Group = s.dist.pg
 	return nil
 }
 
@@ -217,8 +218,8 @@ func (s *session) jointContext(ctx context.Context) context.Context {
 	}
 	j, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.dist.local, s.dist.cancel = ctx, cancel
-	s.eng.stopRequested = func() bool { return ctx.Err() != nil }
-	s.eng.onStop = cancel
+	s.eng.StopRequested = func() bool { return ctx.Err() != nil }
+	s.eng.OnStop = cancel
 	return j
 }
 
@@ -227,29 +228,6 @@ func (s *session) localStop() float32 {
 		return 1
 	}
 	return 0
-}
-
-// syncStep sums this rank's gradients scaled by n/total, its loss share and
-// its stop request over every rank. res.Loss becomes the global batch mean.
-func (e *Engine) syncStep(res StepResult, n, total int) (StepResult, error) {
-	share := float64(n) / float64(total)
-	stop := float32(0)
-	if e.stopRequested != nil && e.stopRequested() {
-		stop = 1
-	}
-	loss := float32(0)
-	if n > 0 {
-		loss = float32(res.Loss * share)
-	}
-	extra := []float32{loss, stop}
-	if err := e.group.AllReduceGrads(e.Model.Parameters(), share, extra); err != nil {
-		return res, err
-	}
-	res.Loss = float64(extra[0])
-	if extra[1] > 0 && e.onStop != nil {
-		e.onStop()
-	}
-	return res, nil
 }
 
 // share is this rank's contiguous part [lo, hi) of a global batch of n.
@@ -292,7 +270,7 @@ func (s *session) localRows(orders [][]int, n, bs int) []int {
 // contiguous share, then an all-gather gives every rank the results of all
 // ids in order (expected returns, and the losses and logits when computed),
 // and the ranks' stop requests.
-func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, phase string) (InferResult, time.Duration, time.Duration, error) {
+func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, phase string) (model.InferResult, time.Duration, time.Duration, error) {
 	if s.world() == 1 {
 		res, ioWait, compute, _, _, err := s.scoreLocal(ctx, ids, labels, phase)
 		return res, ioWait, compute, err
@@ -306,7 +284,7 @@ func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, ph
 	if err != nil {
 		return res, ioWait, compute, err
 	}
-	out := InferResult{Expected: parts[0], Loss: parts[1], Logits: parts[2]}
+	out := model.InferResult{Expected: parts[0], Loss: parts[1], Logits: parts[2]}
 	if len(out.Loss) == 0 {
 		out.Loss = nil
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -42,11 +43,11 @@ func distBenchRank() int {
 	}
 	defer g.Close()
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, err); return 3 }
-	p := Presets[os.Getenv("SATRAIN_DIST_BENCH_PRESET")]
+	p := model.Presets[os.Getenv("SATRAIN_DIST_BENCH_PRESET")]
 	const F, H, B, batch, sample, steps = 8, 4, 10, 32, 2000, 10
-	mc := ModelConfig{HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, Dropout: 0.1, SeqLen: p.SeqLen,
+	mc := model.Config{HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, Dropout: 0.1, SeqLen: p.SeqLen,
 		NumFeatures: F, NumHorizons: H, NumBins: B}
-	m, err := NewModel(mc, torch.CPU, 1)
+	m, err := model.New(mc, torch.CPU, 1)
 	if err != nil {
 		return fail(err)
 	}
@@ -58,12 +59,12 @@ func distBenchRank() int {
 			centers[h][b] = float32(b-B/2) * 0.01
 		}
 	}
-	e, err := NewEngine(m, StepConfig{LR: 1e-4, MaxGradNorm: 1}, centers, 256)
+	e, err := model.NewEngine(m, model.StepConfig{LR: 1e-4, MaxGradNorm: 1}, centers, 256)
 	if err != nil {
 		return fail(err)
 	}
 	defer e.Free()
-	e.group = g
+	e.Group = g
 	rng := rand.New(rand.NewSource(int64(g.Rank())))
 	lo, hi := torch.Share(batch, g.Rank(), g.WorldSize())
 	n := hi - lo
@@ -77,13 +78,13 @@ func distBenchRank() int {
 	}
 	res := distBenchResult{Params: m.NumParams(), BatchPerRank: n, SeqLen: p.SeqLen, Horizon: H}
 	for i := 0; i < 2; i++ { // warm-up
-		if _, err := e.trainStep(feats, labels, nil, n, p.SeqLen, batch); err != nil {
+		if _, err := e.TrainShard(feats, labels, nil, n, p.SeqLen, batch); err != nil {
 			return fail(err)
 		}
 	}
 	t0 := time.Now()
 	for i := 0; i < steps; i++ {
-		if _, err := e.trainStep(feats, labels, nil, n, p.SeqLen, batch); err != nil {
+		if _, err := e.TrainShard(feats, labels, nil, n, p.SeqLen, batch); err != nil {
 			return fail(err)
 		}
 	}

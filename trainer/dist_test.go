@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/satrain/satrain/loader"
-	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/torch"
 )
 
 // The data-parallel tests re-execute this test binary: with

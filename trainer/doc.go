@@ -1,7 +1,7 @@
-// Package trainer is satrain's algorithm: the return-bin transformer, its
-// training step and inference, selection-aware and standard training loops,
-// checkpoints, and the Prometheus metrics of a run. It drives libtorch only
-// through package torch and reads data only through package loader.
+// Package trainer runs satrain's training: selection-aware and standard
+// loops over a model (package model), resume and checkpoints, data
+// parallelism, evaluation and compare. It drives libtorch only through
+// packages torch and model and reads data only through package loader.
 //
 // Every torch call happens on the goroutine that calls the exported entry
 // points, which must be locked to its OS thread (torch.LockThread).

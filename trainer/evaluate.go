@@ -12,9 +12,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/satrain/satrain/loader"
-	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/torch"
 )
 
 // EvalOptions says which checkpoint to score on which data.
@@ -36,10 +37,10 @@ type EvalOptions struct {
 // call must come from the goroutine (OS thread) that made it.
 type Evaluator struct {
 	DS     *loader.Dataset
-	Meta   Meta        // of the current checkpoint
-	Config ModelConfig // of the current checkpoint
-	Path   string      // the current checkpoint
-	eng    *Engine
+	Meta   Meta         // of the current checkpoint
+	Config model.Config // of the current checkpoint
+	Path   string       // the current checkpoint
+	eng    *model.Engine
 	opt    EvalOptions
 }
 
@@ -109,7 +110,7 @@ func (e *Evaluator) use(l *Loaded) error {
 	m.Cfg = c
 	// The optimizer is never stepped; the expected returns use the bin
 	// centers the model was trained with.
-	eng, err := NewEngine(m, StepConfig{LR: 1e-4}, l.Centers, e.opt.InferenceBatch)
+	eng, err := model.NewEngine(m, model.StepConfig{LR: 1e-4}, l.Centers, e.opt.InferenceBatch)
 	if err != nil {
 		m.Free()
 		return err
@@ -310,7 +311,7 @@ func softmax(logits, dst []float32) {
 
 // Predictions scores ids and returns one backtest.Prediction per sequence
 // for horizon index h: Score = expected gross return, Realized = realized
-// gross return, Loss = cross-entropy (horizon average), Correct = argmax bin
+// gross return, model.Loss = cross-entropy (horizon average), Correct = argmax bin
 // equals the label bin on h.
 func (e *Evaluator) Predictions(ctx context.Context, ids []loader.SeqID, h int) ([]backtest.Prediction, error) {
 	H := e.DS.NumHorizons()
@@ -382,7 +383,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, cfg EvalConfig) (*EvalResult, 
 	if bt.TieRTol == 0 {
 		// Scores within the model's rounding noise tie (lower ticker first),
 		// so picks and rank IC do not depend on --inference-batch-size.
-		bt.TieRTol = ScoreTieRTol(e.eng.Model.Cfg)
+		bt.TieRTol = model.ScoreTieRTol(e.eng.Model.Cfg)
 	}
 	rep, err := backtest.Evaluate(preds, bt)
 	if err != nil {
@@ -408,18 +409,18 @@ func EvaluateCheckpoint(ctx context.Context, opt EvalOptions, cfg EvalConfig) (*
 func PredictionHeader(horizons []int, bins int, probs bool) []string {
 	hdr := []string{"ticker", "date"}
 	for _, h := range horizons {
-		hdr = append(hdr, "er_"+HorizonName(h))
+		hdr = append(hdr, "er_"+model.HorizonName(h))
 	}
 	for _, h := range horizons {
-		hdr = append(hdr, "realized_"+HorizonName(h))
+		hdr = append(hdr, "realized_"+model.HorizonName(h))
 	}
 	for _, h := range horizons {
-		hdr = append(hdr, "label_"+HorizonName(h))
+		hdr = append(hdr, "label_"+model.HorizonName(h))
 	}
 	if probs {
 		for _, h := range horizons {
 			for b := 0; b < bins; b++ {
-				hdr = append(hdr, fmt.Sprintf("p_%s_b%d", HorizonName(h), b))
+				hdr = append(hdr, fmt.Sprintf("p_%s_b%d", model.HorizonName(h), b))
 			}
 		}
 	}

@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/satrain/satrain/loader"
-	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/model/modeltest"
+	"github.com/satrain/satrain/torch"
 )
 
 // Helpers of the evaluate and compare tests are prefixed "ev".
@@ -36,8 +38,8 @@ func evRunConfig(data, saveDir string) RunConfig {
 	return RunConfig{
 		Data:    data,
 		DataOpt: loader.Options{ValSize: 64, Seed: 5},
-		Model:   ModelConfig{HiddenDim: 16, NumLayers: 1, NumHeads: 2, Dropout: 0.1, SeqLen: 16},
-		Step:    StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0},
+		Model:   model.Config{HiddenDim: 16, NumLayers: 1, NumHeads: 2, Dropout: 0.1, SeqLen: 16},
+		Step:    model.StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0},
 
 		SampleSize: 120, TopK: 12, HorizonIdx: 1, EpochsPerIteration: 2, NumIterations: 3,
 		BatchSize: 8, InferenceBatch: 32, SaveDir: saveDir, ValEvery: 3, CheckpointEvery: 3,
@@ -125,13 +127,13 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 	}
 	// Same weights, possibly other batching: scores and losses agree to the
 	// rounding bound of the forward pass.
-	dz := logitBound(ev.eng.Model.Cfg, maxAbs32(out.Logits))
-	scoreTol := scoreBound(dz, ev.DS.BinCenters())
+	dz := modeltest.LogitBound(ev.eng.Model.Cfg, modeltest.MaxAbs32(out.Logits))
+	scoreTol := modeltest.ScoreBound(dz, ev.DS.BinCenters())
 	correct := 0
 	for i, p := range res.Predictions {
 		w := want[i]
 		if p.Ticker != w.Ticker || p.Date != w.Date || p.Realized != w.Realized || p.Correct != w.Correct ||
-			math.Abs(p.Score-w.Score) > scoreTol || math.Abs(p.Loss-w.Loss) > lossBound(dz, B, w.Loss) {
+			math.Abs(p.Score-w.Score) > scoreTol || math.Abs(p.Loss-w.Loss) > modeltest.LossBound(dz, B, w.Loss) {
 			t.Fatalf("prediction %d = %+v, direct scoring gives %+v", i, p, w)
 		}
 		if p.Realized <= 0 || p.Score <= 0 || math.IsNaN(p.Loss) {
@@ -147,7 +149,7 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 	// losses agree to their rounding bounds.
 	bt.HorizonDays = 5
 	bt.TieRTol = res.Report.Config.TieRTol
-	if want := ScoreTieRTol(ev.eng.Model.Cfg); bt.TieRTol != want || want <= 0 {
+	if want := model.ScoreTieRTol(ev.eng.Model.Cfg); bt.TieRTol != want || want <= 0 {
 		t.Fatalf("report's tie tolerance %g, want the model's %g", bt.TieRTol, want)
 	}
 	direct, err := backtest.Evaluate(want, bt)
@@ -159,7 +161,7 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Fatalf("report differs from a direct backtest.Evaluate:\n%s\n%s", a, b)
 	}
-	if d := math.Abs(res.Report.All.Loss - direct.All.Loss); d > lossBound(dz, B, direct.All.Loss) {
+	if d := math.Abs(res.Report.All.Loss - direct.All.Loss); d > modeltest.LossBound(dz, B, direct.All.Loss) {
 		t.Fatalf("mean loss %v, direct %v", res.Report.All.Loss, direct.All.Loss)
 	}
 	if d := math.Abs(res.Report.Precision.TopKMeanScore - direct.Precision.TopKMeanScore); d > scoreTol {
@@ -176,7 +178,7 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 	for _, l := range out.Loss {
 		lossSum += float64(l)
 	}
-	if math.Abs(r.All.Loss-lossSum/float64(n)) > lossBound(dz, B, r.All.Loss) || r.All.Loss < 1 || r.All.Loss > 4 {
+	if math.Abs(r.All.Loss-lossSum/float64(n)) > modeltest.LossBound(dz, B, r.All.Loss) || r.All.Loss < 1 || r.All.Loss > 4 {
 		t.Fatalf("mean loss %v, direct %v (10 bins: expect about ln 10 = 2.3)", r.All.Loss, lossSum/float64(n))
 	}
 

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/torch"
 )
 
 // evRecorder is a fake reporter: it keeps every event.

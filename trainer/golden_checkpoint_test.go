@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -49,7 +50,7 @@ func TestCheckpointBytesGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Free()
-	eng, err := NewEngine(m, StepConfig{LR: 2e-3, WeightDecay: 0.01}, old.Centers, 4)
+	eng, err := model.NewEngine(m, model.StepConfig{LR: 2e-3, WeightDecay: 0.01}, old.Centers, 4)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/model/modeltest"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -52,14 +54,14 @@ func hdCaptureLog(t *testing.T) *hdLog {
 }
 
 // hdEngine builds a tiny CPU model (F=4, H=2, B=5) and its engine.
-func hdEngine(t *testing.T, step StepConfig, inferBatch int) *Engine {
+func hdEngine(t *testing.T, step model.StepConfig, inferBatch int) *model.Engine {
 	t.Helper()
-	mc := ModelConfig{NumFeatures: 4, HiddenDim: 16, NumLayers: 1, NumHeads: 2, NumHorizons: 2, NumBins: 5, Dropout: 0, SeqLen: 8}
-	m, err := NewModel(mc, torch.CPU, 3)
+	mc := model.Config{NumFeatures: 4, HiddenDim: 16, NumLayers: 1, NumHeads: 2, NumHorizons: 2, NumBins: 5, Dropout: 0, SeqLen: 8}
+	m, err := model.New(mc, torch.CPU, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := NewEngine(m, step, hdCenters, inferBatch)
+	e, err := model.NewEngine(m, step, hdCenters, inferBatch)
 	if err != nil {
 		m.Free()
 		t.Fatal(err)
@@ -85,7 +87,7 @@ func hdBatch(seed int64, n int) ([]float32, []int64) {
 	return f, l
 }
 
-func hdParams(t *testing.T, e *Engine) [][]float32 {
+func hdParams(t *testing.T, e *model.Engine) [][]float32 {
 	t.Helper()
 	var out [][]float32
 	for _, p := range e.Model.Parameters() {
@@ -124,7 +126,7 @@ var errSimOOM = &torch.Error{Op: "simulated", Msg: "CUDA out of memory. Tried to
 func TestInferHalvesBatchOnOOM(t *testing.T) {
 	defer torch.LockThread()()
 	logs := hdCaptureLog(t)
-	e := hdEngine(t, StepConfig{LR: 1e-3}, 32)
+	e := hdEngine(t, model.StepConfig{LR: 1e-3}, 32)
 	const n = 40
 	feats, labels := hdBatch(1, n)
 	want, err := e.Infer(feats, labels, n, 8, true)
@@ -132,7 +134,7 @@ func TestInferHalvesBatchOnOOM(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sizes, reported []int
-	e.fault = func(op string, f []float32, bs int) error {
+	e.Fault = func(op string, f []float32, bs int) error {
 		sizes = append(sizes, bs)
 		if bs > 8 {
 			return errSimOOM
@@ -160,8 +162,8 @@ func TestInferHalvesBatchOnOOM(t *testing.T) {
 		if len(a) != len(b) || len(a) == 0 {
 			t.Fatalf("%s: %d values, want %d", name, len(b), len(a))
 		}
-		dz := logitBound(e.Model.Cfg, maxAbs32(want.Logits))
-		tol := map[string]float64{"logits": dz, "expected": scoreBound(dz, hdCenters), "loss": lossBound(dz, e.Model.Cfg.NumBins, float64(maxAbs32(want.Loss)))}[name]
+		dz := modeltest.LogitBound(e.Model.Cfg, modeltest.MaxAbs32(want.Logits))
+		tol := map[string]float64{"logits": dz, "expected": modeltest.ScoreBound(dz, hdCenters), "loss": modeltest.LossBound(dz, e.Model.Cfg.NumBins, float64(modeltest.MaxAbs32(want.Loss)))}[name]
 		for i := range a {
 			if math.Abs(float64(a[i]-b[i])) > tol {
 				t.Fatalf("%s[%d]: %v after halving, %v without", name, i, b[i], a[i])
@@ -177,7 +179,7 @@ func TestInferHalvesBatchOnOOM(t *testing.T) {
 		t.Errorf("second call tried %v (want [8 8 8 8 8]) and logged:\n%s", sizes, logs)
 	}
 	// OOM even at batch 1: a clear error, no loop.
-	e.fault = func(string, []float32, int) error { return errSimOOM }
+	e.Fault = func(string, []float32, int) error { return errSimOOM }
 	_, err = e.Infer(feats, nil, n, 8, false)
 	if !torch.IsOutOfMemory(err) || e.InferenceBatch != 1 {
 		t.Errorf("OOM at every size: err %v, batch %d; want the OOM error at batch 1", err, e.InferenceBatch)
@@ -188,8 +190,8 @@ func TestInferHalvesBatchOnOOM(t *testing.T) {
 // names --batch-size, in TrainStep and at the end of a run.
 func TestTrainOOMNamesFlag(t *testing.T) {
 	defer torch.LockThread()()
-	e := hdEngine(t, StepConfig{LR: 1e-3, MaxGradNorm: 1}, 8)
-	e.fault = func(op string, _ []float32, _ int) error {
+	e := hdEngine(t, model.StepConfig{LR: 1e-3, MaxGradNorm: 1}, 8)
+	e.Fault = func(op string, _ []float32, _ int) error {
 		if op == "train" {
 			return errSimOOM
 		}
@@ -206,7 +208,7 @@ func TestTrainOOMNamesFlag(t *testing.T) {
 	}
 	var console bytes.Buffer
 	cfg := ltConfig(ltData(t), t.TempDir(), &console)
-	cfg.testFault = e.fault
+	cfg.testFault = e.Fault
 	_, err = RunSelectionAware(context.Background(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "out of device memory in a training step; lower --batch-size") {
 		t.Errorf("run with OOM in training: %v", err)
@@ -216,18 +218,18 @@ func TestTrainOOMNamesFlag(t *testing.T) {
 // TestTrainStepSkipsNonFinite: NaN or Inf inputs give a non-finite loss; the
 // step is skipped and counted, the weights and optimizer state are untouched,
 // a good step resets the run of skips, and MaxSkips in a row is
-// ErrTooManySkips.
+// model.ErrTooManySkips.
 func TestTrainStepSkipsNonFinite(t *testing.T) {
 	defer torch.LockThread()()
 	logs := hdCaptureLog(t)
-	e := hdEngine(t, StepConfig{LR: 1e-3, MaxGradNorm: 1, MaxSkips: 3}, 8)
+	e := hdEngine(t, model.StepConfig{LR: 1e-3, MaxGradNorm: 1, MaxSkips: 3}, 8)
 	good, labels := hdBatch(3, 4)
 	nan := append([]float32(nil), good...)
 	nan[5] = float32(math.NaN())
 	inf := append([]float32(nil), good...)
 	inf[9] = float32(math.Inf(1))
 
-	step := func(f []float32) (StepResult, error) { return e.TrainStep(f, labels, nil, 4, 8) }
+	step := func(f []float32) (model.StepResult, error) { return e.TrainStep(f, labels, nil, 4, 8) }
 	if r, err := step(good); err != nil || r.Skipped || !finiteF(r.Loss) {
 		t.Fatalf("good step: %+v %v", r, err)
 	}
@@ -252,8 +254,8 @@ func TestTrainStepSkipsNonFinite(t *testing.T) {
 			t.Fatalf("skip %d of 3: %v", i+1, err)
 		}
 	}
-	if !errors.Is(err, ErrTooManySkips) || e.Skipped != 5 {
-		t.Errorf("third consecutive skip: %v (Skipped %d); want ErrTooManySkips, 5", err, e.Skipped)
+	if !errors.Is(err, model.ErrTooManySkips) || e.Skipped != 5 {
+		t.Errorf("third consecutive skip: %v (Skipped %d); want model.ErrTooManySkips, 5", err, e.Skipped)
 	}
 	if c := strings.Count(logs.String(), "skipped training step: non-finite loss"); c != 5 {
 		t.Errorf("%d skip log lines, want 5:\n%s", c, logs)
@@ -288,8 +290,8 @@ func TestTooManySkipsWritesLastGood(t *testing.T) {
 	defer cancel()
 	res, err := RunSelectionAware(ctx, cfg)
 	lastGood := filepath.Join(dir, LastGoodCheckpoint)
-	if !errors.Is(err, ErrTooManySkips) || !strings.Contains(err.Error(), "satrain selection-aware --resume-from "+lastGood) {
-		t.Fatalf("run returned %v; want ErrTooManySkips naming %s\n%s", err, lastGood, console.String())
+	if !errors.Is(err, model.ErrTooManySkips) || !strings.Contains(err.Error(), "satrain selection-aware --resume-from "+lastGood) {
+		t.Fatalf("run returned %v; want model.ErrTooManySkips naming %s\n%s", err, lastGood, console.String())
 	}
 	if res.LastIter != 1 || !strings.Contains(console.String(), "the last good weights are in "+lastGood) {
 		t.Errorf("last iteration %d; console:\n%s", res.LastIter, console.String())

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -32,8 +33,8 @@ func ltConfig(data, saveDir string, console *bytes.Buffer) RunConfig {
 	return RunConfig{
 		Data:    data,
 		DataOpt: loader.Options{ValSize: 48, Seed: 5},
-		Model:   ModelConfig{HiddenDim: 16, NumLayers: 1, NumHeads: 2, Dropout: 0.1, SeqLen: 16},
-		Step:    StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0, UseAMP: false},
+		Model:   model.Config{HiddenDim: 16, NumLayers: 1, NumHeads: 2, Dropout: 0.1, SeqLen: 16},
+		Step:    model.StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0, UseAMP: false},
 
 		SampleSize:         96,
 		TopK:               12,

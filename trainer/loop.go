@@ -15,18 +15,19 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/satrain/satrain/loader"
-	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/report"
+	"github.com/satrain/satrain/torch"
 )
 
 // RunConfig is everything a training run needs; the CLI fills it from flags.
 type RunConfig struct {
 	Data    string
 	DataOpt loader.Options
-	Model   ModelConfig // NumFeatures, NumHorizons, NumBins come from the data file
-	Step    StepConfig
+	Model   model.Config // NumFeatures, NumHorizons, NumBins come from the data file
+	Step    model.StepConfig
 
 	// Selection-aware
 	SampleSize         int
@@ -150,7 +151,7 @@ type session struct {
 	cfg      RunConfig
 	kind     string
 	ds       *loader.Dataset
-	eng      *Engine
+	eng      *model.Engine
 	rep      event.Reporters
 	closers  []io.Closer
 	meta     Meta
@@ -307,7 +308,7 @@ func (c *RunConfig) Validate(selection bool) error {
 
 // architectureDiff names each architecture field where the run's model
 // config differs from a checkpoint's (they cannot change on resume).
-func architectureDiff(run, ckpt ModelConfig) []string {
+func architectureDiff(run, ckpt model.Config) []string {
 	var d []string
 	for _, f := range []struct {
 		flag      string
@@ -402,7 +403,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		DataIdentity: ds.Identity(), InferenceBatch: cfg.InferenceBatch, Run: cfg.Run, Stage: stageOf(kind, "", "")}
 	s.meta.TrainEnd, s.meta.ValEnd = ds.PeriodStarts()
 	s.start = event.Start{Mode: event.StartFresh, BestValLoss: math.Inf(1)}
-	var model *Model
+	var mdl *model.Model
 	var loaded *Loaded
 	if cfg.ResumeFrom != "" {
 		loaded, err = LoadCheckpoint(cfg.ResumeFrom)
@@ -448,21 +449,21 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 				return nil, err
 			}
 		}
-		model, err = loaded.NewModel(cfg.Device)
+		mdl, err = loaded.NewModel(cfg.Device)
 	} else {
-		model, err = NewModel(mc, cfg.Device, uint64(cfg.Seed))
+		mdl, err = model.New(mc, cfg.Device, uint64(cfg.Seed))
 	}
 	if err != nil {
 		return nil, err
 	}
-	model.Cfg = mc
-	eng, err := NewEngine(model, cfg.Step, ds.BinCenters(), cfg.InferenceBatch)
+	mdl.Cfg = mc
+	eng, err := model.NewEngine(mdl, cfg.Step, ds.BinCenters(), cfg.InferenceBatch)
 	if err != nil {
-		model.Free()
+		mdl.Free()
 		return nil, err
 	}
 	s.eng = eng
-	eng.fault = cfg.testFault
+	eng.Fault = cfg.testFault
 	if err := s.broadcastWeights(); err != nil {
 		return nil, err
 	}
@@ -540,7 +541,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		if kind == KindStandard {
 			pass, what = 3*s.perEpoch, "an epoch's training (3 forward passes' worth a sequence)"
 		}
-		if w := SlowModelWarning(eng.Model.Cfg, pass/int64(s.world()), what, eng.InferenceBatch, cfg.Device, cfg.Threads); w != "" {
+		if w := model.SlowModelWarning(eng.Model.Cfg, pass/int64(s.world()), what, eng.InferenceBatch, cfg.Device, cfg.Threads); w != "" {
 			slog.Warn(w)
 		}
 	}
@@ -552,8 +553,8 @@ func (s *session) runStarted() event.RunStarted {
 	e := event.RunStarted{RunID: newRunID(time.Now()), Kind: s.kind, Strategy: KindStandard, BatchSize: cfg.BatchSize,
 		InferenceBatch: s.eng.InferenceBatch, LR: cfg.Step.LR, Seed: cfg.Seed, Version: cfg.Version,
 		Data: cfg.Data, Mode: s.ds.Mode(), Tickers: s.ds.Tickers(), Dates: s.ds.Dates(), TrainSequences: s.train.Len(),
-		ValSequences: int64(len(s.valIDs)), Params: FormatParams(m.NumParams()), ModelDesc: m.Cfg.String(),
-		Device: m.Device.String(), TorchVersion: torch.Version(), AMP: s.ampDesc(), SaveDir: cfg.SaveDir,
+		ValSequences: int64(len(s.valIDs)), Params: model.FormatParams(m.NumParams()), ModelDesc: m.Cfg.String(),
+		Device: m.Device.String(), TorchVersion: torch.Version(), AMP: s.eng.AMP(), SaveDir: cfg.SaveDir,
 		Start: s.start, FirstIteration: s.meta.Iteration + 1, WorldSize: s.world()}
 	if s.world() > 1 {
 		e.Backend = s.dist.pg.Backend().String()
@@ -561,7 +562,7 @@ func (s *session) runStarted() event.RunStarted {
 	if s.kind == KindSelectionAware {
 		e.Strategy = s.strat.Name()
 		e.SampleSize, e.TopK, e.EpochsPerIteration, e.NumIterations = cfg.SampleSize, cfg.TopK, cfg.EpochsPerIteration, cfg.NumIterations
-		e.Horizon = HorizonName(s.ds.Horizons()[s.horizon])
+		e.Horizon = model.HorizonName(s.ds.Horizons()[s.horizon])
 		e.SelectBy = "expected_return"
 		if s.strat.SelectBy == "loss" || s.strat.SelectBy == "random" {
 			e.SelectBy = s.strat.SelectBy
@@ -601,18 +602,6 @@ func (s *session) close() {
 	// Last: the run's final checkpoint and logs are written.
 	s.lock.Release()
 	s.lock = nil
-}
-
-func (s *session) ampDesc() string {
-	switch {
-	case !s.eng.ampOn:
-		return "off"
-	case s.eng.scaler != nil:
-		return "fp16 autocast + GradScaler"
-	case s.eng.Model.Device.IsCUDA():
-		return "bf16 autocast"
-	}
-	return "bf16 autocast (CPU)"
 }
 
 // bufPool holds the host feature buffers (pinned on CUDA) the loader reads
@@ -677,13 +666,13 @@ func (s *session) trainBuffer(n int) []float32 {
 // the loader with prefetch. It returns expected returns [n][H] and the time
 // spent waiting for data versus computing. score (dist.go) shares the ids
 // out over the ranks of a data-parallel run.
-func (s *session) scoreLocal(ctx context.Context, ids []loader.SeqID, labels bool, phase string) (InferResult, time.Duration, time.Duration, []int64, []float32, error) {
+func (s *session) scoreLocal(ctx context.Context, ids []loader.SeqID, labels bool, phase string) (model.InferResult, time.Duration, time.Duration, []int64, []float32, error) {
 	seqLen, F := s.eng.Model.Cfg.SeqLen, s.ds.NumFeatures()
 	bs := s.eng.InferenceBatch
 	pool := s.scorePool(bs * seqLen * F)
 	st := s.ds.Stream(ctx, ids, loader.StreamOptions{BatchSize: bs, Depth: 2, NewFeatures: pool.get})
 	defer st.Close()
-	var res InferResult
+	var res model.InferResult
 	var allLabels []int64
 	var allReturns []float32
 	var ioWait, compute time.Duration
@@ -807,7 +796,7 @@ func (s *session) trainOn(ctx context.Context, ids []loader.SeqID, weights []flo
 				}
 				w = normalizeWeights(bw)[lo:hi]
 			}
-			r, err := s.eng.trainStep(bf, bl, w, hi-lo, seqLen, end-start)
+			r, err := s.eng.TrainShard(bf, bl, w, hi-lo, seqLen, end-start)
 			if r.Skipped {
 				s.emit(event.StepSkipped{Iteration: s.it, Total: s.eng.Skipped})
 			}
@@ -1035,7 +1024,7 @@ func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
 func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 	cfg := s.cfg
 	h := s.horizon
-	hname := HorizonName(s.ds.Horizons()[h])
+	hname := model.HorizonName(s.ds.Horizons()[h])
 	strat := &s.strat
 	train := s.train
 	res := &RunResult{BestValLoss: s.meta.BestValLoss}
@@ -1188,7 +1177,7 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 // overwritten with it, and resuming re-runs iteration it from there.
 func (s *session) stop(ctx context.Context, res *RunResult, it int, phase string, err error) (*RunResult, error) {
 	if ctx.Err() == nil {
-		if errors.Is(err, ErrTooManySkips) {
+		if errors.Is(err, model.ErrTooManySkips) {
 			return s.stopLastGood(res, it, err)
 		}
 		return res, err
@@ -1230,11 +1219,11 @@ func (s *session) stop(ctx context.Context, res *RunResult, it int, phase string
 }
 
 // LastGoodCheckpoint is the file a run writes when it stops after
-// StepConfig.MaxSkips consecutive non-finite steps.
+// model.StepConfig.MaxSkips consecutive non-finite steps.
 const LastGoodCheckpoint = "checkpoint_last_good.pt"
 
 // stopLastGood saves the current weights and optimizer state after
-// ErrTooManySkips in iteration it: skipped steps never touch them, so they
+// model.ErrTooManySkips in iteration it: skipped steps never touch them, so they
 // are those of the last finite step.
 func (s *session) stopLastGood(res *RunResult, it int, err error) (*RunResult, error) {
 	path, serr := s.saveNow(LastGoodCheckpoint, true)

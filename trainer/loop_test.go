@@ -20,10 +20,12 @@ import (
 	"time"
 
 	"github.com/satrain/satrain/internal/testenv"
+	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/model/modeltest"
 
+	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
-	"github.com/satrain/satrain/backtest"
 )
 
 func idSet(ids []loader.SeqID) map[loader.SeqID]bool {
@@ -53,7 +55,7 @@ func ltWindows(t *testing.T, cfg RunConfig, ids []loader.SeqID) ([]float32, *loa
 }
 
 // ltInferCheckpoint loads a checkpoint and runs Go inference on feats.
-func ltInferCheckpoint(t *testing.T, path string, feats []float32, n, seqLen int) InferResult {
+func ltInferCheckpoint(t *testing.T, path string, feats []float32, n, seqLen int) model.InferResult {
 	t.Helper()
 	l, err := LoadCheckpoint(path)
 	if err != nil {
@@ -65,7 +67,7 @@ func ltInferCheckpoint(t *testing.T, path string, feats []float32, n, seqLen int
 		t.Fatal(err)
 	}
 	defer m.Free()
-	eng, err := NewEngine(m, StepConfig{LR: 1e-3}, l.Centers, 7)
+	eng, err := model.NewEngine(m, model.StepConfig{LR: 1e-3}, l.Centers, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +138,7 @@ func TestSelectionAwareEndToEnd(t *testing.T) {
 	_, lds := ltWindows(t, cfg, res.Iterations[0].sample[:1])
 	mc := cfg.Model
 	mc.NumFeatures = lds.NumFeatures()
-	rtol := ScoreTieRTol(mc)
+	rtol := model.ScoreTieRTol(mc)
 	var valIters []int
 	for i, rec := range res.Iterations {
 		it := i + 1
@@ -361,7 +363,7 @@ print(json.dumps({"kind": ckpt["kind"], "format": ckpt["format"], "iteration": i
 	}
 	mc := cfg.Model
 	mc.NumFeatures = F
-	if bound := logitBound(mc, maxAbs); maxDiff > bound || maxAbs == 0 {
+	if bound := modeltest.LogitBound(mc, maxAbs); maxDiff > bound || maxAbs == 0 {
 		t.Errorf("Go vs PyTorch logits: max |diff| %.3g > %.3g (max |logit| %.3g)", maxDiff, bound, maxAbs)
 	} else {
 		t.Logf("Go vs PyTorch logits: max |diff| %.3g over max |logit| %.3g", maxDiff, maxAbs)
@@ -491,7 +493,7 @@ func TestResumeFromStandard(t *testing.T) {
 	// Same weights, other batching: the scores agree to the rounding bound.
 	mc := cfg.Model
 	mc.NumFeatures = ds.NumFeatures()
-	bound := scoreBound(logitBound(mc, maxAbs32(want.Logits)), ds.BinCenters())
+	bound := modeltest.ScoreBound(modeltest.LogitBound(mc, modeltest.MaxAbs32(want.Logits)), ds.BinCenters())
 	for i, got := range rec.scores {
 		w := float64(want.Expected[i*H+cfg.HorizonIdx])
 		if math.Abs(got-w) > bound {

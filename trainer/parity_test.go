@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/satrain/satrain/internal/testenv"
+	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/model/modeltest"
 
 	"github.com/satrain/satrain/torch"
 )
@@ -33,17 +35,6 @@ func readF32(t *testing.T, path string) []float32 {
 		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 	}
 	return out
-}
-
-// relErr is ‖a−b‖ / ‖b‖.
-func relErr(a, b []float32) float64 {
-	var num, den float64
-	for i := range a {
-		d := float64(a[i]) - float64(b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	return math.Sqrt(num) / math.Max(math.Sqrt(den), 1e-30)
 }
 
 // norm2 is ‖a‖₂ in float64.
@@ -89,8 +80,8 @@ func parityWithPyTorch(t *testing.T, py string, threads int) {
 		t.Fatal(err)
 	}
 	defer torch.SetNumThreads(1)
-	cfg := ModelConfig{NumFeatures: 5, HiddenDim: 32, NumLayers: 2, NumHeads: 4, NumHorizons: 4, NumBins: 6, Dropout: 0, SeqLen: 12}
-	m, err := NewModel(cfg, torch.CPU, 11)
+	cfg := model.Config{NumFeatures: 5, HiddenDim: 32, NumLayers: 2, NumHeads: 4, NumHorizons: 4, NumBins: 6, Dropout: 0, SeqLen: 12}
+	m, err := model.New(cfg, torch.CPU, 11)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,8 +92,8 @@ func parityWithPyTorch(t *testing.T, py string, threads int) {
 			centers[h] = append(centers[h], 0.9+0.04*float32(b)+0.01*float32(h))
 		}
 	}
-	step := StepConfig{LR: 3e-3, WeightDecay: 0.05, MaxGradNorm: 0.5, LabelSmoothing: 0.1}
-	eng, err := NewEngine(m, step, centers, 64)
+	step := model.StepConfig{LR: 3e-3, WeightDecay: 0.05, MaxGradNorm: 0.5, LabelSmoothing: 0.1}
+	eng, err := model.NewEngine(m, step, centers, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,9 +146,9 @@ func parityWithPyTorch(t *testing.T, py string, threads int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tolFwd := float64(forwardRoundingTerms(cfg)) * unitRoundoff
+	tolFwd := float64(cfg.ForwardRoundingTerms()) * modeltest.UnitRoundoff
 	pyLogits := readF32(t, filepath.Join(out, "logits.f32"))
-	if e := relErr(res.Logits, pyLogits); e > tolFwd || math.IsNaN(e) {
+	if e := modeltest.RelErr(res.Logits, pyLogits); e > tolFwd || math.IsNaN(e) {
 		t.Fatalf("logits relative error %.3g > %.3g", e, tolFwd)
 	} else {
 		t.Logf("forward logits relative error %.3g (bound %.3g)", e, tolFwd)
@@ -169,7 +160,7 @@ func parityWithPyTorch(t *testing.T, py string, threads int) {
 	}
 	pyER := readF32(t, filepath.Join(out, "expected.f32"))
 	for i := range pyER {
-		if d, bound := math.Abs(float64(res.Expected[i])-float64(pyER[i])), scoreBound(maxDz, centers); d > bound {
+		if d, bound := math.Abs(float64(res.Expected[i])-float64(pyER[i])), modeltest.ScoreBound(maxDz, centers); d > bound {
 			t.Fatalf("expected return %d: satrain %.9g, PyTorch %.9g: |diff| %.3g > %.3g", i, res.Expected[i], pyER[i], d, bound)
 		}
 	}
@@ -181,7 +172,7 @@ func parityWithPyTorch(t *testing.T, py string, threads int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := relErr(full.Logits, pyLogits); e > tolFwd {
+	if e := modeltest.RelErr(full.Logits, pyLogits); e > tolFwd {
 		t.Fatalf("full final layer: logits relative error %.3g > %.3g", e, tolFwd)
 	}
 
@@ -197,12 +188,12 @@ func parityWithPyTorch(t *testing.T, py string, threads int) {
 		t.Fatal(err)
 	}
 	pyLoss := float64(readF32(t, filepath.Join(out, "loss.f32"))[0])
-	if d, bound := math.Abs(r.Loss-pyLoss), lossBound(maxDz, cfg.NumBins, pyLoss)+float64(b)*unitRoundoff*pyLoss; d > bound {
+	if d, bound := math.Abs(r.Loss-pyLoss), modeltest.LossBound(maxDz, cfg.NumBins, pyLoss)+float64(b)*modeltest.UnitRoundoff*pyLoss; d > bound {
 		t.Fatalf("loss: satrain %.8f, PyTorch %.8f: |diff| %.3g > %.3g", r.Loss, pyLoss, d, bound)
 	}
 	// Backward runs the forward chain's reductions again, transposed, plus
 	// the sums over batch × positions that weight gradients take.
-	tolGrad := float64(2*forwardRoundingTerms(cfg)+b*cfg.SeqLen) * unitRoundoff
+	tolGrad := float64(2*cfg.ForwardRoundingTerms()+b*cfg.SeqLen) * modeltest.UnitRoundoff
 	pyNorm := float64(readF32(t, filepath.Join(out, "grad_norm.f32"))[0])
 	if math.Abs(r.GradNorm-pyNorm) > tolGrad*pyNorm {
 		t.Fatalf("grad norm: satrain %.8f, PyTorch %.8f (relative bound %.3g)", r.GradNorm, pyNorm, tolGrad)
@@ -278,7 +269,7 @@ func parityWithPyTorch(t *testing.T, py string, threads int) {
 				}
 				continue
 			}
-			e := relErr(g, pg)
+			e := modeltest.RelErr(g, pg)
 			worstGrad = math.Max(worstGrad, e)
 			if e > tolGrad || math.IsNaN(e) {
 				t.Fatalf("%s gradient: relative error %.3g > %.3g", pt.what, e, tolGrad)
@@ -295,7 +286,7 @@ func parityWithPyTorch(t *testing.T, py string, threads int) {
 			// m̂/(√v̂+ε) (a few u).
 			want := -wd*th - (float64(mv[j])/(1-beta1))/(math.Sqrt(float64(vv[j]))/math.Sqrt(1-beta2)+adamEps)
 			got := (float64(after[j]) - th) / lr
-			round := unitRoundoff * (4*math.Abs(th)/lr + 8)
+			round := modeltest.UnitRoundoff * (4*math.Abs(th)/lr + 8)
 			if math.Abs(got-want) > round {
 				t.Fatalf("%s[%d]: satrain AdamW step %.9g·lr, formula %.9g·lr (bound %.3g)", name, j, got, want, round)
 			}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/satrain/satrain/internal/atomicfile"
+	"github.com/satrain/satrain/model"
 )
 
 // CheckpointInfo is what a checkpoint records about the run that wrote it:
@@ -20,7 +21,7 @@ import (
 type CheckpointInfo struct {
 	Path     string
 	Meta     Meta
-	Config   ModelConfig
+	Config   model.Config
 	HasOptim bool // the file holds the optimizer state (it can continue its run)
 }
 

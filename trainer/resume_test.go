@@ -14,9 +14,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/report"
+	"github.com/satrain/satrain/torch"
 )
 
 // TestReadCheckpointInfo: the record a checkpoint was written with (kind,
@@ -24,14 +25,14 @@ import (
 // and a damaged file is refused with its name.
 func TestReadCheckpointInfo(t *testing.T) {
 	defer torch.LockThread()()
-	cfg := ModelConfig{NumFeatures: 3, HiddenDim: 16, NumLayers: 1, NumHeads: 2, NumHorizons: 2, NumBins: 4, Dropout: 0.25, SeqLen: 8}
-	m, err := NewModel(cfg, torch.CPU, 1)
+	cfg := model.Config{NumFeatures: 3, HiddenDim: 16, NumLayers: 1, NumHeads: 2, NumHorizons: 2, NumBins: 4, Dropout: 0.25, SeqLen: 8}
+	m, err := model.New(cfg, torch.CPU, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Free()
 	centers := [][]float32{{0.9, 1, 1.05, 1.1}, {0.8, 1, 1.1, 1.2}}
-	eng, err := NewEngine(m, StepConfig{LR: 1e-3}, centers, 8)
+	eng, err := model.NewEngine(m, model.StepConfig{LR: 1e-3}, centers, 8)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,10 +13,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/satrain/satrain/loader"
-	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/report"
+	"github.com/satrain/satrain/torch"
 )
 
 // Tests of what a run writes and says: the documented console, metrics.jsonl

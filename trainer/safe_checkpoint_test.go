@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/satrain/satrain/internal/testenv"
+	"github.com/satrain/satrain/model"
 
 	"github.com/satrain/satrain/torch"
 )
@@ -48,7 +49,7 @@ func TestCheckpointOldFormatStillLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Free()
-	eng, err := NewEngine(m, StepConfig{LR: 2e-3, WeightDecay: 0.01}, old.Centers, 4)
+	eng, err := model.NewEngine(m, model.StepConfig{LR: 2e-3, WeightDecay: 0.01}, old.Centers, 4)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/model"
 )
 
 // Strategy selects what each iteration trains on. The zero value is the
@@ -308,7 +309,7 @@ func (s Selection) Describe() string {
 }
 
 // Select picks the iteration's training set from the scored sample.
-func (st *Strategy) Select(ds *loader.Dataset, ids []loader.SeqID, scores []float64, inf InferResult, k int, rng *rand.Rand) Selection {
+func (st *Strategy) Select(ds *loader.Dataset, ids []loader.SeqID, scores []float64, inf model.InferResult, k int, rng *rand.Rand) Selection {
 	var sel Selection
 	rank := scores
 	// Scores within the inference's rounding noise are ties, broken by
@@ -420,7 +421,7 @@ func (st *Strategy) Select(ds *loader.Dataset, ids []loader.SeqID, scores []floa
 // Weights returns per-training-sequence loss weights (aligned with
 // sel.Train), or nil for equal weights. The loop scales them to mean 1 in
 // each batch.
-func (st *Strategy) Weights(sel Selection, ids []loader.SeqID, inf InferResult, it int) []float32 {
+func (st *Strategy) Weights(sel Selection, ids []loader.SeqID, inf model.InferResult, it int) []float32 {
 	if !st.ConfidenceWeight && sel.bonus == nil {
 		return nil
 	}
@@ -463,7 +464,7 @@ const minConfidence = 1e-6
 // entropy of its predicted bin distribution on horizon h divided by
 // log(bins): 0 for a uniform prediction, 1 for a certain one (floored at
 // 1e-6). It returns nil when inf has no logits.
-func Confidence(inf InferResult, n, h int) []float64 {
+func Confidence(inf model.InferResult, n, h int) []float64 {
 	if n == 0 || len(inf.Logits) == 0 || len(inf.Expected) == 0 {
 		return nil
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -91,7 +92,7 @@ func TestStrategyDefaultIsUniformSample(t *testing.T) {
 			t.Fatalf("K = %d without a schedule, want --top-k 17", k)
 		}
 	}
-	if w := st.Weights(Selection{Train: []int{0, 1}}, got, InferResult{}, 1); w != nil {
+	if w := st.Weights(Selection{Train: []int{0, 1}}, got, model.InferResult{}, 1); w != nil {
 		t.Fatalf("default weights %v, want nil (equal)", w)
 	}
 	if st.Name() != "selection_aware" {
@@ -280,7 +281,7 @@ func TestStrategyStratumShare(t *testing.T) {
 		g, _ := strconv.Atoi(strings.TrimPrefix(groups[id.Ticker], "Sector"))
 		scores[i] = float64(g) + 0.001*float64(i)
 	}
-	sel := st.Select(ds, ids, scores, InferResult{}, 20, rand.New(rand.NewSource(1)))
+	sel := st.Select(ds, ids, scores, model.InferResult{}, 20, rand.New(rand.NewSource(1)))
 	if len(sel.StratumShare) != 11 {
 		t.Fatalf("shares for %d strata, want all 11: %v", len(sel.StratumShare), sel.StratumShare)
 	}
@@ -364,7 +365,7 @@ func TestStrategyBottomKIncluded(t *testing.T) {
 		ids[i] = loader.SeqID{Ticker: int32(i), Day: 100}
 	}
 	st := Strategy{NegativeK: 4}
-	sel := st.Select(nil, ids, scores, InferResult{}, 6, rng)
+	sel := st.Select(nil, ids, scores, model.InferResult{}, 6, rng)
 	if !reflect.DeepEqual(sel.Top, refTopK(scores, 6, false)) {
 		t.Fatalf("top %v, want %v", sel.Top, refTopK(scores, 6, false))
 	}
@@ -435,7 +436,7 @@ func TestStrategyPerDateSelection(t *testing.T) {
 	// k = 20 over 4 days: 5 each, but day 30 has 3 names: its shortfall of 2
 	// goes to the others (6, 6, 5 in some order -> total 20).
 	st := &Strategy{Scope: ScopePerDate}
-	sel := st.Select(nil, ids, scores, InferResult{}, 20, rng)
+	sel := st.Select(nil, ids, scores, model.InferResult{}, 20, rng)
 	if len(sel.Top) != 20 {
 		t.Fatalf("per-date top: %d selected, want 20", len(sel.Top))
 	}
@@ -461,14 +462,14 @@ func TestStrategyPerDateSelection(t *testing.T) {
 	}
 	// --top-frac 0.2: round(0.2 x 30) = 6 per full day, max(1, round(0.6)) = 1 of day 30.
 	st = &Strategy{Scope: ScopePerDate, TopFrac: 0.2}
-	sel = st.Select(nil, ids, scores, InferResult{}, 999, rng)
+	sel = st.Select(nil, ids, scores, model.InferResult{}, 999, rng)
 	check("top-frac", sel.Top, map[int32]int{10: 6, 20: 6, 30: 1, 40: 6})
 	if len(sel.Top) != 19 {
 		t.Fatalf("top-frac: %d selected, want 19", len(sel.Top))
 	}
 	// Negative mining per date: the bottom of each day.
 	st = &Strategy{Scope: ScopePerDate, NegativeK: 8}
-	sel = st.Select(nil, ids, scores, InferResult{}, 8, rng)
+	sel = st.Select(nil, ids, scores, model.InferResult{}, 8, rng)
 	// 2 per day each way; day 30 has 3 names, so its top 2 and bottom 2 share one.
 	refLow := stRefPerDay(ids, scores, true)
 	inTop := map[int]bool{}
@@ -538,9 +539,9 @@ func TestStrategyPerDateSample(t *testing.T) {
 
 // stLogits gives sequence i on horizon h the bin logits rows[i] and
 // zeros elsewhere (H horizons, B bins).
-func stLogits(rows [][]float32, H, h int) InferResult {
+func stLogits(rows [][]float32, H, h int) model.InferResult {
 	B := len(rows[0])
-	inf := InferResult{Expected: make([]float32, len(rows)*H), Logits: make([]float32, len(rows)*H*B)}
+	inf := model.InferResult{Expected: make([]float32, len(rows)*H), Logits: make([]float32, len(rows)*H*B)}
 	for i, r := range rows {
 		copy(inf.Logits[(i*H+h)*B:], r)
 	}
@@ -601,8 +602,8 @@ func TestStrategyConsistencyBonus(t *testing.T) {
 	st := &Strategy{ConsistencyBonus: 0.5}
 	rng := rand.New(rand.NewSource(1))
 	weights := func(sample []loader.SeqID, scores []float64) map[int32]float32 {
-		sel := st.Select(nil, sample, scores, InferResult{}, 3, rng)
-		w := st.Weights(sel, sample, InferResult{}, 0)
+		sel := st.Select(nil, sample, scores, model.InferResult{}, 3, rng)
+		w := st.Weights(sel, sample, model.InferResult{}, 0)
 		out := map[int32]float32{}
 		for j, i := range sel.Train {
 			out[sample[i].Ticker] = w[j]

@@ -9,9 +9,9 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
-	"github.com/satrain/satrain/backtest"
 )
 
 // sameFeaturesPanel writes a synthetic panel in which every ticker has ticker

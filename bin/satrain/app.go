@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
 	"github.com/urfave/cli/v2"
@@ -111,7 +112,7 @@ func selectionFlags() []cli.Flag {
 }
 
 func presetList() string {
-	return strings.Join(trainer.PresetNames(), ", ")
+	return strings.Join(model.PresetNames(), ", ")
 }
 
 // newApp is the command tree. main runs it through runArgs, which puts flags
@@ -194,7 +195,7 @@ func infoCommand() *cli.Command {
 					"idle OpenMP threads from spinning (or use --threads 1; bench/README.md)")
 			}
 			fmt.Printf("libsatorch: %s\n", torch.ShimPath())
-			names := trainer.PresetNames()
+			names := model.PresetNames()
 			sort.Strings(names)
 			F, H, B, src := 16, 4, 10, ""
 			if path := c.String("data"); path != "" {
@@ -210,11 +211,11 @@ func infoCommand() *cli.Command {
 				hint = " (--data FILE counts for a panel's own)"
 			}
 			fmt.Printf("model presets, parameter counts for %s%d features, %d horizons x %d bins%s:\n", src, F, H, B, hint)
-			for _, n := range trainer.PresetNames() {
-				p := trainer.Presets[n]
-				mc := trainer.ModelConfig{NumFeatures: F, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, NumHorizons: H, NumBins: B, SeqLen: p.SeqLen}
+			for _, n := range model.PresetNames() {
+				p := model.Presets[n]
+				mc := model.Config{NumFeatures: F, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, NumHorizons: H, NumBins: B, SeqLen: p.SeqLen}
 				fmt.Printf("  preset %-8s d=%-5d layers=%-3d heads=%-3d seq_len=%-5d %9s parameters: %s\n",
-					n, p.HiddenDim, p.NumLayers, p.NumHeads, p.SeqLen, trainer.FormatParams(mc.NumParams()), p.Description)
+					n, p.HiddenDim, p.NumLayers, p.NumHeads, p.SeqLen, model.FormatParams(mc.NumParams()), p.Description)
 			}
 			return nil
 		},

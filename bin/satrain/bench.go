@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
 	"github.com/urfave/cli/v2"
@@ -40,7 +41,7 @@ func benchCommand() *cli.Command {
 }
 
 func runBench(c *cli.Context) error {
-	p, ok := trainer.Presets[c.String("preset")]
+	p, ok := model.Presets[c.String("preset")]
 	if !ok {
 		return fmt.Errorf("--preset %q: want one of %s", c.String("preset"), presetList())
 	}
@@ -56,7 +57,7 @@ func runBench(c *cli.Context) error {
 			return err
 		}
 	}
-	mc := trainer.ModelConfig{NumFeatures: c.Int("num-features"), HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads,
+	mc := model.Config{NumFeatures: c.Int("num-features"), HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads,
 		NumHorizons: c.Int("num-horizons"), NumBins: c.Int("num-bins"), Dropout: 0.15, SeqLen: p.SeqLen}
 	if s := c.Int("seq-len"); s > 0 {
 		mc.SeqLen = s
@@ -78,17 +79,17 @@ func runBench(c *cli.Context) error {
 			return err
 		}
 	}
-	fmt.Fprintf(os.Stderr, "bench: %s parameters, %s, libtorch %s\n", trainer.FormatParams(mc.NumParams()), mc.String(), torch.Version())
+	fmt.Fprintf(os.Stderr, "bench: %s parameters, %s, libtorch %s\n", model.FormatParams(mc.NumParams()), mc.String(), torch.Version())
 	enc := json.NewEncoder(os.Stdout)
-	return trainer.Bench(trainer.BenchConfig{Model: mc, Device: dev, UseAMP: c.Bool("use-amp"), ScoreBatches: batches,
+	return model.Bench(model.BenchConfig{Model: mc, Device: dev, UseAMP: c.Bool("use-amp"), ScoreBatches: batches,
 		TrainBatch: c.Int("train-batch"), Warmup: c.Int("warmup"), Iters: c.Int("iters"), PeakTFLOPs: c.Float64("peak-tflops"),
-		Seed: seed, FullFinalLayer: c.Bool("full-final-layer"), FusedKernels: c.Bool("fused-kernels")}, func(r trainer.BenchResult) { _ = enc.Encode(r) })
+		Seed: seed, FullFinalLayer: c.Bool("full-final-layer"), FusedKernels: c.Bool("fused-kernels")}, func(r model.BenchResult) { _ = enc.Encode(r) })
 }
 
 // benchArtifacts writes the benchmark's weights as a checkpoint and, for the
 // agreement check, a fixed input batch with satrain's logits on it.
-func benchArtifacts(mc trainer.ModelConfig, dev torch.Device, seed uint64, ckpt, dir string, amp bool) error {
-	m, err := trainer.NewModel(mc, dev, seed)
+func benchArtifacts(mc model.Config, dev torch.Device, seed uint64, ckpt, dir string, amp bool) error {
+	m, err := model.New(mc, dev, seed)
 	if err != nil {
 		return err
 	}
@@ -99,7 +100,7 @@ func benchArtifacts(mc trainer.ModelConfig, dev torch.Device, seed uint64, ckpt,
 			centers[h] = append(centers[h], 0.95+0.01*float32(b))
 		}
 	}
-	e, err := trainer.NewEngine(m, trainer.StepConfig{LR: 4e-5}, centers, 4)
+	e, err := model.NewEngine(m, model.StepConfig{LR: 4e-5}, centers, 4)
 	if err != nil {
 		return err
 	}
@@ -149,7 +150,7 @@ func benchArtifacts(mc trainer.ModelConfig, dev torch.Device, seed uint64, ckpt,
 		if mode.amp && !amp {
 			continue
 		}
-		e2, err := trainer.NewEngine(m, trainer.StepConfig{LR: 4e-5, UseAMP: mode.amp}, centers, n)
+		e2, err := model.NewEngine(m, model.StepConfig{LR: 4e-5, UseAMP: mode.amp}, centers, n)
 		if err != nil {
 			return err
 		}

@@ -10,11 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
-	"github.com/satrain/satrain/backtest"
 	"github.com/urfave/cli/v2"
 )
 
@@ -331,7 +332,7 @@ func horizonLabel(ds *loader.Dataset, h int) string {
 	if h < 0 || h >= len(hs) {
 		return fmt.Sprintf("index %d", h)
 	}
-	return trainer.HorizonName(hs[h])
+	return model.HorizonName(hs[h])
 }
 
 func runPredict(c *cli.Context) error {

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
-	"github.com/satrain/satrain/backtest"
 )
 
 // evRun runs the satrain app with args (the program name is added).

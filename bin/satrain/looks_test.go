@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/satrain/satrain/trainer"
+	"github.com/satrain/satrain/model"
 )
 
 func TestParseDateFlagBothForms(t *testing.T) {
@@ -39,9 +39,9 @@ func TestInfoDataCountsForThePanel(t *testing.T) {
 	if !strings.Contains(r.stdout, "4 features, 4 horizons x 10 bins") {
 		t.Errorf("info --data does not say what it counts for:\n%s", r.stdout)
 	}
-	p := trainer.Presets["tiny"]
-	mc := trainer.ModelConfig{NumFeatures: 4, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, NumHorizons: 4, NumBins: 10}
-	if want := trainer.FormatParams(mc.NumParams()) + " parameters"; !strings.Contains(r.stdout, want) {
+	p := model.Presets["tiny"]
+	mc := model.Config{NumFeatures: 4, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, NumHorizons: 4, NumBins: 10}
+	if want := model.FormatParams(mc.NumParams()) + " parameters"; !strings.Contains(r.stdout, want) {
 		t.Errorf("info --data: no %q for the tiny preset:\n%s", want, r.stdout)
 	}
 	r = runCLI(t, nil, "info")

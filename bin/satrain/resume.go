@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/trainer"
 	"github.com/urfave/cli/v2"
 )
@@ -101,7 +102,7 @@ func checkpointValue(info trainer.CheckpointInfo, name string) (string, bool) {
 // flag (or a preset) that asks for a different one: the weights cannot change
 // shape. Features, horizons and bins come from the data file; the trainer
 // refuses a file that does not match the checkpoint.
-func checkArchitecture(c *cli.Context, mc *trainer.ModelConfig, info trainer.CheckpointInfo) error {
+func checkArchitecture(c *cli.Context, mc *model.Config, info trainer.CheckpointInfo) error {
 	preset := c.String("preset")
 	for _, a := range []struct {
 		name string

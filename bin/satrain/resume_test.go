@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
 	"github.com/urfave/cli/v2"
@@ -23,7 +24,7 @@ import (
 // inheritApp runs `selection-aware` or `train` with args and, in place of the
 // run, applies the checkpoint record info the way runConfig does; it returns
 // the flags' values afterwards, the warnings and the model config.
-func inheritApp(t *testing.T, info trainer.CheckpointInfo, args ...string) (vals map[string]string, warns []string, mc trainer.ModelConfig, err error) {
+func inheritApp(t *testing.T, info trainer.CheckpointInfo, args ...string) (vals map[string]string, warns []string, mc model.Config, err error) {
 	t.Helper()
 	app := newApp()
 	app.Writer, app.ErrWriter = io.Discard, io.Discard
@@ -39,9 +40,9 @@ func inheritApp(t *testing.T, info trainer.CheckpointInfo, args ...string) (vals
 				return err
 			}
 			warns = w
-			mc = trainer.ModelConfig{HiddenDim: cc.Int("hidden-dim"), NumLayers: cc.Int("num-layers"), NumHeads: cc.Int("num-heads"), SeqLen: cc.Int("seq-len")}
-			if p, ok := trainer.Presets[cc.String("preset")]; ok {
-				mc = trainer.ModelConfig{HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, SeqLen: p.SeqLen}
+			mc = model.Config{HiddenDim: cc.Int("hidden-dim"), NumLayers: cc.Int("num-layers"), NumHeads: cc.Int("num-heads"), SeqLen: cc.Int("seq-len")}
+			if p, ok := model.Presets[cc.String("preset")]; ok {
+				mc = model.Config{HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, SeqLen: p.SeqLen}
 			}
 			if err := checkArchitecture(cc, &mc, info); err != nil {
 				return err
@@ -60,7 +61,7 @@ func inheritApp(t *testing.T, info trainer.CheckpointInfo, args ...string) (vals
 func fakeCheckpoint(kind string) trainer.CheckpointInfo {
 	return trainer.CheckpointInfo{
 		Path:   "run/checkpoint_iter_10.pt",
-		Config: trainer.ModelConfig{NumFeatures: 4, HiddenDim: 32, NumLayers: 2, NumHeads: 4, NumHorizons: 4, NumBins: 10, Dropout: 0.1, SeqLen: 32},
+		Config: model.Config{NumFeatures: 4, HiddenDim: 32, NumLayers: 2, NumHeads: 4, NumHorizons: 4, NumBins: 10, Dropout: 0.1, SeqLen: 32},
 		Meta: trainer.Meta{Kind: kind, Iteration: 10, Seed: 7, DataPath: "panels/sp500.h5",
 			Run: map[string]string{"sample-size": "3000", "top-k": "30", "lr": "0.001", "save-dir": "run", "device": "cpu",
 				"metrics-addr": "", "train-end": "20150101", "epochs": "4", "use-amp": "false"}},
@@ -186,7 +187,7 @@ func TestResumeFromCheckpointCLI(t *testing.T) {
 		t.Fatalf("the resumed run wrote no checkpoint_iter_2.pt into the first run's --save-dir: %v", err)
 	}
 	if info.Meta.DataPath != cliData || info.Meta.Run["sample-size"] != "40" || info.Meta.Run["top-k"] != "4" ||
-		info.Meta.Run["num-iterations"] != "2" || info.Config.HiddenDim != trainer.Presets["tiny"].HiddenDim {
+		info.Meta.Run["num-iterations"] != "2" || info.Config.HiddenDim != model.Presets["tiny"].HiddenDim {
 		t.Errorf("resumed run's record: data %s run %v config %+v", info.Meta.DataPath, info.Meta.Run, info.Config)
 	}
 	// Two iterations of 40 scored sequences in all (the default would score 10,000 an iteration).
@@ -335,7 +336,7 @@ func rewriteMeta(t *testing.T, from, to string, edit func(*trainer.Meta)) {
 		t.Fatal(err)
 	}
 	defer m.Free()
-	e, err := trainer.NewEngine(m, trainer.StepConfig{LR: 1e-3}, l.Centers, 4)
+	e, err := model.NewEngine(m, model.StepConfig{LR: 1e-3}, l.Centers, 4)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,11 +11,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/report"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
-	"github.com/satrain/satrain/backtest"
-	"github.com/satrain/satrain/report"
 	"github.com/urfave/cli/v2"
 )
 
@@ -124,10 +125,10 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("--device: %w", err)
 	}
-	mc := trainer.ModelConfig{HiddenDim: c.Int("hidden-dim"), NumLayers: c.Int("num-layers"), NumHeads: c.Int("num-heads"),
+	mc := model.Config{HiddenDim: c.Int("hidden-dim"), NumLayers: c.Int("num-layers"), NumHeads: c.Int("num-heads"),
 		Dropout: c.Float64("dropout"), SeqLen: c.Int("seq-len")}
 	if name := c.String("preset"); name != "" {
-		p, ok := trainer.Presets[name]
+		p, ok := model.Presets[name]
 		if !ok {
 			return cfg, fmt.Errorf("--preset %q: want one of %s", name, presetList())
 		}
@@ -189,7 +190,7 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 		Data:    c.String("data"),
 		DataOpt: loader.Options{ValSize: c.Int("val-size"), Seed: c.Int64("seed"), TrainEnd: te, ValEnd: ve, Mode: mode},
 		Model:   mc,
-		Step: trainer.StepConfig{LR: c.Float64("lr"), WeightDecay: c.Float64("weight-decay"), MaxGradNorm: c.Float64("max-grad-norm"),
+		Step: model.StepConfig{LR: c.Float64("lr"), WeightDecay: c.Float64("weight-decay"), MaxGradNorm: c.Float64("max-grad-norm"),
 			LabelSmoothing: c.Float64("label-smoothing"), UseAMP: c.Bool("use-amp"), AMPDType: amp, MaxSkips: c.Int("max-skipped-steps")},
 		BatchSize: c.Int("batch-size"), InferenceBatch: c.Int("inference-batch-size"),
 		SaveDir: c.String("save-dir"), ResumeFrom: c.String("resume-from"),
@@ -390,12 +391,12 @@ func runDemo(c *cli.Context) error {
 			return err
 		}
 	}
-	p := trainer.Presets["tiny"]
+	p := model.Presets["tiny"]
 	cfg := trainer.RunConfig{
 		Data:       data,
 		DataOpt:    loader.Options{ValSize: 1000, Seed: c.Int64("seed")},
-		Model:      trainer.ModelConfig{HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, Dropout: 0.1, SeqLen: p.SeqLen},
-		Step:       trainer.StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0},
+		Model:      model.Config{HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, Dropout: 0.1, SeqLen: p.SeqLen},
+		Step:       model.StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0},
 		SampleSize: 2000, TopK: 200, HorizonIdx: 1, EpochsPerIteration: 3, NumIterations: c.Int("num-iterations"),
 		BatchSize: 32, InferenceBatch: 256, SaveDir: filepath.Join(dir, "checkpoints"), ValEvery: 5, CheckpointEvery: 10,
 		Device: torch.CPU, Seed: c.Int64("seed"), MetricsAddr: c.String("metrics-addr"), Version: version, Progress: true,

@@ -1,4 +1,4 @@
-package trainer
+package model
 
 import (
 	"testing"
@@ -12,12 +12,12 @@ import (
 func TestDefaultModelSize(t *testing.T) {
 	defer torch.LockThread()()
 	p := Presets["default"]
-	cfg := ModelConfig{NumFeatures: 16, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads,
+	cfg := Config{NumFeatures: 16, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads,
 		NumHorizons: 4, NumBins: 10, Dropout: 0.15, SeqLen: p.SeqLen}
 	if got := cfg.NumParams(); got != 201_600_040 {
 		t.Fatalf("formula: %d parameters, want 201,600,040", got)
 	}
-	m, err := NewModel(cfg, torch.CPU, 1)
+	m, err := New(cfg, torch.CPU, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,17 +50,17 @@ func TestDefaultModelSize(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	good := ModelConfig{NumFeatures: 4, HiddenDim: 32, NumLayers: 1, NumHeads: 4, NumHorizons: 4, NumBins: 10, SeqLen: 8}
+	good := Config{NumFeatures: 4, HiddenDim: 32, NumLayers: 1, NumHeads: 4, NumHorizons: 4, NumBins: 10, SeqLen: 8}
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for name, mut := range map[string]func(*ModelConfig){
-		"heads":   func(c *ModelConfig) { c.NumHeads = 5 },
-		"odd":     func(c *ModelConfig) { c.HiddenDim, c.NumHeads = 33, 3 },
-		"layers":  func(c *ModelConfig) { c.NumLayers = 0 },
-		"dropout": func(c *ModelConfig) { c.Dropout = 1 },
-		"bins":    func(c *ModelConfig) { c.NumBins = 1 },
-		"seq":     func(c *ModelConfig) { c.SeqLen = 0 },
+	for name, mut := range map[string]func(*Config){
+		"heads":   func(c *Config) { c.NumHeads = 5 },
+		"odd":     func(c *Config) { c.HiddenDim, c.NumHeads = 33, 3 },
+		"layers":  func(c *Config) { c.NumLayers = 0 },
+		"dropout": func(c *Config) { c.Dropout = 1 },
+		"bins":    func(c *Config) { c.NumBins = 1 },
+		"seq":     func(c *Config) { c.SeqLen = 0 },
 	} {
 		c := good
 		mut(&c)

@@ -1,4 +1,4 @@
-package trainer
+package model
 
 import (
 	"fmt"
@@ -47,7 +47,7 @@ func evalCount(e ast.Expr, vars map[string]int64) (int64, error) {
 }
 
 // TestModelDocParameterCount checks docs/MODEL.md against the code: its
-// parameter-count formula and its preset table equal ModelConfig.NumParams,
+// parameter-count formula and its preset table equal Config.NumParams,
 // and its parameter table names every entry of ParamSpecs.
 func TestModelDocParameterCount(t *testing.T) {
 	b, err := os.ReadFile("../docs/MODEL.md")
@@ -77,7 +77,7 @@ func TestModelDocParameterCount(t *testing.T) {
 		}
 		documented, _ := strconv.ParseInt(strings.ReplaceAll(r[6], ",", ""), 10, 64)
 		for _, f := range []int{16, 12, 1} {
-			mc := ModelConfig{NumFeatures: f, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, NumHorizons: 4, NumBins: 10}
+			mc := Config{NumFeatures: f, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, NumHorizons: 4, NumBins: 10}
 			n, err := evalCount(formula, map[string]int64{"F": int64(f), "d": int64(p.HiddenDim), "L": int64(p.NumLayers), "H": 4, "B": 10})
 			if err != nil {
 				t.Fatalf("formula: %v", err)
@@ -102,7 +102,7 @@ func TestModelDocParameterCount(t *testing.T) {
 		}
 	}
 	// Every parameter name (layer 0 standing for layer l) appears in the table.
-	for _, s := range (ModelConfig{NumFeatures: 1, HiddenDim: 2, NumLayers: 1, NumHeads: 1, NumHorizons: 1, NumBins: 2}).ParamSpecs() {
+	for _, s := range (Config{NumFeatures: 1, HiddenDim: 2, NumLayers: 1, NumHeads: 1, NumHorizons: 1, NumBins: 2}).ParamSpecs() {
 		name := strings.Replace(s.Name, "layers.0.", "layers.l.", 1)
 		short := name
 		if i := strings.LastIndex(name, "."); strings.HasSuffix(name, ".bias") && i > 0 {

@@ -1,4 +1,4 @@
-package trainer
+package model
 
 import (
 	"strings"
@@ -13,7 +13,7 @@ import (
 // CPU and the default model on a GPU are not.
 func TestSlowModelWarning(t *testing.T) {
 	p := Presets["default"]
-	mc := ModelConfig{NumFeatures: 16, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads,
+	mc := Config{NumFeatures: 16, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads,
 		NumHorizons: 4, NumBins: 10, SeqLen: p.SeqLen}
 	// 1.07e12 FLOPs a sequence x 10,000 / (16 x 50 GFLOP/s) = 3.7 h.
 	if e := EstimatePass(mc, 10000, torch.CPU, 16); e.Hours() < 3 || e.Hours() > 4.5 {

@@ -1,15 +1,17 @@
-package trainer
+package model_test
 
 import (
 	"math"
 	"testing"
 
+	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/model/modeltest"
 	"github.com/satrain/satrain/torch"
 )
 
 // fusedPair returns two engines over identical weights (same seed), the
 // second with the fused kernels requested.
-func fusedPair(t *testing.T, cfg ModelConfig, step StepConfig) (plain, fused *Engine, st FusedStatus) {
+func fusedPair(t *testing.T, cfg model.Config, step model.StepConfig) (plain, fused *model.Engine, st model.FusedStatus) {
 	t.Helper()
 	centers := make([][]float32, cfg.NumHorizons)
 	for h := range centers {
@@ -18,12 +20,12 @@ func fusedPair(t *testing.T, cfg ModelConfig, step StepConfig) (plain, fused *En
 		}
 	}
 	for i, on := range []bool{false, true} {
-		m, err := NewModel(cfg, torch.CPU, 11)
+		m, err := model.New(cfg, torch.CPU, 11)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(m.Free)
-		e, err := NewEngine(m, step, centers, 64)
+		e, err := model.NewEngine(m, step, centers, 64)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,8 +52,8 @@ func TestFusedKernelsAgreeWithPlain(t *testing.T) {
 		t.Skipf("libtorch %s has no at::_addmm_activation", torch.Version())
 	}
 	defer torch.LockThread()()
-	cfg := ModelConfig{NumFeatures: 5, HiddenDim: 32, NumLayers: 2, NumHeads: 4, NumHorizons: 4, NumBins: 6, Dropout: 0, SeqLen: 12}
-	step := StepConfig{LR: 3e-3, WeightDecay: 0.05, MaxGradNorm: 0.5}
+	cfg := model.Config{NumFeatures: 5, HiddenDim: 32, NumLayers: 2, NumHeads: 4, NumHorizons: 4, NumBins: 6, Dropout: 0, SeqLen: 12}
+	step := model.StepConfig{LR: 3e-3, WeightDecay: 0.05, MaxGradNorm: 0.5}
 	plain, fused, st := fusedPair(t, cfg, step)
 	if !st.LinearGelu {
 		t.Fatal("UseFusedKernels(true) did not turn the fused bias+GELU on, though the build has it")
@@ -93,10 +95,10 @@ func TestFusedKernelsAgreeWithPlain(t *testing.T) {
 	u := 1.0 / (1 << 24)
 	d := float64(cfg.HiddenDim)
 	tol := float64(cfg.NumLayers) * 100 * 2 * 1.13 * (d + 1) * u / (1 - (d+1)*u)
-	if e := relErr(got.Logits, want.Logits); e > tol || math.IsNaN(e) {
+	if e := modeltest.RelErr(got.Logits, want.Logits); e > tol || math.IsNaN(e) {
 		t.Fatalf("scoring logits, fused vs plain: relative error %.3g > %.3g", e, tol)
 	}
-	if e := relErr(got.Expected, want.Expected); e > tol || math.IsNaN(e) {
+	if e := modeltest.RelErr(got.Expected, want.Expected); e > tol || math.IsNaN(e) {
 		t.Fatalf("expected returns, fused vs plain: relative error %.3g > %.3g", e, tol)
 	}
 

@@ -1,4 +1,4 @@
-package trainer
+package model
 
 import (
 	"fmt"
@@ -22,7 +22,7 @@ type layer struct {
 // the last step's representation to [horizons, bins] logits. Parameter names
 // equal the state_dict keys of python/satrain_model.py.
 type Model struct {
-	Cfg    ModelConfig
+	Cfg    Config
 	Device torch.Device
 	// Attention selects the attention kernel (auto: SDPA where available).
 	Attention torch.AttentionImpl
@@ -59,7 +59,7 @@ type ParamSpec struct {
 }
 
 // ParamSpecs lists the parameters in state_dict order.
-func (c ModelConfig) ParamSpecs() []ParamSpec {
+func (c Config) ParamSpecs() []ParamSpec {
 	d, f := int64(c.HiddenDim), int64(c.NumFeatures)
 	out := int64(c.NumHorizons * c.NumBins)
 	specs := []ParamSpec{{"input_proj.weight", []int64{d, f}}, {"input_proj.bias", []int64{d}}}
@@ -82,7 +82,7 @@ func (c ModelConfig) ParamSpecs() []ParamSpec {
 
 // NewModel builds a model with PyTorch's default initialisation, drawn on the
 // CPU from seed (so the weights do not depend on the device), then moved.
-func NewModel(cfg ModelConfig, dev torch.Device, seed uint64) (*Model, error) {
+func New(cfg Config, dev torch.Device, seed uint64) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -138,7 +138,32 @@ func hasSuffix(s string, suffixes ...string) bool {
 	return false
 }
 
-func newEmpty(cfg ModelConfig, dev torch.Device) *Model {
+// FromWeights builds a model of cfg on dev from stored weights: for each
+// parameter of cfg.ParamSpecs(), in that order, weight(name) returns a CPU
+// float32 contiguous tensor of the spec's shape, which FromWeights takes
+// over (it frees or keeps it). A checkpoint reader supplies weight; the
+// first error it returns stops the build and is returned as is.
+func FromWeights(cfg Config, dev torch.Device, weight func(name string) (*torch.Tensor, error)) (*Model, error) {
+	m := newEmpty(cfg, dev)
+	for _, spec := range cfg.ParamSpecs() {
+		t, err := weight(spec.Name)
+		if err != nil {
+			m.Free()
+			return nil, err
+		}
+		if err := m.adopt(spec.Name, t); err != nil {
+			m.Free()
+			return nil, err
+		}
+	}
+	if err := m.bind(); err != nil {
+		m.Free()
+		return nil, err
+	}
+	return m, nil
+}
+
+func newEmpty(cfg Config, dev torch.Device) *Model {
 	return &Model{Cfg: cfg, Device: dev, LastQueryOnly: true, byName: map[string]*torch.Tensor{}, pos: map[int]*torch.Tensor{}}
 }
 
@@ -342,6 +367,10 @@ func (m *Model) Forward(s *torch.Scope, x *torch.Tensor, train bool) *torch.Tens
 	logits := s.Linear(z, m.headW, m.headB)
 	return s.View(logits, b, int64(m.Cfg.NumHorizons), int64(m.Cfg.NumBins))
 }
+
+// FP8Active reports whether the encoder layers currently compute with FP8
+// weights (between UseFP8 and its release).
+func (m *Model) FP8Active() bool { return m.fp8 != nil }
 
 // UseFP8 quantises the encoder layers' linear weights (qkv, out, fc1, fc2)
 // to float8_e4m3fn with one scale per weight, so that Forward runs those

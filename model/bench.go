@@ -1,4 +1,4 @@
-package trainer
+package model
 
 import (
 	"fmt"
@@ -13,7 +13,7 @@ import (
 // BenchConfig describes a throughput measurement of the model on random
 // inputs (no data file): the scoring pass and the training step.
 type BenchConfig struct {
-	Model          ModelConfig
+	Model          Config
 	Device         torch.Device
 	UseAMP         bool
 	ScoreBatches   []int
@@ -70,7 +70,7 @@ func median(v []float64) float64 {
 // Bench measures scoring throughput for each batch size and one training step
 // at TrainBatch. Inputs come from pinned host memory each batch, as in a run.
 func Bench(cfg BenchConfig, emit func(BenchResult)) error {
-	m, err := NewModel(cfg.Model, cfg.Device, cfg.Seed)
+	m, err := New(cfg.Model, cfg.Device, cfg.Seed)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package trainer
+package model
 
 import (
 	"fmt"
@@ -26,8 +26,8 @@ const slowPass = time.Hour
 
 // EstimatePass is the estimated time of a forward pass over n sequences of
 // model mc on dev with threads CPU threads (0: every CPU this process may
-// use), from its matmul FLOPs (ModelConfig.ForwardFLOPs).
-func EstimatePass(mc ModelConfig, n int64, dev torch.Device, threads int) time.Duration {
+// use), from its matmul FLOPs (Config.ForwardFLOPs).
+func EstimatePass(mc Config, n int64, dev torch.Device, threads int) time.Duration {
 	rate := gpuFLOPs
 	if !dev.IsCUDA() {
 		if threads <= 0 {
@@ -45,7 +45,7 @@ func EstimatePass(mc ModelConfig, n int64, dev torch.Device, threads int) time.D
 // under it at the same settings (or none), and how long a stop request would
 // wait for one inference batch; "" otherwise. mc carries the data's feature,
 // horizon and bin counts.
-func SlowModelWarning(mc ModelConfig, passSeqs int64, what string, batch int, dev torch.Device, threads int) string {
+func SlowModelWarning(mc Config, passSeqs int64, what string, batch int, dev torch.Device, threads int) string {
 	est := EstimatePass(mc, passSeqs, dev, threads)
 	if est < slowPass {
 		return ""

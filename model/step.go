@@ -1,4 +1,4 @@
-package trainer
+package model
 
 import (
 	"errors"
@@ -43,17 +43,35 @@ type Engine struct {
 	OnOOM          func(newBatch int)
 
 	pinned map[uintptr]*torch.Tensor
-	// group, when larger than one process, makes every training step average
-	// gradients over its ranks (see syncStep); stopRequested and onStop carry
-	// a local stop request to every rank at the step boundary.
-	group         *torch.ProcessGroup
-	stopRequested func() bool
-	onStop        func()
-	// fault, when set (tests only), runs before each training step
-	// (op "train") and inference chunk (op "infer") with that batch's
+
+	// Group, when it holds more than one process, makes every training step
+	// all-reduce the gradients over its ranks (see TrainShard);
+	// StopRequested and OnStop carry a local stop request to every rank at
+	// the step boundary: a rank whose StopRequested reports true makes every
+	// rank's OnStop run after that step's all-reduce.
+	Group         *torch.ProcessGroup
+	StopRequested func() bool
+	OnStop        func()
+
+	// Fault, when set (fault-injection tests), runs before each training
+	// step (op "train") and inference chunk (op "infer") with that batch's
 	// features, which it may alter; an error it returns is handled as if the
 	// device had raised it (e.g. a torch.Error of KindOutOfMemory).
-	fault func(op string, feats []float32, n int) error
+	Fault func(op string, feats []float32, n int) error
+}
+
+// AMP describes the engine's mixed precision in one phrase: "off",
+// "fp16 autocast + GradScaler", "bf16 autocast" or "bf16 autocast (CPU)".
+func (e *Engine) AMP() string {
+	switch {
+	case !e.ampOn:
+		return "off"
+	case e.scaler != nil:
+		return "fp16 autocast + GradScaler"
+	case e.Model.Device.IsCUDA():
+		return "bf16 autocast"
+	}
+	return "bf16 autocast (CPU)"
 }
 
 // NewEngine wraps a model with an AdamW optimizer. centers is [H][B].
@@ -191,6 +209,60 @@ func (e *Engine) autocast() (func() error, error) {
 	return torch.Autocast(e.Model.Device, e.amp)
 }
 
+// syncStep sums this rank's gradients scaled by n/total, its loss share and
+// its stop request over every rank. res.Loss becomes the global batch mean.
+func (e *Engine) syncStep(res StepResult, n, total int) (StepResult, error) {
+	share := float64(n) / float64(total)
+	stop := float32(0)
+	if e.StopRequested != nil && e.StopRequested() {
+		stop = 1
+	}
+	loss := float32(0)
+	if n > 0 {
+		loss = float32(res.Loss * share)
+	}
+	extra := []float32{loss, stop}
+	if err := e.Group.AllReduceGrads(e.Model.Parameters(), share, extra); err != nil {
+		return res, err
+	}
+	res.Loss = float64(extra[0])
+	if extra[1] > 0 && e.OnStop != nil {
+		e.OnStop()
+	}
+	return res, nil
+}
+
+// Scoring precisions (Engine.ScoreIn): the reference passes and the cheap
+// first pass of the scoring cascade.
+const (
+	PrecisionFP32 = "fp32" // float32, no autocast
+	PrecisionBF16 = "bf16" // bfloat16 autocast
+	PrecisionFP16 = "fp16" // float16 autocast (CUDA; a reference only, with --amp-dtype fp16)
+	PrecisionFP8  = "fp8"  // the encoder layers' matmuls in FP8 (at::_scaled_mm: CPU, or CUDA sm_89+; Model.UseFP8)
+)
+
+// ScoreIn switches the engine's scoring to precision p until restore is
+// called: fp32 turns autocast off, bf16 and fp16 turn it on in that dtype,
+// fp8 quantises the encoder layers' weights (Model.UseFP8) and leaves the
+// rest of the pass in the engine's own precision.
+func (e *Engine) ScoreIn(p string) (restore func(), err error) {
+	on, dt := e.ampOn, e.amp
+	restore = func() { e.ampOn, e.amp = on, dt }
+	switch p {
+	case PrecisionFP32:
+		e.ampOn = false
+	case PrecisionBF16:
+		e.ampOn, e.amp = true, torch.BFloat16
+	case PrecisionFP16:
+		e.ampOn, e.amp = true, torch.Float16
+	case PrecisionFP8:
+		return e.Model.UseFP8()
+	default:
+		return nil, fmt.Errorf("scoring precision %q: want fp32, bf16, fp16 or fp8", p)
+	}
+	return restore, nil
+}
+
 // StepResult reports one training step.
 type StepResult struct {
 	Loss     float64
@@ -202,15 +274,17 @@ type StepResult struct {
 // batch of n sequences. weights may be nil. A non-finite loss or gradient
 // skips the update (counted in Skipped); MaxSkips in a row is an error.
 func (e *Engine) TrainStep(feats []float32, labels []int64, weights []float32, n, seqLen int) (StepResult, error) {
-	return e.trainStep(feats, labels, weights, n, seqLen, n)
+	return e.TrainShard(feats, labels, weights, n, seqLen, n)
 }
 
-// trainStep is TrainStep on this rank's n of a global batch of total
-// sequences (n == total in a world of one). In a larger world the gradients,
-// the loss and the stop request are summed over ranks (syncStep), so every
-// rank takes the same decision (skip or step) with the same values.
-func (e *Engine) trainStep(feats []float32, labels []int64, weights []float32, n, seqLen, total int) (StepResult, error) {
-	dist := e.group != nil && e.group.WorldSize() > 1
+// TrainShard is TrainStep on this rank's n of a global batch of total
+// sequences (n == total in a world of one). In a larger world (Group) the
+// gradients, the loss and the stop request are summed over ranks
+// (syncStep), so every rank takes the same decision (skip or step) with the
+// same values; every rank must call it for every global batch, with n = 0
+// for an empty share.
+func (e *Engine) TrainShard(feats []float32, labels []int64, weights []float32, n, seqLen, total int) (StepResult, error) {
+	dist := e.Group != nil && e.Group.WorldSize() > 1
 	if dist && n == 0 {
 		// An empty share: nothing to compute, but the collectives are joint.
 		return e.afterBackward(StepResult{}, n, total)
@@ -220,8 +294,8 @@ func (e *Engine) trainStep(feats []float32, labels []int64, weights []float32, n
 	if len(labels) < n*H {
 		return StepResult{}, fmt.Errorf("train step: %d labels for %d sequences x %d horizons", len(labels), n, H)
 	}
-	if e.fault != nil {
-		if err := e.fault("train", feats[:min(len(feats), n*seqLen*m.Cfg.NumFeatures)], n); err != nil {
+	if e.Fault != nil {
+		if err := e.Fault("train", feats[:min(len(feats), n*seqLen*m.Cfg.NumFeatures)], n); err != nil {
 			return StepResult{}, trainErr(err)
 		}
 	}
@@ -273,7 +347,7 @@ func (e *Engine) trainStep(feats []float32, labels []int64, weights []float32, n
 // one), then unscales, clips and steps.
 func (e *Engine) afterBackward(res StepResult, n, total int) (StepResult, error) {
 	m := e.Model
-	if e.group != nil && e.group.WorldSize() > 1 {
+	if e.Group != nil && e.Group.WorldSize() > 1 {
 		var err error
 		if res, err = e.syncStep(res, n, total); err != nil {
 			return res, err
@@ -395,8 +469,8 @@ func (e *Engine) Infer(feats []float32, labels []int64, n, seqLen int, wantLogit
 
 func (e *Engine) inferChunk(feats []float32, labels []int64, n, seqLen int, wantLogits bool) (InferResult, error) {
 	m := e.Model
-	if e.fault != nil {
-		if err := e.fault("infer", feats[:min(len(feats), n*seqLen*m.Cfg.NumFeatures)], n); err != nil {
+	if e.Fault != nil {
+		if err := e.Fault("infer", feats[:min(len(feats), n*seqLen*m.Cfg.NumFeatures)], n); err != nil {
 			return InferResult{}, err
 		}
 	}

@@ -1,4 +1,4 @@
-package trainer
+package model
 
 import "github.com/satrain/satrain/torch"
 

@@ -1,13 +1,14 @@
-package trainer
+package model_test
 
 import (
 	"math"
-	"math/rand"
 	"os"
 	"strconv"
 	"syscall"
 	"testing"
 
+	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/model/modeltest"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -70,15 +71,15 @@ func runTimed(b *testing.B, perOp int, op func() error) {
 	}
 }
 
-func benchEngine(b *testing.B) (*Engine, ModelConfig) { return benchEngineFor(b, "small", 64) }
+func benchEngine(b *testing.B) (*model.Engine, model.Config) { return benchEngineFor(b, "small", 64) }
 
-func benchEngineFor(b *testing.B, preset string, inferBatch int) (*Engine, ModelConfig) {
+func benchEngineFor(b *testing.B, preset string, inferBatch int) (*model.Engine, model.Config) {
 	b.Helper()
 	benchThreads(b)
-	p := Presets[preset]
-	cfg := ModelConfig{NumFeatures: 16, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads,
+	p := model.Presets[preset]
+	cfg := model.Config{NumFeatures: 16, HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads,
 		NumHorizons: 4, NumBins: 10, Dropout: 0.15, SeqLen: p.SeqLen}
-	m, err := NewModel(cfg, torch.CPU, 1)
+	m, err := model.New(cfg, torch.CPU, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func benchEngineFor(b *testing.B, preset string, inferBatch int) (*Engine, Model
 			centers[h] = append(centers[h], 0.95+0.01*float32(i))
 		}
 	}
-	e, err := NewEngine(m, StepConfig{LR: 4e-5, WeightDecay: 0.01, MaxGradNorm: 1}, centers, inferBatch)
+	e, err := model.NewEngine(m, model.StepConfig{LR: 4e-5, WeightDecay: 0.01, MaxGradNorm: 1}, centers, inferBatch)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -114,19 +115,6 @@ func benchInference(b *testing.B) (keep *torch.Scope, g *torch.Generator, done f
 	return keep, g, func() { g.Free(); keep.Close(); exit() }
 }
 
-func randomBatch(n int, cfg ModelConfig) ([]float32, []int64) {
-	rng := rand.New(rand.NewSource(1))
-	x := make([]float32, n*cfg.SeqLen*cfg.NumFeatures)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
-	y := make([]int64, n*cfg.NumHorizons)
-	for i := range y {
-		y[i] = int64(rng.Intn(cfg.NumBins))
-	}
-	return x, y
-}
-
 // BenchmarkForwardSmall: the scoring pass (inference mode, dropout off), batch 64.
 func BenchmarkForwardSmall(b *testing.B) { benchForward(b, true) }
 
@@ -139,7 +127,7 @@ func benchForward(b *testing.B, lastQueryOnly bool) {
 	e, cfg := benchEngine(b)
 	e.Model.LastQueryOnly = lastQueryOnly
 	const n = 64
-	x, _ := randomBatch(n, cfg)
+	x, _ := modeltest.RandomBatch(n, cfg)
 	runTimed(b, n, func() error {
 		_, err := e.Infer(x, nil, n, cfg.SeqLen, false)
 		return err
@@ -157,7 +145,7 @@ func benchTrain(b *testing.B, lastQueryOnly bool) {
 	e, cfg := benchEngine(b)
 	e.Model.LastQueryOnly = lastQueryOnly
 	const n = 32
-	x, y := randomBatch(n, cfg)
+	x, y := modeltest.RandomBatch(n, cfg)
 	runTimed(b, n, func() error {
 		_, err := e.TrainStep(x, y, nil, n, cfg.SeqLen)
 		return err

@@ -1,4 +1,4 @@
-package trainer
+package model
 
 import (
 	"fmt"
@@ -6,8 +6,8 @@ import (
 	"strings"
 )
 
-// ModelConfig is the architecture of the return-bin transformer.
-type ModelConfig struct {
+// Config is the architecture of the return-bin transformer.
+type Config struct {
 	NumFeatures int     // F, per-step input features
 	HiddenDim   int     // d
 	NumLayers   int     // encoder layers
@@ -45,7 +45,7 @@ func PresetNames() []string {
 }
 
 // Validate reports the first problem with the configuration.
-func (c ModelConfig) Validate() error {
+func (c Config) Validate() error {
 	switch {
 	case c.NumFeatures < 1:
 		return fmt.Errorf("model: num features must be >= 1, got %d", c.NumFeatures)
@@ -70,7 +70,7 @@ func (c ModelConfig) Validate() error {
 }
 
 // NumParams is the parameter count of the architecture.
-func (c ModelConfig) NumParams() int64 {
+func (c Config) NumParams() int64 {
 	d, f := int64(c.HiddenDim), int64(c.NumFeatures)
 	perLayer := 2*d + (3*d*d + 3*d) + (d*d + d) + 2*d + (4*d*d + 4*d) + (4*d*d + d)
 	out := int64(c.NumHorizons * c.NumBins)
@@ -80,14 +80,14 @@ func (c ModelConfig) NumParams() int64 {
 // ForwardFLOPs is the matrix-multiply FLOP count of one forward pass over one
 // sequence of length s for the full model (the convention used for MFU):
 // 2 x matmul weights x s + 4 s² d per layer (QKᵀ and PV).
-func (c ModelConfig) ForwardFLOPs(s int) float64 {
+func (c Config) ForwardFLOPs(s int) float64 {
 	d, f, L := float64(c.HiddenDim), float64(c.NumFeatures), float64(c.NumLayers)
 	S := float64(s)
 	weights := d*f + L*(12*d*d) + d*float64(c.NumHorizons*c.NumBins)
 	return 2*weights*S + 4*S*S*d*L
 }
 
-func (c ModelConfig) String() string {
+func (c Config) String() string {
 	return fmt.Sprintf("d=%d layers=%d heads=%d dropout=%g seq_len=%d features=%d horizons=%d bins=%d",
 		c.HiddenDim, c.NumLayers, c.NumHeads, c.Dropout, c.SeqLen, c.NumFeatures, c.NumHorizons, c.NumBins)
 }
