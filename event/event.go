@@ -135,8 +135,8 @@ type RunStarted struct {
 	ValSequences   int64
 
 	// Model and device.
-	Params       string // parameter count as trainer.FormatParams writes it ("201.6M")
-	ModelDesc    string // ModelConfig.String()
+	Params       string // parameter count as model.FormatParams writes it ("201.6M")
+	ModelDesc    string // model.Config.String()
 	Device       string
 	TorchVersion string
 	AMP          string // mixed precision in words ("off", "bf16 autocast", ...)
