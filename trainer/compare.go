@@ -8,14 +8,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/loader"
@@ -266,7 +265,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 		for k := 0; k < cfg.Seeds; k++ {
 			seed := base.Seed + int64(k)
 			dir := filepath.Join(cfg.OutDir, arm, fmt.Sprintf("seed%d", seed))
-			if fileExistsC(filepath.Join(dir, "metrics.jsonl")) || fileExistsC(filepath.Join(dir, "stage1", "metrics.jsonl")) {
+			if fileExistsC(checkpoint.RunDir(dir).Metrics()) || fileExistsC(checkpoint.RunDir(filepath.Join(dir, "stage1")).Metrics()) {
 				return res, fmt.Errorf("%s already holds a run: give compare a new --out folder", dir)
 			}
 			if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -396,8 +395,8 @@ func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string
 		return RunSelectionAware(ctx, rc)
 	}
 	var stages []stage
-	addStage := func(r *RunResult, dir string, offset int64, pattern *regexp.Regexp) error {
-		cks, err := listCheckpoints(dir, pattern)
+	addStage := func(r *RunResult, dir string, offset int64, kind string) error {
+		cks, err := checkpoint.RunDir(dir).Periodics(kind)
 		if err != nil {
 			return err
 		}
@@ -429,14 +428,14 @@ func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string
 		if err != nil {
 			return nil, err
 		}
-		return stages, addStage(r, dir, 0, epochCheckpoint)
+		return stages, addStage(r, dir, 0, KindStandard)
 	case ArmTwoStage:
 		s1 := filepath.Join(dir, "stage1")
 		r1, err := standard(rc, cfg.Budget/2, max(1, points/2), s1)
 		if err != nil {
 			return nil, err
 		}
-		if err := addStage(r1, s1, 0, epochCheckpoint); err != nil {
+		if err := addStage(r1, s1, 0, KindStandard); err != nil {
 			return nil, err
 		}
 		done := run.SequencesTrained
@@ -448,13 +447,13 @@ func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string
 		if err != nil {
 			return nil, err
 		}
-		return stages, addStage(r2, dir, done, iterCheckpoint)
+		return stages, addStage(r2, dir, done, KindSelectionAware)
 	default:
 		r, err := selection(rc, cfg.Budget, points, dir, "", armStrategy(arm, rc.TopK))
 		if err != nil {
 			return nil, err
 		}
-		return stages, addStage(r, dir, 0, iterCheckpoint)
+		return stages, addStage(r, dir, 0, KindSelectionAware)
 	}
 }
 
@@ -464,38 +463,6 @@ func countCheckpoints(stages []stage) int {
 		n += len(st.checkpoints)
 	}
 	return n
-}
-
-var (
-	epochCheckpoint = regexp.MustCompile(`^checkpoint_epoch_(\d+)\.pt$`)
-	iterCheckpoint  = regexp.MustCompile(`^checkpoint_iter_(\d+)\.pt$`)
-)
-
-// listCheckpoints returns dir's files matching pattern, by their number.
-func listCheckpoints(dir string, pattern *regexp.Regexp) ([]string, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	type ck struct {
-		n    int
-		path string
-	}
-	var cks []ck
-	for _, e := range ents {
-		m := pattern.FindStringSubmatch(e.Name())
-		if m == nil {
-			continue
-		}
-		n, _ := strconv.Atoi(m[1])
-		cks = append(cks, ck{n, filepath.Join(dir, e.Name())})
-	}
-	sort.Slice(cks, func(i, j int) bool { return cks[i].n < cks[j].n })
-	out := make([]string, len(cks))
-	for i, c := range cks {
-		out[i] = c.path
-	}
-	return out, nil
 }
 
 func fileExistsC(p string) bool {

@@ -22,15 +22,10 @@ package trainer
 // depend on the world size.
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
-	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -400,63 +395,3 @@ func (e *Evaluator) sharedPredictions(ctx context.Context, ids []loader.SeqID, h
 
 // barrier waits for every rank (rank 0's checkpoint on disk, the end of a run).
 func (s *session) barrier() error { return s.dist.pg.Barrier() }
-
-// checkpointRE matches the checkpoints with optimizer state a run writes.
-var checkpointRE = regexp.MustCompile(`^checkpoint_(iter|epoch|interrupted_iter|interrupted_epoch)_(\d+)\.pt$`)
-
-// ResolveResumeAuto picks the checkpoint `--resume-from auto` continues from:
-// the newest checkpoint with optimizer state in dir (by iteration, then
-// modification time; checkpoint_interrupted_*_N.pt, which holds part of N,
-// ranks between N-1 and N) that loads and passes its checksum. "" (start fresh)
-// when there is none; unreadable files are skipped with their reason in
-// skipped.
-func ResolveResumeAuto(dir string) (path string, skipped []string, err error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", nil, nil
-	}
-	if err != nil {
-		return "", nil, fmt.Errorf("--resume-from auto: %w", err)
-	}
-	type cand struct {
-		path string
-		it   float64 // an interrupted checkpoint holds part of iteration N: N - 0.5
-		mod  time.Time
-	}
-	var cs []cand
-	for _, e := range entries {
-		m := checkpointRE.FindStringSubmatch(e.Name())
-		if m == nil || e.IsDir() {
-			continue
-		}
-		n, _ := strconv.Atoi(m[2])
-		it := float64(n)
-		if m[1] == "interrupted_iter" || m[1] == "interrupted_epoch" {
-			it -= 0.5
-		}
-		info, err := e.Info()
-		if err != nil {
-			continue
-		}
-		cs = append(cs, cand{filepath.Join(dir, e.Name()), it, info.ModTime()})
-	}
-	slices.SortFunc(cs, func(a, b cand) int {
-		if a.it != b.it {
-			return cmp.Compare(b.it, a.it)
-		}
-		return b.mod.Compare(a.mod)
-	})
-	for _, c := range cs {
-		l, err := LoadCheckpoint(c.path)
-		if err != nil {
-			skipped = append(skipped, fmt.Sprintf("%s: %v", c.path, err))
-			continue
-		}
-		ok := l.HasOptim
-		l.Free()
-		if ok {
-			return c.path, skipped, nil
-		}
-	}
-	return "", skipped, nil
-}

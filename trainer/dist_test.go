@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
@@ -186,7 +187,7 @@ func distFreePort(t testing.TB) int {
 // value is added to every key score), and everything else (rest).
 func finalWeightsSplit(t *testing.T, path string) (rest, keyBias []float64) {
 	t.Helper()
-	l, err := LoadCheckpoint(path)
+	l, err := checkpoint.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,13 +396,13 @@ func runRanks(t *testing.T, env ...string) []string {
 	return res
 }
 
-// TestResolveResumeAuto: --resume-from auto takes the newest checkpoint with
+// TestResumeAuto: --resume-from auto takes the newest checkpoint with
 // optimizer state that loads, skipping a damaged one; an interrupted
 // checkpoint of iteration N ranks between N-1 and N; none: start fresh.
-func TestResolveResumeAuto(t *testing.T) {
+func TestResumeAuto(t *testing.T) {
 	defer torch.LockThread()()
 	dir := t.TempDir()
-	if p, skipped, err := ResolveResumeAuto(filepath.Join(dir, "absent")); p != "" || skipped != nil || err != nil {
+	if p, skipped, err := checkpoint.RunDir(filepath.Join(dir, "absent")).ResumeAuto(); p != "" || skipped != nil || err != nil {
 		t.Fatalf("absent save dir: %q %v %v, want a fresh start", p, skipped, err)
 	}
 	cfg := ltConfig(ltData(t), dir, nil)
@@ -411,7 +412,7 @@ func TestResolveResumeAuto(t *testing.T) {
 		t.Fatal(err)
 	}
 	ck := func(name string) string { return filepath.Join(dir, name) }
-	if p, _, err := ResolveResumeAuto(dir); p != ck("checkpoint_iter_2.pt") || err != nil {
+	if p, _, err := checkpoint.RunDir(dir).ResumeAuto(); p != ck("checkpoint_iter_2.pt") || err != nil {
 		t.Fatalf("got %q, %v; want checkpoint_iter_2.pt", p, err)
 	}
 	raw, err := os.ReadFile(ck("checkpoint_iter_2.pt"))
@@ -421,7 +422,7 @@ func TestResolveResumeAuto(t *testing.T) {
 	if err := os.WriteFile(ck("checkpoint_iter_2.pt"), raw[:len(raw)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, skipped, err := ResolveResumeAuto(dir)
+	p, skipped, err := checkpoint.RunDir(dir).ResumeAuto()
 	if p != ck("checkpoint_iter_1.pt") || err != nil || len(skipped) != 1 || !strings.Contains(skipped[0], "checkpoint_iter_2.pt") {
 		t.Fatalf("damaged newest: got %q, skipped %v, %v; want checkpoint_iter_1.pt and iteration 2 skipped", p, skipped, err)
 	}
@@ -432,7 +433,7 @@ func TestResolveResumeAuto(t *testing.T) {
 	if err := os.WriteFile(ck("checkpoint_interrupted_iter_2.pt"), one, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if p, _, _ := ResolveResumeAuto(dir); p != ck("checkpoint_interrupted_iter_2.pt") {
+	if p, _, _ := checkpoint.RunDir(dir).ResumeAuto(); p != ck("checkpoint_interrupted_iter_2.pt") {
 		t.Fatalf("got %q, want the interrupted checkpoint of iteration 2 (after iteration 1's)", p)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/torch"
@@ -37,9 +38,9 @@ type EvalOptions struct {
 // call must come from the goroutine (OS thread) that made it.
 type Evaluator struct {
 	DS     *loader.Dataset
-	Meta   Meta         // of the current checkpoint
-	Config model.Config // of the current checkpoint
-	Path   string       // the current checkpoint
+	Meta   checkpoint.Meta // of the current checkpoint
+	Config model.Config    // of the current checkpoint
+	Path   string          // the current checkpoint
 	eng    *model.Engine
 	opt    EvalOptions
 }
@@ -58,7 +59,7 @@ func OpenEvaluator(opt EvalOptions) (*Evaluator, error) {
 			return nil, err
 		}
 	}
-	l, err := LoadCheckpoint(opt.Checkpoint)
+	l, err := checkpoint.Load(opt.Checkpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +82,7 @@ func OpenEvaluator(opt EvalOptions) (*Evaluator, error) {
 
 // SwapCheckpoint replaces the model by the one in path (same data file).
 func (e *Evaluator) SwapCheckpoint(path string) error {
-	l, err := LoadCheckpoint(path)
+	l, err := checkpoint.Load(path)
 	if err != nil {
 		return err
 	}
@@ -89,7 +90,7 @@ func (e *Evaluator) SwapCheckpoint(path string) error {
 	return e.use(l)
 }
 
-func (e *Evaluator) use(l *Loaded) error {
+func (e *Evaluator) use(l *checkpoint.Loaded) error {
 	ds := e.DS
 	c := l.Config
 	if c.NumFeatures != ds.NumFeatures() || c.NumHorizons != ds.NumHorizons() || c.NumBins != ds.NumBins() {
@@ -482,7 +483,7 @@ func (e *Evaluator) WritePredictions(ctx context.Context, ids []loader.SeqID, w 
 // against labels binned by other edges. The bin centres, which the checkpoint
 // stores, are the fit's fingerprint: equal centres (to float32 rounding) mean
 // the same fit.
-func sameFit(l *Loaded, ds *loader.Dataset) error {
+func sameFit(l *checkpoint.Loaded, ds *loader.Dataset) error {
 	want := ds.BinCenters()
 	for h := range l.Centers {
 		for b := range l.Centers[h] {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/model/modeltest"
@@ -289,7 +290,7 @@ func TestTooManySkipsWritesLastGood(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	res, err := RunSelectionAware(ctx, cfg)
-	lastGood := filepath.Join(dir, LastGoodCheckpoint)
+	lastGood := checkpoint.RunDir(dir).LastGood()
 	if !errors.Is(err, model.ErrTooManySkips) || !strings.Contains(err.Error(), "satrain selection-aware --resume-from "+lastGood) {
 		t.Fatalf("run returned %v; want model.ErrTooManySkips naming %s\n%s", err, lastGood, console.String())
 	}
@@ -304,7 +305,7 @@ func TestTooManySkipsWritesLastGood(t *testing.T) {
 	if c := strings.Count(logs.String(), "skipped training step"); c != 3 {
 		t.Errorf("%d skip log lines, want 3", c)
 	}
-	l, err := LoadCheckpoint(lastGood)
+	l, err := checkpoint.Load(lastGood)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +403,7 @@ func hdCheckFailedSave(t *testing.T, err error, dir, prevDir string, console str
 		t.Fatalf("run returned %v; want a checkpoint error naming %s\n%s", err, dir, console)
 	}
 	t.Logf("error: %v", err)
-	l, lerr := LoadCheckpoint(filepath.Join(prevDir, "checkpoint_iter_1.pt"))
+	l, lerr := checkpoint.Load(filepath.Join(prevDir, "checkpoint_iter_1.pt"))
 	if lerr != nil {
 		t.Fatalf("previous checkpoint after the failed save: %v", lerr)
 	}
@@ -411,12 +412,12 @@ func hdCheckFailedSave(t *testing.T, err error, dir, prevDir string, console str
 	}
 	l.Free()
 	// The best model (the file the failed save was replacing) is intact too.
-	if l, lerr := LoadCheckpoint(filepath.Join(prevDir, "best_model_selection_aware.pt")); lerr != nil {
+	if l, lerr := checkpoint.Load(filepath.Join(prevDir, "best_model_selection_aware.pt")); lerr != nil {
 		t.Errorf("best model after the failed save: %v", lerr)
 	} else {
 		l.Free()
 	}
-	for _, pat := range TempPatterns {
+	for _, pat := range checkpoint.TempPatterns {
 		if m, _ := filepath.Glob(filepath.Join(prevDir, pat)); len(m) > 0 {
 			t.Errorf("temporary files left: %v", m)
 		}
@@ -483,7 +484,7 @@ func TestSaveFailsFileSizeLimit(t *testing.T) {
 		t.Errorf("result %+v", res)
 	}
 	limit(2048)
-	serr := CheckSaveDir(filepath.Join(t.TempDir(), "fresh"))
+	serr := checkpoint.CheckSaveDir(filepath.Join(t.TempDir(), "fresh"))
 	syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old)
 	if serr == nil || !strings.Contains(serr.Error(), "test write failed") {
 		t.Errorf("CheckSaveDir under a 2 KiB file size limit: %v", serr)
@@ -561,7 +562,7 @@ func TestSaveFailsDiskFull(t *testing.T) {
 	// Read-only (root can write to a 0555 folder, not to a read-only mount).
 	ro := filepath.Join(root, "ro")
 	hdMount(t, ro, "ro,size=1m")
-	if err := CheckSaveDir(ro); err == nil || !strings.Contains(err.Error(), "not writable") {
+	if err := checkpoint.CheckSaveDir(ro); err == nil || !strings.Contains(err.Error(), "not writable") {
 		t.Errorf("read-only save dir: %v", err)
 	}
 }

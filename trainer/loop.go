@@ -9,17 +9,23 @@ import (
 	"math"
 	"math/rand"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/report"
 	"github.com/satrain/satrain/torch"
+)
+
+// Kinds of run (and of the checkpoints they write).
+const (
+	KindSelectionAware = event.KindSelectionAware
+	KindStandard       = event.KindStandard
 )
 
 // RunConfig is everything a training run needs; the CLI fills it from flags.
@@ -154,7 +160,7 @@ type session struct {
 	eng      *model.Engine
 	rep      event.Reporters
 	closers  []io.Closer
-	meta     Meta
+	meta     checkpoint.Meta
 	start    event.Start
 	valIDs   []loader.SeqID
 	train    *loader.Split
@@ -163,14 +169,14 @@ type session struct {
 	horizon  int
 	it       int  // the iteration (epoch) in progress, for events
 	logits   bool // score keeps the logits (the strategy's Weights use them)
-	writer   checkpointWriter
+	writer   checkpoint.Writer
 	lastCkpt string    // the last checkpoint with optimizer state written
 	bestPath string    // the best model so far of the run a resume continues (see resumeBest)
 	pool     *bufPool  // scoring batch buffers, reused across passes
 	trainBuf []float32 // selected windows, reused across iterations
 	dist     distState
-	lock     *SaveDirLock // rank 0: the save dir's, held for the whole run
-	unsaved  bool         // training steps applied since lastCkpt (or since the start)
+	lock     *checkpoint.SaveDirLock // rank 0: the save dir's, held for the whole run
+	unsaved  bool                    // training steps applied since lastCkpt (or since the start)
 }
 
 // stepTaken is set once any run of this process applies a training step.
@@ -325,12 +331,12 @@ func architectureDiff(run, ckpt model.Config) []string {
 // checkpoint of fromKind/fromStage ("" when fresh).
 func stageOf(kind, fromKind, fromStage string) string {
 	if kind == KindStandard {
-		return StageStandard
+		return checkpoint.StageStandard
 	}
-	if fromKind == KindStandard || fromStage == StageTwoStage {
-		return StageTwoStage
+	if fromKind == KindStandard || fromStage == checkpoint.StageTwoStage {
+		return checkpoint.StageTwoStage
 	}
-	return StageSelectionAware
+	return checkpoint.StageSelectionAware
 }
 
 // open prepares data, model, optimizer, reporters and the save dir, then
@@ -350,28 +356,28 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 	// Only rank 0 touches the save dir.
 	created := ""
 	if s.rank0() {
-		if created, err = prepareSaveDir(cfg.SaveDir); err != nil {
+		if created, err = checkpoint.RunDir(cfg.SaveDir).Prepare(); err != nil {
 			return nil, err
 		}
 		// One live run per save dir: before anything in it is read for
 		// resuming, removed or written.
-		if s.lock, err = LockSaveDir(cfg.SaveDir); err != nil {
-			removeCreated(cfg.SaveDir, created)
-			if errors.Is(err, ErrSaveDirLocked) {
+		if s.lock, err = checkpoint.LockSaveDir(cfg.SaveDir); err != nil {
+			checkpoint.RunDir(cfg.SaveDir).RemoveCreated(created)
+			if errors.Is(err, checkpoint.ErrSaveDirLocked) {
 				return nil, fmt.Errorf("--save-dir %w", err)
 			}
 			return nil, fmt.Errorf("--save-dir %s: %w", cfg.SaveDir, err)
 		}
-		dropEmptyMetricsLog(cfg, kind)
+		checkpoint.RunDir(cfg.SaveDir).DropEmptyMetricsLog(cfg.ResumeFrom, kind)
 	}
 	defer func() {
 		if err != nil {
 			s.close()
-			removeCreated(cfg.SaveDir, created)
+			checkpoint.RunDir(cfg.SaveDir).RemoveCreated(created)
 		}
 	}()
 	if cfg.ResumeFrom == "" && !cfg.Overwrite && s.rank0() {
-		if err := CheckSaveDirFree(cfg.SaveDir); err != nil {
+		if err := checkpoint.CheckSaveDirFree(cfg.SaveDir); err != nil {
 			return nil, err
 		}
 	}
@@ -399,14 +405,14 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 	if err := mc.Validate(); err != nil {
 		return nil, err
 	}
-	s.meta = Meta{Kind: kind, BestValLoss: math.Inf(1), Seed: cfg.Seed, DataPath: cfg.Data,
+	s.meta = checkpoint.Meta{Kind: kind, BestValLoss: math.Inf(1), Seed: cfg.Seed, DataPath: cfg.Data,
 		DataIdentity: ds.Identity(), InferenceBatch: cfg.InferenceBatch, Run: cfg.Run, Stage: stageOf(kind, "", "")}
 	s.meta.TrainEnd, s.meta.ValEnd = ds.PeriodStarts()
 	s.start = event.Start{Mode: event.StartFresh, BestValLoss: math.Inf(1)}
 	var mdl *model.Model
-	var loaded *Loaded
+	var loaded *checkpoint.Loaded
 	if cfg.ResumeFrom != "" {
-		loaded, err = LoadCheckpoint(cfg.ResumeFrom)
+		loaded, err = checkpoint.Load(cfg.ResumeFrom)
 		if err != nil {
 			return nil, err
 		}
@@ -429,7 +435,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 			Iteration: loaded.Meta.Iteration, BestValLoss: loaded.Meta.BestValLoss}
 		if loaded.Meta.Kind == kind && loaded.HasOptim {
 			s.start.Mode = event.StartResume
-			s.start.Branch = !inPlace(loaded.Meta, cfg.ResumeFrom, cfg.SaveDir)
+			s.start.Branch = !checkpoint.InPlace(loaded.Meta, cfg.ResumeFrom, cfg.SaveDir)
 			if s.start.Branch {
 				// A new run from the checkpoint's state: its own save dir
 				// gets its own first checkpoint when stopped.
@@ -445,7 +451,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		if (s.start.Mode != event.StartResume || s.start.Branch) && !cfg.Overwrite && s.rank0() {
 			// Fine-tuning, or a resume into another save dir, is a new
 			// run: its save dir must not hold another.
-			if err := CheckSaveDirFree(cfg.SaveDir); err != nil {
+			if err := checkpoint.CheckSaveDirFree(cfg.SaveDir); err != nil {
 				return nil, err
 			}
 		}
@@ -520,11 +526,11 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 	}
 	if s.rank0() {
 		if cfg.Overwrite && (s.start.Mode != event.StartResume || s.start.Branch) {
-			if err := clearRunFiles(cfg.SaveDir); err != nil {
+			if err := checkpoint.RunDir(cfg.SaveDir).Clear(); err != nil {
 				return nil, err
 			}
 		}
-		RemoveStaleTemps(cfg.SaveDir)
+		checkpoint.RunDir(cfg.SaveDir).RemoveStaleTemps()
 		if s.start.Mode == event.StartResume {
 			s.resumeBest(loaded.Meta)
 		}
@@ -846,8 +852,9 @@ func normalizeWeights(w []float32) []float32 {
 	return out
 }
 
-func (s *session) save(name string, withOpt bool) (string, error) {
-	path := filepath.Join(s.cfg.SaveDir, name)
+// save writes a checkpoint to path (one of s.dir()'s names) in the
+// background (the checkpoint writer), and on rank 0 only.
+func (s *session) save(path string, withOpt bool) (string, error) {
 	s.meta.StepsSkipped = s.eng.Skipped
 	s.meta.InferenceBatch = s.eng.InferenceBatch
 	if !s.rank0() {
@@ -866,8 +873,8 @@ func (s *session) save(name string, withOpt bool) (string, error) {
 }
 
 // saveNow writes a checkpoint and waits until it (and every earlier one) is on disk.
-func (s *session) saveNow(name string, withOpt bool) (string, error) {
-	path, err := s.save(name, withOpt)
+func (s *session) saveNow(path string, withOpt bool) (string, error) {
+	path, err := s.save(path, withOpt)
 	if err != nil {
 		return path, err
 	}
@@ -893,13 +900,8 @@ func iterSeed(seed int64, it int, salt int64) int64 {
 	return seed*1_000_003 + int64(it)*7919 + salt
 }
 
-// bestName is the file of a run's best model.
-func (s *session) bestName() string {
-	if s.kind == KindStandard {
-		return "best_model.pt"
-	}
-	return "best_model_selection_aware.pt"
-}
+// dir is the run's save dir, which names every file the run writes.
+func (s *session) dir() checkpoint.RunDir { return checkpoint.RunDir(s.cfg.SaveDir) }
 
 // validateAndKeep validates the current weights as iteration it and, when
 // the loss beats the best so far, saves them as the best model. stopErr is an
@@ -919,7 +921,7 @@ func (s *session) validateAndKeep(ctx context.Context, it int, phase map[string]
 	if finite(vl) < s.meta.BestValLoss {
 		s.meta.BestValLoss, s.meta.BestIteration = vl, it
 		t1 := time.Now()
-		path, err := s.save(s.bestName(), false)
+		path, err := s.save(s.dir().Best(s.kind), false)
 		phase[PhaseCheckpoint] += time.Since(t1).Seconds()
 		if err != nil {
 			return vl, nil, err
@@ -1128,7 +1130,7 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		if it%cfg.CheckpointEvery == 0 || it == cfg.NumIterations {
 			testPause(ctx, PhaseCheckpoint, it)
 			t4 := time.Now()
-			_, err := s.save(fmt.Sprintf("checkpoint_iter_%d.pt", it), true)
+			_, err := s.save(s.dir().Periodic(s.kind, it), true)
 			phase[PhaseCheckpoint] += time.Since(t4).Seconds()
 			if err != nil {
 				return res, err
@@ -1182,16 +1184,16 @@ func (s *session) stop(ctx context.Context, res *RunResult, it int, phase string
 		}
 		return res, err
 	}
-	unit, short := "iteration", "iter" // checkpoint_iter_N.pt
+	unit := "iteration"
 	if s.kind == KindStandard {
-		unit, short = "epoch", "epoch" // checkpoint_epoch_N.pt
+		unit = "epoch"
 	}
 	completed := s.meta.Iteration
 	partial := phase == PhaseTraining && completed < it
-	name := fmt.Sprintf("checkpoint_%s_%d.pt", short, completed)
+	name := s.dir().Periodic(s.kind, completed)
 	what := fmt.Sprintf("interrupted during %s of %s %d; %s %d is the last completed", phase, unit, it, unit, completed)
 	if partial {
-		name = fmt.Sprintf("checkpoint_interrupted_%s_%d.pt", short, it)
+		name = s.dir().Interrupted(s.kind, it)
 		what += fmt.Sprintf(" (the weights include part of %s %d's training; resuming re-runs %s %d)", unit, it, unit, it)
 	}
 	res.Interrupted = true
@@ -1218,15 +1220,11 @@ func (s *session) stop(ctx context.Context, res *RunResult, it int, phase string
 	return res, fmt.Errorf("%w: %s", ErrInterrupted, res.ResumeHint)
 }
 
-// LastGoodCheckpoint is the file a run writes when it stops after
-// model.StepConfig.MaxSkips consecutive non-finite steps.
-const LastGoodCheckpoint = "checkpoint_last_good.pt"
-
 // stopLastGood saves the current weights and optimizer state after
 // model.ErrTooManySkips in iteration it: skipped steps never touch them, so they
 // are those of the last finite step.
 func (s *session) stopLastGood(res *RunResult, it int, err error) (*RunResult, error) {
-	path, serr := s.saveNow(LastGoodCheckpoint, true)
+	path, serr := s.saveNow(s.dir().LastGood(), true)
 	if serr != nil {
 		return res, fmt.Errorf("%w; saving the last good weights failed too: %v", err, serr)
 	}
@@ -1311,7 +1309,7 @@ func (s *session) runStandard(ctx context.Context) (*RunResult, error) {
 			return s.stop(ctx, res, ep, PhaseValidation, stopErr)
 		}
 		t2 := time.Now()
-		if _, err := s.save(fmt.Sprintf("checkpoint_epoch_%d.pt", ep), true); err != nil {
+		if _, err := s.save(s.dir().Periodic(s.kind, ep), true); err != nil {
 			return res, err
 		}
 		phase[PhaseCheckpoint] += time.Since(t2).Seconds()
@@ -1348,4 +1346,12 @@ func sortIDs(ids []loader.SeqID) {
 		}
 		return ids[i].Day < ids[j].Day
 	})
+}
+
+// finite returns v, or +Inf for NaN (for "best so far" comparisons).
+func finite(v float64) float64 {
+	if math.IsNaN(v) {
+		return math.Inf(1)
+	}
+	return v
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/internal/testenv"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/model/modeltest"
@@ -57,7 +58,7 @@ func ltWindows(t *testing.T, cfg RunConfig, ids []loader.SeqID) ([]float32, *loa
 // ltInferCheckpoint loads a checkpoint and runs Go inference on feats.
 func ltInferCheckpoint(t *testing.T, path string, feats []float32, n, seqLen int) model.InferResult {
 	t.Helper()
-	l, err := LoadCheckpoint(path)
+	l, err := checkpoint.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +221,7 @@ func TestSelectionAwareEndToEnd(t *testing.T) {
 			t.Errorf("%s exists = %v, want %v", p, !want, want)
 		}
 	}
-	l, err := LoadCheckpoint(filepath.Join(dir, "checkpoint_iter_5.pt"))
+	l, err := checkpoint.Load(filepath.Join(dir, "checkpoint_iter_5.pt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestSelectionAwareEndToEnd(t *testing.T) {
 		t.Errorf("checkpoint_iter_5.pt meta %+v (optimizer %v)", l.Meta, l.HasOptim)
 	}
 	l.Free()
-	lb, err := LoadCheckpoint(best)
+	lb, err := checkpoint.Load(best)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +346,7 @@ print(json.dumps({"kind": ckpt["kind"], "format": ckpt["format"], "iteration": i
 		t.Fatalf("python output %q: %v", stdout, err)
 	}
 	H, B := len(ds.Horizons()), ds.NumBins()
-	if info.Kind != KindSelectionAware || info.Format != CheckpointFormat || fmt.Sprint(info.Shape) != fmt.Sprint([]int{n, H, B}) || info.Training {
+	if info.Kind != KindSelectionAware || info.Format != checkpoint.Format || fmt.Sprint(info.Shape) != fmt.Sprint([]int{n, H, B}) || info.Training {
 		t.Errorf("python sees %+v, want kind %s, shape [%d %d %d], eval mode", info, KindSelectionAware, n, H, B)
 	}
 	pyRaw, err := os.ReadFile(outPath)
@@ -557,7 +558,7 @@ func ltCheckInterrupted(t *testing.T, res *RunResult, err error, console, dir st
 		strings.Contains(console, "--resume-from") {
 		t.Errorf("want the resume hint naming %s in the error only, and the console naming the file:\nerr: %v\n%s", ckpt, err, console)
 	}
-	l, lerr := LoadCheckpoint(ckpt)
+	l, lerr := checkpoint.Load(ckpt)
 	if lerr != nil {
 		t.Fatalf("checkpoint after interrupt: %v", lerr)
 	}
@@ -663,7 +664,7 @@ func TestCheckpointDamageRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l, err := LoadCheckpoint(good); err != nil {
+	if l, err := checkpoint.Load(good); err != nil {
 		t.Fatalf("intact checkpoint: %v", err)
 	} else {
 		l.Free()
@@ -697,7 +698,7 @@ func TestCheckpointDamageRefused(t *testing.T) {
 		if err := os.WriteFile(p, damaged[name], 0o644); err != nil {
 			t.Fatal(err)
 		}
-		l, err := LoadCheckpoint(p)
+		l, err := checkpoint.Load(p)
 		if err == nil {
 			l.Free()
 			t.Errorf("%s: damaged checkpoint was accepted", name)
@@ -745,7 +746,7 @@ func ltTensorOffsets(t *testing.T, raw []byte) []int64 {
 func TestCheckSaveDir(t *testing.T) {
 	defer torch.LockThread()()
 	dir := t.TempDir()
-	if err := CheckSaveDir(filepath.Join(dir, "a", "b")); err != nil {
+	if err := checkpoint.CheckSaveDir(filepath.Join(dir, "a", "b")); err != nil {
 		t.Fatalf("creatable dir: %v", err)
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, "a", "b", ".satrain-write-test-*")); len(left) != 0 {
@@ -756,7 +757,7 @@ func TestCheckSaveDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := filepath.Join(file, "sub")
-	err := CheckSaveDir(bad)
+	err := checkpoint.CheckSaveDir(bad)
 	if err == nil || !strings.Contains(err.Error(), "--save-dir "+bad) {
 		t.Errorf("save dir under a regular file: %v, want an error naming --save-dir %s", err, bad)
 	}
@@ -767,7 +768,7 @@ func TestCheckSaveDir(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer os.Chmod(ro, 0o755)
-		if err := CheckSaveDir(ro); err == nil || !strings.Contains(err.Error(), "not writable") {
+		if err := checkpoint.CheckSaveDir(ro); err == nil || !strings.Contains(err.Error(), "not writable") {
 			t.Errorf("read-only save dir: %v", err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/internal/testenv"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/model/modeltest"
@@ -100,7 +101,7 @@ func parityWithPyTorch(t *testing.T, py string, threads int) {
 	defer eng.Free()
 	dir := t.TempDir()
 	ckpt := filepath.Join(dir, "model.pt")
-	if err := SaveCheckpoint(ckpt, eng, Meta{Kind: KindStandard, BestValLoss: math.Inf(1)}, false); err != nil {
+	if err := checkpoint.Save(ckpt, eng, checkpoint.Meta{Kind: KindStandard, BestValLoss: math.Inf(1)}, false); err != nil {
 		t.Fatal(err)
 	}
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/report"
@@ -39,11 +40,11 @@ func TestReadCheckpointInfo(t *testing.T) {
 	defer eng.Free()
 	path := filepath.Join(t.TempDir(), "ck.pt")
 	run := map[string]string{"sample-size": "3000", "top-k": "30", "lr": "0.001", "save-dir": "runs/a"}
-	meta := Meta{Kind: KindSelectionAware, Iteration: 7, BestValLoss: 1.5, BestIteration: 5, Seed: 9, DataPath: "panel.h5", Run: run}
-	if err := SaveCheckpoint(path, eng, meta, true); err != nil {
+	meta := checkpoint.Meta{Kind: KindSelectionAware, Iteration: 7, BestValLoss: 1.5, BestIteration: 5, Seed: 9, DataPath: "panel.h5", Run: run}
+	if err := checkpoint.Save(path, eng, meta, true); err != nil {
 		t.Fatal(err)
 	}
-	info, err := ReadCheckpointInfo(path)
+	info, err := checkpoint.ReadInfo(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestReadCheckpointInfo(t *testing.T) {
 	if err := os.WriteFile(bad, b[:len(b)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadCheckpointInfo(bad); err == nil || !strings.Contains(err.Error(), bad) {
+	if _, err := checkpoint.ReadInfo(bad); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Errorf("truncated checkpoint: err %v, want an error naming %s", err, bad)
 	}
 }
@@ -190,7 +191,7 @@ func TestResumeIntoAnotherSaveDir(t *testing.T) {
 	}
 	// rr1 now holds a run.
 	rr1Files := rsSnapshot(t, rr1)
-	if _, _, err := branch(copy1, rr1, filepath.Join(rr1, "sel.jsonl")); !errors.Is(err, ErrSaveDirInUse) ||
+	if _, _, err := branch(copy1, rr1, filepath.Join(rr1, "sel.jsonl")); !errors.Is(err, checkpoint.ErrSaveDirInUse) ||
 		!strings.Contains(err.Error(), "continue it with: satrain selection-aware --resume-from "+filepath.Join(rr1, "checkpoint_iter_")) {
 		t.Errorf("a second resume into %s: %v", rr1, err)
 	}
@@ -217,7 +218,7 @@ func TestResumeIntoAnotherSaveDir(t *testing.T) {
 			t.Errorf("at start %s is not a copy of %s (%v)", rr3Best, origBest, err)
 		}
 	})}
-	info, err := ReadCheckpointInfo(copy3)
+	info, err := checkpoint.ReadInfo(copy3)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/report"
@@ -209,7 +210,7 @@ func TestNonFiniteRunRecordsEveryIteration(t *testing.T) {
 	if res == nil || res.LastIter != 6 || !math.IsInf(res.BestValLoss, 1) || ltExists(filepath.Join(dir, "best_model_selection_aware.pt")) {
 		t.Fatalf("result %+v", res)
 	}
-	if l, lerr := LoadCheckpoint(last); lerr != nil {
+	if l, lerr := checkpoint.Load(last); lerr != nil {
 		t.Fatalf("the last checkpoint: %v", lerr)
 	} else {
 		l.Free()
@@ -331,13 +332,13 @@ func TestStartFromWeightsValidatedFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	stdBest := filepath.Join(stdDir, "best_model.pt")
-	ls, err := LoadCheckpoint(stdBest)
+	ls, err := checkpoint.Load(stdBest)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stdSum, stdMeta := ls.Checksum, ls.Meta
 	ls.Free()
-	if stdMeta.Stage != StageStandard || stdMeta.StartedFrom != "" || !strings.HasPrefix(stdSum, "sha256:") {
+	if stdMeta.Stage != checkpoint.StageStandard || stdMeta.StartedFrom != "" || !strings.HasPrefix(stdSum, "sha256:") {
 		t.Errorf("standard best model lineage %q from %q, checksum %q", stdMeta.Stage, stdMeta.StartedFrom, stdSum)
 	}
 
@@ -363,7 +364,7 @@ func TestStartFromWeightsValidatedFirst(t *testing.T) {
 		t.Errorf("console does not show iteration 0:\n%s", out)
 	}
 	best := filepath.Join(dir, "best_model_selection_aware.pt")
-	lb, err := LoadCheckpoint(best)
+	lb, err := checkpoint.Load(best)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,13 +374,13 @@ func TestStartFromWeightsValidatedFirst(t *testing.T) {
 		t.Errorf("best model: iteration %d, best %v at %d", bm.Iteration, bm.BestValLoss, bm.BestIteration)
 	}
 	for _, p := range []string{best, filepath.Join(dir, "checkpoint_iter_2.pt")} {
-		l, err := LoadCheckpoint(p)
+		l, err := checkpoint.Load(p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		m := l.Meta
 		l.Free()
-		if m.Stage != StageTwoStage || m.StartedFrom != stdBest || m.StartedFromChecksum != stdSum {
+		if m.Stage != checkpoint.StageTwoStage || m.StartedFrom != stdBest || m.StartedFromChecksum != stdSum {
 			t.Errorf("%s lineage: stage %q, from %q (%s); want two-stage from %s (%s)", p, m.Stage, m.StartedFrom, m.StartedFromChecksum, stdBest, stdSum)
 		}
 		if want := fmt.Sprintf("two-stage, started from %s (%s)", stdBest, stdSum); m.Lineage() != want {
@@ -397,11 +398,11 @@ func TestStartFromWeightsValidatedFirst(t *testing.T) {
 	if _, err := RunSelectionAware(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	l, err := LoadCheckpoint(filepath.Join(dir, "checkpoint_iter_3.pt"))
+	l, err := checkpoint.Load(filepath.Join(dir, "checkpoint_iter_3.pt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Meta.Stage != StageTwoStage || l.Meta.StartedFrom != stdBest || l.Meta.StartedFromChecksum != stdSum {
+	if l.Meta.Stage != checkpoint.StageTwoStage || l.Meta.StartedFrom != stdBest || l.Meta.StartedFromChecksum != stdSum {
 		t.Errorf("resumed run's lineage %q from %q", l.Meta.Stage, l.Meta.StartedFrom)
 	}
 	l.Free()
@@ -428,7 +429,7 @@ func TestSaveDirHoldsAnotherRun(t *testing.T) {
 
 	console.Reset()
 	_, err := RunSelectionAware(context.Background(), cfg)
-	if !errors.Is(err, ErrSaveDirInUse) || !strings.Contains(err.Error(), "--save-dir "+dir) || !strings.Contains(err.Error(), "--overwrite") ||
+	if !errors.Is(err, checkpoint.ErrSaveDirInUse) || !strings.Contains(err.Error(), "--save-dir "+dir) || !strings.Contains(err.Error(), "--overwrite") ||
 		!strings.Contains(err.Error(), "continue it with: satrain selection-aware --resume-from "+filepath.Join(dir, "checkpoint_iter_")) {
 		t.Fatalf("second run: %v", err)
 	}
@@ -437,7 +438,7 @@ func TestSaveDirHoldsAnotherRun(t *testing.T) {
 	}
 	// Fine-tuning from a checkpoint is a new run too.
 	cfg.ResumeFrom = filepath.Join(dir, "best_model_selection_aware.pt")
-	if _, err := RunSelectionAware(context.Background(), cfg); !errors.Is(err, ErrSaveDirInUse) {
+	if _, err := RunSelectionAware(context.Background(), cfg); !errors.Is(err, checkpoint.ErrSaveDirInUse) {
 		t.Errorf("fine-tuning into the same save dir: %v", err)
 	}
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
@@ -113,7 +114,7 @@ func benchArtifacts(mc model.Config, dev torch.Device, seed uint64, ckpt, dir st
 	if ckpt == "" {
 		ckpt = filepath.Join(dir, "weights.pt")
 	}
-	if err := trainer.SaveCheckpoint(ckpt, e, trainer.Meta{Kind: trainer.KindStandard, BestValLoss: math.Inf(1)}, false); err != nil {
+	if err := checkpoint.Save(ckpt, e, checkpoint.Meta{Kind: trainer.KindStandard, BestValLoss: math.Inf(1)}, false); err != nil {
 		return err
 	}
 	if dir == "" {

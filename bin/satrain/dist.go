@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
 	"github.com/urfave/cli/v2"
@@ -61,7 +62,7 @@ func joinGroupOn(c *cli.Context, dev *torch.Device) (*torch.ProcessGroup, error)
 // resolveResumeAuto turns --resume-from auto into the newest valid
 // checkpoint of saveDir, or "" (a fresh start) when there is none.
 func resolveResumeAuto(saveDir string) (string, error) {
-	path, skipped, err := trainer.ResolveResumeAuto(saveDir)
+	path, skipped, err := checkpoint.RunDir(saveDir).ResumeAuto()
 	if err != nil {
 		return "", err
 	}

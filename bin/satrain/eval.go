@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
@@ -148,7 +149,7 @@ func evalOptions(c *cli.Context) (trainer.EvalOptions, error) {
 		}
 	}
 	if data == "" || trainEnd == "" || valEnd == "" {
-		l, err := trainer.LoadCheckpoint(ck)
+		l, err := checkpoint.Load(ck)
 		if err != nil {
 			return opt, err
 		}
@@ -315,7 +316,7 @@ func runEval(c *cli.Context) error {
 // --horizon-idx, else that flag's default, which it used), with a note for
 // the console line saying where it came from. A standard run trains on every
 // horizon and ranks on none: def, with no note.
-func checkpointHorizon(meta trainer.Meta, def int) (int, string) {
+func checkpointHorizon(meta checkpoint.Meta, def int) (int, string) {
 	if meta.Kind != trainer.KindSelectionAware {
 		return def, ""
 	}

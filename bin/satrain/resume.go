@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/model"
-	"github.com/satrain/satrain/trainer"
 	"github.com/urfave/cli/v2"
 )
 
@@ -44,7 +44,7 @@ var (
 // from the checkpoint's is named in one returned warning line. A checkpoint of
 // the other kind (fine-tuning) gives only the data, split and machine flags.
 // inherited lists the flags whose value came from the checkpoint.
-func inheritCheckpoint(c *cli.Context, info trainer.CheckpointInfo, kind string) (warnings []string, inherited map[string]bool, err error) {
+func inheritCheckpoint(c *cli.Context, info checkpoint.Info, kind string) (warnings []string, inherited map[string]bool, err error) {
 	continuing := info.Meta.Kind == kind
 	inherited = map[string]bool{}
 	for _, f := range c.Command.Flags {
@@ -83,7 +83,7 @@ func inheritCheckpoint(c *cli.Context, info trainer.CheckpointInfo, kind string)
 
 // checkpointValue is the value the checkpoint's run had for a flag, where
 // the checkpoint records it.
-func checkpointValue(info trainer.CheckpointInfo, name string) (string, bool) {
+func checkpointValue(info checkpoint.Info, name string) (string, bool) {
 	switch name {
 	case "data":
 		if info.Meta.DataPath != "" {
@@ -102,7 +102,7 @@ func checkpointValue(info trainer.CheckpointInfo, name string) (string, bool) {
 // flag (or a preset) that asks for a different one: the weights cannot change
 // shape. Features, horizons and bins come from the data file; the trainer
 // refuses a file that does not match the checkpoint.
-func checkArchitecture(c *cli.Context, mc *model.Config, info trainer.CheckpointInfo) error {
+func checkArchitecture(c *cli.Context, mc *model.Config, info checkpoint.Info) error {
 	preset := c.String("preset")
 	for _, a := range []struct {
 		name string
@@ -148,7 +148,7 @@ func sameValue(f cli.Flag, a, b string) bool {
 		// The checkpoint records paths absolute, the command line usually
 		// gives them relative (or through a link): the same file is the
 		// same value, or every restart would warn.
-		return a == b || trainer.SamePath(a, b)
+		return a == b || checkpoint.SamePath(a, b)
 	}
 	switch f.(type) {
 	case *cli.IntFlag, *cli.Int64Flag:

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
@@ -24,7 +25,7 @@ import (
 // inheritApp runs `selection-aware` or `train` with args and, in place of the
 // run, applies the checkpoint record info the way runConfig does; it returns
 // the flags' values afterwards, the warnings and the model config.
-func inheritApp(t *testing.T, info trainer.CheckpointInfo, args ...string) (vals map[string]string, warns []string, mc model.Config, err error) {
+func inheritApp(t *testing.T, info checkpoint.Info, args ...string) (vals map[string]string, warns []string, mc model.Config, err error) {
 	t.Helper()
 	app := newApp()
 	app.Writer, app.ErrWriter = io.Discard, io.Discard
@@ -58,11 +59,11 @@ func inheritApp(t *testing.T, info trainer.CheckpointInfo, args ...string) (vals
 	return
 }
 
-func fakeCheckpoint(kind string) trainer.CheckpointInfo {
-	return trainer.CheckpointInfo{
+func fakeCheckpoint(kind string) checkpoint.Info {
+	return checkpoint.Info{
 		Path:   "run/checkpoint_iter_10.pt",
 		Config: model.Config{NumFeatures: 4, HiddenDim: 32, NumLayers: 2, NumHeads: 4, NumHorizons: 4, NumBins: 10, Dropout: 0.1, SeqLen: 32},
-		Meta: trainer.Meta{Kind: kind, Iteration: 10, Seed: 7, DataPath: "panels/sp500.h5",
+		Meta: checkpoint.Meta{Kind: kind, Iteration: 10, Seed: 7, DataPath: "panels/sp500.h5",
 			Run: map[string]string{"sample-size": "3000", "top-k": "30", "lr": "0.001", "save-dir": "run", "device": "cpu",
 				"metrics-addr": "", "train-end": "20150101", "epochs": "4", "use-amp": "false"}},
 		HasOptim: true,
@@ -182,7 +183,7 @@ func TestResumeFromCheckpointCLI(t *testing.T) {
 	if len(warns) != 1 || !strings.Contains(warns[0], "--num-iterations 2 differs from the checkpoint's 1; using 2") {
 		t.Errorf("want one warning naming --num-iterations, stderr:\n%s", r.stderr)
 	}
-	info, err := trainer.ReadCheckpointInfo(filepath.Join(save, "checkpoint_iter_2.pt"))
+	info, err := checkpoint.ReadInfo(filepath.Join(save, "checkpoint_iter_2.pt"))
 	if err != nil {
 		t.Fatalf("the resumed run wrote no checkpoint_iter_2.pt into the first run's --save-dir: %v", err)
 	}
@@ -284,7 +285,7 @@ func TestResumeFromAnotherFolder(t *testing.T) {
 	if fmt.Sprint(its) != "[1 2 3]" {
 		t.Errorf("%s holds iterations %v, want [1 2 3]", filepath.Join(p1, "metrics.jsonl"), its)
 	}
-	info, err := trainer.ReadCheckpointInfo(filepath.Join(p1, "checkpoint_iter_3.pt"))
+	info, err := checkpoint.ReadInfo(filepath.Join(p1, "checkpoint_iter_3.pt"))
 	if err != nil {
 		t.Fatalf("no checkpoint_iter_3.pt in the checkpoint's folder: %v", err)
 	}
@@ -300,7 +301,7 @@ func TestResumeFromAnotherFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldCkpt := filepath.Join(old, "checkpoint_iter_3.pt")
-	rewriteMeta(t, filepath.Join(p1, "checkpoint_iter_3.pt"), oldCkpt, func(m *trainer.Meta) {
+	rewriteMeta(t, filepath.Join(p1, "checkpoint_iter_3.pt"), oldCkpt, func(m *checkpoint.Meta) {
 		m.DataPath, m.Run["data"], m.Run["save-dir"] = "../sp.h5", "../sp.h5", "runs/p1"
 	})
 	r = runCLIIn(t, filepath.Join(work, "runs"), "selection-aware", "--resume-from", oldCkpt, "--num-iterations", "4")
@@ -323,10 +324,10 @@ func TestResumeFromAnotherFolder(t *testing.T) {
 }
 
 // rewriteMeta writes the checkpoint at from to to with its record changed by edit.
-func rewriteMeta(t *testing.T, from, to string, edit func(*trainer.Meta)) {
+func rewriteMeta(t *testing.T, from, to string, edit func(*checkpoint.Meta)) {
 	t.Helper()
 	defer torch.LockThread()()
-	l, err := trainer.LoadCheckpoint(from)
+	l, err := checkpoint.Load(from)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +347,7 @@ func rewriteMeta(t *testing.T, from, to string, edit func(*trainer.Meta)) {
 	}
 	meta := l.Meta
 	edit(&meta)
-	if err := trainer.SaveCheckpoint(to, e, meta, true); err != nil {
+	if err := checkpoint.Save(to, e, meta, true); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/report"
@@ -61,7 +62,7 @@ func flagWorded(err error) error {
 // (see inheritCheckpoint); its architecture is checked by checkArchitecture.
 func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	var cfg trainer.RunConfig
-	var ckpt *trainer.CheckpointInfo
+	var ckpt *checkpoint.Info
 	var resumeWarnings []string
 	dataOrigin := dataGiven
 	if !c.IsSet("data") {
@@ -83,7 +84,7 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 		if _, err := os.Stat(path); err != nil {
 			return cfg, fmt.Errorf("--resume-from %s: %w", path, err)
 		}
-		info, err := trainer.ReadCheckpointInfo(path)
+		info, err := checkpoint.ReadInfo(path)
 		if err != nil {
 			return cfg, err
 		}
@@ -110,7 +111,7 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 			// A resume into another save dir is a new run: the checkpoint's
 			// run keeps its selected-set log, this one logs in its own save dir.
 			name := filepath.Base(own)
-			if name == "metrics.jsonl" {
+			if name == checkpoint.MetricsLog {
 				name = "selected.jsonl"
 			}
 			if err := c.Set("log-selected", filepath.Join(c.String("save-dir"), name)); err != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/trainer"
 )
 
@@ -118,10 +119,10 @@ func (p *rlProc) out() string    { p.mu.Lock(); defer p.mu.Unlock(); return p.st
 func (p *rlProc) errOut() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stderr.String() }
 
 // rlLoad loads a checkpoint and returns its meta.
-func rlLoad(path string) (trainer.Meta, error) {
-	l, err := trainer.LoadCheckpoint(path)
+func rlLoad(path string) (checkpoint.Meta, error) {
+	l, err := checkpoint.Load(path)
 	if err != nil {
-		return trainer.Meta{}, err
+		return checkpoint.Meta{}, err
 	}
 	defer l.Free()
 	return l.Meta, nil
@@ -129,7 +130,7 @@ func rlLoad(path string) (trainer.Meta, error) {
 
 func rlTemps(dir string) []string {
 	var out []string
-	for _, pat := range trainer.TempPatterns {
+	for _, pat := range checkpoint.TempPatterns {
 		m, _ := filepath.Glob(filepath.Join(dir, pat))
 		out = append(out, m...)
 	}

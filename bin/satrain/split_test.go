@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/satrain/satrain/trainer"
+	"github.com/satrain/satrain/checkpoint"
 )
 
 // cliData (20 tickers x 400 days from 2000-01-03) was fitted on the days
@@ -53,7 +53,7 @@ func TestEvalRefusesSeenDays(t *testing.T) {
 		t.Fatalf("training: exit %d\n%s", r.code, r.stderr)
 	}
 	ckpt := filepath.Join(save, "best_model_selection_aware.pt")
-	info, err := trainer.ReadCheckpointInfo(ckpt)
+	info, err := checkpoint.ReadInfo(ckpt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package trainer
+package checkpoint
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 	"github.com/satrain/satrain/torch"
 )
 
-// goldenCheckpoint is today's format, written by SaveCheckpoint from the
+// goldenCheckpoint is today's format, written by Save from the
 // weights and optimizer state of legacyCheckpoint with goldenMeta. No
 // arithmetic runs between reading the legacy file and writing this one, so
 // its bytes depend on the format alone, never on the machine's kernels.
@@ -36,11 +36,11 @@ func goldenMeta(old Meta) Meta {
 
 // TestCheckpointBytesGolden: the bytes a checkpoint is written as, and the
 // content checksum it records, are those of the committed golden file. A
-// change of either is a format change: it needs a new CheckpointVersion
+// change of either is a format change: it needs a new Version
 // and a deliberate -update-golden, never a side effect of moving code.
 func TestCheckpointBytesGolden(t *testing.T) {
 	defer torch.LockThread()()
-	old, err := LoadCheckpoint(legacyCheckpoint)
+	old, err := Load(legacyCheckpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestCheckpointBytesGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "now.pt")
-	if err := SaveCheckpoint(path, eng, goldenMeta(old.Meta), true); err != nil {
+	if err := Save(path, eng, goldenMeta(old.Meta), true); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(path)
@@ -80,7 +80,7 @@ func TestCheckpointBytesGolden(t *testing.T) {
 		t.Fatalf("checkpoint bytes changed: %d bytes sha256 %s, golden %d bytes sha256 %s",
 			len(got), hex.EncodeToString(gs[:8]), len(want), hex.EncodeToString(ws[:8]))
 	}
-	back, err := LoadCheckpoint(goldenCheckpoint)
+	back, err := Load(goldenCheckpoint)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package trainer
+package checkpoint
 
 import (
 	"os"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/model/modeltest"
 	"github.com/satrain/satrain/torch"
@@ -45,10 +46,10 @@ func BenchmarkCheckpointDefault(b *testing.B) {
 	var blocking, total time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		var w checkpointWriter
+		var w Writer
 		path := filepath.Join(dir, "checkpoint.pt")
 		t0 := time.Now()
-		if err := w.Save(path, e, Meta{Kind: KindSelectionAware, Iteration: i}, true); err != nil {
+		if err := w.Save(path, e, Meta{Kind: event.KindSelectionAware, Iteration: i}, true); err != nil {
 			b.Fatal(err)
 		}
 		blocking += time.Since(t0)

@@ -1,4 +1,4 @@
-package trainer
+package checkpoint
 
 import (
 	"crypto/sha256"
@@ -8,33 +8,23 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/model"
-	"github.com/satrain/satrain/report"
 	"github.com/satrain/satrain/torch"
 )
 
-// CheckpointFormat is the "format" entry of every satrain checkpoint.
-const CheckpointFormat = "satrain-checkpoint"
+// Format is the "format" entry of every satrain checkpoint.
+const Format = "satrain-checkpoint"
 
-// CheckpointVersion is bumped when the layout changes incompatibly.
-const CheckpointVersion = 1
-
-// Kinds of checkpoint.
-const (
-	KindSelectionAware = event.KindSelectionAware
-	KindStandard       = event.KindStandard
-)
+// Version is bumped when the layout changes incompatibly.
+const Version = 1
 
 // Training stages a checkpoint records in its lineage (Meta.Stage).
 const (
@@ -88,226 +78,11 @@ func (m Meta) Lineage() string {
 	return fmt.Sprintf("%s, started from %s (%s)", m.Stage, m.StartedFrom, m.StartedFromChecksum)
 }
 
-// CheckSaveDir creates dir if needed and proves it is writable, so a run
-// fails at start-up rather than at its first checkpoint.
-func CheckSaveDir(dir string) error {
-	_, err := prepareSaveDir(dir)
-	return err
-}
-
-// prepareSaveDir is CheckSaveDir that also returns the top-most folder it
-// created ("" when dir existed), so a run that fails at start-up can remove
-// what it made (see removeCreated).
-func prepareSaveDir(dir string) (created string, err error) {
-	for d := filepath.Clean(dir); ; {
-		if _, err := os.Lstat(d); err == nil {
-			break
-		}
-		created = d
-		up := filepath.Dir(d)
-		if up == d {
-			break
-		}
-		d = up
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		removeCreated(dir, created)
-		return "", fmt.Errorf("--save-dir %s: %w", dir, err)
-	}
-	if err := checkWritable(dir); err != nil {
-		removeCreated(dir, created)
-		return "", err
-	}
-	return created, nil
-}
-
-// removeCreated removes dir and its parents up to top (inclusive) while
-// they are empty: the folders a failed start-up created and left empty.
-func removeCreated(dir, top string) {
-	if top == "" {
-		return
-	}
-	top = filepath.Clean(top)
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		if os.Remove(d) != nil || d == top || filepath.Dir(d) == d {
-			return
-		}
-	}
-}
-
-func checkWritable(dir string) error {
-	f, err := os.CreateTemp(dir, ".satrain-write-test-*")
-	if err != nil {
-		return fmt.Errorf("--save-dir %s is not writable: %w", dir, err)
-	}
-	name := f.Name()
-	_, werr := f.Write(make([]byte, 4096))
-	serr := f.Sync()
-	f.Close()
-	os.Remove(name)
-	if werr != nil || serr != nil {
-		return fmt.Errorf("--save-dir %s: test write failed: %v", dir, errors.Join(werr, serr))
-	}
-	return nil
-}
-
-// ErrSaveDirInUse is returned (wrapped) when a run's save dir holds another
-// run and the run neither resumes nor overwrites.
-var ErrSaveDirInUse = errors.New("save dir holds another run")
-
-// runFilePatterns match the files a run writes in its save dir.
-var runFilePatterns = []string{"metrics.jsonl", "best_model.pt", "best_model_selection_aware.pt", "checkpoint_iter_*.pt",
-	"checkpoint_epoch_*.pt", "checkpoint_interrupted_iter_*.pt", "checkpoint_interrupted_epoch_*.pt", LastGoodCheckpoint}
-
-// runFiles lists the files of a run in dir (by name), newest checkpoint last.
-func runFiles(dir string) []string {
-	var out []string
-	for _, pat := range runFilePatterns {
-		m, _ := filepath.Glob(filepath.Join(dir, pat))
-		for _, p := range m {
-			if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() {
-				out = append(out, p)
-			}
-		}
-	}
-	return out
-}
-
-// CheckSaveDirFree refuses a save dir that already holds a run (its
-// metrics.jsonl or checkpoints), so two runs never mix their files; the error
-// wraps ErrSaveDirInUse and says how to continue, replace or avoid it.
-func CheckSaveDirFree(dir string) error {
-	files := runFiles(dir)
-	if len(files) == 0 {
-		return nil
-	}
-	var ckpts []string
-	hasLog := false
-	for _, f := range files {
-		if filepath.Base(f) == "metrics.jsonl" {
-			hasLog = true
-		} else {
-			ckpts = append(ckpts, f)
-		}
-	}
-	var what []string
-	if hasLog {
-		what = append(what, "metrics.jsonl")
-	}
-	if len(ckpts) > 0 {
-		what = append(what, fmt.Sprintf("%d checkpoint file(s)", len(ckpts)))
-	}
-	hint := "pass --overwrite to replace it"
-	if newest := newestCheckpoint(ckpts); newest != "" {
-		// The command that continues it is that of the run's kind: the
-		// other command would start a new (fine-tuning) run from it.
-		base := filepath.Base(newest)
-		cmd := ""
-		switch {
-		case strings.HasPrefix(base, "checkpoint_iter_") || strings.HasPrefix(base, "checkpoint_interrupted_iter_"):
-			cmd = "satrain selection-aware"
-		case strings.HasPrefix(base, "checkpoint_epoch_") || strings.HasPrefix(base, "checkpoint_interrupted_epoch_"):
-			cmd = "satrain train"
-		default: // checkpoint_last_good.pt: its record says
-			if info, err := ReadCheckpointInfo(newest); err == nil && info.Meta.Kind == KindStandard {
-				cmd = "satrain train"
-			} else if err == nil && info.Meta.Kind == KindSelectionAware {
-				cmd = "satrain selection-aware"
-			}
-		}
-		if cmd != "" {
-			hint = fmt.Sprintf("continue it with: %s --resume-from %s; or %s", cmd, newest, hint)
-		} else {
-			hint = fmt.Sprintf("continue it with --resume-from %s and the command that wrote it; or %s", newest, hint)
-		}
-	}
-	return saveDirInUse(fmt.Sprintf("--save-dir %s already holds a run (%s); %s, or choose another --save-dir",
-		dir, strings.Join(what, " and "), hint))
-}
-
-// saveDirInUse is the error of CheckSaveDirFree; it is ErrSaveDirInUse.
-type saveDirInUse string
-
-func (e saveDirInUse) Error() string        { return string(e) }
-func (e saveDirInUse) Is(target error) bool { return target == ErrSaveDirInUse }
-
-// newestCheckpoint is the most recently modified file of paths that holds
-// optimizer state by its name (checkpoint_*.pt), or "".
-func newestCheckpoint(paths []string) string {
-	best, bestT := "", time.Time{}
-	for _, p := range paths {
-		if !strings.HasPrefix(filepath.Base(p), "checkpoint_") {
-			continue
-		}
-		if st, err := os.Stat(p); err == nil && st.ModTime().After(bestT) {
-			best, bestT = p, st.ModTime()
-		}
-	}
-	return best
-}
-
-// dropEmptyMetricsLog removes an empty metrics.jsonl from the save dir of a
-// run that starts afresh (not one that continues its checkpoint): a run that
-// failed or was killed before it recorded its first iteration leaves one, and
-// it would otherwise count as "a run" that the corrected rerun must
-// --overwrite. Called under the save dir's lock: a live run's log, empty
-// until its first iteration, is not another run's to remove.
-func dropEmptyMetricsLog(cfg RunConfig, kind string) {
-	if cfg.ResumeFrom != "" {
-		if info, err := ReadCheckpointInfo(cfg.ResumeFrom); err != nil || info.Meta.Kind == kind {
-			return // continuing: the run keeps its log
-		}
-	}
-	p := filepath.Join(cfg.SaveDir, report.MetricsLog)
-	if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() && st.Size() == 0 {
-		if err := os.Remove(p); err == nil {
-			slog.Debug("removed an empty metrics log (a run that recorded no iteration)", "path", p)
-		}
-	}
-}
-
-// clearRunFiles deletes the files of an earlier run in dir (--overwrite).
-func clearRunFiles(dir string) error {
-	for _, p := range runFiles(dir) {
-		if err := os.Remove(p); err != nil {
-			return fmt.Errorf("--overwrite: %w", err)
-		}
-	}
-	return nil
-}
-
-// TempPatterns match the temporary files that SaveCheckpoint and
-// CheckSaveDir create in a save dir. They start with a dot and never end in
-// ".pt", so nothing that looks for checkpoints by name lists them.
-var TempPatterns = []string{".*.pt.tmp-*", ".satrain-write-test-*"}
-
-// RemoveStaleTemps deletes the temporary files matching TempPatterns in dir:
-// partial checkpoints of an earlier run that was killed while saving. Each is
-// logged. Runs call it at start-up, after CheckSaveDir; one run per save dir.
-func RemoveStaleTemps(dir string) []string {
-	var removed []string
-	for _, pat := range TempPatterns {
-		m, _ := filepath.Glob(filepath.Join(dir, pat))
-		for _, p := range m {
-			if st, err := os.Lstat(p); err != nil || !st.Mode().IsRegular() {
-				continue
-			}
-			if err := os.Remove(p); err != nil {
-				slog.Warn("cannot remove a stale temporary checkpoint file", "path", p, "err", err)
-				continue
-			}
-			slog.Warn("removed a partial checkpoint left by a run that stopped while saving", "path", p)
-			removed = append(removed, p)
-		}
-	}
-	return removed
-}
-
-// SaveCheckpoint writes the model (and the optimizer state when withOptimizer)
+// Save writes the model (and the optimizer state when withOptimizer)
 // with meta to path atomically: a temporary file in the same folder, fsync,
 // rename, fsync of the folder. A crash leaves either the old file or the new
 // one, never a partial file under path. Tensors are saved as CPU float32.
-func SaveCheckpoint(path string, e *model.Engine, meta Meta, withOptimizer bool) error {
+func Save(path string, e *model.Engine, meta Meta, withOptimizer bool) error {
 	ser, err := serializeCheckpoint(path, e, meta, withOptimizer)
 	if err != nil {
 		return err
@@ -341,14 +116,14 @@ func writeAtomic(path string, data []byte) error {
 	return nil
 }
 
-// checkpointWriter writes checkpoints in the background: the state is copied
+// Writer writes checkpoints in the background: the state is copied
 // to host memory on the torch thread (the only part training waits for), then
 // a goroutine checksums and serialises those private copies and writes,
 // fsyncs and renames the file. At most
 // maxPending writes are in flight; Wait returns the first write error.
 // OnWritten (may be nil) is called on the caller's goroutine, from Save or
 // Wait, for each file that is complete on disk, in the order of the saves.
-type checkpointWriter struct {
+type Writer struct {
 	pending   []chan writeResult
 	err       error
 	OnWritten func(path string, bytes int, seconds float64)
@@ -364,7 +139,7 @@ type writeResult struct {
 const maxPendingWrites = 2
 
 // Save starts writing a checkpoint; errors of earlier writes are returned here.
-func (w *checkpointWriter) Save(path string, e *model.Engine, meta Meta, withOptimizer bool) error {
+func (w *Writer) Save(path string, e *model.Engine, meta Meta, withOptimizer bool) error {
 	w.reap(false)
 	for len(w.pending) >= maxPendingWrites {
 		w.waitOldest()
@@ -400,7 +175,7 @@ func (w *checkpointWriter) Save(path string, e *model.Engine, meta Meta, withOpt
 	return nil
 }
 
-func (w *checkpointWriter) finished(r writeResult) {
+func (w *Writer) finished(r writeResult) {
 	if r.err != nil {
 		if w.err == nil {
 			w.err = r.err
@@ -412,13 +187,13 @@ func (w *checkpointWriter) finished(r writeResult) {
 	}
 }
 
-func (w *checkpointWriter) waitOldest() {
+func (w *Writer) waitOldest() {
 	r := <-w.pending[0]
 	w.pending = w.pending[1:]
 	w.finished(r)
 }
 
-func (w *checkpointWriter) reap(block bool) {
+func (w *Writer) reap(block bool) {
 	for len(w.pending) > 0 {
 		if !block {
 			select {
@@ -435,7 +210,7 @@ func (w *checkpointWriter) reap(block bool) {
 }
 
 // Wait blocks until every write has finished and returns the first error.
-func (w *checkpointWriter) Wait() error {
+func (w *Writer) Wait() error {
 	w.reap(true)
 	err := w.err
 	w.err = nil
@@ -519,7 +294,7 @@ func buildCheckpoint(e *model.Engine, meta Meta, withOptimizer bool) (*built, er
 		_ = run.SetString(k, meta.Run[k])
 	}
 	errs := []error{
-		root.SetString("format", CheckpointFormat), root.SetInt("version", CheckpointVersion),
+		root.SetString("format", Format), root.SetInt("version", Version),
 		root.SetString("kind", meta.Kind), root.SetDict("model", model), root.SetDict("config", cfg),
 		root.SetTensor("bin_centers", centers), root.SetInt("iteration", int64(meta.Iteration)),
 		root.SetFloat("best_val_loss", meta.BestValLoss), root.SetInt("best_iteration", int64(meta.BestIteration)),
@@ -709,9 +484,9 @@ type Loaded struct {
 // Free releases the file's tensors.
 func (l *Loaded) Free() { l.dict.Free() }
 
-// LoadCheckpoint reads and verifies a satrain checkpoint: format, version and
+// Load reads and verifies a satrain checkpoint: format, version and
 // content checksum. A damaged or truncated file is refused with its name.
-func LoadCheckpoint(path string) (*Loaded, error) {
+func Load(path string) (*Loaded, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
@@ -724,11 +499,11 @@ func LoadCheckpoint(path string) (*Loaded, error) {
 		d.Free()
 		return nil, fmt.Errorf("checkpoint %s: %s", path, fmt.Sprintf(format, a...))
 	}
-	if f, err := d.Str("format"); err != nil || f != CheckpointFormat {
-		return fail("not a satrain checkpoint (no format=%q entry)", CheckpointFormat)
+	if f, err := d.Str("format"); err != nil || f != Format {
+		return fail("not a satrain checkpoint (no format=%q entry)", Format)
 	}
-	if v, err := d.Int("version"); err != nil || v != CheckpointVersion {
-		return fail("version %d, this satrain reads version %d", v, CheckpointVersion)
+	if v, err := d.Int("version"); err != nil || v != Version {
+		return fail("version %d, this satrain reads version %d", v, Version)
 	}
 	cfg, err := d.Dict("config")
 	if err != nil {
@@ -955,12 +730,4 @@ func (l *Loaded) RestoreOptimizer(e *model.Engine) error {
 		}
 	}
 	return nil
-}
-
-// finite returns v, or +Inf for NaN (for "best so far" comparisons).
-func finite(v float64) float64 {
-	if math.IsNaN(v) {
-		return math.Inf(1)
-	}
-	return v
 }

@@ -1,4 +1,4 @@
-package trainer
+package checkpoint
 
 import (
 	"bytes"
@@ -9,13 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/internal/testenv"
 	"github.com/satrain/satrain/model"
 
 	"github.com/satrain/satrain/torch"
 )
 
-// legacyCheckpoint was written by SaveCheckpoint at commit 3239a93, when
+// legacyCheckpoint was written by Save at commit 3239a93, when
 // checkpoints were pickled by torch::pickle_save (with libtorch's type tags
 // and pickled floats): a 1-layer d=8 model, with optimizer state, meta
 // {selection_aware, iteration 4, best 1.25 at 3, seed 9, synthetic.h5}.
@@ -34,12 +35,12 @@ func TestCheckpointOldFormatStillLoads(t *testing.T) {
 	if !bytes.Contains(raw, []byte("restore_type_tag")) {
 		t.Fatalf("%s is not in the old tagged format", legacyCheckpoint)
 	}
-	old, err := LoadCheckpoint(legacyCheckpoint)
+	old, err := Load(legacyCheckpoint)
 	if err != nil {
 		t.Fatalf("old-format checkpoint: %v", err)
 	}
 	defer old.Free()
-	want := Meta{Kind: KindSelectionAware, Iteration: 4, BestValLoss: 1.25, BestIteration: 3, Seed: 9, DataPath: "synthetic.h5",
+	want := Meta{Kind: event.KindSelectionAware, Iteration: 4, BestValLoss: 1.25, BestIteration: 3, Seed: 9, DataPath: "synthetic.h5",
 		DataIdentity: "test", SequencesScored: 400, SequencesTrained: 40, InferenceBatch: 4, Run: map[string]string{"top-k": "10"}}
 	if !reflect.DeepEqual(old.Meta, want) || old.Config.Dropout != 0.1 || old.Config.HiddenDim != 8 || !old.HasOptim {
 		t.Fatalf("old format: meta %+v, config %+v, optimizer %v; want %+v", old.Meta, old.Config, old.HasOptim, want)
@@ -58,14 +59,14 @@ func TestCheckpointOldFormatStillLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "resaved.pt")
-	if err := SaveCheckpoint(path, eng, old.Meta, true); err != nil {
+	if err := Save(path, eng, old.Meta, true); err != nil {
 		t.Fatal(err)
 	}
 	raw, _ = os.ReadFile(path)
 	if bytes.Contains(raw, []byte("restore_type_tag")) {
 		t.Fatal("a checkpoint written now still holds libtorch's type tags")
 	}
-	back, err := LoadCheckpoint(path)
+	back, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
