@@ -547,3 +547,38 @@ func (b *Bar) Close() {
 		b.p.Close()
 	}
 }
+
+// PassBars draws each pass it is told of (event.Progress) with a Bar of its
+// own, from the pass's first event (Done == 0) until it reaches its total or
+// Close is called: the display of a standalone job's passes (evaluation's
+// scoring), which has no run around them. Enabled false draws nothing.
+type PassBars struct {
+	Enabled bool
+	bar     *Bar
+}
+
+// Report implements event.Reporter; events other than event.Progress are
+// ignored.
+func (p *PassBars) Report(e event.Event) {
+	pr, ok := e.(event.Progress)
+	if !ok {
+		return
+	}
+	if pr.Done == 0 {
+		p.Close()
+		p.bar = NewBar(p.Enabled, pr.Phase, pr.Total)
+		return
+	}
+	if p.bar != nil {
+		p.bar.Add(pr.Done - p.bar.done)
+	}
+	if pr.Done >= pr.Total {
+		p.Close()
+	}
+}
+
+// Close ends the current pass's bar, if any.
+func (p *PassBars) Close() {
+	p.bar.Close()
+	p.bar = nil
+}

@@ -390,3 +390,60 @@ func (g *ProcessGroup) AllReduceGrads(params []*Tensor, scale float64, extra []f
 	return g.fail("all-reduce", C.sat_pg_all_reduce_grads(g.c, hp, C.int(len(hs)), C.double(scale), ep, C.int(len(extra)),
 		C.int64_t(cmp.Or(g.bucket, GradBucketBytes))))
 }
+
+// AllGatherParts all-gathers float32 slices of any lengths from every rank
+// and concatenates each part in rank order, with the OR of the ranks' stop
+// flags (stop != 0): two collectives (the lengths, then the data padded to
+// the longest). Every rank must pass the same number of parts. The result
+// has len(parts) slices; slice i holds rank 0's part i, then rank 1's, ...
+func (pg *ProcessGroup) AllGatherParts(stop float32, parts ...[]float32) ([][]float32, bool, error) {
+	head := make([]int64, len(parts)+1)
+	total := 0
+	for i, p := range parts {
+		head[i] = int64(len(p))
+		total += len(p)
+	}
+	head[len(parts)] = int64(stop)
+	heads, err := pg.AllGatherInt64(head)
+	if err != nil {
+		return nil, false, err
+	}
+	longest, anyStop := 0, false
+	for _, h := range heads {
+		n := 0
+		for i := range parts {
+			n += int(h[i])
+		}
+		longest = max(longest, n)
+		anyStop = anyStop || h[len(parts)] != 0
+	}
+	flat := make([]float32, 0, max(longest, 1))
+	for _, p := range parts {
+		flat = append(flat, p...)
+	}
+	flat = flat[:max(longest, 1)]
+	t, err := FromFloat32(flat, int64(len(flat)))
+	if err != nil {
+		return nil, false, err
+	}
+	defer t.Free()
+	all, err := pg.AllGather(t)
+	if err != nil {
+		return nil, false, err
+	}
+	defer all.Free()
+	v, err := all.Float32s()
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([][]float32, len(parts))
+	for r, h := range heads {
+		row := v[r*len(flat):]
+		off := 0
+		for i := range parts {
+			out[i] = append(out[i], row[off:off+int(h[i])]...)
+			off += int(h[i])
+		}
+	}
+	return out, anyStop, nil
+}

@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"time"
 
+	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 )
@@ -16,7 +17,7 @@ import (
 // of the training split, the cascade's selection against the single
 // reference pass, and the time of the cheap and the reference pass.
 type CascadeBenchConfig struct {
-	Eval       EvalOptions
+	Eval       eval.Options
 	Cheap      string // the cheap precision (fp8 or bf16)
 	Reference  string // the reference precision (fp32 or bf16): the run's own
 	Horizon    int    // horizon index ranked on
@@ -91,7 +92,7 @@ func BenchCascade(ctx context.Context, cfg CascadeBenchConfig, emit func(Cascade
 	if cfg.Iterations < 1 || cfg.TopK < 1 || cfg.SampleSize < cfg.TopK {
 		return fmt.Errorf("bench-cascade: want iterations >= 1 and 1 <= top-k <= sample size, got %d, %d, %d", cfg.Iterations, cfg.TopK, cfg.SampleSize)
 	}
-	ev, err := OpenEvaluator(cfg.Eval)
+	ev, err := eval.Open(cfg.Eval)
 	if err != nil {
 		return err
 	}
@@ -99,7 +100,7 @@ func BenchCascade(ctx context.Context, cfg CascadeBenchConfig, emit func(Cascade
 	if H := ev.DS.NumHorizons(); cfg.Horizon < 0 || cfg.Horizon >= H {
 		return fmt.Errorf("--horizon-idx %d out of range: %s has %d horizons (%v days; 0..%d)", cfg.Horizon, ev.DS.Path(), H, ev.DS.Horizons(), H-1)
 	}
-	e := ev.eng
+	e := ev.Engine()
 	restore, err := e.ScoreIn(cfg.Reference) // the engine's own precision is the reference
 	if err != nil {
 		return err

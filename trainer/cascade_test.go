@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
@@ -436,7 +437,7 @@ func TestBenchCascade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bc := CascadeBenchConfig{Eval: EvalOptions{Checkpoint: res.BestPath, Data: data, Device: torch.CPU, InferenceBatch: 32, Threads: 1,
+	bc := CascadeBenchConfig{Eval: eval.Options{Checkpoint: res.BestPath, Data: data, Device: torch.CPU, InferenceBatch: 32, Threads: 1,
 		DataOpt: cfg.DataOpt}, Cheap: PrecisionFP8, Reference: PrecisionFP32, Horizon: 1, SampleSize: 200, TopK: 10, Iterations: 3, Seed: 1}
 	var its []CascadeBenchIteration
 	if err := BenchCascade(context.Background(), bc, func(r CascadeBenchIteration) { its = append(its, r) }); err != nil {

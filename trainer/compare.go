@@ -15,6 +15,7 @@ import (
 
 	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/checkpoint"
+	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/loader"
@@ -90,7 +91,7 @@ type CompareConfig struct {
 	// validation split (0: all of it).
 	CurveMaxDates int
 	// Eval is the test evaluation of each run's best checkpoint.
-	Eval    EvalConfig
+	Eval    eval.Config
 	Console io.Writer
 }
 
@@ -237,18 +238,20 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 	planned := len(cfg.Arms) * cfg.Seeds
 	metrics.CompareSeries().Planned.Set(float64(planned))
 
-	var ev *Evaluator
+	var ev *eval.Evaluator
+	evalProgress := &report.PassBars{Enabled: base.Progress} // the evaluations' scoring passes
+	defer evalProgress.Close()
 	defer func() {
 		if ev != nil {
 			ev.Close()
 		}
 	}()
 	// evaluate loads a checkpoint (opening the data once) and evaluates it.
-	evaluate := func(path string, ec EvalConfig) (*EvalResult, error) {
+	evaluate := func(path string, ec eval.Config) (*eval.Result, error) {
 		if ev == nil {
 			var err error
-			ev, err = OpenEvaluator(EvalOptions{Checkpoint: path, Data: base.Data, DataOpt: dopt, Device: base.Device,
-				InferenceBatch: base.InferenceBatch, Progress: base.Progress})
+			ev, err = eval.Open(eval.Options{Checkpoint: path, Data: base.Data, DataOpt: dopt, Device: base.Device,
+				InferenceBatch: base.InferenceBatch, Reporter: evalProgress})
 			if err != nil {
 				return nil, err
 			}
@@ -257,7 +260,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 		}
 		return ev.Evaluate(ctx, ec)
 	}
-	curveEval := EvalConfig{Split: "val", HorizonIdx: cfg.Eval.HorizonIdx, MaxDates: cfg.CurveMaxDates, Backtest: cfg.Eval.Backtest}
+	curveEval := eval.Config{Split: "val", HorizonIdx: cfg.Eval.HorizonIdx, MaxDates: cfg.CurveMaxDates, Backtest: cfg.Eval.Backtest}
 
 	res := &CompareResult{Budget: cfg.Budget}
 	var armResults []backtest.ArmResult
@@ -504,7 +507,7 @@ func writeCompareOutputs(cfg CompareConfig, res *CompareResult) error {
 		Seeds         int          `json:"seeds"`
 		Budget        int64        `json:"budget"`
 		CurveMaxDates int          `json:"curve_max_dates"`
-		Eval          EvalConfig   `json:"eval"`
+		Eval          eval.Config  `json:"eval"`
 		Model         model.Config `json:"model"`
 		Runs          []CompareRun `json:"runs"`
 	}{cfg.Arms, cfg.Seeds, cfg.Budget, cfg.CurveMaxDates, cfg.Eval, cfg.Base.Model, res.Runs}, "", "  ")

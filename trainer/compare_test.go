@@ -11,12 +11,13 @@ import (
 	"testing"
 
 	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/eval"
 )
 
 func evCompareConfig(data, out string, arms []string, budget int64) CompareConfig {
 	base := evRunConfig(data, "")
 	return CompareConfig{Base: base, Arms: arms, Seeds: 2, Budget: budget, OutDir: out, CurvePoints: 3, CurveMaxDates: 20,
-		Eval: EvalConfig{Split: "test", HorizonIdx: 1, Backtest: backtest.Config{TopK: 3, CostBps: 10}}, Console: &bytes.Buffer{}}
+		Eval: eval.Config{Split: "test", HorizonIdx: 1, Backtest: backtest.Config{TopK: 3, CostBps: 10}}, Console: &bytes.Buffer{}}
 }
 
 func evDecodePNG(t *testing.T, path string) {

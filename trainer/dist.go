@@ -32,7 +32,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/torch"
@@ -293,104 +292,9 @@ func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, ph
 	return out, ioWait, compute, nil
 }
 
-// gatherParts all-gathers float32 slices of any lengths from every rank and
-// concatenates each part in rank order, with the OR of the ranks' stop
-// flags: two collectives (the lengths, then the data padded to the longest).
+// gatherParts is torch.ProcessGroup.AllGatherParts on the run's group.
 func (s *session) gatherParts(stop float32, parts ...[]float32) ([][]float32, bool, error) {
-	return allGatherParts(s.dist.pg, stop, parts...)
-}
-
-// allGatherParts is gatherParts on any process group.
-func allGatherParts(pg *torch.ProcessGroup, stop float32, parts ...[]float32) ([][]float32, bool, error) {
-	head := make([]int64, len(parts)+1)
-	total := 0
-	for i, p := range parts {
-		head[i] = int64(len(p))
-		total += len(p)
-	}
-	head[len(parts)] = int64(stop)
-	heads, err := pg.AllGatherInt64(head)
-	if err != nil {
-		return nil, false, err
-	}
-	longest, anyStop := 0, false
-	for _, h := range heads {
-		n := 0
-		for i := range parts {
-			n += int(h[i])
-		}
-		longest = max(longest, n)
-		anyStop = anyStop || h[len(parts)] != 0
-	}
-	flat := make([]float32, 0, max(longest, 1))
-	for _, p := range parts {
-		flat = append(flat, p...)
-	}
-	flat = flat[:max(longest, 1)]
-	t, err := torch.FromFloat32(flat, int64(len(flat)))
-	if err != nil {
-		return nil, false, err
-	}
-	defer t.Free()
-	all, err := pg.AllGather(t)
-	if err != nil {
-		return nil, false, err
-	}
-	defer all.Free()
-	v, err := all.Float32s()
-	if err != nil {
-		return nil, false, err
-	}
-	out := make([][]float32, len(parts))
-	for r, h := range heads {
-		row := v[r*len(flat):]
-		off := 0
-		for i := range parts {
-			out[i] = append(out[i], row[off:off+int(h[i])]...)
-			off += int(h[i])
-		}
-	}
-	return out, anyStop, nil
-}
-
-// sharedPredictions is Predictions over a process group: each rank scores
-// its contiguous share of ids, and an all-gather of the four values of each
-// prediction (all exact in float32: they come from float32 tensors) gives
-// every rank all of them in the order of ids.
-func (e *Evaluator) sharedPredictions(ctx context.Context, ids []loader.SeqID, h int) ([]backtest.Prediction, error) {
-	g := e.opt.Group
-	lo, hi := torch.Share(len(ids), g.Rank(), g.WorldSize())
-	local := *e
-	local.opt.Group = nil
-	mine, err := local.Predictions(ctx, ids[lo:hi], h)
-	if err != nil {
-		return nil, err
-	}
-	cols := make([][]float32, 4)
-	for _, p := range mine {
-		correct := float32(0)
-		if p.Correct {
-			correct = 1
-		}
-		cols[0] = append(cols[0], float32(p.Score))
-		cols[1] = append(cols[1], float32(p.Realized))
-		cols[2] = append(cols[2], float32(p.Loss))
-		cols[3] = append(cols[3], correct)
-	}
-	all, _, err := allGatherParts(g, 0, cols...)
-	if err != nil {
-		return nil, err
-	}
-	if len(all[0]) != len(ids) {
-		return nil, fmt.Errorf("evaluation: gathered %d predictions for %d sequences", len(all[0]), len(ids))
-	}
-	dates := e.DS.Dates()
-	preds := make([]backtest.Prediction, len(ids))
-	for i, id := range ids {
-		preds[i] = backtest.Prediction{Ticker: id.Ticker, Date: dates[id.Day], Score: float64(all[0][i]),
-			Realized: float64(all[1][i]), Loss: float64(all[2][i]), Correct: all[3][i] != 0}
-	}
-	return preds, nil
+	return s.dist.pg.AllGatherParts(stop, parts...)
 }
 
 // barrier waits for every rank (rank 0's checkpoint on disk, the end of a run).

@@ -18,6 +18,7 @@ import (
 
 	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/checkpoint"
+	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
@@ -161,14 +162,14 @@ func distEvalRank() int {
 	return 0
 }
 
-func distEval(ckpt, data string, g *torch.ProcessGroup) (*EvalResult, error) {
-	ev, err := OpenEvaluator(EvalOptions{Checkpoint: ckpt, Data: data, DataOpt: loader.Options{ValSize: 48, Seed: 5},
+func distEval(ckpt, data string, g *torch.ProcessGroup) (*eval.Result, error) {
+	ev, err := eval.Open(eval.Options{Checkpoint: ckpt, Data: data, DataOpt: loader.Options{ValSize: 48, Seed: 5},
 		Device: torch.CPU, InferenceBatch: 16, Threads: 1, Group: g})
 	if err != nil {
 		return nil, err
 	}
 	defer ev.Close()
-	return ev.Evaluate(context.Background(), EvalConfig{Split: "test", HorizonIdx: 1})
+	return ev.Evaluate(context.Background(), eval.Config{Split: "test", HorizonIdx: 1})
 }
 
 func distFreePort(t testing.TB) int {

@@ -3,6 +3,7 @@ package trainer
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -111,4 +112,54 @@ func ltLines(t *testing.T, path string) []string {
 func ltExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// Helpers of the compare, strategy and ties tests are prefixed "ev".
+
+// evData writes a small synthetic panel (20 tickers x 400 days x 4
+// features) into a fresh temporary folder.
+func evData(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "synth.h5")
+	if err := loader.Synth(path, loader.SynthConfig{Tickers: 20, Days: 400, Features: 4, Bins: 10, Seed: 3}); err != nil {
+		t.Fatalf("synthetic data: %v", err)
+	}
+	return path
+}
+
+// evRunConfig is a tiny deterministic CPU run (seq_len 16).
+func evRunConfig(data, saveDir string) RunConfig {
+	return RunConfig{
+		Data:    data,
+		DataOpt: loader.Options{ValSize: 64, Seed: 5},
+		Model:   model.Config{HiddenDim: 16, NumLayers: 1, NumHeads: 2, Dropout: 0.1, SeqLen: 16},
+		Step:    model.StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0},
+
+		SampleSize: 120, TopK: 12, HorizonIdx: 1, EpochsPerIteration: 2, NumIterations: 3,
+		BatchSize: 8, InferenceBatch: 32, SaveDir: saveDir, ValEvery: 3, CheckpointEvery: 3,
+		Device: torch.CPU, Seed: 7, Threads: 1, Console: &bytes.Buffer{},
+	}
+}
+
+// evLock pins the test goroutine to its OS thread (libtorch's inference
+// mode and autocast are per thread).
+func evLock(t *testing.T) {
+	t.Helper()
+	unlock := torch.LockThread()
+	t.Cleanup(unlock)
+}
+
+// evCheckpoint trains a tiny selection-aware model and returns its data file
+// and best checkpoint.
+func evCheckpoint(t *testing.T) (data, ckpt string) {
+	t.Helper()
+	data = evData(t)
+	res, err := RunSelectionAware(context.Background(), evRunConfig(data, t.TempDir()))
+	if err != nil {
+		t.Fatalf("training: %v", err)
+	}
+	if res.BestPath == "" {
+		t.Fatal("training wrote no best checkpoint")
+	}
+	return data, res.BestPath
 }

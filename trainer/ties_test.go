@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/eval"
+	"github.com/satrain/satrain/internal/reporttest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
 )
@@ -34,54 +36,11 @@ func sameFeaturesPanel(t *testing.T) string {
 	return path
 }
 
-// scoreFree clears the report's figures that are means of raw scores or
-// losses, and the IC and rank IC values: those carry each sequence's float
-// noise (docs/METRICS.md) and are compared with a tolerance instead of
-// exactly. What is left (picks, portfolio, backtest figures, the dates on
-// which IC is defined) is promised identical.
-func scoreFree(r backtest.Report) backtest.Report {
-	r.Precision.TopKMeanScore = 0
-	r.All.Loss, r.TopK.Loss = 0, 0
-	r.Calibration = nil
-	r.Config.TieRTol = 0
-	r.IC = backtest.CorrStats{Dates: r.IC.Dates, Skipped: r.IC.Skipped}
-	r.RankIC = backtest.CorrStats{Dates: r.RankIC.Dates, Skipped: r.RankIC.Skipped}
-	r.Dates = append([]backtest.DateRow(nil), r.Dates...)
-	for i := range r.Dates {
-		r.Dates[i].IC, r.Dates[i].RankIC = 0, 0
-	}
-	return r
-}
-
-// icNoise bounds the difference of an IC or rank IC (a correlation, in
-// [-1, 1]) between inference batch sizes. Scores move by up to the tie
-// tolerance r relative; a Pearson correlation moves by at most about
-// 2·r·|x|/sd(x) (x the scores: gross returns near 1, so |x|/sd(x) can be
-// ~10³ on a quiet date), and a rank IC changes where a group of near-equal
-// scores straddles the tolerance's edge. docs/METRICS.md promises agreement
-// to noise of order 1e-4; the test allows 1e-3.
-const icNoise = 1e-3
-
-// sameIC reports whether two reports' IC and rank IC agree within icNoise.
-func sameIC(a, b *backtest.Report) bool {
-	near := func(x, y float64) bool { return math.Abs(x-y) <= icNoise || (math.IsNaN(x) && math.IsNaN(y)) }
-	if !near(a.IC.Mean, b.IC.Mean) || !near(a.IC.Std, b.IC.Std) || !near(a.RankIC.Mean, b.RankIC.Mean) ||
-		!near(a.RankIC.Std, b.RankIC.Std) || len(a.Dates) != len(b.Dates) {
-		return false
-	}
-	for i := range a.Dates {
-		if !near(a.Dates[i].IC, b.Dates[i].IC) || !near(a.Dates[i].RankIC, b.Dates[i].RankIC) {
-			return false
-		}
-	}
-	return true
-}
-
 // TestResultsIndependentOfInferenceBatch: with identical inputs per date,
 // evaluation and selection give the same picks, portfolio and backtest
 // figures at inference batch sizes 1, 7 and 256 (float noise from a
 // sequence's place in a batch is a tie, broken by ticker then date), and IC
-// and rank IC equal up to float noise (icNoise): what docs/METRICS.md says.
+// and rank IC equal up to float noise (reporttest.ICNoise): what docs/METRICS.md says.
 func TestResultsIndependentOfInferenceBatch(t *testing.T) {
 	evLock(t)
 	data := sameFeaturesPanel(t)
@@ -100,11 +59,11 @@ func TestResultsIndependentOfInferenceBatch(t *testing.T) {
 	var allScores [][]float64
 	var allIDs []loader.SeqID
 	for _, bs := range []int{1, 7, 256} {
-		ev, err := OpenEvaluator(EvalOptions{Checkpoint: res.BestPath, Data: data, Device: torch.CPU, InferenceBatch: bs})
+		ev, err := eval.Open(eval.Options{Checkpoint: res.BestPath, Data: data, Device: torch.CPU, InferenceBatch: bs})
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := ev.Evaluate(context.Background(), EvalConfig{Split: "test", HorizonIdx: 1, Backtest: backtest.Config{TopK: 2, CostBps: 10}})
+		r, err := ev.Evaluate(context.Background(), eval.Config{Split: "test", HorizonIdx: 1, Backtest: backtest.Config{TopK: 2, CostBps: 10}})
 		if err != nil {
 			ev.Close()
 			t.Fatal(err)
@@ -114,7 +73,7 @@ func TestResultsIndependentOfInferenceBatch(t *testing.T) {
 		// Selection as the loop does it, on a sample that holds every name
 		// of each of its dates (in shuffled order), so noise could reorder
 		// the names of the best date.
-		ids, err := SplitIDs(ev.DS, "test", 0)
+		ids, err := eval.SplitIDs(ev.DS, "test", 0)
 		if err != nil {
 			ev.Close()
 			t.Fatal(err)
@@ -128,8 +87,8 @@ func TestResultsIndependentOfInferenceBatch(t *testing.T) {
 			ev.Close()
 			t.Fatal(err)
 		}
-		ev.eng.InferenceBatch = bs
-		inf, err := ev.eng.Infer(feats, labels, len(ids), L, true)
+		ev.Engine().InferenceBatch = bs
+		inf, err := ev.Engine().Infer(feats, labels, len(ids), L, true)
 		ev.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -165,19 +124,19 @@ func TestResultsIndependentOfInferenceBatch(t *testing.T) {
 	}
 	t.Logf("tie tolerance %.3g; raw scores differ between batch sizes: %v", rtol, differ)
 
-	r0, _ := json.Marshal(scoreFree(*reports[0]))
+	r0, _ := json.Marshal(reporttest.ScoreFree(*reports[0]))
 	if reports[0].IC.Dates != 0 || reports[0].RankIC.Dates != 0 {
 		t.Errorf("IC over %d dates, rank IC over %d: every name of a date has the same input, so both are undefined (n/a)",
 			reports[0].IC.Dates, reports[0].RankIC.Dates)
 	}
 	for i, bs := range []int{7, 256} {
 		r := reports[i+1]
-		if got, _ := json.Marshal(scoreFree(*r)); string(got) != string(r0) {
+		if got, _ := json.Marshal(reporttest.ScoreFree(*r)); string(got) != string(r0) {
 			t.Errorf("inference batch %d: report differs from batch 1:\n%s\n%s", bs, got, r0)
 		}
-		if !sameIC(r, reports[0]) {
+		if !reporttest.SameIC(r, reports[0]) {
 			t.Errorf("inference batch %d: IC %+v rank IC %+v; batch 1 IC %+v rank IC %+v (allowed difference %g)",
-				bs, r.IC, r.RankIC, reports[0].IC, reports[0].RankIC, icNoise)
+				bs, r.IC, r.RankIC, reports[0].IC, reports[0].RankIC, reporttest.ICNoise)
 		}
 		if d := math.Abs(r.Precision.TopKMeanScore - reports[0].Precision.TopKMeanScore); d > rtol*reports[0].Precision.TopKMeanScore {
 			t.Errorf("inference batch %d: top-k mean score %v, batch 1 %v", bs, r.Precision.TopKMeanScore, reports[0].Precision.TopKMeanScore)

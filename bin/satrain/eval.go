@@ -12,9 +12,12 @@ import (
 
 	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/checkpoint"
+	"github.com/satrain/satrain/eval"
+	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/report"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
 	"github.com/urfave/cli/v2"
@@ -128,8 +131,8 @@ func evalDevice(s string) (torch.Device, error) {
 
 // evalOptions reads the shared flags. Data and split boundaries default to
 // what the checkpoint was trained with.
-func evalOptions(c *cli.Context) (trainer.EvalOptions, error) {
-	var opt trainer.EvalOptions
+func evalOptions(c *cli.Context) (eval.Options, error) {
+	var opt eval.Options
 	ck := c.String("checkpoint")
 	if ck == "" {
 		return opt, fmt.Errorf("--checkpoint is required")
@@ -190,8 +193,8 @@ func evalOptions(c *cli.Context) (trainer.EvalOptions, error) {
 	if err := checkThreads(c.Int("threads")); err != nil {
 		return opt, err
 	}
-	return trainer.EvalOptions{Checkpoint: ck, Data: data, Device: dev, InferenceBatch: c.Int("inference-batch-size"),
-		Threads: c.Int("threads"), Progress: c.Bool("progress"),
+	return eval.Options{Checkpoint: ck, Data: data, Device: dev, InferenceBatch: c.Int("inference-batch-size"),
+		Threads: c.Int("threads"),
 		DataOpt: loader.Options{SeqLen: c.Int("seq-len"), TrainEnd: te, ValEnd: ve, Mode: mode}}, nil
 }
 
@@ -261,7 +264,10 @@ func runEval(c *cli.Context) error {
 	defer opt.Group.Close()
 	// Every rank scores its share; rank 0 prints and writes the outputs.
 	rank0 := opt.Group.Rank() == 0
-	ev, err := trainer.OpenEvaluator(opt)
+	var closeProgress func()
+	opt.Reporter, closeProgress = scoreProgress(c)
+	defer closeProgress()
+	ev, err := eval.Open(opt)
 	if err != nil {
 		return err
 	}
@@ -274,7 +280,7 @@ func runEval(c *cli.Context) error {
 	if !c.IsSet("horizon-idx") {
 		h, hFrom = checkpointHorizon(ev.Meta, h)
 	}
-	ecfg := trainer.EvalConfig{Split: c.String("split"), HorizonIdx: h, MaxDates: c.Int("max-dates"), Backtest: bt}
+	ecfg := eval.Config{Split: c.String("split"), HorizonIdx: h, MaxDates: c.Int("max-dates"), Backtest: bt}
 	// Before the Evaluating line, which names the split.
 	if err := ev.CheckSplit(ecfg.Split); err != nil {
 		return err
@@ -344,7 +350,10 @@ func runPredict(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ev, err := trainer.OpenEvaluator(opt)
+	var closeProgress func()
+	opt.Reporter, closeProgress = scoreProgress(c)
+	defer closeProgress()
+	ev, err := eval.Open(opt)
 	if err != nil {
 		return err
 	}
@@ -352,7 +361,7 @@ func runPredict(c *cli.Context) error {
 	if err := ev.CheckSplit(c.String("split")); err != nil {
 		return err
 	}
-	ids, err := trainer.SplitIDs(ev.DS, c.String("split"), c.Int("max-dates"))
+	ids, err := eval.SplitIDs(ev.DS, c.String("split"), c.Int("max-dates"))
 	if err != nil {
 		return err
 	}
@@ -439,7 +448,7 @@ func runCompare(c *cli.Context) error {
 	}
 	cfg := trainer.CompareConfig{Base: base, Arms: arms, Seeds: c.Int("seeds"), Budget: c.Int64("budget"), OutDir: c.String("out"),
 		CurvePoints: c.Int("curve-points"), CurveMaxDates: c.Int("curve-max-dates"),
-		Eval:    trainer.EvalConfig{Split: "test", HorizonIdx: eh, MaxDates: c.Int("max-dates"), Backtest: bt},
+		Eval:    eval.Config{Split: "test", HorizonIdx: eh, MaxDates: c.Int("max-dates"), Backtest: bt},
 		Console: os.Stdout}
 	start := time.Now()
 	if _, err := trainer.Compare(c.Context, cfg); err != nil {
@@ -447,4 +456,12 @@ func runCompare(c *cli.Context) error {
 	}
 	fmt.Printf("\nwrote %s/summary.json, summary.txt, runs.json, convergence.png, val_loss.png (%.0fs)\n", cfg.OutDir, time.Since(start).Seconds())
 	return nil
+}
+
+// scoreProgress is the progress display of evaluation's scoring passes
+// under --progress (a bar on a terminal, log lines otherwise), drawn from
+// the evaluator's events; closeProgress ends it.
+func scoreProgress(c *cli.Context) (r event.Reporter, closeProgress func()) {
+	p := &report.PassBars{Enabled: c.Bool("progress")}
+	return p, p.Close
 }

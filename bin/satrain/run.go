@@ -13,6 +13,7 @@ import (
 
 	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/checkpoint"
+	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/report"
@@ -43,7 +44,7 @@ func flagWorded(err error) error {
 		}
 		return fmt.Errorf("%s", strings.Replace(err.Error(), fit.Option+" ", flag+" ", 1))
 	}
-	var seen *trainer.SplitOverlapError
+	var seen *eval.SplitOverlapError
 	if errors.As(err, &seen) {
 		flag := "--val-end"
 		if seen.Split == "val" {

@@ -1,4 +1,4 @@
-package trainer
+package eval
 
 import (
 	"bytes"
@@ -14,13 +14,14 @@ import (
 	"time"
 
 	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/checkpoint"
+	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/internal/reporttest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/model/modeltest"
 	"github.com/satrain/satrain/torch"
 )
-
-// Helpers of the evaluate and compare tests are prefixed "ev".
 
 // evData writes a small synthetic panel (20 tickers x 400 days x 4
 // features) into a fresh temporary folder.
@@ -33,20 +34,6 @@ func evData(t *testing.T) string {
 	return path
 }
 
-// evRunConfig is a tiny deterministic CPU run (seq_len 16).
-func evRunConfig(data, saveDir string) RunConfig {
-	return RunConfig{
-		Data:    data,
-		DataOpt: loader.Options{ValSize: 64, Seed: 5},
-		Model:   model.Config{HiddenDim: 16, NumLayers: 1, NumHeads: 2, Dropout: 0.1, SeqLen: 16},
-		Step:    model.StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0},
-
-		SampleSize: 120, TopK: 12, HorizonIdx: 1, EpochsPerIteration: 2, NumIterations: 3,
-		BatchSize: 8, InferenceBatch: 32, SaveDir: saveDir, ValEvery: 3, CheckpointEvery: 3,
-		Device: torch.CPU, Seed: 7, Threads: 1, Console: &bytes.Buffer{},
-	}
-}
-
 // evLock pins the test goroutine to its OS thread (libtorch's inference
 // mode and autocast are per thread).
 func evLock(t *testing.T) {
@@ -55,35 +42,56 @@ func evLock(t *testing.T) {
 	t.Cleanup(unlock)
 }
 
-// evCheckpoint trains a tiny selection-aware model and returns its data file
-// and best checkpoint.
+// evCheckpoint writes the checkpoint of a tiny model (seq_len 16, random
+// weights from a fixed seed) fitted to a fresh synthetic panel, recording
+// the panel's split dates as a training run does, and returns the data file
+// and the checkpoint. Evaluation reads only what a checkpoint records, so it
+// is tested without a training run.
 func evCheckpoint(t *testing.T) (data, ckpt string) {
 	t.Helper()
 	data = evData(t)
-	res, err := RunSelectionAware(context.Background(), evRunConfig(data, t.TempDir()))
+	ds, err := loader.Open(data, loader.Options{SeqLen: 16})
 	if err != nil {
-		t.Fatalf("training: %v", err)
+		t.Fatal(err)
 	}
-	if res.BestPath == "" {
-		t.Fatal("training wrote no best checkpoint")
+	defer ds.Close()
+	mc := model.Config{HiddenDim: 16, NumLayers: 1, NumHeads: 2, Dropout: 0.1, SeqLen: 16,
+		NumFeatures: ds.NumFeatures(), NumHorizons: ds.NumHorizons(), NumBins: ds.NumBins()}
+	m, err := model.New(mc, torch.CPU, 7)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return data, res.BestPath
+	defer m.Free()
+	eng, err := model.NewEngine(m, model.StepConfig{LR: 1e-3}, ds.BinCenters(), 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Free()
+	meta := checkpoint.Meta{Kind: event.KindSelectionAware, Iteration: 3, BestValLoss: 2.3, BestIteration: 3, Seed: 7,
+		DataPath: data, DataIdentity: ds.Identity(), InferenceBatch: 32, Stage: checkpoint.StageSelectionAware,
+		Run: map[string]string{"horizon-idx": "1"}}
+	meta.TrainEnd, meta.ValEnd = ds.PeriodStarts()
+	ckpt = filepath.Join(t.TempDir(), "best_model_selection_aware.pt")
+	if err := checkpoint.Save(ckpt, eng, meta, false); err != nil {
+		t.Fatal(err)
+	}
+	return data, ckpt
 }
 
 func TestEvaluateMatchesDirectScoring(t *testing.T) {
 	evLock(t)
 	data, ckpt := evCheckpoint(t)
-	ev, err := OpenEvaluator(EvalOptions{Checkpoint: ckpt, Data: data, Device: torch.CPU, InferenceBatch: 37})
+	ev, err := Open(Options{Checkpoint: ckpt, Data: data, Device: torch.CPU, InferenceBatch: 37})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ev.Close()
-	if ev.DS.SeqLen() != 16 || ev.Meta.Kind != KindSelectionAware {
+	if ev.DS.SeqLen() != 16 || ev.Meta.Kind != event.KindSelectionAware {
 		t.Fatalf("evaluator: seq_len %d kind %q, want the checkpoint's 16, selection_aware", ev.DS.SeqLen(), ev.Meta.Kind)
 	}
 	const h = 1
 	bt := backtest.Config{TopK: 3, CostBps: 10}
-	res, err := ev.Evaluate(context.Background(), EvalConfig{Split: "test", HorizonIdx: h, Backtest: bt})
+	res, err := ev.Evaluate(context.Background(), Config{Split: "test", HorizonIdx: h, Backtest: bt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,8 +164,8 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, _ := json.Marshal(scoreFree(*res.Report))
-	b, _ := json.Marshal(scoreFree(*direct))
+	a, _ := json.Marshal(reporttest.ScoreFree(*res.Report))
+	b, _ := json.Marshal(reporttest.ScoreFree(*direct))
 	if !bytes.Equal(a, b) {
 		t.Fatalf("report differs from a direct backtest.Evaluate:\n%s\n%s", a, b)
 	}
@@ -183,7 +191,7 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 	}
 
 	// --max-dates keeps a contiguous block of the first N days.
-	res5, err := ev.Evaluate(context.Background(), EvalConfig{Split: "test", HorizonIdx: h, MaxDates: 5, Backtest: bt})
+	res5, err := ev.Evaluate(context.Background(), Config{Split: "test", HorizonIdx: h, MaxDates: 5, Backtest: bt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,13 +205,13 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 	}
 
 	// Errors name the problem.
-	if _, err := ev.Evaluate(context.Background(), EvalConfig{HorizonIdx: 4}); err == nil || !strings.Contains(err.Error(), "--horizon-idx 4 out of range") {
+	if _, err := ev.Evaluate(context.Background(), Config{HorizonIdx: 4}); err == nil || !strings.Contains(err.Error(), "--horizon-idx 4 out of range") {
 		t.Fatalf("horizon 4: err %v", err)
 	}
-	if _, err := ev.Evaluate(context.Background(), EvalConfig{Split: "holdout"}); err == nil || !strings.Contains(err.Error(), `--split "holdout"`) {
+	if _, err := ev.Evaluate(context.Background(), Config{Split: "holdout"}); err == nil || !strings.Contains(err.Error(), `--split "holdout"`) {
 		t.Fatalf("split holdout: err %v", err)
 	}
-	if _, err := OpenEvaluator(EvalOptions{Checkpoint: filepath.Join(t.TempDir(), "none.pt"), Data: data}); err == nil || !strings.Contains(err.Error(), "none.pt") {
+	if _, err := Open(Options{Checkpoint: filepath.Join(t.TempDir(), "none.pt"), Data: data}); err == nil || !strings.Contains(err.Error(), "none.pt") {
 		t.Fatalf("missing checkpoint: err %v", err)
 	}
 }
@@ -211,7 +219,7 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 func TestWritePredictionsCSV(t *testing.T) {
 	evLock(t)
 	data, ckpt := evCheckpoint(t)
-	ev, err := OpenEvaluator(EvalOptions{Checkpoint: ckpt, Data: data, Device: torch.CPU, InferenceBatch: 50})
+	ev, err := Open(Options{Checkpoint: ckpt, Data: data, Device: torch.CPU, InferenceBatch: 50})
 	if err != nil {
 		t.Fatal(err)
 	}

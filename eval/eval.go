@@ -1,4 +1,4 @@
-package trainer
+package eval
 
 import (
 	"context"
@@ -14,20 +14,24 @@ import (
 
 	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/checkpoint"
+	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/torch"
 )
 
-// EvalOptions says which checkpoint to score on which data.
-type EvalOptions struct {
+// Options says which checkpoint to score on which data.
+type Options struct {
 	Checkpoint     string
 	Data           string
 	DataOpt        loader.Options // SeqLen 0: the checkpoint's seq_len
 	Device         torch.Device
 	InferenceBatch int // default 256
 	Threads        int // CPU threads for libtorch's intra-op pool (0: the thread policy already set, by default the CPUs this process may use)
-	Progress       bool
+	// Reporter receives the event.Progress of every scoring pass (Phase
+	// "score", Done of Total sequences; each pass starts with Done == 0);
+	// nil: none. Evaluation draws nothing itself.
+	Reporter event.Reporter
 	// Group shares Predictions (and so Evaluate) out over the ranks of a
 	// data-parallel job (nil: one process); every rank gets every result.
 	Group *torch.ProcessGroup
@@ -42,12 +46,16 @@ type Evaluator struct {
 	Config model.Config    // of the current checkpoint
 	Path   string          // the current checkpoint
 	eng    *model.Engine
-	opt    EvalOptions
+	opt    Options
 }
 
-// OpenEvaluator loads opt.Checkpoint and opens opt.Data with its seq_len
+// Engine is the engine holding the current checkpoint's model, for callers
+// that drive it directly (the scoring-cascade benchmark).
+func (e *Evaluator) Engine() *model.Engine { return e.eng }
+
+// Open loads opt.Checkpoint and opens opt.Data with its seq_len
 // (or DataOpt.SeqLen when given).
-func OpenEvaluator(opt EvalOptions) (*Evaluator, error) {
+func Open(opt Options) (*Evaluator, error) {
 	if opt.InferenceBatch <= 0 {
 		opt.InferenceBatch = 256
 	}
@@ -247,8 +255,8 @@ func (e *Evaluator) Score(ctx context.Context, ids []loader.SeqID, wantProbs boo
 	bs := e.eng.InferenceBatch
 	st := e.DS.Stream(ctx, ids, loader.StreamOptions{BatchSize: bs, Depth: 2})
 	defer st.Close()
-	bar := newProgress(e.opt.Progress, "score", len(ids))
-	defer bar.close()
+	done := 0
+	e.progress(done, len(ids))
 	sb := &ScoredBatch{}
 	for {
 		b, err := st.Next()
@@ -288,10 +296,18 @@ func (e *Evaluator) Score(ctx context.Context, ids []loader.SeqID, wantProbs boo
 		if err != nil {
 			return err
 		}
-		bar.add(n)
+		done += n
+		e.progress(done, len(ids))
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+	}
+}
+
+// progress reports a scoring pass's progress to the options' reporter.
+func (e *Evaluator) progress(done, total int) {
+	if e.opt.Reporter != nil && total > 0 {
+		e.opt.Reporter.Report(event.Progress{Phase: "score", Done: done, Total: total})
 	}
 }
 
@@ -340,16 +356,16 @@ func (e *Evaluator) Predictions(ctx context.Context, ids []loader.SeqID, h int) 
 	return preds, err
 }
 
-// EvalConfig is one evaluation: which split, horizon and backtest settings.
-type EvalConfig struct {
+// Config is one evaluation: which split, horizon and backtest settings.
+type Config struct {
 	Split      string          `json:"split"` // default "test"
 	HorizonIdx int             `json:"horizon_idx"`
 	MaxDates   int             `json:"max_dates"` // > 0: only the first MaxDates days of the split
 	Backtest   backtest.Config `json:"backtest"`  // HorizonDays is set from the data's horizon
 }
 
-// EvalResult is a finished evaluation.
-type EvalResult struct {
+// Result is a finished evaluation.
+type Result struct {
 	Report      *backtest.Report
 	Predictions []backtest.Prediction
 	Split       string
@@ -359,7 +375,7 @@ type EvalResult struct {
 
 // Evaluate scores the split with the evaluator's current model and runs the
 // backtest on horizon cfg.HorizonIdx.
-func (e *Evaluator) Evaluate(ctx context.Context, cfg EvalConfig) (*EvalResult, error) {
+func (e *Evaluator) Evaluate(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Split == "" {
 		cfg.Split = "test"
 	}
@@ -390,12 +406,12 @@ func (e *Evaluator) Evaluate(ctx context.Context, cfg EvalConfig) (*EvalResult, 
 	if err != nil {
 		return nil, err
 	}
-	return &EvalResult{Report: rep, Predictions: preds, Split: cfg.Split, Horizon: bt.HorizonDays, Seconds: time.Since(start).Seconds()}, nil
+	return &Result{Report: rep, Predictions: preds, Split: cfg.Split, Horizon: bt.HorizonDays, Seconds: time.Since(start).Seconds()}, nil
 }
 
 // EvaluateCheckpoint opens the checkpoint and data of opt and evaluates.
-func EvaluateCheckpoint(ctx context.Context, opt EvalOptions, cfg EvalConfig) (*EvalResult, error) {
-	e, err := OpenEvaluator(opt)
+func EvaluateCheckpoint(ctx context.Context, opt Options, cfg Config) (*Result, error) {
+	e, err := Open(opt)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,50 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/torch"
+)
+
+// sharedPredictions is Predictions over a process group: each rank scores
+// its contiguous share of ids, and an all-gather of the four values of each
+// prediction (all exact in float32: they come from float32 tensors) gives
+// every rank all of them in the order of ids.
+func (e *Evaluator) sharedPredictions(ctx context.Context, ids []loader.SeqID, h int) ([]backtest.Prediction, error) {
+	g := e.opt.Group
+	lo, hi := torch.Share(len(ids), g.Rank(), g.WorldSize())
+	local := *e
+	local.opt.Group = nil
+	mine, err := local.Predictions(ctx, ids[lo:hi], h)
+	if err != nil {
+		return nil, err
+	}
+	cols := make([][]float32, 4)
+	for _, p := range mine {
+		correct := float32(0)
+		if p.Correct {
+			correct = 1
+		}
+		cols[0] = append(cols[0], float32(p.Score))
+		cols[1] = append(cols[1], float32(p.Realized))
+		cols[2] = append(cols[2], float32(p.Loss))
+		cols[3] = append(cols[3], correct)
+	}
+	all, _, err := g.AllGatherParts(0, cols...)
+	if err != nil {
+		return nil, err
+	}
+	if len(all[0]) != len(ids) {
+		return nil, fmt.Errorf("evaluation: gathered %d predictions for %d sequences", len(all[0]), len(ids))
+	}
+	dates := e.DS.Dates()
+	preds := make([]backtest.Prediction, len(ids))
+	for i, id := range ids {
+		preds[i] = backtest.Prediction{Ticker: id.Ticker, Date: dates[id.Day], Score: float64(all[0][i]),
+			Realized: float64(all[1][i]), Loss: float64(all[2][i]), Correct: all[3][i] != 0}
+	}
+	return preds, nil
+}
