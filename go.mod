@@ -3,6 +3,7 @@ module github.com/satrain/satrain
 go 1.26.0
 
 require (
+	al.essio.dev/pkg/shellescape v1.6.0
 	github.com/agnivade/levenshtein v1.2.2
 	github.com/moby/buildkit v0.26.2
 	github.com/prometheus/client_golang v1.25.0

@@ -281,39 +281,51 @@ func CheckSaveDirFree(dir string) error {
 	if len(ckpts) > 0 {
 		what = append(what, fmt.Sprintf("%d checkpoint file(s)", len(ckpts)))
 	}
-	hint := "pass --overwrite to replace it"
-	if newest := newestCheckpoint(ckpts); newest != "" {
+	e := &SaveDirInUseError{Dir: dir, Holds: strings.Join(what, " and "), Newest: newestCheckpoint(ckpts)}
+	if e.Newest != "" {
 		// The command that continues it is that of the run's kind: the
 		// other command would start a new (fine-tuning) run from it.
-		base := filepath.Base(newest)
-		cmd := ""
+		base := filepath.Base(e.Newest)
 		switch {
 		case strings.HasPrefix(base, "checkpoint_iter_") || strings.HasPrefix(base, "checkpoint_interrupted_iter_"):
-			cmd = "satrain selection-aware"
+			e.Kind = event.KindSelectionAware
 		case strings.HasPrefix(base, "checkpoint_epoch_") || strings.HasPrefix(base, "checkpoint_interrupted_epoch_"):
-			cmd = "satrain train"
+			e.Kind = event.KindStandard
 		default: // checkpoint_last_good.pt: its record says
-			if info, err := ReadInfo(newest); err == nil && info.Meta.Kind == event.KindStandard {
-				cmd = "satrain train"
-			} else if err == nil && info.Meta.Kind == event.KindSelectionAware {
-				cmd = "satrain selection-aware"
+			if info, err := ReadInfo(e.Newest); err == nil {
+				e.Kind = info.Meta.Kind
 			}
 		}
-		if cmd != "" {
-			hint = fmt.Sprintf("continue it with: %s --resume-from %s; or %s", cmd, newest, hint)
-		} else {
-			hint = fmt.Sprintf("continue it with --resume-from %s and the command that wrote it; or %s", newest, hint)
-		}
 	}
-	return saveDirInUse(fmt.Sprintf("--save-dir %s already holds a run (%s); %s, or choose another --save-dir",
-		dir, strings.Join(what, " and "), hint))
+	return e
 }
 
-// saveDirInUse is the error of CheckSaveDirFree; it is ErrSaveDirInUse.
-type saveDirInUse string
+// SaveDirInUseError is the error of CheckSaveDirFree; it is ErrSaveDirInUse.
+// The command line phrases it with the command that continues the run
+// (bin/satrain); Error says the same with the flags only.
+type SaveDirInUseError struct {
+	Dir    string // the save dir
+	Holds  string // what it holds: "metrics.jsonl and 3 checkpoint file(s)"
+	Newest string // its newest checkpoint with optimizer state ("": none)
+	Kind   string // the kind of run that wrote Newest ("": unknown)
+}
 
-func (e saveDirInUse) Error() string        { return string(e) }
-func (e saveDirInUse) Is(target error) bool { return target == ErrSaveDirInUse }
+func (e *SaveDirInUseError) Error() string { return e.Message("") }
+
+// Message is the error's sentence; command, when given, is the command
+// that continues a run of e.Kind (without --resume-from).
+func (e *SaveDirInUseError) Message(command string) string {
+	hint := "pass --overwrite to replace it"
+	switch {
+	case e.Newest != "" && command != "":
+		hint = fmt.Sprintf("continue it with: %s --resume-from %s; or %s", command, e.Newest, hint)
+	case e.Newest != "":
+		hint = fmt.Sprintf("continue it with --resume-from %s and the command that wrote it; or %s", e.Newest, hint)
+	}
+	return fmt.Sprintf("--save-dir %s already holds a run (%s); %s, or choose another --save-dir", e.Dir, e.Holds, hint)
+}
+
+func (e *SaveDirInUseError) Is(target error) bool { return target == ErrSaveDirInUse }
 
 // newestCheckpoint is the most recently modified file of paths that holds
 // optimizer state by its name (checkpoint_*.pt), or "".

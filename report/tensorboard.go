@@ -14,8 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/satrain/satrain/internal/atomicfile"
+	"al.essio.dev/pkg/shellescape"
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/report/tfevent"
 	"google.golang.org/protobuf/proto"
 )
@@ -110,7 +111,7 @@ func (t *TensorBoard) note() {
 		return
 	}
 	t.logged = true
-	q := shellQuote(t.dir)
+	q := shellescape.Quote(t.dir)
 	fmt.Fprintf(t.console, "  TensorBoard: %s (tensorboard --logdir %s)\n", t.dir, q)
 	if t.wandbHint {
 		// W&B's CLI reference: `wandb sync [OPTIONS] [PATH]...` uploads an
@@ -118,16 +119,6 @@ func (t *TensorBoard) note() {
 		// files. This process never contacts W&B.
 		fmt.Fprintf(t.console, "  W&B (--use-wandb): no W&B run from here; to make one, copy that folder to a machine with network access and run: wandb sync --sync-tensorboard %s\n", q)
 	}
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r == '/' || r == '.' || r == '-' || r == '_' || r == ':' || r == '+' || r == '=' || r == ',' ||
-			(r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z'))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func (t *TensorBoard) open(e event.RunStarted) error {

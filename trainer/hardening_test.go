@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -291,7 +292,9 @@ func TestTooManySkipsWritesLastGood(t *testing.T) {
 	defer cancel()
 	res, err := RunSelectionAware(ctx, cfg)
 	lastGood := checkpoint.RunDir(dir).LastGood()
-	if !errors.Is(err, model.ErrTooManySkips) || !strings.Contains(err.Error(), "satrain selection-aware --resume-from "+lastGood) {
+	var st *StoppedError
+	if !errors.Is(err, model.ErrTooManySkips) || !errors.As(err, &st) || st.Resume != lastGood || st.Kind != KindSelectionAware ||
+		!slices.Equal(st.Extra, []string{"--lr", "LOWER_LR"}) {
 		t.Fatalf("run returned %v; want model.ErrTooManySkips naming %s\n%s", err, lastGood, console.String())
 	}
 	if res.LastIter != 1 || !strings.Contains(console.String(), "the last good weights are in "+lastGood) {

@@ -143,11 +143,30 @@ type RunResult struct {
 	BestPath     string
 	LastIter     int
 	Interrupted  bool
-	ResumeHint   string
 }
 
 // ErrInterrupted is returned when a signal stopped the run after a checkpoint.
 var ErrInterrupted = errors.New("interrupted")
+
+// StoppedError is a run that stopped before its end with a checkpoint that
+// continues it: interrupted by a signal (Err is ErrInterrupted) or stopped
+// after too many consecutive non-finite steps (Err wraps
+// model.ErrTooManySkips). The command line turns it into the command to
+// paste (bin/satrain); Error gives the same sentence with the flags only.
+type StoppedError struct {
+	Err    error    // ErrInterrupted, or the model.ErrTooManySkips error
+	Detail string   // what happened and where the state is
+	Kind   string   // the kind of run that continues from Resume
+	Resume string   // the checkpoint to continue from
+	Then   string   // how to continue, e.g. "continue with"
+	Extra  []string // further arguments after --resume-from, e.g. --lr LOWER_LR
+}
+
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("%v: %s; %s: --resume-from %s%s", e.Err, e.Detail, e.Then, e.Resume, strings.Join(append([]string{""}, e.Extra...), " "))
+}
+
+func (e *StoppedError) Unwrap() error { return e.Err }
 
 // ErrNoFiniteValidation is returned (wrapped) by a run that did every
 // iteration but never had a finite validation loss: it wrote no best model.
@@ -1205,19 +1224,18 @@ func (s *session) stop(ctx context.Context, res *RunResult, it int, phase string
 		}
 		s.emit(event.Interrupted{Iteration: it, Completed: completed, Phase: phase, Path: s.lastCkpt})
 		if s.lastCkpt == "" {
-			res.ResumeHint = fmt.Sprintf("%s, before any training step: nothing to save; run the same command to start again", what)
-		} else {
-			res.ResumeHint = fmt.Sprintf("%s; nothing new since %s; continue with: %s", what, s.lastCkpt, resumeCommand(s.kind, s.lastCkpt))
+			return res, fmt.Errorf("%w: %s, before any training step: nothing to save; run the same command to start again", ErrInterrupted, what)
 		}
-		return res, fmt.Errorf("%w: %s", ErrInterrupted, res.ResumeHint)
+		return res, &StoppedError{Err: ErrInterrupted, Detail: fmt.Sprintf("%s; nothing new since %s", what, s.lastCkpt),
+			Kind: s.kind, Resume: s.lastCkpt, Then: "continue with"}
 	}
 	path, serr := s.saveNow(name, true)
 	if serr != nil {
 		return res, fmt.Errorf("interrupted, and the checkpoint failed: %w", serr)
 	}
-	res.ResumeHint = fmt.Sprintf("%s; state saved to %s; continue with: %s", what, path, resumeCommand(s.kind, path))
 	s.emit(event.Interrupted{Iteration: it, Completed: completed, Phase: phase, Path: path, Partial: partial})
-	return res, fmt.Errorf("%w: %s", ErrInterrupted, res.ResumeHint)
+	return res, &StoppedError{Err: ErrInterrupted, Detail: fmt.Sprintf("%s; state saved to %s", what, path),
+		Kind: s.kind, Resume: path, Then: "continue with"}
 }
 
 // stopLastGood saves the current weights and optimizer state after
@@ -1229,9 +1247,9 @@ func (s *session) stopLastGood(res *RunResult, it int, err error) (*RunResult, e
 		return res, fmt.Errorf("%w; saving the last good weights failed too: %v", err, serr)
 	}
 	s.emit(event.TrainingStopped{Iteration: it, Completed: s.meta.Iteration, Path: path})
-	msg := fmt.Sprintf("training stopped in iteration %d (iteration %d is the last completed); the last good weights are in %s; "+
-		"check the data, then continue with a lower learning rate: %s --lr LOWER_LR", it, s.meta.Iteration, path, resumeCommand(s.kind, path))
-	return res, fmt.Errorf("%w: %s", err, msg)
+	return res, &StoppedError{Err: err, Kind: s.kind, Resume: path, Extra: []string{"--lr", "LOWER_LR"},
+		Detail: fmt.Sprintf("training stopped in iteration %d (iteration %d is the last completed); the last good weights are in %s", it, s.meta.Iteration, path),
+		Then:   "check the data, then continue with a lower learning rate"}
 }
 
 // RunStandard trains on all training sequences (or MaxSeqsPerEpoch of them)

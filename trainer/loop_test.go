@@ -554,8 +554,9 @@ func ltCheckInterrupted(t *testing.T, res *RunResult, err error, console, dir st
 	ckpt := filepath.Join(dir, name)
 	// The resume hint is said once, by the error (the CLI prints it on
 	// stderr); the console names the file the state went to.
-	if !strings.Contains(console, "State saved to "+ckpt+"\n") || !strings.Contains(err.Error(), "continue with: satrain selection-aware --resume-from "+ckpt) ||
-		strings.Contains(console, "--resume-from") {
+	var st *StoppedError
+	if !strings.Contains(console, "State saved to "+ckpt+"\n") || !errors.As(err, &st) || st.Resume != ckpt || st.Kind != KindSelectionAware ||
+		st.Then != "continue with" || strings.Contains(console, "--resume-from") {
 		t.Errorf("want the resume hint naming %s in the error only, and the console naming the file:\nerr: %v\n%s", ckpt, err, console)
 	}
 	l, lerr := checkpoint.Load(ckpt)

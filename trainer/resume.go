@@ -62,30 +62,3 @@ func (s *session) resumeBest(m checkpoint.Meta) {
 	slog.Warn("the best model so far was not found (deleted, or replaced by a later part of the run that wrote the checkpoint); this run writes its own when a validation beats that loss",
 		"best_iteration", m.BestIteration, "best_val_loss", m.BestValLoss, "looked_for", strings.Join(looked, ", "))
 }
-
-// resumeCommand is the command that continues a run of kind from the
-// checkpoint at path; every other setting comes from the checkpoint.
-func resumeCommand(kind, path string) string {
-	cmd := " selection-aware"
-	if kind == KindStandard {
-		cmd = " train"
-	}
-	return shellQuote(ProgramName) + cmd + " --resume-from " + shellQuote(path)
-}
-
-// ProgramName starts the commands the run's messages give to paste (resume
-// after an interrupt or a stop): "satrain", or the path the binary was run
-// as (the command line sets it from os.Args[0], so that `build/satrain ...`
-// prints a command that runs from the same folder).
-var ProgramName = "satrain"
-
-// shellQuote is s as one POSIX shell word: as it is when it holds only
-// characters the shell takes literally, else in single quotes.
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-./:@%+=,", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}

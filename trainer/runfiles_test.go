@@ -429,8 +429,9 @@ func TestSaveDirHoldsAnotherRun(t *testing.T) {
 
 	console.Reset()
 	_, err := RunSelectionAware(context.Background(), cfg)
-	if !errors.Is(err, checkpoint.ErrSaveDirInUse) || !strings.Contains(err.Error(), "--save-dir "+dir) || !strings.Contains(err.Error(), "--overwrite") ||
-		!strings.Contains(err.Error(), "continue it with: satrain selection-aware --resume-from "+filepath.Join(dir, "checkpoint_iter_")) {
+	var inUse *checkpoint.SaveDirInUseError
+	if !errors.Is(err, checkpoint.ErrSaveDirInUse) || !errors.As(err, &inUse) || inUse.Dir != dir || !strings.Contains(err.Error(), "--overwrite") ||
+		inUse.Kind != KindSelectionAware || !strings.HasPrefix(inUse.Newest, filepath.Join(dir, "checkpoint_iter_")) {
 		t.Fatalf("second run: %v", err)
 	}
 	if after, _ := os.ReadFile(filepath.Join(dir, "metrics.jsonl")); !bytes.Equal(before, after) || console.Len() != 0 {

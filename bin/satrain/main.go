@@ -35,7 +35,7 @@ func main() {
 		os.Exit(2)
 	}
 	if len(os.Args) > 0 && os.Args[0] != "" {
-		trainer.ProgramName = os.Args[0] // the resume commands it prints run as it was run
+		programName = os.Args[0] // the resume commands it prints run as it was run
 	}
 	trainingCommand.Store(len(os.Args) > 1 && trainingCommands[commandName(os.Args[1:])])
 	ctx, stop := signalContext()

@@ -471,3 +471,38 @@ func TestResumeSamePathNoWarning(t *testing.T) {
 		t.Errorf("another data file: warnings %q, want one naming both", warns)
 	}
 }
+
+// TestResumeCommand: the command a message tells the user to run quotes a
+// path the shell would split or expand.
+func TestResumeCommand(t *testing.T) {
+	for _, c := range []struct{ kind, path, want string }{
+		{trainer.KindSelectionAware, "/runs/a-1/checkpoint_iter_14.pt", "satrain selection-aware --resume-from /runs/a-1/checkpoint_iter_14.pt"},
+		{trainer.KindStandard, "runs/checkpoint_epoch_2.pt", "satrain train --resume-from runs/checkpoint_epoch_2.pt"},
+		{trainer.KindSelectionAware, "/my runs/it's.pt", `satrain selection-aware --resume-from '/my runs/it'"'"'s.pt'`},
+	} {
+		if got := resumeCommand(c.kind, c.path); got != c.want {
+			t.Errorf("resumeCommand(%s, %q) = %s, want %s", c.kind, c.path, got, c.want)
+		}
+	}
+}
+
+// TestStoppedErrorPhrased: the library's StoppedError becomes, on the
+// command line, the sentence with the command to paste, and keeps what it
+// wraps.
+func TestStoppedErrorPhrased(t *testing.T) {
+	skips := fmt.Errorf("%w (3 in a row)", model.ErrTooManySkips)
+	err := fmt.Errorf("run: %w", &trainer.StoppedError{Err: skips, Detail: "training stopped in epoch 2", Kind: trainer.KindStandard,
+		Resume: "/r/checkpoint_last_good.pt", Then: "check the data, then continue with a lower learning rate", Extra: []string{"--lr", "LOWER_LR"}})
+	got := flagWorded(err)
+	want := "run: too many consecutive non-finite training steps (3 in a row): training stopped in epoch 2; " +
+		"check the data, then continue with a lower learning rate: satrain train --resume-from /r/checkpoint_last_good.pt --lr LOWER_LR"
+	if got.Error() != want || !errors.Is(got, model.ErrTooManySkips) {
+		t.Fatalf("got %q (wraps ErrTooManySkips: %v), want %q", got, errors.Is(got, model.ErrTooManySkips), want)
+	}
+	stop := &trainer.StoppedError{Err: trainer.ErrInterrupted, Detail: "interrupted during training of iteration 2", Kind: trainer.KindSelectionAware,
+		Resume: "/my runs/a.pt", Then: "continue with"}
+	if got := flagWorded(stop); got.Error() != "interrupted: interrupted during training of iteration 2; continue with: satrain selection-aware --resume-from '/my runs/a.pt'" ||
+		!errors.Is(got, trainer.ErrInterrupted) {
+		t.Fatalf("got %q", got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"al.essio.dev/pkg/shellescape"
 	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/eval"
@@ -36,6 +37,22 @@ func parseDate(flag, s string) (int32, error) {
 // flagWorded words the library's typed errors about split dates with the
 // flags that set them; other errors pass through.
 func flagWorded(err error) error {
+	var stopped *trainer.StoppedError
+	if errors.As(err, &stopped) {
+		phrased := fmt.Sprintf("%v: %s; %s: %s", stopped.Err, stopped.Detail, stopped.Then, resumeCommand(stopped.Kind, stopped.Resume, stopped.Extra...))
+		return reworded{msg: strings.Replace(err.Error(), stopped.Error(), phrased, 1), err: err}
+	}
+	var inUse *checkpoint.SaveDirInUseError
+	if errors.As(err, &inUse) {
+		cmd := ""
+		switch inUse.Kind {
+		case trainer.KindSelectionAware:
+			cmd = "satrain selection-aware"
+		case trainer.KindStandard:
+			cmd = "satrain train"
+		}
+		return reworded{msg: strings.Replace(err.Error(), inUse.Error(), inUse.Message(cmd), 1), err: err}
+	}
 	var fit *loader.SplitBeforeFitError
 	if errors.As(err, &fit) {
 		flag := "--train-end"
@@ -421,3 +438,33 @@ func runDemo(c *cli.Context) error {
 	_, err := trainer.RunSelectionAware(c.Context, cfg)
 	return err
 }
+
+// reworded is err with the message the command line gives it.
+type reworded struct {
+	msg string
+	err error
+}
+
+func (r reworded) Error() string { return r.msg }
+func (r reworded) Unwrap() error { return r.err }
+
+// resumeCommand is the command that continues a run of kind from the
+// checkpoint at path (every other setting comes from the checkpoint), with
+// extra arguments after it, each word quoted for a POSIX shell.
+func resumeCommand(kind, path string, extra ...string) string {
+	cmd := " selection-aware"
+	if kind == trainer.KindStandard {
+		cmd = " train"
+	}
+	out := shellescape.Quote(programName) + cmd + " --resume-from " + shellescape.Quote(path)
+	for _, a := range extra {
+		out += " " + shellescape.Quote(a)
+	}
+	return out
+}
+
+// programName starts the commands the messages give to paste (resume after
+// an interrupt or a stop): the path the binary was run as (main sets it
+// from os.Args[0]), so that `build/satrain ...` prints a command that runs
+// from the same folder.
+var programName = "satrain"
