@@ -97,6 +97,12 @@ type RunConfig struct {
 	// reports, the others report nothing (see dist.go).
 	Group *torch.ProcessGroup
 
+	// PhaseHook, when set, is called at the start of each phase of a
+	// selection-aware iteration (PhaseInference, PhaseTraining,
+	// PhaseValidation, PhaseCheckpoint) with the iteration, on the run's
+	// goroutine; the run waits for it. The signal tests of bin/satrain use it
+	// to deliver a signal inside a chosen phase.
+	PhaseHook func(ctx context.Context, phase string, it int)
 	// Hooks for tests: called after each iteration's checkpointing.
 	AfterIteration func(it int)
 	// testFault is handed to the Engine (see Engine.fault); tests only.
@@ -919,6 +925,13 @@ func iterSeed(seed int64, it int, salt int64) int64 {
 	return seed*1_000_003 + int64(it)*7919 + salt
 }
 
+// atPhase calls the run's PhaseHook, if any, at the start of phase.
+func (s *session) atPhase(ctx context.Context, phase string, it int) {
+	if s.cfg.PhaseHook != nil {
+		s.cfg.PhaseHook(ctx, phase, it)
+	}
+}
+
 // dir is the run's save dir, which names every file the run writes.
 func (s *session) dir() checkpoint.RunDir { return checkpoint.RunDir(s.cfg.SaveDir) }
 
@@ -929,7 +942,7 @@ func (s *session) validateAndKeep(ctx context.Context, it int, phase map[string]
 	s.emit(event.ValidationStarted{Iteration: it, Sequences: len(s.valIDs)})
 	t0 := time.Now()
 	if it > 0 {
-		testPause(ctx, PhaseValidation, it)
+		s.atPhase(ctx, PhaseValidation, it)
 	}
 	vl, err := s.validate(ctx)
 	phase[PhaseValidation] = time.Since(t0).Seconds()
@@ -1070,7 +1083,7 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		t0 := time.Now()
 		ids := strat.Sample(s.ds, train, cfg.SampleSize, rng)
 		sampleTime := time.Since(t0)
-		testPause(ctx, PhaseInference, it)
+		s.atPhase(ctx, PhaseInference, it)
 		inf, ioWait, compute, err := s.scoreSample(ctx, ids, strat.needsLabels(), k)
 		phase[PhaseSampling] = (sampleTime + ioWait).Seconds()
 		phase[PhaseInference] = compute.Seconds()
@@ -1122,7 +1135,7 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		}
 		weights := strat.Weights(sel, ids, inf, it)
 		s.emit(event.TrainingStarted{Iteration: it, What: sel.Describe(), Sequences: len(trainIDs), Epochs: cfg.EpochsPerIteration})
-		testPause(ctx, PhaseTraining, it)
+		s.atPhase(ctx, PhaseTraining, it)
 		tp, err := s.trainOn(ctx, trainIDs, weights, cfg.EpochsPerIteration, rng, nil)
 		loss := tp.Loss
 		phase[PhaseTraining] = time.Since(t2).Seconds()
@@ -1147,7 +1160,7 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 			valLoss = &vl
 		}
 		if it%cfg.CheckpointEvery == 0 || it == cfg.NumIterations {
-			testPause(ctx, PhaseCheckpoint, it)
+			s.atPhase(ctx, PhaseCheckpoint, it)
 			t4 := time.Now()
 			_, err := s.save(s.dir().Periodic(s.kind, it), true)
 			phase[PhaseCheckpoint] += time.Since(t4).Seconds()

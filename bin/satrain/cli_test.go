@@ -41,7 +41,7 @@ func cliMain(m *testing.M) int {
 		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
 	cliBin = filepath.Join(dir, "satrain")
-	build := exec.Command(goTool, "build", "-o", cliBin, ".")
+	build := exec.Command(goTool, "build", "-tags", "satrain_testhooks", "-o", cliBin, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building satrain for the CLI tests:", err)

@@ -214,7 +214,7 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 		BatchSize: c.Int("batch-size"), InferenceBatch: c.Int("inference-batch-size"),
 		SaveDir: c.String("save-dir"), ResumeFrom: c.String("resume-from"),
 		Device: dev, Seed: c.Int64("seed"), Threads: c.Int("threads"),
-		MetricsAddr: c.String("metrics-addr"), Version: version, Progress: c.Bool("progress"), Console: os.Stdout, Run: run,
+		MetricsAddr: c.String("metrics-addr"), Version: version, Progress: c.Bool("progress"), Console: os.Stdout, Run: run, PhaseHook: phaseHook,
 		Overwrite: c.Bool("overwrite"),
 	}
 	// The default address moves aside for a run that holds it; one given does not.

@@ -1,4 +1,6 @@
-package trainer
+//go:build satrain_testhooks
+
+package main
 
 import (
 	"context"
@@ -9,7 +11,8 @@ import (
 	"time"
 )
 
-// TEST-ONLY HOOK. SATRAIN_TEST_PAUSE_PHASE=<phase>[@<iteration>] makes a
+// TEST-ONLY HOOK, compiled only with the build tag satrain_testhooks (the
+// binary the CLI tests build; see cli_test.go). SATRAIN_TEST_PAUSE_PHASE=<phase>[@<iteration>] makes a
 // selection-aware run print the marker line
 //
 //	SATRAIN_TEST_PAUSE phase=<phase> iteration=<n>
@@ -18,9 +21,12 @@ import (
 // checkpoint; of the given iteration only, when one is given) and wait there
 // until the run is cancelled by a signal or 10 seconds pass. The signal tests
 // of bin/satrain use it to deliver SIGINT/SIGTERM inside a chosen phase.
-// It is read once, here, when the program starts; it is not a user setting
-// and does nothing when unset.
+// It is read once, here, when the program starts, and installed as the
+// runs' trainer.RunConfig.PhaseHook; it is not a user setting and does
+// nothing when unset.
 var testPauseAt = parseTestPause(os.Getenv("SATRAIN_TEST_PAUSE_PHASE"))
+
+func init() { phaseHook = testPause }
 
 type testPauseSpec struct {
 	phase string
@@ -33,7 +39,7 @@ func parseTestPause(v string) testPauseSpec {
 	return testPauseSpec{phase: phase, iter: n}
 }
 
-// testPause is the hook's only call site (see testPauseAt).
+// testPause is the phase hook (see testPauseAt).
 func testPause(ctx context.Context, phase string, it int) {
 	p := testPauseAt
 	if p.phase == "" || p.phase != phase || (p.iter > 0 && p.iter != it) {
