@@ -299,7 +299,7 @@ func (c *RunConfig) Validate(selection bool) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
-	if err := c.Strategy.Validate(c); err != nil {
+	if err := c.Strategy.Validate(c.selectionConfig()); err != nil {
 		return err
 	}
 	return torch.CheckDevice(c.Device)
@@ -491,7 +491,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		}
 	}
 	if kind == KindSelectionAware {
-		if err := s.strat.Prepare(ds, s.train, cfg); err != nil {
+		if err := s.strat.Prepare(ds, s.train); err != nil {
 			return nil, err
 		}
 		s.logits = s.strat.needsLogits()
@@ -1053,7 +1053,7 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 			return res, err
 		}
 		rng := rand.New(rand.NewSource(iterSeed(cfg.Seed, it, 2)))
-		k := strat.K(cfg, it)
+		k := strat.K(cfg.selectionConfig(), it)
 		s.emit(event.IterationStarted{Kind: s.kind, Iteration: it, Total: cfg.NumIterations, SampleSize: cfg.SampleSize, TopK: k})
 
 		// Sampling and scoring.
@@ -1067,16 +1067,13 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		if err != nil {
 			return s.stop(ctx, res, it, PhaseInference, err)
 		}
-		H := len(s.ds.Horizons())
-		scores := make([]float64, len(ids))
-		for i := range ids {
-			scores[i] = float64(inf.Expected[i*H+h])
-		}
+		sc := rankedScores(inf, len(ids), len(s.ds.Horizons()), h)
+		scores := sc.Expected
 		s.meta.SequencesScored += int64(len(ids))
 
 		// Selection.
 		t1 := time.Now()
-		sel := strat.Select(s.ds, ids, scores, inf, k, rng)
+		sel := strat.Select(ids, sc, k, rng)
 		phase[PhaseSelection] = time.Since(t1).Seconds()
 		stats := Summarize(scores, sel.Top)
 		s.emit(event.SampleScored{Iteration: it, Sampled: len(ids), Horizon: hname, Mean: stats.Mean, Median: stats.Median,
@@ -1110,7 +1107,10 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		for i, j := range sel.Train {
 			trainIDs[i] = ids[j]
 		}
-		weights := strat.Weights(sel, ids, inf, it)
+		weights := strat.Weights(sel, sc)
+		if testWeights != nil {
+			testWeights(sel, sc, weights)
+		}
 		s.emit(event.TrainingStarted{Iteration: it, What: sel.Describe(), Sequences: len(trainIDs), Epochs: cfg.EpochsPerIteration})
 		testPause(ctx, PhaseTraining, it)
 		tp, err := s.trainOn(ctx, trainIDs, weights, cfg.EpochsPerIteration, rng, nil)

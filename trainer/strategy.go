@@ -57,10 +57,37 @@ type Strategy struct {
 	mem *strategyState // per-run state, made by Prepare
 }
 
+// Config is what selection reads of a run's configuration.
+type Config struct {
+	SampleSize int // sequences scored per iteration
+	TopK       int // k: sequences selected per iteration (unless a TopKSchedule sets it)
+	Iterations int // iterations in the run; a TopKSchedule spans them
+}
+
+// Scores is what selection reads of one scoring pass over a sample of n
+// sequences. Every slice is aligned with the sample.
+type Scores struct {
+	// Expected is each sequence's expected gross return on the ranked
+	// horizon (1.0 = flat), E[r] = Σ_b softmax(logits)_b · center_b: [n].
+	Expected []float64
+	// Loss is each sequence's cross-entropy in nats, averaged over the
+	// horizons: [n]. Only SelectBy "loss" reads it.
+	Loss []float32
+	// Logits are the ranked horizon's bin logits: [n][B], row-major. Only
+	// ConfidenceWeight reads them.
+	Logits []float32
+	// TieRTol is the relative tolerance within which two scores of this
+	// pass are equal (their rounding noise): such scores tie.
+	TieRTol float64
+	// Candidates, set by the scoring cascade, are the indices of the
+	// sequences rescored in the reference precision, ascending; only they
+	// may be selected. nil: every sequence may be.
+	Candidates []int
+}
+
 // strategyState is what a strategy keeps across the iterations of one run.
 type strategyState struct {
-	horizon int
-	runs    segPool // every sequence of the train split, as runs of end days
+	runs segPool // every sequence of the train split, as runs of end days
 	// per-date scope
 	days []int32 // end days with at least one valid sequence
 	// stratified sampling
@@ -121,8 +148,8 @@ func (st Strategy) Name() string {
 	return strings.Join(parts, "+")
 }
 
-// Validate checks the strategy flags.
-func (st Strategy) Validate(c *RunConfig) error {
+// Validate checks the strategy flags against the run's configuration.
+func (st Strategy) Validate(c Config) error {
 	switch st.SelectBy {
 	case "", "expected", "loss", "random":
 	default:
@@ -208,17 +235,18 @@ func (st Strategy) Describe() string {
 	return b.String()
 }
 
+// needsLabels reports whether scoring must compute the losses (Scores.Loss).
 func (st Strategy) needsLabels() bool { return st.SelectBy == "loss" }
 
-// needsLogits reports whether scoring must keep the logits (for Weights).
+// needsLogits reports whether scoring must keep the logits (Scores.Logits, for Weights).
 func (st Strategy) needsLogits() bool { return st.ConfidenceWeight }
 
 // Prepare readies the strategy for one run on ds's training split: it
 // indexes the split where the sampling needs it and resets the state kept
 // across iterations. RunSelectionAware calls it once before the first
 // iteration; a strategy that is not prepared prepares itself on first use.
-func (st *Strategy) Prepare(ds *loader.Dataset, train *loader.Split, c RunConfig) error {
-	m := &strategyState{horizon: c.HorizonIdx}
+func (st *Strategy) Prepare(ds *loader.Dataset, train *loader.Split) error {
+	m := &strategyState{}
 	if st.ConsistencyBonus > 0 {
 		m.streak = map[loader.SeqID]int{}
 	}
@@ -252,7 +280,7 @@ func (st *Strategy) Prepare(ds *loader.Dataset, train *loader.Split, c RunConfig
 
 func (st *Strategy) state(ds *loader.Dataset, train *loader.Split) *strategyState {
 	if st.mem == nil {
-		if err := st.Prepare(ds, train, RunConfig{}); err != nil {
+		if err := st.Prepare(ds, train); err != nil {
 			panic(fmt.Sprintf("trainer: strategy used without Prepare: %v", err))
 		}
 	}
@@ -274,9 +302,9 @@ func (st *Strategy) Sample(ds *loader.Dataset, train *loader.Split, n int, rng *
 	return m.sampleStrata(n, rng)
 }
 
-// K is the number of sequences selected at iteration it: --top-k, or the
-// schedule's value.
-func (st Strategy) K(c RunConfig, it int) int {
+// K is the number of sequences selected at iteration it (1-based): c.TopK,
+// or the schedule's value.
+func (st Strategy) K(c Config, it int) int {
 	if st.TopKSchedule == "" {
 		return c.TopK
 	}
@@ -307,17 +335,19 @@ func (s Selection) Describe() string {
 	return d
 }
 
-// Select picks the iteration's training set from the scored sample.
-func (st *Strategy) Select(ds *loader.Dataset, ids []loader.SeqID, scores []float64, inf InferResult, k int, rng *rand.Rand) Selection {
+// Select picks the iteration's training set from the scored sample ids
+// (sc aligned with it), k sequences ranked plus the extensions' extras.
+func (st *Strategy) Select(ids []loader.SeqID, sc Scores, k int, rng *rand.Rand) Selection {
 	var sel Selection
+	scores := sc.Expected
 	rank := scores
 	// Scores within the inference's rounding noise are ties, broken by
 	// ticker then end day, so the picks do not depend on the batching.
-	rtol := inf.TieRTol
+	rtol := sc.TieRTol
 	switch st.SelectBy {
 	case "loss":
-		rank = make([]float64, len(inf.Loss))
-		for i, l := range inf.Loss {
+		rank = make([]float64, len(sc.Loss))
+		for i, l := range sc.Loss {
 			rank[i] = float64(l)
 		}
 	case "random":
@@ -339,7 +369,7 @@ func (st *Strategy) Select(ds *loader.Dataset, ids []loader.SeqID, scores []floa
 		perm := rng.Perm(len(ids))
 		sel.Top = append([]int(nil), perm[:min(k, len(ids))]...)
 	default:
-		sel.Top = SelectTopKTies(cascadeRank(rank, inf.Candidates), ids, k, rtol)
+		sel.Top = SelectTopKTies(cascadeRank(rank, sc.Candidates), ids, k, rtol)
 	}
 	sel.Train = append([]int(nil), sel.Top...)
 	in := map[int]bool{}
@@ -418,20 +448,16 @@ func (st *Strategy) Select(ds *loader.Dataset, ids []loader.SeqID, scores []floa
 }
 
 // Weights returns per-training-sequence loss weights (aligned with
-// sel.Train), or nil for equal weights. The loop scales them to mean 1 in
-// each batch.
-func (st *Strategy) Weights(sel Selection, ids []loader.SeqID, inf InferResult, it int) []float32 {
+// sel.Train) from the scores sel was selected on, or nil for equal weights.
+// The loop scales them to mean 1 in each batch.
+func (st *Strategy) Weights(sel Selection, sc Scores) []float32 {
 	if !st.ConfidenceWeight && sel.bonus == nil {
 		return nil
 	}
 	w := make([]float32, len(sel.Train))
 	var conf []float64
 	if st.ConfidenceWeight {
-		h := 0
-		if st.mem != nil {
-			h = st.mem.horizon
-		}
-		conf = Confidence(inf, len(ids), h)
+		conf = sc.Confidence()
 	}
 	for j, i := range sel.Train {
 		v := 1.0
@@ -446,36 +472,30 @@ func (st *Strategy) Weights(sel Selection, ids []loader.SeqID, inf InferResult, 
 	if st.ConfidenceWeight && conf == nil {
 		slog.Warn("--confidence-weight: scoring returned no logits; confidence weights are 1")
 	}
-	if testWeights != nil {
-		testWeights(sel, w, conf)
-	}
 	return w
 }
-
-// testWeights, when set by a test, sees every Weights result.
-var testWeights func(sel Selection, w []float32, conf []float64)
 
 // minConfidence keeps a completely uncertain prediction in the loss with a
 // tiny weight rather than none.
 const minConfidence = 1e-6
 
-// Confidence is, per sequence of an inference over n sequences, 1 minus the
-// entropy of its predicted bin distribution on horizon h divided by
-// log(bins): 0 for a uniform prediction, 1 for a certain one (floored at
-// 1e-6). It returns nil when inf has no logits.
-func Confidence(inf InferResult, n, h int) []float64 {
-	if n == 0 || len(inf.Logits) == 0 || len(inf.Expected) == 0 {
+// Confidence is, per sequence of the n scored, 1 minus the entropy of its
+// predicted bin distribution on the ranked horizon (softmax of its Logits
+// row) divided by log(bins): 0 for a uniform prediction, 1 for a certain
+// one (floored at 1e-6). It returns nil when s has no logits.
+func (s Scores) Confidence() []float64 {
+	n := len(s.Expected)
+	if n == 0 || len(s.Logits) == 0 {
 		return nil
 	}
-	H := len(inf.Expected) / n
-	B := len(inf.Logits) / (n * H)
-	if H == 0 || B == 0 || h >= H {
+	B := len(s.Logits) / n
+	if B == 0 {
 		return nil
 	}
 	out := make([]float64, n)
 	p := make([]float64, B)
 	for i := range out {
-		row := inf.Logits[(i*H+h)*B : (i*H+h+1)*B]
+		row := s.Logits[i*B : (i+1)*B]
 		mx := math.Inf(-1)
 		for _, v := range row {
 			mx = math.Max(mx, float64(v))
@@ -911,16 +931,16 @@ func (sch kSchedule) check(sample int) error {
 	return nil
 }
 
-// k is the schedule's value at iteration it (1-based) of c.NumIterations,
+// k is the schedule's value at iteration it (1-based) of c.Iterations,
 // within 1..c.SampleSize.
-func (sch kSchedule) k(c RunConfig, it int) int {
+func (sch kSchedule) k(c Config, it int) int {
 	var k int
 	switch sch.kind {
 	case "linear":
 		a, b := float64(sch.a.count(c.SampleSize)), float64(sch.b.count(c.SampleSize))
 		t := 0.0
-		if c.NumIterations > 1 {
-			t = math.Min(1, math.Max(0, float64(it-1)/float64(c.NumIterations-1)))
+		if c.Iterations > 1 {
+			t = math.Min(1, math.Max(0, float64(it-1)/float64(c.Iterations-1)))
 		}
 		k = int(math.Round(a + (b-a)*t))
 	default:

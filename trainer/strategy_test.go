@@ -48,12 +48,12 @@ func stAll(train *loader.Split) []loader.SeqID {
 	return out
 }
 
-func stPrepared(t *testing.T, st Strategy, ds *loader.Dataset, train *loader.Split, c RunConfig) *Strategy {
+func stPrepared(t *testing.T, st Strategy, ds *loader.Dataset, train *loader.Split, c Config) *Strategy {
 	t.Helper()
-	if err := st.Validate(&c); err != nil {
+	if err := st.Validate(c); err != nil {
 		t.Fatalf("%+v: %v", st, err)
 	}
-	if err := st.Prepare(ds, train, c); err != nil {
+	if err := st.Prepare(ds, train); err != nil {
 		t.Fatalf("%+v: %v", st, err)
 	}
 	return &st
@@ -85,13 +85,13 @@ func TestStrategyDefaultIsUniformSample(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatal("the zero Strategy must draw exactly what Split.Sample draws")
 	}
-	c := RunConfig{TopK: 17, SampleSize: 200}
+	c := Config{TopK: 17, SampleSize: 200}
 	for it := 1; it <= 3; it++ {
 		if k := st.K(c, it); k != 17 {
 			t.Fatalf("K = %d without a schedule, want --top-k 17", k)
 		}
 	}
-	if w := st.Weights(Selection{Train: []int{0, 1}}, got, InferResult{}, 1); w != nil {
+	if w := st.Weights(Selection{Train: []int{0, 1}}, Scores{Expected: make([]float64, len(got))}); w != nil {
 		t.Fatalf("default weights %v, want nil (equal)", w)
 	}
 	if st.Name() != "selection_aware" {
@@ -152,7 +152,7 @@ func TestAllocateEqual(t *testing.T) {
 
 func TestStrategyStratifiedCounts(t *testing.T) {
 	ds, train := stOpen(t)
-	c := RunConfig{SampleSize: 1100, TopK: 10}
+	c := Config{SampleSize: 1100, TopK: 10}
 	groups, tickers := ds.Groups(), ds.Tickers()
 	if len(groups) != len(tickers) {
 		t.Fatalf("synthetic panel has %d groups for %d tickers", len(groups), len(tickers))
@@ -259,19 +259,19 @@ func TestStrategyStratifyNeedsGroups(t *testing.T) {
 	}
 	defer ds.Close()
 	st := Strategy{Stratify: "sector"}
-	err = st.Prepare(ds, ds.Split("train"), RunConfig{SampleSize: 100})
+	err = st.Prepare(ds, ds.Split("train"))
 	if err == nil || !strings.Contains(err.Error(), "has no sector labels") || !strings.Contains(err.Error(), "--stratify ticker") {
 		t.Fatalf("stratify sector without groups: %v", err)
 	}
 	st = Strategy{Stratify: "ticker"}
-	if err := st.Prepare(ds, ds.Split("train"), RunConfig{SampleSize: 100}); err != nil {
+	if err := st.Prepare(ds, ds.Split("train")); err != nil {
 		t.Fatalf("stratify ticker needs no groups: %v", err)
 	}
 }
 
 func TestStrategyStratumShare(t *testing.T) {
 	ds, train := stOpen(t)
-	st := stPrepared(t, Strategy{Stratify: "sector"}, ds, train, RunConfig{SampleSize: 220, TopK: 20})
+	st := stPrepared(t, Strategy{Stratify: "sector"}, ds, train, Config{SampleSize: 220, TopK: 20})
 	ids := st.Sample(ds, train, 220, rand.New(rand.NewSource(1)))
 	// Score: sector index, so the top 20 are the Sector10 sequences (20 of them).
 	groups := ds.Groups()
@@ -280,7 +280,7 @@ func TestStrategyStratumShare(t *testing.T) {
 		g, _ := strconv.Atoi(strings.TrimPrefix(groups[id.Ticker], "Sector"))
 		scores[i] = float64(g) + 0.001*float64(i)
 	}
-	sel := st.Select(ds, ids, scores, InferResult{}, 20, rand.New(rand.NewSource(1)))
+	sel := st.Select(ids, Scores{Expected: scores}, 20, rand.New(rand.NewSource(1)))
 	if len(sel.StratumShare) != 11 {
 		t.Fatalf("shares for %d strata, want all 11: %v", len(sel.StratumShare), sel.StratumShare)
 	}
@@ -290,7 +290,7 @@ func TestStrategyStratumShare(t *testing.T) {
 }
 
 func TestStrategyTopKSchedule(t *testing.T) {
-	c := RunConfig{SampleSize: 1000, TopK: 7, NumIterations: 5}
+	c := Config{SampleSize: 1000, TopK: 7, Iterations: 5}
 	for _, tc := range []struct {
 		spec string
 		want []int
@@ -303,11 +303,11 @@ func TestStrategyTopKSchedule(t *testing.T) {
 		{"linear:100%:100%", []int{1000, 1000, 1000, 1000, 1000}},
 	} {
 		st := Strategy{TopKSchedule: tc.spec}
-		if err := st.Validate(&c); err != nil {
+		if err := st.Validate(c); err != nil {
 			t.Fatalf("%s: %v", tc.spec, err)
 		}
 		var got []int
-		for it := 1; it <= c.NumIterations; it++ {
+		for it := 1; it <= c.Iterations; it++ {
 			got = append(got, st.K(c, it))
 		}
 		if !reflect.DeepEqual(got, tc.want) {
@@ -315,19 +315,19 @@ func TestStrategyTopKSchedule(t *testing.T) {
 		}
 	}
 	one := c
-	one.NumIterations = 1
+	one.Iterations = 1
 	if k := (Strategy{TopKSchedule: "linear:3:9"}).K(one, 1); k != 3 {
 		t.Errorf("one iteration: k %d, want the start value 3", k)
 	}
 	for _, bad := range []string{"linear:0%:5%", "linear:5", "linear:1:2:3", "step:", "step:5@3,6@2", "step:5", "linear:1:2000", "cosine:1:2", "linear:101%:2%"} {
-		if err := (Strategy{TopKSchedule: bad}).Validate(&c); err == nil || !strings.Contains(err.Error(), "--top-k-schedule") {
+		if err := (Strategy{TopKSchedule: bad}).Validate(c); err == nil || !strings.Contains(err.Error(), "--top-k-schedule") {
 			t.Errorf("%q: err %v", bad, err)
 		}
 	}
 }
 
 func TestStrategyValidateCombinations(t *testing.T) {
-	c := RunConfig{SampleSize: 100, TopK: 10}
+	c := Config{SampleSize: 100, TopK: 10}
 	for _, tc := range []struct {
 		st   Strategy
 		want string
@@ -342,12 +342,12 @@ func TestStrategyValidateCombinations(t *testing.T) {
 		{Strategy{ConsistencyBonus: -1}, "--consistency-bonus"},
 		{Strategy{ConsistencyBonus: math.NaN()}, "--consistency-bonus"},
 	} {
-		if err := tc.st.Validate(&c); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err := tc.st.Validate(c); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: err %v, want %q", tc.st, err, tc.want)
 		}
 	}
 	ok := Strategy{Scope: ScopePerDate, TopFrac: 0.2, NegativeK: 5, ConfidenceWeight: true, ConsistencyBonus: 0.5}
-	if err := ok.Validate(&c); err != nil {
+	if err := ok.Validate(c); err != nil {
 		t.Fatal(err)
 	}
 	if n := ok.Name(); n != "selection_aware+per_date0.2+neg5+confidence+consistency0.5" {
@@ -364,7 +364,7 @@ func TestStrategyBottomKIncluded(t *testing.T) {
 		ids[i] = loader.SeqID{Ticker: int32(i), Day: 100}
 	}
 	st := Strategy{NegativeK: 4}
-	sel := st.Select(nil, ids, scores, InferResult{}, 6, rng)
+	sel := st.Select(ids, Scores{Expected: scores}, 6, rng)
 	if !reflect.DeepEqual(sel.Top, refTopK(scores, 6, false)) {
 		t.Fatalf("top %v, want %v", sel.Top, refTopK(scores, 6, false))
 	}
@@ -435,7 +435,7 @@ func TestStrategyPerDateSelection(t *testing.T) {
 	// k = 20 over 4 days: 5 each, but day 30 has 3 names: its shortfall of 2
 	// goes to the others (6, 6, 5 in some order -> total 20).
 	st := &Strategy{Scope: ScopePerDate}
-	sel := st.Select(nil, ids, scores, InferResult{}, 20, rng)
+	sel := st.Select(ids, Scores{Expected: scores}, 20, rng)
 	if len(sel.Top) != 20 {
 		t.Fatalf("per-date top: %d selected, want 20", len(sel.Top))
 	}
@@ -461,14 +461,14 @@ func TestStrategyPerDateSelection(t *testing.T) {
 	}
 	// --top-frac 0.2: round(0.2 x 30) = 6 per full day, max(1, round(0.6)) = 1 of day 30.
 	st = &Strategy{Scope: ScopePerDate, TopFrac: 0.2}
-	sel = st.Select(nil, ids, scores, InferResult{}, 999, rng)
+	sel = st.Select(ids, Scores{Expected: scores}, 999, rng)
 	check("top-frac", sel.Top, map[int32]int{10: 6, 20: 6, 30: 1, 40: 6})
 	if len(sel.Top) != 19 {
 		t.Fatalf("top-frac: %d selected, want 19", len(sel.Top))
 	}
 	// Negative mining per date: the bottom of each day.
 	st = &Strategy{Scope: ScopePerDate, NegativeK: 8}
-	sel = st.Select(nil, ids, scores, InferResult{}, 8, rng)
+	sel = st.Select(ids, Scores{Expected: scores}, 8, rng)
 	// 2 per day each way; day 30 has 3 names, so its top 2 and bottom 2 share one.
 	refLow := stRefPerDay(ids, scores, true)
 	inTop := map[int]bool{}
@@ -498,7 +498,7 @@ func TestStrategyPerDateSample(t *testing.T) {
 	for _, id := range stAll(train) {
 		crossSection[id.Day]++
 	}
-	st := stPrepared(t, Strategy{Scope: ScopePerDate}, ds, train, RunConfig{SampleSize: 130, TopK: 10})
+	st := stPrepared(t, Strategy{Scope: ScopePerDate}, ds, train, Config{SampleSize: 130, TopK: 10})
 	if len(st.mem.days) != len(crossSection) {
 		t.Fatalf("%d end days indexed, the split has %d", len(st.mem.days), len(crossSection))
 	}
@@ -536,15 +536,14 @@ func TestStrategyPerDateSample(t *testing.T) {
 	}
 }
 
-// stLogits gives sequence i on horizon h the bin logits rows[i] and
-// zeros elsewhere (H horizons, B bins).
-func stLogits(rows [][]float32, H, h int) InferResult {
-	B := len(rows[0])
-	inf := InferResult{Expected: make([]float32, len(rows)*H), Logits: make([]float32, len(rows)*H*B)}
-	for i, r := range rows {
-		copy(inf.Logits[(i*H+h)*B:], r)
+// stLogits is scores whose sequence i has the bin logits rows[i] on the
+// ranked horizon (expected returns: zero).
+func stLogits(rows [][]float32) Scores {
+	sc := Scores{Expected: make([]float64, len(rows))}
+	for _, r := range rows {
+		sc.Logits = append(sc.Logits, r...)
 	}
-	return inf
+	return sc
 }
 
 func TestStrategyConfidenceWeights(t *testing.T) {
@@ -555,8 +554,8 @@ func TestStrategyConfidenceWeights(t *testing.T) {
 		{0, 0, ln3, ln3},  // two bins at 3/8, two at 1/8
 		{5, 5, 5, 5 + 20}, // shift-invariant: as row 1
 	}
-	inf := stLogits(rows, 3, 1)
-	conf := Confidence(inf, 4, 1)
+	sc := stLogits(rows)
+	conf := sc.Confidence()
 	p := []float64{1.0 / 8, 1.0 / 8, 3.0 / 8, 3.0 / 8}
 	var ent float64
 	for _, q := range p {
@@ -566,13 +565,12 @@ func TestStrategyConfidenceWeights(t *testing.T) {
 	if conf[0] != minConfidence || math.Abs(conf[1]-1) > 1e-6 || math.Abs(conf[2]-want2) > 1e-6 || math.Abs(conf[3]-conf[1]) > 1e-12 {
 		t.Fatalf("confidence %v, want [1e-6, ~1, %.6f, ~1]", conf, want2)
 	}
-	// Horizon 0 has zero logits everywhere: uniform.
-	if c0 := Confidence(inf, 4, 0); c0[1] != minConfidence {
-		t.Fatalf("horizon 0: %v", c0)
+	if c := (Scores{Expected: make([]float64, 4)}).Confidence(); c != nil {
+		t.Fatalf("no logits: confidence %v, want nil", c)
 	}
-	st := &Strategy{ConfidenceWeight: true, mem: &strategyState{horizon: 1}}
+	st := &Strategy{ConfidenceWeight: true}
 	sel := Selection{Top: []int{2, 0, 1}, Train: []int{2, 0, 1}}
-	w := st.Weights(sel, make([]loader.SeqID, 4), inf, 1)
+	w := st.Weights(sel, sc)
 	if len(w) != 3 || !(w[2] > w[0] && w[0] > w[1]) {
 		t.Fatalf("weights %v for confidences %v: more confident must weigh more", w, []float64{conf[2], conf[0], conf[1]})
 	}
@@ -601,8 +599,9 @@ func TestStrategyConsistencyBonus(t *testing.T) {
 	st := &Strategy{ConsistencyBonus: 0.5}
 	rng := rand.New(rand.NewSource(1))
 	weights := func(sample []loader.SeqID, scores []float64) map[int32]float32 {
-		sel := st.Select(nil, sample, scores, InferResult{}, 3, rng)
-		w := st.Weights(sel, sample, InferResult{}, 0)
+		sc := Scores{Expected: scores}
+		sel := st.Select(sample, sc, 3, rng)
+		w := st.Weights(sel, sc)
 		out := map[int32]float32{}
 		for j, i := range sel.Train {
 			out[sample[i].Ticker] = w[j]
@@ -635,13 +634,14 @@ func TestStrategyConsistencyBonus(t *testing.T) {
 	}
 	// Extras (here: mix-random) train at the base weight 1; combined with
 	// confidence the weights multiply.
-	st2 := &Strategy{ConsistencyBonus: 1, ConfidenceWeight: true, mem: &strategyState{horizon: 0}}
-	inf := stLogits([][]float32{{0, 9}, {0, 9}, {0, 0}}, 1, 0)
+	st2 := &Strategy{ConsistencyBonus: 1, ConfidenceWeight: true}
+	sc := stLogits([][]float32{{0, 9}, {0, 9}, {0, 0}})
+	sc.Expected = []float64{3, 2, 1}
 	three := ids[:3]
-	st2.Select(nil, three, []float64{3, 2, 1}, inf, 2, rng)
-	sel := st2.Select(nil, three, []float64{3, 2, 1}, inf, 1, rng)
-	w := st2.Weights(sel, three, inf, 0)
-	conf := Confidence(inf, 3, 0)
+	st2.Select(three, sc, 2, rng)
+	sel := st2.Select(three, sc, 1, rng)
+	w := st2.Weights(sel, sc)
+	conf := sc.Confidence()
 	if len(w) != 1 || math.Abs(float64(w[0])-2*conf[0]) > 1e-6 {
 		t.Fatalf("combined weight %v, want 2 x confidence %v", w, conf[0])
 	}
@@ -679,22 +679,22 @@ func TestStrategyExtensionsRun(t *testing.T) {
 		shares = append(shares, stScrape(body, "satrain_selected_stratum_share"))
 	}
 	// The loop hands Weights the logits of the scored sample: one confidence
-	// per scored sequence, and weights = confidence x consistency bonus.
+	// per scored sequence, and weights = confidence x consistency bonus
+	// 1 + 0.5 s (s: the earlier consecutive selections; the unit tests check
+	// the formula, this the wiring).
 	weighed := 0
-	testWeights = func(sel Selection, w []float32, conf []float64) {
+	testWeights = func(sel Selection, sc Scores, w []float32) {
 		weighed++
+		conf := sc.Confidence()
 		if len(conf) != cfg.SampleSize || len(w) != len(sel.Train) {
 			t.Errorf("weights: %d confidences for %d scored, %d weights for %d trained", len(conf), cfg.SampleSize, len(w), len(sel.Train))
 			return
 		}
 		distinct := map[float32]bool{}
 		for j, i := range sel.Train {
-			want := conf[i]
-			if b, ok := sel.bonus[i]; ok {
-				want *= b
-			}
-			if math.Abs(float64(w[j])-want) > 1e-6*want || !(conf[i] > 0 && conf[i] < 1) {
-				t.Errorf("weight %v for confidence %v", w[j], conf[i])
+			s := (float64(w[j])/conf[i] - 1) / 0.5
+			if math.Abs(s-math.Round(s)) > 1e-5*(1+s) || s < -1e-6 || !(conf[i] > 0 && conf[i] < 1) {
+				t.Errorf("weight %v for confidence %v: not confidence x (1 + 0.5 s)", w[j], conf[i])
 			}
 			distinct[w[j]] = true
 		}
@@ -826,7 +826,7 @@ func TestCompareExtensionArms(t *testing.T) {
 	}
 	for _, arm := range arms {
 		st := armStrategy(arm, cfg.Base.TopK)
-		if err := st.Validate(&cfg.Base); err != nil {
+		if err := st.Validate(cfg.Base.selectionConfig()); err != nil {
 			t.Fatalf("arm %s: %v", arm, err)
 		}
 		if st.Name() != want[arm] {

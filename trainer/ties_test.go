@@ -142,7 +142,7 @@ func TestResultsIndependentOfInferenceBatch(t *testing.T) {
 		allIDs = ids
 		var p [][]int
 		for _, st := range []Strategy{{}, {Scope: ScopePerDate}, {SelectBy: "loss"}, {NegativeK: 5}} {
-			p = append(p, st.Select(ev.DS, ids, scores, inf, 10, rand.New(rand.NewSource(2))).Train)
+			p = append(p, st.Select(ids, rankedScores(inf, len(ids), H, 1), 10, rand.New(rand.NewSource(2))).Train)
 		}
 		picks = append(picks, p)
 	}
