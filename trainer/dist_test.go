@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/event"
@@ -93,7 +94,7 @@ func distTestConfig(kind, data, saveDir string) RunConfig {
 		cfg.Epochs, cfg.MaxSeqsPerEpoch = 2, 60 // 7 batches of 8 and one of 4 per epoch
 	}
 	if kind == "selection-fp8" { // TestCascadeDataParallel
-		cfg.Score = ScoreConfig{Precision: PrecisionFP8, RescoreTop: cfg.SampleSize}
+		cfg.Score = selection.ScoreConfig{Precision: selection.PrecisionFP8, RescoreTop: cfg.SampleSize}
 	}
 	return cfg
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/report"
@@ -52,9 +53,9 @@ type RunConfig struct {
 	Version         string
 	Progress        bool
 	Console         io.Writer
-	Run             map[string]string // flags for the checkpoint record
-	Strategy        Strategy          // selection variants (zero value: the documented method)
-	Score           ScoreConfig       // the scoring cascade (--score-precision; zero value: one pass)
+	Run             map[string]string     // flags for the checkpoint record
+	Strategy        selection.Strategy    // selection variants (zero value: the documented method)
+	Score           selection.ScoreConfig // the scoring cascade (--score-precision; zero value: one pass)
 
 	// LogSelected is a JSON-lines file that receives every selected
 	// sequence of every iteration (--log-selected; empty: none).
@@ -157,7 +158,7 @@ type session struct {
 	start    event.Start
 	valIDs   []loader.SeqID
 	train    *loader.Split
-	strat    Strategy
+	strat    selection.Strategy
 	perEpoch int64 // standard: sequences per epoch
 	horizon  int
 	it       int  // the iteration (epoch) in progress, for events
@@ -494,7 +495,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		if err := s.strat.Prepare(ds, s.train); err != nil {
 			return nil, err
 		}
-		s.logits = s.strat.needsLogits()
+		s.logits = s.strat.NeedsLogits()
 	} else {
 		s.perEpoch = s.train.Len()
 		if cfg.MaxSeqsPerEpoch > 0 && int64(cfg.MaxSeqsPerEpoch) < s.perEpoch {
@@ -1061,7 +1062,7 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		ids := strat.Sample(s.ds, train, cfg.SampleSize, rng)
 		sampleTime := time.Since(t0)
 		testPause(ctx, PhaseInference, it)
-		inf, ioWait, compute, err := s.scoreSample(ctx, ids, strat.needsLabels(), k)
+		inf, ioWait, compute, err := s.scoreSample(ctx, ids, strat.NeedsLoss(), k)
 		phase[PhaseSampling] = (sampleTime + ioWait).Seconds()
 		phase[PhaseInference] = compute.Seconds()
 		if err != nil {
@@ -1075,7 +1076,7 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		t1 := time.Now()
 		sel := strat.Select(ids, sc, k, rng)
 		phase[PhaseSelection] = time.Since(t1).Seconds()
-		stats := Summarize(scores, sel.Top)
+		stats := selection.Summarize(scores, sel.Top)
 		s.emit(event.SampleScored{Iteration: it, Sampled: len(ids), Horizon: hname, Mean: stats.Mean, Median: stats.Median,
 			NonFinite: stats.NonFinite, ScoredTotal: s.meta.SequencesScored})
 		overlap := math.NaN()

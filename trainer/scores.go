@@ -1,19 +1,21 @@
 package trainer
 
+import "github.com/satrain/satrain/selection"
+
 // What the selection-aware loop hands the selection method: the run's numbers
 // and one scoring pass, as the method's own plain types.
 
 // selectionConfig is what selection reads of the run's configuration.
-func (c RunConfig) selectionConfig() Config {
-	return Config{SampleSize: c.SampleSize, TopK: c.TopK, Iterations: c.NumIterations}
+func (c RunConfig) selectionConfig() selection.Config {
+	return selection.Config{SampleSize: c.SampleSize, TopK: c.TopK, Iterations: c.NumIterations}
 }
 
 // rankedScores is what selection reads of inf, the scoring pass over n
 // sequences with H horizons, when it ranks on horizon h: the expected
 // returns and (when kept) the bin logits of horizon h, the per-sequence
 // losses (when computed), the tie tolerance and the cascade's candidates.
-func rankedScores(inf InferResult, n, H, h int) Scores {
-	sc := Scores{Expected: make([]float64, n), Loss: inf.Loss, TieRTol: inf.TieRTol, Candidates: inf.Candidates}
+func rankedScores(inf InferResult, n, H, h int) selection.Scores {
+	sc := selection.Scores{Expected: make([]float64, n), Loss: inf.Loss, TieRTol: inf.TieRTol, Candidates: inf.Candidates}
 	for i := range sc.Expected {
 		sc.Expected[i] = float64(inf.Expected[i*H+h])
 	}
@@ -29,4 +31,4 @@ func rankedScores(inf InferResult, n, H, h int) Scores {
 
 // testWeights, when set by a test, sees every selection's loss weights and
 // the scores they were computed from.
-var testWeights func(sel Selection, sc Scores, w []float32)
+var testWeights func(sel selection.Selection, sc selection.Scores, w []float32)

@@ -3,6 +3,8 @@ package trainer
 import (
 	"reflect"
 	"testing"
+
+	"github.com/satrain/satrain/selection"
 )
 
 // rankedScores hands selection horizon h of the pass: sequence i's expected
@@ -20,17 +22,17 @@ func TestRankedScores(t *testing.T) {
 		}
 	}
 	got := rankedScores(inf, 3, 2, 1)
-	want := Scores{Expected: []float64{1.5, 2.5, 3.5}, Loss: inf.Loss, Logits: []float32{10, 11, 12, 110, 111, 112, 210, 211, 212},
+	want := selection.Scores{Expected: []float64{1.5, 2.5, 3.5}, Loss: inf.Loss, Logits: []float32{10, 11, 12, 110, 111, 112, 210, 211, 212},
 		TieRTol: 1e-6, Candidates: []int{0, 2}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("horizon 1: %+v, want %+v", got, want)
 	}
 	inf.Logits, inf.Loss, inf.Candidates = nil, nil, nil
-	if got := rankedScores(inf, 3, 2, 0); !reflect.DeepEqual(got, Scores{Expected: []float64{1, 2, 3}, TieRTol: 1e-6}) {
+	if got := rankedScores(inf, 3, 2, 0); !reflect.DeepEqual(got, selection.Scores{Expected: []float64{1, 2, 3}, TieRTol: 1e-6}) {
 		t.Fatalf("horizon 0 without logits: %+v", got)
 	}
 	c := RunConfig{SampleSize: 96, TopK: 12, NumIterations: 5, EpochsPerIteration: 3}
-	if got := c.selectionConfig(); got != (Config{SampleSize: 96, TopK: 12, Iterations: 5}) {
+	if got := c.selectionConfig(); got != (selection.Config{SampleSize: 96, TopK: 12, Iterations: 5}) {
 		t.Fatalf("selection config %+v", got)
 	}
 }

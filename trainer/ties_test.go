@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/backtest"
 )
@@ -141,7 +142,7 @@ func TestResultsIndependentOfInferenceBatch(t *testing.T) {
 		allScores = append(allScores, scores)
 		allIDs = ids
 		var p [][]int
-		for _, st := range []Strategy{{}, {Scope: ScopePerDate}, {SelectBy: "loss"}, {NegativeK: 5}} {
+		for _, st := range []selection.Strategy{{}, {Scope: selection.ScopePerDate}, {SelectBy: "loss"}, {NegativeK: 5}} {
 			p = append(p, st.Select(ids, rankedScores(inf, len(ids), H, 1), 10, rand.New(rand.NewSource(2))).Train)
 		}
 		picks = append(picks, p)

@@ -1,4 +1,4 @@
-package trainer
+package selection
 
 import (
 	"fmt"
@@ -235,15 +235,17 @@ func (st Strategy) Describe() string {
 	return b.String()
 }
 
-// needsLabels reports whether scoring must compute the losses (Scores.Loss).
-func (st Strategy) needsLabels() bool { return st.SelectBy == "loss" }
+// NeedsLoss reports whether Select reads the per-sequence losses
+// (Scores.Loss), so scoring must compute them.
+func (st Strategy) NeedsLoss() bool { return st.SelectBy == "loss" }
 
-// needsLogits reports whether scoring must keep the logits (Scores.Logits, for Weights).
-func (st Strategy) needsLogits() bool { return st.ConfidenceWeight }
+// NeedsLogits reports whether Weights reads the logits (Scores.Logits), so
+// scoring must keep them.
+func (st Strategy) NeedsLogits() bool { return st.ConfidenceWeight }
 
 // Prepare readies the strategy for one run on ds's training split: it
 // indexes the split where the sampling needs it and resets the state kept
-// across iterations. RunSelectionAware calls it once before the first
+// across iterations. The training loop calls it once before the first
 // iteration; a strategy that is not prepared prepares itself on first use.
 func (st *Strategy) Prepare(ds *loader.Dataset, train *loader.Split) error {
 	m := &strategyState{}
@@ -281,7 +283,7 @@ func (st *Strategy) Prepare(ds *loader.Dataset, train *loader.Split) error {
 func (st *Strategy) state(ds *loader.Dataset, train *loader.Split) *strategyState {
 	if st.mem == nil {
 		if err := st.Prepare(ds, train); err != nil {
-			panic(fmt.Sprintf("trainer: strategy used without Prepare: %v", err))
+			panic(fmt.Sprintf("selection: strategy used without Prepare: %v", err))
 		}
 	}
 	return st.mem

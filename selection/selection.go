@@ -1,12 +1,12 @@
-package trainer
+package selection
 
 import (
 	"container/heap"
 	"math"
 	"sort"
 
-	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/loader"
 )
 
 // Scored is one candidate: its position in the sample and its score.
@@ -55,7 +55,7 @@ func SelectBottomK(scores []float64, k int) []int {
 
 // SelectTopKTies returns the indices of the k highest scores, best first,
 // where scores equal to within the relative tolerance rtol are ties
-// (backtest.MergeTies; rtol is typically InferResult.TieRTol). Ties break by
+// (backtest.MergeTies; rtol is typically Scores.TieRTol). Ties break by
 // a fixed key: the lower ticker, then the earlier end day, then the lower
 // index. So the picks do not depend on float noise in the last bits of the
 // scores, such as the inference batch a sequence was scored in. ids[i] is

@@ -1,4 +1,4 @@
-package trainer
+package selection
 
 import (
 	"math"
@@ -7,8 +7,8 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/backtest"
+	"github.com/satrain/satrain/loader"
 )
 
 // refRank is an independent reference: all indices fully sorted by score
