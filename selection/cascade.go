@@ -131,9 +131,9 @@ type CascadeResult struct {
 // rtol): the tie-break keys are the sequences' own, so they rank the same in
 // the candidates as in the sample. (The one exception is a chain of scores
 // within rtol of each other that crosses the k-th place and runs through a
-// sequence outside the candidates: MergeTies then groups differently. Its
-// width is rtol, a few float32 roundings.) MeasureCascade checks containment
-// and equality.
+// sequence outside the candidates: rank.MergeTies then groups differently.
+// Its width is rtol, a few float32 roundings.) MeasureCascade checks
+// containment and equality.
 func Cascade(ctx context.Context, ids []loader.SeqID, cheap, ref Scorer, k, m int, rtol float64) (CascadeResult, error) {
 	var r CascadeResult
 	if k < 1 || m < k {
@@ -218,9 +218,10 @@ func CheckCascade(ids []loader.SeqID, r CascadeResult, full []float64, k int, rt
 }
 
 // cascadeRank restricts a ranking to the cascade's candidates: the others
-// become NaN, which SelectTopKTies ranks last and MergeTies leaves out, so
-// with at least k candidates the top k are the candidates' top k, ranked and
-// tie-broken exactly as Cascade ranks them. nil candidates: rank unchanged.
+// become NaN, which SelectTopKTies ranks last and rank.MergeTies leaves out,
+// so with at least k candidates the top k are the candidates' top k, ranked
+// and tie-broken exactly as Cascade ranks them. nil candidates: rank
+// unchanged.
 func cascadeRank(rank []float64, candidates []int) []float64 {
 	if candidates == nil {
 		return rank

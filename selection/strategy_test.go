@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/selection/rank"
 )
 
 // Tests of the selection extensions (docs/STRATEGIES.md), pure Go on a small
@@ -363,10 +364,10 @@ func TestStrategyBottomKIncluded(t *testing.T) {
 	}
 	st := Strategy{NegativeK: 4}
 	sel := st.Select(ids, Scores{Expected: scores}, 6, rng)
-	if !reflect.DeepEqual(sel.Top, refTopK(scores, 6, false)) {
-		t.Fatalf("top %v, want %v", sel.Top, refTopK(scores, 6, false))
+	if !reflect.DeepEqual(sel.Top, rank.TopK(scores, 6, nil)) {
+		t.Fatalf("top %v, want %v", sel.Top, rank.TopK(scores, 6, nil))
 	}
-	want := append(append([]int(nil), refTopK(scores, 6, false)...), refTopK(scores, 4, true)...)
+	want := append(append([]int(nil), rank.TopK(scores, 6, nil)...), rank.BottomK(scores, 4, nil)...)
 	if !reflect.DeepEqual(sel.Train, want) {
 		t.Fatalf("trained %v, want top 6 then bottom 4 %v", sel.Train, want)
 	}
@@ -393,7 +394,8 @@ func stDays(sizes []int, rng *rand.Rand) ([]loader.SeqID, []float64) {
 	return outI, outS
 }
 
-// stRefPerDay is the reference: each day's indices ranked by score.
+// stRefPerDay is the reference: each day's indices ranked by score (rank.TopK,
+// itself checked against a full sort).
 func stRefPerDay(ids []loader.SeqID, scores []float64, lowest bool) map[int32][]int {
 	by := map[int32][]int{}
 	for i, id := range ids {
@@ -404,7 +406,10 @@ func stRefPerDay(ids []loader.SeqID, scores []float64, lowest bool) map[int32][]
 		for j, i := range m {
 			sub[j] = scores[i]
 		}
-		r := refRank(sub, lowest)
+		r := rank.TopK(sub, len(sub), nil)
+		if lowest {
+			r = rank.BottomK(sub, len(sub), nil)
+		}
 		out := make([]int, len(r))
 		for j, x := range r {
 			out[j] = m[x]
@@ -446,7 +451,7 @@ func TestStrategyPerDateSelection(t *testing.T) {
 	}
 	check("k/dates", sel.Top, quota)
 	// A global ranking would take mostly day 40 (it scores highest overall).
-	if g := SelectTopK(scores, 20); len(g) == 20 {
+	if g := rank.TopK(scores, 20, nil); len(g) == 20 {
 		n40 := 0
 		for _, i := range g {
 			if ids[i].Day == 40 {

@@ -23,8 +23,8 @@ import (
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/selection"
+	"github.com/satrain/satrain/selection/rank"
 	"github.com/satrain/satrain/torch"
-	"github.com/satrain/satrain/backtest"
 )
 
 func idSet(ids []loader.SeqID) map[loader.SeqID]bool {
@@ -154,7 +154,7 @@ func TestSelectionAwareEndToEnd(t *testing.T) {
 		}
 		// SelectTopKTies is checked against a full sort in package selection.
 		want := selection.SelectTopKTies(rec.scores, rec.sample, cfg.TopK, rtol)
-		merged := backtest.MergeTies(rec.scores, rtol)
+		merged := rank.MergeTies(rec.scores, rtol)
 		if len(rec.Selected) != cfg.TopK {
 			t.Fatalf("iteration %d: selected %d, want %d", it, len(rec.Selected), cfg.TopK)
 		}
