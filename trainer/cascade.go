@@ -102,16 +102,6 @@ func (s EngineScorer) Score(ctx context.Context, ids []loader.SeqID) ([]float64,
 	return out, nil
 }
 
-// ScoreCascade is the selection-aware loop's hook: it runs the cascade of sc
-// over ids with e, the cheap pass in sc.Precision and the rescoring in the
-// engine's own precision, ranking on horizon index h, and selects k.
-func (e *Engine) ScoreCascade(ctx context.Context, ds *loader.Dataset, ids []loader.SeqID, h int, sc selection.ScoreConfig, k int) (selection.CascadeResult, error) {
-	ref := ReferencePrecision(e.Cfg)
-	cheap := EngineScorer{Eng: e, Data: ds, Horizon: h, Precision: sc.Precision}
-	full := EngineScorer{Eng: e, Data: ds, Horizon: h, Precision: ref}
-	return selection.Cascade(ctx, ids, cheap, full, k, sc.M(k, len(ids)), ScoreTieRTol(e.Model.Cfg))
-}
-
 // scoreSample scores an iteration's sample for the selection-aware loop: one
 // pass in the run's precision (score), or, with the cascade (RunConfig.Score
 // active), the whole sample in the cheap precision and then its best M

@@ -10,7 +10,6 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -1350,14 +1349,4 @@ func (s *session) runStandard(ctx context.Context) (*RunResult, error) {
 		}
 	}
 	return res, nil
-}
-
-// sortIDs orders ids by ticker then day (for stable output).
-func sortIDs(ids []loader.SeqID) {
-	sort.Slice(ids, func(i, j int) bool {
-		if ids[i].Ticker != ids[j].Ticker {
-			return ids[i].Ticker < ids[j].Ticker
-		}
-		return ids[i].Day < ids[j].Day
-	})
 }
