@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand"
 	"testing"
+
+	"github.com/satrain/satrain/selection/rank"
 )
 
 // TestICBatchNoiseBound (issue 23, item 11) checks the statement the README
@@ -53,8 +55,8 @@ func TestICBatchNoiseBound(t *testing.T) {
 	var sumRankBound, sumICBound, varSum float64
 	moved := 0
 	for d := 0; d < dates; d++ {
-		sa := MergeTies(scoresOf(a[d*n:(d+1)*n]), rtol)
-		sb := MergeTies(scoresOf(b[d*n:(d+1)*n]), rtol)
+		sa := rank.MergeTies(scoresOf(a[d*n:(d+1)*n]), rtol)
+		sb := rank.MergeTies(scoresOf(b[d*n:(d+1)*n]), rtol)
 		da, db := ra.Dates[d], rb.Dates[d]
 		real := realizedOf(a[d*n : (d+1)*n])
 		rs, rs2 := ranks(sa), ranks(sb)

@@ -7,7 +7,9 @@
 // with gonum.org/v1/plot.
 //
 // The package is pure Go: it does not depend on torch, loader or trainer, so
-// it can be tested and used on any machine.
+// it can be tested and used on any machine. Its per-date picks and tie
+// merging are the selection method's own ranker, selection/rank (standard
+// library only).
 //
 // Conventions (see docs/METRICS.md for the formulas):
 //   - A Prediction is one (ticker, decision date) pair. Score and Realized are

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"sort"
+
+	"github.com/satrain/satrain/selection/rank"
 )
 
 // Prediction is the model's output for one sequence: one ticker on one
@@ -32,7 +34,7 @@ type Config struct {
 	CostBps     float64 `json:"cost_bps"`     // cost in basis points per unit turnover
 	Rebalance   string  `json:"rebalance"`    // "non-overlapping" (default) or "staggered"
 	// TieRTol is the relative tolerance within which two scores of one date
-	// are the same score (see MergeTies): they then tie, the lower ticker is
+	// are the same score (see rank.MergeTies): they then tie, the lower ticker is
 	// picked first, and rank IC gives them their average rank. 0 compares
 	// scores exactly. Set it to the rounding noise of the model's scores
 	// (trainer.ScoreTieRTol) so results do not depend on how they were batched.
@@ -191,8 +193,9 @@ func validate(preds []Prediction) error {
 }
 
 // groupByDate sorts a copy of preds by (date, ticker), rejects duplicates,
-// merges each date's scores that tie within cfg.TieRTol (MergeTies) and
-// builds the per-date cross-sections with their top-k selections.
+// merges each date's scores that tie within cfg.TieRTol (rank.MergeTies)
+// and builds the per-date cross-sections with their top-k selections
+// (rank.TopK, ties to the lower ticker).
 func groupByDate(preds []Prediction, cfg Config) ([]crossSection, error) {
 	s := append([]Prediction(nil), preds...)
 	sort.Slice(s, func(i, j int) bool {
@@ -213,17 +216,13 @@ func groupByDate(preds []Prediction, cfg Config) ([]crossSection, error) {
 		cs := crossSection{date: s[i].Date, preds: s[i:j:j]}
 		// Scores equal to within the tolerance become one value, so the
 		// pick, IC, rank IC and calibration below treat them as ties.
-		for t, v := range MergeTies(scoresOf(cs.preds), cfg.TieRTol) {
+		merged := rank.MergeTies(scoresOf(cs.preds), cfg.TieRTol)
+		for t, v := range merged {
 			cs.preds[t].Score = v
 		}
-		order := make([]int, len(cs.preds))
-		for t := range order {
-			order[t] = t
-		}
-		// preds are ticker-sorted, so a stable sort by descending score
-		// breaks ties by ascending ticker.
-		sort.SliceStable(order, func(a, b int) bool { return cs.preds[order[a]].Score > cs.preds[order[b]].Score })
-		cs.top = order[:cfg.selectK(len(cs.preds))]
+		// preds are ticker-sorted, so ties going to the lower index go to
+		// the lower ticker.
+		cs.top = rank.TopK(merged, cfg.selectK(len(cs.preds)), nil)
 		out = append(out, cs)
 		i = j
 	}

@@ -3,7 +3,6 @@ package model
 import (
 	"fmt"
 	"sort"
-	"strings"
 )
 
 // Config is the architecture of the return-bin transformer.
@@ -107,11 +106,3 @@ func FormatParams(n int64) string {
 
 // HorizonName is "5d" for 5.
 func HorizonName(days int) string { return fmt.Sprintf("%dd", days) }
-
-func joinInts(v []int) string {
-	s := make([]string, len(v))
-	for i, x := range v {
-		s[i] = fmt.Sprint(x)
-	}
-	return strings.Join(s, ",")
-}

@@ -10,6 +10,7 @@ import (
 	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/selection"
 )
 
 // CascadeBenchConfig is a measurement of the scoring cascade on a trained
@@ -57,7 +58,7 @@ type CascadeBenchIteration struct {
 
 // timedScorer records the duration of each Score call.
 type timedScorer struct {
-	s     Scorer
+	s     selection.Scorer
 	times *[]time.Duration
 }
 
@@ -78,11 +79,11 @@ func (t timedScorer) Score(ctx context.Context, ids []loader.SeqID) ([]float64, 
 // bf16 for everything but its FP8 matmuls, as in a run.
 func BenchCascade(ctx context.Context, cfg CascadeBenchConfig, emit func(CascadeBenchIteration)) error {
 	switch cfg.Reference {
-	case PrecisionFP32, PrecisionBF16:
+	case selection.PrecisionFP32, selection.PrecisionBF16:
 	default:
 		return fmt.Errorf("--reference %q: want fp32 or bf16", cfg.Reference)
 	}
-	sc := ScoreConfig{Precision: cfg.Cheap, RescoreTop: cfg.RescoreTop}
+	sc := selection.ScoreConfig{Precision: cfg.Cheap, RescoreTop: cfg.RescoreTop}
 	if err := sc.Validate(cfg.TopK, cfg.SampleSize, cfg.Reference); err != nil {
 		return err
 	}
@@ -120,14 +121,14 @@ func BenchCascade(ctx context.Context, cfg CascadeBenchConfig, emit func(Cascade
 		ids := train.Sample(cfg.SampleSize, rand.New(rand.NewSource(iterSeed(cfg.Seed, it, 2))))
 		cheapT, refT = cheapT[:0], refT[:0]
 		var full []float64
-		var r CascadeResult
+		var r selection.CascadeResult
 		cheapFirst := it%2 == 1
 		if !cheapFirst {
 			if full, err = ref.Score(ctx, ids); err != nil {
 				return err
 			}
 		}
-		if r, err = Cascade(ctx, ids, cheap, ref, k, m, rtol); err != nil {
+		if r, err = selection.Cascade(ctx, ids, cheap, ref, k, m, rtol); err != nil {
 			return err
 		}
 		if cheapFirst {
@@ -135,7 +136,7 @@ func BenchCascade(ctx context.Context, cfg CascadeBenchConfig, emit func(Cascade
 				return err
 			}
 		}
-		c, err := CheckCascade(ids, r, full, k, rtol)
+		c, err := selection.CheckCascade(ids, r, full, k, rtol)
 		if err != nil {
 			return err
 		}
@@ -145,11 +146,11 @@ func BenchCascade(ctx context.Context, cfg CascadeBenchConfig, emit func(Cascade
 			rescoreT, fullT = refT[0], refT[1]
 		}
 		pos := make([]int, len(ids))
-		for p, i := range SelectTopKTies(r.Cheap, ids, len(ids), rtol) {
+		for p, i := range selection.SelectTopKTies(r.Cheap, ids, len(ids), rtol) {
 			pos[i] = p
 		}
 		minM := 0
-		for _, i := range SelectTopKTies(full, ids, k, rtol) {
+		for _, i := range selection.SelectTopKTies(full, ids, k, rtol) {
 			minM = max(minM, pos[i]+1)
 		}
 		diff := 0.0

@@ -21,6 +21,7 @@ import (
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/report"
+	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -46,29 +47,29 @@ var CompareArms = []string{ArmStandard, ArmSelectionAware, ArmTwoStage, ArmRando
 	ArmPerDate, ArmStratified, ArmTopKSchedule, ArmConfidence, ArmConsistency}
 
 // armStrategy is the selection strategy of a selection-style arm.
-func armStrategy(arm string, topK int) Strategy {
+func armStrategy(arm string, topK int) selection.Strategy {
 	switch arm {
 	case ArmRandom:
-		return Strategy{SelectBy: "random"}
+		return selection.Strategy{SelectBy: "random"}
 	case ArmOHEM:
-		return Strategy{SelectBy: "loss"}
+		return selection.Strategy{SelectBy: "loss"}
 	case ArmNegative:
-		return Strategy{NegativeK: topK}
+		return selection.Strategy{NegativeK: topK}
 	case ArmMix:
-		return Strategy{MixRandom: 0.5}
+		return selection.Strategy{MixRandom: 0.5}
 	case ArmPerDate:
-		return Strategy{Scope: ScopePerDate}
+		return selection.Strategy{Scope: selection.ScopePerDate}
 	case ArmStratified:
-		return Strategy{Stratify: "sector"}
+		return selection.Strategy{Stratify: "sector"}
 	case ArmTopKSchedule:
 		lo := max(1, topK/2)
-		return Strategy{TopKSchedule: fmt.Sprintf("linear:%d:%d", lo, 2*topK-lo)}
+		return selection.Strategy{TopKSchedule: fmt.Sprintf("linear:%d:%d", lo, 2*topK-lo)}
 	case ArmConfidence:
-		return Strategy{ConfidenceWeight: true}
+		return selection.Strategy{ConfidenceWeight: true}
 	case ArmConsistency:
-		return Strategy{ConsistencyBonus: 1}
+		return selection.Strategy{ConsistencyBonus: 1}
 	}
-	return Strategy{}
+	return selection.Strategy{}
 }
 
 // CompareConfig is a comparison of training arms at an equal training
@@ -180,7 +181,7 @@ func (c *CompareConfig) Validate() error {
 }
 
 // passesPerIteration is what one selection-style iteration trains.
-func passesPerIteration(cfg RunConfig, st Strategy) int64 {
+func passesPerIteration(cfg RunConfig, st selection.Strategy) int64 {
 	per := cfg.TopK + st.NegativeK + int(math.Round(st.MixRandom*float64(cfg.TopK)))
 	return int64(per * cfg.EpochsPerIteration)
 }
@@ -387,7 +388,7 @@ func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string
 		}
 		return RunStandard(ctx, rc)
 	}
-	selection := func(rc RunConfig, budget int64, points int, dir, resume string, st Strategy) (*RunResult, error) {
+	selectionRun := func(rc RunConfig, budget int64, points int, dir, resume string, st selection.Strategy) (*RunResult, error) {
 		rc.SaveDir, rc.ResumeFrom, rc.Strategy = dir, resume, st
 		rc.NumIterations = int(max(1, int64(math.Round(float64(budget)/float64(passesPerIteration(rc, st))))))
 		every := max(1, rc.NumIterations/max(1, points))
@@ -446,13 +447,13 @@ func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string
 		if run.Stage1.BestCheckpoint == "" {
 			run.Stage1.BestCheckpoint = run.BestCheckpoint
 		}
-		r2, err := selection(rc, cfg.Budget-done, max(1, points-points/2), dir, r1.BestPath, Strategy{})
+		r2, err := selectionRun(rc, cfg.Budget-done, max(1, points-points/2), dir, r1.BestPath, selection.Strategy{})
 		if err != nil {
 			return nil, err
 		}
 		return stages, addStage(r2, dir, done, KindSelectionAware)
 	default:
-		r, err := selection(rc, cfg.Budget, points, dir, "", armStrategy(arm, rc.TopK))
+		r, err := selectionRun(rc, cfg.Budget, points, dir, "", armStrategy(arm, rc.TopK))
 		if err != nil {
 			return nil, err
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -95,7 +96,7 @@ func distTestConfig(kind, data, saveDir string) RunConfig {
 		cfg.Epochs, cfg.MaxSeqsPerEpoch = 2, 60 // 7 batches of 8 and one of 4 per epoch
 	}
 	if kind == "selection-fp8" { // TestCascadeDataParallel
-		cfg.Score = ScoreConfig{Precision: PrecisionFP8, RescoreTop: cfg.SampleSize}
+		cfg.Score = selection.ScoreConfig{Precision: selection.PrecisionFP8, RescoreTop: cfg.SampleSize}
 	}
 	return cfg
 }

@@ -9,7 +9,6 @@ import (
 	"math"
 	"math/rand"
 	"os"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/report"
+	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -59,9 +59,9 @@ type RunConfig struct {
 	Version         string
 	Progress        bool
 	Console         io.Writer
-	Run             map[string]string // flags for the checkpoint record
-	Strategy        Strategy          // selection variants (zero value: the documented method)
-	Score           ScoreConfig       // the scoring cascade (--score-precision; zero value: one pass)
+	Run             map[string]string     // flags for the checkpoint record
+	Strategy        selection.Strategy    // selection variants (zero value: the documented method)
+	Score           selection.ScoreConfig // the scoring cascade (--score-precision; zero value: one pass)
 
 	// LogSelected is a JSON-lines file that receives every selected
 	// sequence of every iteration (--log-selected; empty: none).
@@ -189,7 +189,7 @@ type session struct {
 	start    event.Start
 	valIDs   []loader.SeqID
 	train    *loader.Split
-	strat    Strategy
+	strat    selection.Strategy
 	perEpoch int64 // standard: sequences per epoch
 	horizon  int
 	it       int  // the iteration (epoch) in progress, for events
@@ -331,7 +331,7 @@ func (c *RunConfig) Validate(selection bool) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
-	if err := c.Strategy.Validate(c); err != nil {
+	if err := c.Strategy.Validate(c.selectionConfig()); err != nil {
 		return err
 	}
 	return torch.CheckDevice(c.Device)
@@ -523,10 +523,10 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		}
 	}
 	if kind == KindSelectionAware {
-		if err := s.strat.Prepare(ds, s.train, cfg); err != nil {
+		if err := s.strat.Prepare(ds, s.train); err != nil {
 			return nil, err
 		}
-		s.logits = s.strat.needsLogits()
+		s.logits = s.strat.NeedsLogits()
 	} else {
 		s.perEpoch = s.train.Len()
 		if cfg.MaxSeqsPerEpoch > 0 && int64(cfg.MaxSeqsPerEpoch) < s.perEpoch {
@@ -1076,7 +1076,7 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 			return res, err
 		}
 		rng := rand.New(rand.NewSource(iterSeed(cfg.Seed, it, 2)))
-		k := strat.K(cfg, it)
+		k := strat.K(cfg.selectionConfig(), it)
 		s.emit(event.IterationStarted{Kind: s.kind, Iteration: it, Total: cfg.NumIterations, SampleSize: cfg.SampleSize, TopK: k})
 
 		// Sampling and scoring.
@@ -1084,24 +1084,21 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		ids := strat.Sample(s.ds, train, cfg.SampleSize, rng)
 		sampleTime := time.Since(t0)
 		s.atPhase(ctx, PhaseInference, it)
-		inf, ioWait, compute, err := s.scoreSample(ctx, ids, strat.needsLabels(), k)
+		inf, ioWait, compute, err := s.scoreSample(ctx, ids, strat.NeedsLoss(), k)
 		phase[PhaseSampling] = (sampleTime + ioWait).Seconds()
 		phase[PhaseInference] = compute.Seconds()
 		if err != nil {
 			return s.stop(ctx, res, it, PhaseInference, err)
 		}
-		H := len(s.ds.Horizons())
-		scores := make([]float64, len(ids))
-		for i := range ids {
-			scores[i] = float64(inf.Expected[i*H+h])
-		}
+		sc := rankedScores(inf, len(ids), len(s.ds.Horizons()), h)
+		scores := sc.Expected
 		s.meta.SequencesScored += int64(len(ids))
 
 		// Selection.
 		t1 := time.Now()
-		sel := strat.Select(s.ds, ids, scores, inf, k, rng)
+		sel := strat.Select(ids, sc, k, rng)
 		phase[PhaseSelection] = time.Since(t1).Seconds()
-		stats := Summarize(scores, sel.Top)
+		stats := selection.Summarize(scores, sel.Top)
 		s.emit(event.SampleScored{Iteration: it, Sampled: len(ids), Horizon: hname, Mean: stats.Mean, Median: stats.Median,
 			NonFinite: stats.NonFinite, ScoredTotal: s.meta.SequencesScored})
 		overlap := math.NaN()
@@ -1133,7 +1130,10 @@ func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
 		for i, j := range sel.Train {
 			trainIDs[i] = ids[j]
 		}
-		weights := strat.Weights(sel, ids, inf, it)
+		weights := strat.Weights(sel, sc)
+		if testWeights != nil {
+			testWeights(sel, sc, weights)
+		}
 		s.emit(event.TrainingStarted{Iteration: it, What: sel.Describe(), Sequences: len(trainIDs), Epochs: cfg.EpochsPerIteration})
 		s.atPhase(ctx, PhaseTraining, it)
 		tp, err := s.trainOn(ctx, trainIDs, weights, cfg.EpochsPerIteration, rng, nil)
@@ -1367,16 +1367,6 @@ func (s *session) runStandard(ctx context.Context) (*RunResult, error) {
 		}
 	}
 	return res, nil
-}
-
-// sortIDs orders ids by ticker then day (for stable output).
-func sortIDs(ids []loader.SeqID) {
-	sort.Slice(ids, func(i, j int) bool {
-		if ids[i].Ticker != ids[j].Ticker {
-			return ids[i].Ticker < ids[j].Ticker
-		}
-		return ids[i].Day < ids[j].Day
-	})
 }
 
 // finite returns v, or +Inf for NaN (for "best so far" comparisons).

@@ -13,6 +13,7 @@ import (
 	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/internal/reporttest"
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -100,8 +101,8 @@ func TestResultsIndependentOfInferenceBatch(t *testing.T) {
 		allScores = append(allScores, scores)
 		allIDs = ids
 		var p [][]int
-		for _, st := range []Strategy{{}, {Scope: ScopePerDate}, {SelectBy: "loss"}, {NegativeK: 5}} {
-			p = append(p, st.Select(ev.DS, ids, scores, inf, 10, rand.New(rand.NewSource(2))).Train)
+		for _, st := range []selection.Strategy{{}, {Scope: selection.ScopePerDate}, {SelectBy: "loss"}, {NegativeK: 5}} {
+			p = append(p, st.Select(ids, rankedScores(inf, len(ids), H, 1), 10, rand.New(rand.NewSource(2))).Train)
 		}
 		picks = append(picks, p)
 	}

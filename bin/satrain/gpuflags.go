@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/trainer"
 	"github.com/urfave/cli/v2"
 )
@@ -17,12 +18,12 @@ func gpuFlags() []cli.Flag {
 
 // applyGPUFlags copies the flags of gpuFlags into cfg and checks them (one
 // line on error, before any work).
-func applyGPUFlags(c *cli.Context, cfg *trainer.RunConfig, selection bool) error {
+func applyGPUFlags(c *cli.Context, cfg *trainer.RunConfig, selectionAware bool) error {
 	cfg.Step.FusedKernels = c.Bool("fused-kernels")
-	if !selection {
+	if !selectionAware {
 		return nil
 	}
-	sc := trainer.ScoreConfig{Precision: c.String("score-precision"), RescoreTop: c.Int("rescore-top")}
+	sc := selection.ScoreConfig{Precision: c.String("score-precision"), RescoreTop: c.Int("rescore-top")}
 	ref := trainer.ReferencePrecision(cfg.Step)
 	if err := sc.Validate(cfg.TopK, cfg.SampleSize, ref); err != nil {
 		return err

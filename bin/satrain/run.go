@@ -18,6 +18,7 @@ import (
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/report"
+	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
 	"github.com/urfave/cli/v2"
@@ -78,7 +79,7 @@ func flagWorded(err error) error {
 // With --resume-from (not for compare, which starts its own runs) the
 // checkpoint is read first and its run's settings fill the flags not given
 // (see inheritCheckpoint); its architecture is checked by checkArchitecture.
-func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
+func runConfig(c *cli.Context, selectionAware bool) (trainer.RunConfig, error) {
 	var cfg trainer.RunConfig
 	var ckpt *checkpoint.Info
 	var resumeWarnings []string
@@ -107,7 +108,7 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 			return cfg, err
 		}
 		kind := trainer.KindStandard
-		if selection {
+		if selectionAware {
 			kind = trainer.KindSelectionAware
 		}
 		warns, inherited, err := inheritCheckpoint(c, info, kind)
@@ -187,7 +188,7 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	if n := c.Int("max-skipped-steps"); n < 1 {
 		return cfg, fmt.Errorf("--max-skipped-steps must be >= 1, got %d", n)
 	}
-	if err := checkRunValues(c, selection); err != nil {
+	if err := checkRunValues(c, selectionAware); err != nil {
 		return cfg, err
 	}
 	mode := c.String("loader-mode")
@@ -219,12 +220,12 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	}
 	// The default address moves aside for a run that holds it; one given does not.
 	cfg.MetricsAnyPort = !c.IsSet("metrics-addr")
-	if selection {
+	if selectionAware {
 		cfg.SampleSize, cfg.TopK, cfg.HorizonIdx = c.Int("sample-size"), c.Int("top-k"), c.Int("horizon-idx")
 		cfg.EpochsPerIteration, cfg.NumIterations = c.Int("train-epochs-per-iteration"), c.Int("num-iterations")
 		cfg.ValEvery, cfg.CheckpointEvery = c.Int("val-every"), c.Int("checkpoint-every")
 		cfg.LogSelected = c.String("log-selected")
-		cfg.Strategy = trainer.Strategy{SelectBy: c.String("select-by"), NegativeK: c.Int("negative-k"), MixRandom: c.Float64("mix-random"),
+		cfg.Strategy = selection.Strategy{SelectBy: c.String("select-by"), NegativeK: c.Int("negative-k"), MixRandom: c.Float64("mix-random"),
 			Scope: c.String("select-scope"), TopFrac: c.Float64("top-frac"), Stratify: c.String("stratify"),
 			TopKSchedule: c.String("top-k-schedule"), ConfidenceWeight: c.Bool("confidence-weight"),
 			ConsistencyBonus: c.Float64("consistency-bonus")}
@@ -251,14 +252,14 @@ func runConfig(c *cli.Context, selection bool) (trainer.RunConfig, error) {
 	// The run records these paths in its checkpoints (Meta.DataPath, Meta.Run):
 	// absolute, they hold from any working directory.
 	cfg.Data, cfg.SaveDir, cfg.LogSelected = absPath(cfg.Data), absPath(cfg.SaveDir), absPath(cfg.LogSelected)
-	if err := applyGPUFlags(c, &cfg, selection); err != nil {
+	if err := applyGPUFlags(c, &cfg, selectionAware); err != nil {
 		return cfg, err
 	}
 	if autoFresh {
 		// Nothing to continue: what an attempt without a checkpoint left goes.
 		cfg.Overwrite = true
 	}
-	if err := cfg.Validate(selection); err != nil {
+	if err := cfg.Validate(selectionAware); err != nil {
 		return cfg, err
 	}
 	// Notes, not news: at INFO they would precede a start-up error (the

@@ -1,4 +1,4 @@
-package trainer
+package selection
 
 import (
 	"math"
@@ -7,37 +7,15 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/selection/rank"
 )
 
-// refRank is an independent reference: all indices fully sorted by score
-// (descending, or ascending when lowest), NaN after every number, ties to the
-// lower index.
-func refRank(scores []float64, lowest bool) []int {
-	idx := make([]int, len(scores))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool {
-		x, y := scores[idx[a]], scores[idx[b]]
-		xn, yn := math.IsNaN(x), math.IsNaN(y)
-		if xn || yn {
-			return !xn && yn
-		}
-		if lowest {
-			return x < y
-		}
-		return x > y
-	})
-	return idx
-}
-
 // refTopKTies is the reference for SelectTopKTies: scores merged within rtol
-// (backtest.MergeTies), all indices fully sorted by merged score descending
+// (rank.MergeTies), all indices fully sorted by merged score descending
 // (NaN last, NaNs among themselves by key), then ticker, day and index.
 func refTopKTies(scores []float64, ids []loader.SeqID, k int, rtol float64) []int {
-	m := backtest.MergeTies(scores, rtol)
+	m := rank.MergeTies(scores, rtol)
 	idx := make([]int, len(scores))
 	for i := range idx {
 		idx[i] = i
@@ -58,126 +36,9 @@ func refTopKTies(scores []float64, ids []loader.SeqID, k int, rtol float64) []in
 	return idx[:min(max(k, 0), len(idx))]
 }
 
-func refTopK(scores []float64, k int, lowest bool) []int {
-	if k <= 0 {
-		return nil
-	}
-	r := refRank(scores, lowest)
-	if k > len(r) {
-		k = len(r)
-	}
-	return r[:k]
-}
-
-// randomScores mixes continuous values, heavy ties, NaN and infinities.
-func randomScores(rng *rand.Rand, n int) []float64 {
-	s := make([]float64, n)
-	mode := rng.Intn(4)
-	for i := range s {
-		switch mode {
-		case 0: // continuous
-			s[i] = rng.NormFloat64()
-		case 1: // few distinct values: many ties
-			s[i] = float64(rng.Intn(4)) * 0.25
-		case 2: // ties and NaN
-			if rng.Intn(5) == 0 {
-				s[i] = math.NaN()
-			} else {
-				s[i] = float64(rng.Intn(3))
-			}
-		default: // everything
-			switch rng.Intn(8) {
-			case 0:
-				s[i] = math.NaN()
-			case 1:
-				s[i] = math.Inf(1)
-			case 2:
-				s[i] = math.Inf(-1)
-			case 3:
-				s[i] = 0
-			default:
-				s[i] = rng.NormFloat64()
-			}
-		}
-	}
-	return s
-}
-
-func TestSelectTopKMatchesFullSort(t *testing.T) {
-	rng := rand.New(rand.NewSource(1))
-	for c := 0; c < 3000; c++ {
-		n := rng.Intn(120)
-		if c%100 == 0 {
-			n = 1000 + rng.Intn(2000)
-		}
-		k := rng.Intn(n+4) - 1 // -1 .. n+2
-		scores := randomScores(rng, n)
-		got := SelectTopK(scores, k)
-		want := refTopK(scores, k, false)
-		if len(got) == 0 && len(want) == 0 {
-			continue
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("case %d: n=%d k=%d scores=%v\nSelectTopK = %v\nfull sort = %v", c, n, k, scores, got, want)
-		}
-	}
-}
-
-func TestSelectTopKTiesAndNaN(t *testing.T) {
-	nan := math.NaN()
-	cases := []struct {
-		scores []float64
-		k      int
-		want   []int
-	}{
-		{[]float64{1, 1, 1, 1}, 2, []int{0, 1}},
-		{[]float64{0, 2, 2, 1, 2}, 2, []int{1, 2}},
-		{[]float64{0, 2, 2, 1, 2}, 4, []int{1, 2, 4, 3}},
-		{[]float64{nan, 0, nan, -1}, 3, []int{1, 3, 0}},
-		{[]float64{nan, nan}, 1, []int{0}},
-		{[]float64{math.Inf(-1), nan, -5}, 3, []int{2, 0, 1}},
-		{[]float64{3, 1, 2}, 10, []int{0, 2, 1}},
-	}
-	for _, c := range cases {
-		if got := SelectTopK(c.scores, c.k); !reflect.DeepEqual(got, c.want) {
-			t.Errorf("SelectTopK(%v, %d) = %v, want %v", c.scores, c.k, got, c.want)
-		}
-	}
-	if got := SelectTopK([]float64{1, 2}, 0); len(got) != 0 {
-		t.Errorf("k=0: got %v, want empty", got)
-	}
-	if got := SelectTopK(nil, 3); len(got) != 0 {
-		t.Errorf("no scores: got %v, want empty", got)
-	}
-}
-
-func TestSelectBottomK(t *testing.T) {
-	nan := math.NaN()
-	if got, want := SelectBottomK([]float64{5, -1, 3, -1, nan, 0}, 3), []int{1, 3, 5}; !reflect.DeepEqual(got, want) {
-		t.Errorf("SelectBottomK = %v, want %v", got, want)
-	}
-	if got, want := SelectBottomK([]float64{nan, 2, 1}, 3), []int{2, 1, 0}; !reflect.DeepEqual(got, want) {
-		t.Errorf("SelectBottomK with NaN = %v, want %v (NaN last)", got, want)
-	}
-	rng := rand.New(rand.NewSource(2))
-	for c := 0; c < 1500; c++ {
-		n := rng.Intn(100)
-		k := rng.Intn(n+3) - 1
-		scores := randomScores(rng, n)
-		got := SelectBottomK(scores, k)
-		want := refTopK(scores, k, true)
-		if len(got) == 0 && len(want) == 0 {
-			continue
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("case %d: n=%d k=%d scores=%v\nSelectBottomK = %v\nfull sort   = %v", c, n, k, scores, got, want)
-		}
-	}
-}
-
 func TestSummarize(t *testing.T) {
 	scores := []float64{3, 1, 4, 1, 5, 9, 2, 6}
-	top := SelectTopK(scores, 2)
+	top := rank.TopK(scores, 2, nil)
 	if !reflect.DeepEqual(top, []int{5, 7}) {
 		t.Fatalf("top-2 = %v, want [5 7]", top)
 	}
