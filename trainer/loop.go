@@ -97,10 +97,10 @@ type RunConfig struct {
 	// reports, the others report nothing (see dist.go).
 	Group *torch.ProcessGroup
 
-	// PhaseHook, when set, is called at the start of each phase of a
-	// selection-aware iteration (PhaseInference, PhaseTraining,
-	// PhaseValidation, PhaseCheckpoint) with the iteration, on the run's
-	// goroutine; the run waits for it. The signal tests of bin/satrain use it
+	// PhaseHook, when set, is called at the start of each phase of an
+	// iteration (PhaseInference and PhaseTraining of a selection-aware
+	// iteration; PhaseValidation and PhaseCheckpoint of both loops) with the
+	// iteration, on the run's goroutine; the run waits for it. The signal tests of bin/satrain use it
 	// to deliver a signal inside a chosen phase.
 	PhaseHook func(ctx context.Context, phase string, it int)
 	// Hooks for tests: called after each iteration's checkpointing.
@@ -179,6 +179,7 @@ func (e *StoppedError) Unwrap() error { return e.Err }
 var ErrNoFiniteValidation = errors.New("no finite validation loss")
 
 type session struct {
+	prevTop  map[loader.SeqID]int // the previous iteration's top-k (selection-aware), for the overlap
 	cfg      RunConfig
 	kind     string
 	ds       *loader.Dataset
@@ -1037,172 +1038,6 @@ func (s *session) finish(res *RunResult, err error) (*RunResult, error) {
 	return res, err
 }
 
-// RunSelectionAware runs the method: each iteration samples SampleSize
-// training sequences, scores them, keeps the TopK by expected return on the
-// chosen horizon, trains on them for EpochsPerIteration epochs, validates
-// every ValEvery iterations and keeps the best model by validation loss.
-// A run that starts from another run's weights validates them first
-// (iteration 0) and keeps them as the best to beat. A run that did every
-// iteration without a finite validation loss returns ErrNoFiniteValidation.
-// Output goes through cfg.Reporters (see package event).
-func RunSelectionAware(ctx context.Context, cfg RunConfig) (*RunResult, error) {
-	s, err := open(ctx, cfg, KindSelectionAware)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	res, err := s.runSelectionAware(s.jointContext(ctx))
-	return s.finish(res, err)
-}
-
-func (s *session) runSelectionAware(ctx context.Context) (*RunResult, error) {
-	cfg := s.cfg
-	h := s.horizon
-	hname := model.HorizonName(s.ds.Horizons()[h])
-	strat := &s.strat
-	train := s.train
-	res := &RunResult{BestValLoss: s.meta.BestValLoss}
-	if stopErr, fatal := s.validateStart(ctx, res, cfg.NumIterations); fatal != nil {
-		return res, fatal
-	} else if stopErr != nil {
-		return s.stop(ctx, res, 0, PhaseValidation, stopErr)
-	}
-	var prevSelected map[loader.SeqID]int
-	for it := s.meta.Iteration + 1; it <= cfg.NumIterations; it++ {
-		s.it = it
-		itStart := time.Now()
-		phase := map[string]float64{}
-		if err := torch.ManualSeed(uint64(iterSeed(cfg.Seed, it, 1))); err != nil {
-			return res, err
-		}
-		rng := rand.New(rand.NewSource(iterSeed(cfg.Seed, it, 2)))
-		k := strat.K(cfg.selectionConfig(), it)
-		s.emit(event.IterationStarted{Kind: s.kind, Iteration: it, Total: cfg.NumIterations, SampleSize: cfg.SampleSize, TopK: k})
-
-		// Sampling and scoring.
-		t0 := time.Now()
-		ids := strat.Sample(s.ds, train, cfg.SampleSize, rng)
-		sampleTime := time.Since(t0)
-		s.atPhase(ctx, PhaseInference, it)
-		inf, ioWait, compute, err := s.scoreSample(ctx, ids, strat.NeedsLoss(), k)
-		phase[PhaseSampling] = (sampleTime + ioWait).Seconds()
-		phase[PhaseInference] = compute.Seconds()
-		if err != nil {
-			return s.stop(ctx, res, it, PhaseInference, err)
-		}
-		sc := rankedScores(inf, len(ids), len(s.ds.Horizons()), h)
-		scores := sc.Expected
-		s.meta.SequencesScored += int64(len(ids))
-
-		// Selection.
-		t1 := time.Now()
-		sel := strat.Select(ids, sc, k, rng)
-		phase[PhaseSelection] = time.Since(t1).Seconds()
-		stats := selection.Summarize(scores, sel.Top)
-		s.emit(event.SampleScored{Iteration: it, Sampled: len(ids), Horizon: hname, Mean: stats.Mean, Median: stats.Median,
-			NonFinite: stats.NonFinite, ScoredTotal: s.meta.SequencesScored})
-		overlap := math.NaN()
-		cur := map[loader.SeqID]int{}
-		for _, i := range sel.Top {
-			cur[ids[i]] = 1
-		}
-		if prevSelected != nil {
-			same := 0
-			for id := range cur {
-				if prevSelected[id] > 0 {
-					same++
-				}
-			}
-			overlap = float64(same) / math.Max(1, float64(len(cur)))
-		}
-		prevSelected = cur
-		selected := make([]loader.SeqID, len(sel.Top))
-		selScores := make([]float64, len(sel.Top))
-		for r, j := range sel.Top {
-			selected[r], selScores[r] = ids[j], scores[j]
-		}
-		s.emit(event.SubsetSelected{Iteration: it, K: len(sel.Top), TopKMean: stats.TopKMean, TopKMin: stats.TopKMin,
-			Selected: selected, Scores: selScores, Overlap: overlap, StratumShare: sel.StratumShare})
-
-		// Training.
-		t2 := time.Now()
-		trainIDs := make([]loader.SeqID, len(sel.Train))
-		for i, j := range sel.Train {
-			trainIDs[i] = ids[j]
-		}
-		weights := strat.Weights(sel, sc)
-		if testWeights != nil {
-			testWeights(sel, sc, weights)
-		}
-		s.emit(event.TrainingStarted{Iteration: it, What: sel.Describe(), Sequences: len(trainIDs), Epochs: cfg.EpochsPerIteration})
-		s.atPhase(ctx, PhaseTraining, it)
-		tp, err := s.trainOn(ctx, trainIDs, weights, cfg.EpochsPerIteration, rng, nil)
-		loss := tp.Loss
-		phase[PhaseTraining] = time.Since(t2).Seconds()
-		s.meta.SequencesTrained += tp.Trained
-		if err != nil {
-			return s.stop(ctx, res, it, PhaseTraining, err)
-		}
-		s.emit(event.Trained{Iteration: it, Loss: loss, Sequences: tp.Trained, TrainedTotal: s.meta.SequencesTrained,
-			Steps: tp.Steps, StepsSkipped: tp.Skipped, SkippedTotal: s.eng.Skipped})
-		s.meta.Iteration = it
-
-		// Validation and checkpoints.
-		var valLoss *float64
-		if it%cfg.ValEvery == 0 || it == cfg.NumIterations {
-			vl, stopErr, fatal := s.validateAndKeep(ctx, it, phase, res)
-			if fatal != nil {
-				return res, fatal
-			}
-			if stopErr != nil {
-				return s.stop(ctx, res, it, PhaseValidation, stopErr)
-			}
-			valLoss = &vl
-		}
-		if it%cfg.CheckpointEvery == 0 || it == cfg.NumIterations {
-			s.atPhase(ctx, PhaseCheckpoint, it)
-			t4 := time.Now()
-			_, err := s.save(s.dir().Periodic(s.kind, it), true)
-			phase[PhaseCheckpoint] += time.Since(t4).Seconds()
-			if err != nil {
-				return res, err
-			}
-		}
-		itSec := time.Since(itStart).Seconds()
-		ie := event.IterationEnded{Kind: s.kind, Strategy: strat.Name(), Iteration: it, Time: time.Now().UTC().Format(time.RFC3339),
-			TrainLoss: loss, ValLoss: math.NaN(), ERMean: stats.Mean, ERMedian: stats.Median, TopKERMean: stats.TopKMean,
-			TopKERMin: stats.TopKMin, ERNonFinite: stats.NonFinite, Scored: true, Overlap: overlap, HasOverlap: !math.IsNaN(overlap),
-			ScoredTotal: s.meta.SequencesScored, TrainedTotal: s.meta.SequencesTrained, SkippedTotal: s.eng.Skipped,
-			PhaseSeconds: phase, IterationSeconds: itSec}
-		if valLoss != nil {
-			ie.ValLoss, ie.Validated = *valLoss, true
-		}
-		ie.DeviceMemoryAllocated, ie.DeviceMemoryPeak, ie.OnDevice = s.deviceMemory()
-		s.emit(ie)
-		rec := IterationRecord{Time: ie.Time, Strategy: ie.Strategy, Iteration: it, TrainLoss: loss, ValLoss: valLoss,
-			ERMean: stats.Mean, ERMedian: stats.Median, TopKERMean: stats.TopKMean, TopKERMin: stats.TopKMin,
-			SequencesScoredTotal: s.meta.SequencesScored, SequencesTrainedTotal: s.meta.SequencesTrained,
-			StepsSkippedTotal: s.eng.Skipped, PhaseSeconds: phase, IterationSeconds: itSec,
-			Selected: selected, TrainedIDs: trainIDs, DeviceMemoryPeakBytes: ie.DeviceMemoryPeak}
-		if ie.HasOverlap {
-			o := overlap
-			rec.SelectedOverlap = &o
-		}
-		rec.sample, rec.scores = ids, scores
-		res.Iterations = append(res.Iterations, rec)
-		res.LastIter = it
-		res.BestValLoss = s.meta.BestValLoss
-		if cfg.AfterIteration != nil {
-			// The hook sees this iteration's checkpoints on disk.
-			if err := s.writer.Wait(); err != nil {
-				return res, err
-			}
-			cfg.AfterIteration(it)
-		}
-	}
-	return res, nil
-}
-
 // stop handles an error in iteration it during phase. On a signal it writes
 // a checkpoint and says how to resume. The checkpoint's iteration is the last
 // one completed. If the signal came during training, the weights already hold
@@ -1263,110 +1098,6 @@ func (s *session) stopLastGood(res *RunResult, it int, err error) (*RunResult, e
 	return res, &StoppedError{Err: err, Kind: s.kind, Resume: path, Extra: []string{"--lr", "LOWER_LR"},
 		Detail: fmt.Sprintf("training stopped in iteration %d (iteration %d is the last completed); the last good weights are in %s", it, s.meta.Iteration, path),
 		Then:   "check the data, then continue with a lower learning rate"}
-}
-
-// RunStandard trains on all training sequences (or MaxSeqsPerEpoch of them)
-// for Epochs epochs, validating after each epoch and keeping best_model.pt:
-// stage 1 of the two-stage recipe, and the baseline the method compares to.
-// Starting from weights, resuming, and the end of a run without a finite
-// validation loss work as in RunSelectionAware.
-func RunStandard(ctx context.Context, cfg RunConfig) (*RunResult, error) {
-	s, err := open(ctx, cfg, KindStandard)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	res, err := s.runStandard(s.jointContext(ctx))
-	return s.finish(res, err)
-}
-
-func (s *session) runStandard(ctx context.Context) (*RunResult, error) {
-	cfg := s.cfg
-	per := s.perEpoch
-	res := &RunResult{BestValLoss: s.meta.BestValLoss}
-	if stopErr, fatal := s.validateStart(ctx, res, cfg.Epochs); fatal != nil {
-		return res, fatal
-	} else if stopErr != nil {
-		return s.stop(ctx, res, 0, PhaseValidation, stopErr)
-	}
-	for ep := s.meta.Iteration + 1; ep <= cfg.Epochs; ep++ {
-		s.it = ep
-		start := time.Now()
-		phase := map[string]float64{}
-		if err := torch.ManualSeed(uint64(iterSeed(cfg.Seed, ep, 1))); err != nil {
-			return res, err
-		}
-		rng := rand.New(rand.NewSource(iterSeed(cfg.Seed, ep, 2)))
-		s.emit(event.IterationStarted{Kind: s.kind, Iteration: ep, Total: cfg.Epochs})
-		ids := s.train.Sample(int(per), rng)
-		s.emit(event.TrainingStarted{Iteration: ep, What: loader.FormatCount(int64(len(ids))) + " shuffled sequences", Sequences: len(ids), Epochs: 1})
-		// Train in chunks so memory stays bounded for large splits; one
-		// progress pass for the epoch.
-		const chunk = 4096
-		var lossSum float64
-		var nChunks int
-		var trainedEpoch, steps, skipped int64
-		prog := s.startPass(PhaseTraining, len(ids))
-		t0 := time.Now()
-		for c := 0; c < len(ids); c += chunk {
-			part := ids[c:min(c+chunk, len(ids))]
-			tp, err := s.trainOn(ctx, part, nil, 1, rng, prog)
-			l := tp.Loss
-			s.meta.SequencesTrained += tp.Trained
-			trainedEpoch += tp.Trained
-			steps += tp.Steps
-			skipped += tp.Skipped
-			if err != nil {
-				return s.stop(ctx, res, ep, PhaseTraining, err)
-			}
-			if !math.IsNaN(l) {
-				lossSum += l * float64(len(part))
-				nChunks += len(part)
-			}
-		}
-		phase[PhaseTraining] = time.Since(t0).Seconds()
-		loss := math.NaN()
-		if nChunks > 0 {
-			loss = lossSum / float64(nChunks)
-		}
-		s.emit(event.Trained{Iteration: ep, Loss: loss, Sequences: trainedEpoch, TrainedTotal: s.meta.SequencesTrained,
-			Steps: steps, StepsSkipped: skipped, SkippedTotal: s.eng.Skipped})
-		s.meta.Iteration = ep
-		vl, stopErr, fatal := s.validateAndKeep(ctx, ep, phase, res)
-		if fatal != nil {
-			return res, fatal
-		}
-		if stopErr != nil {
-			return s.stop(ctx, res, ep, PhaseValidation, stopErr)
-		}
-		t2 := time.Now()
-		if _, err := s.save(s.dir().Periodic(s.kind, ep), true); err != nil {
-			return res, err
-		}
-		phase[PhaseCheckpoint] += time.Since(t2).Seconds()
-		sec := time.Since(start).Seconds()
-		ie := event.IterationEnded{Kind: s.kind, Strategy: "standard", Iteration: ep, Time: time.Now().UTC().Format(time.RFC3339),
-			TrainLoss: loss, ValLoss: vl, Validated: true, ERMean: math.NaN(), ERMedian: math.NaN(), TopKERMean: math.NaN(),
-			TopKERMin: math.NaN(), Overlap: math.NaN(), ScoredTotal: s.meta.SequencesScored, TrainedTotal: s.meta.SequencesTrained,
-			SkippedTotal: s.eng.Skipped, PhaseSeconds: phase, IterationSeconds: sec}
-		ie.DeviceMemoryAllocated, ie.DeviceMemoryPeak, ie.OnDevice = s.deviceMemory()
-		s.emit(ie)
-		vlc := vl
-		rec := IterationRecord{Time: ie.Time, Strategy: "standard", Iteration: ep, TrainLoss: loss,
-			ValLoss: &vlc, SequencesTrainedTotal: s.meta.SequencesTrained, StepsSkippedTotal: s.eng.Skipped,
-			PhaseSeconds: phase, IterationSeconds: sec, DeviceMemoryPeakBytes: ie.DeviceMemoryPeak}
-		res.Iterations = append(res.Iterations, rec)
-		res.LastIter = ep
-		res.BestValLoss = s.meta.BestValLoss
-		if cfg.AfterIteration != nil {
-			// The hook sees this iteration's checkpoints on disk.
-			if err := s.writer.Wait(); err != nil {
-				return res, err
-			}
-			cfg.AfterIteration(ep)
-		}
-	}
-	return res, nil
 }
 
 // finite returns v, or +Inf for NaN (for "best so far" comparisons).
