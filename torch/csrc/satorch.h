@@ -24,7 +24,8 @@ typedef struct sat_gen_s *sat_gen;
 typedef struct sat_adamw_s *sat_adamw;
 typedef struct sat_guard_s *sat_guard;
 
-/* Error kinds. */
+/* Error kinds. SAT_ERR_NOT_IMPLEMENTED: the feature cannot run in this build or on this device (a CUDA graph in the
+ * CPU build). */
 enum { SAT_ERR_GENERIC = 1, SAT_ERR_OOM = 2, SAT_ERR_INDEX = 3, SAT_ERR_VALUE = 4, SAT_ERR_NOT_IMPLEMENTED = 5 };
 
 typedef struct sat_error {
