@@ -200,6 +200,15 @@ sat_error *sat_fp8_dequantize(sat_tensor q, sat_tensor scale, sat_tensor *out);
  * through at::_scaled_mm with a float32 result [..., out] */
 sat_error *sat_fp8_linear(sat_tensor x, sat_tensor wq, sat_tensor wscale, sat_tensor b, sat_tensor *out);
 
+/* ---- host copies for checkpoints (host_copy.cpp) ----
+ * outs[i] = a private, contiguous, detached CPU copy of ts[i] in dtype (dtype < 0: ts[i]'s own), same shape;
+ * ts is left untouched. CUDA tensors are copied into pinned host memory (one block per output dtype from
+ * libtorch's caching host allocator; each output owns a slice of it), every copy enqueued non_blocking on a side
+ * stream that first waits for the device's current stream, and one synchronisation at the end; CPU tensors are
+ * copied into fresh memory. *pinned_bytes (may be NULL): the pinned bytes used (0 in the CPU build). On error no
+ * output is set. */
+sat_error *sat_copy_to_host(const sat_tensor *ts, int n, int dtype, sat_tensor *outs, int64_t *pinned_bytes);
+
 /* ---- dictionaries of IValues, saved and loaded in PyTorch's .pt format ---- */
 enum { SAT_V_NONE = 0, SAT_V_TENSOR, SAT_V_INT, SAT_V_DOUBLE, SAT_V_STRING, SAT_V_DICT, SAT_V_BOOL, SAT_V_OTHER };
 sat_error *sat_dict_new(sat_dict *out);
