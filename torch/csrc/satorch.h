@@ -209,6 +209,22 @@ sat_error *sat_fp8_linear(sat_tensor x, sat_tensor wq, sat_tensor wscale, sat_te
  * output is set. */
 sat_error *sat_copy_to_host(const sat_tensor *ts, int n, int dtype, sat_tensor *outs, int64_t *pinned_bytes);
 
+/* ---- CUDA graphs (graph.cpp): capture a fixed-shape forward once, replay it ----
+ * Every function fails with SAT_ERR_NOT_IMPLEMENTED in the CPU build. A graph belongs to one CUDA device and has
+ * its own stream. stream_enter makes that stream current on the calling thread (after it waits for the stream
+ * that was current), stream_exit restores the previous one (which then waits for the graph's stream).
+ * capture_begin enters the stream unless entered, turns autocast's cast cache off and starts a thread-local
+ * capture; capture_end(ok = 1) ends and instantiates it, capture_end(ok = 0) discards a capture whose work
+ * failed; both restore the stream and the cache. replay launches the captured work on the current stream. */
+typedef struct sat_graph_s *sat_graph;
+sat_error *sat_graph_new(int device, sat_graph *out);
+void sat_graph_free(sat_graph g); /* ends a capture left open */
+sat_error *sat_graph_stream_enter(sat_graph g);
+sat_error *sat_graph_stream_exit(sat_graph g);
+sat_error *sat_graph_capture_begin(sat_graph g);
+sat_error *sat_graph_capture_end(sat_graph g, int ok);
+sat_error *sat_graph_replay(sat_graph g);
+
 /* ---- dictionaries of IValues, saved and loaded in PyTorch's .pt format ---- */
 enum { SAT_V_NONE = 0, SAT_V_TENSOR, SAT_V_INT, SAT_V_DOUBLE, SAT_V_STRING, SAT_V_DICT, SAT_V_BOOL, SAT_V_OTHER };
 sat_error *sat_dict_new(sat_dict *out);
