@@ -16,15 +16,17 @@ import "fmt"
 // Free.
 //
 // It is the checkpoint's device-to-host copy. On CUDA the copies go through
-// pinned host memory: one block per output dtype from libtorch's caching
-// host allocator (kept in its cache after the copies are freed, so the next
-// checkpoint of the same size pays no pinning; the allocator rounds each block
-// up to a power of two), every copy enqueued asynchronously on a side stream
-// after the work already queued on the device, and one synchronisation at
-// the end. Each copy owns its own storage (a slice of the block), so a .pt
-// file written from it has the same bytes as one written from per-tensor
-// copies. On the CPU each copy is a fresh contiguous tensor. The values are
-// those of Contiguous(To(t, CPU, dt)) either way.
+// pinned host memory from libtorch's caching host allocator: one flat buffer
+// when they total at most 256 MiB, else blocks of exactly 256 MiB. The
+// allocator keeps a freed block in its cache (by power-of-two size), so once
+// it holds as many blocks as the copies alive at one time need (a checkpoint
+// being written in the background holds its own), later calls pin nothing,
+// whatever their size. Every copy is enqueued asynchronously on a side stream
+// that first waits for the work already queued on the device, and the call
+// synchronises once at the end. Each copy owns its own storage (a slice of a
+// block), so a .pt file written from it has the same bytes as one written
+// from per-tensor copies. On the CPU each copy is a fresh contiguous tensor.
+// The values are those of Contiguous(To(t, CPU, dt)) either way.
 //
 // pinnedBytes is the pinned memory the copies use (0 when nothing was on
 // CUDA). A nil or freed tensor in ts is an *Error of KindValue naming its

@@ -192,6 +192,34 @@ func TestCopyToHostCUDA(t *testing.T) {
 	}
 }
 
+// Above 256 MiB the copies are packed into 256 MiB blocks in order, and a
+// tensor larger than a block gets one of its own: four tensors of 80 MiB fill
+// three, two and (with 40 MiB) one more block, 300 MiB is one block.
+func TestCopyToHostBlocksCUDA(t *testing.T) {
+	if !CUDAIsAvailable() {
+		t.Skip("needs a CUDA device")
+	}
+	s := scope(t)
+	const mib = 1 << 20
+	var ts []*Tensor
+	for _, m := range []int64{80, 80, 80, 300, 80, 40} {
+		ts = append(ts, s.Randn([]int64{m * mib / 4}, Float32, CUDA(0), nil))
+	}
+	ok(t, s)
+	out, pinned, err := CopyToHost(ts, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// blocks: [80 80 80] [300] [80 40]
+	if want := int64(256+300+256) * mib; pinned != want {
+		t.Errorf("pinned %d MiB, want %d MiB", pinned/mib, want/mib)
+	}
+	checkHostCopies(t, s, ts, out, -1)
+	for _, c := range out {
+		c.Free()
+	}
+}
+
 // defaultStateShapes are the shapes of the default model's parameters (d =
 // 1024, 16 layers, feed-forward 4d, 16 features, 4 horizons × 10 bins),
 // 201.6M values, each three times (weights and AdamW's two moments), as a

@@ -202,9 +202,10 @@ sat_error *sat_fp8_linear(sat_tensor x, sat_tensor wq, sat_tensor wscale, sat_te
 
 /* ---- host copies for checkpoints (host_copy.cpp) ----
  * outs[i] = a private, contiguous, detached CPU copy of ts[i] in dtype (dtype < 0: ts[i]'s own), same shape;
- * ts is left untouched. CUDA tensors are copied into pinned host memory (one block per output dtype from
- * libtorch's caching host allocator; each output owns a slice of it), every copy enqueued non_blocking on a side
- * stream that first waits for the device's current stream, and one synchronisation at the end; CPU tensors are
+ * ts is left untouched. CUDA tensors are copied into pinned host memory from libtorch's caching host
+ * allocator (one flat buffer up to 256 MiB, else blocks of 256 MiB; each output owns a slice of one), every copy
+ * enqueued non_blocking on a side stream that first waits for the device's current stream, and one
+ * synchronisation at the end; CPU tensors are
  * copied into fresh memory. *pinned_bytes (may be NULL): the pinned bytes used (0 in the CPU build). On error no
  * output is set. */
 sat_error *sat_copy_to_host(const sat_tensor *ts, int n, int dtype, sat_tensor *outs, int64_t *pinned_bytes);
