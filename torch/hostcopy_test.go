@@ -3,6 +3,7 @@ package torch
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -77,6 +78,40 @@ func checkHostCopies(t *testing.T, s *Scope, ts, out []*Tensor, dt DType) {
 			t.Fatalf("copy %d (%v): bytes %v, per-tensor copy %v", i, ts[i], got, ref)
 		}
 	}
+	// A checkpoint written from the copies is the file written from per-tensor
+	// copies, byte for byte (each copy has a storage of its own).
+	ref := make([]*Tensor, len(ts))
+	for i, x := range ts {
+		want := dt
+		if dt < 0 {
+			want = x.DType()
+		}
+		ref[i] = s.Contiguous(s.Detach(s.To(x, CPU, want, false)))
+	}
+	ok(t, s)
+	if a, b := serializeTensors(t, out), serializeTensors(t, ref); !bytes.Equal(a, b) {
+		t.Fatalf("the .pt bytes of the copies (%d bytes) differ from those of per-tensor copies (%d bytes)", len(a), len(b))
+	}
+}
+
+func serializeTensors(t *testing.T, ts []*Tensor) []byte {
+	t.Helper()
+	d, err := NewDict()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Free()
+	for i, x := range ts {
+		if err := d.SetTensor(fmt.Sprintf("t%03d", i), x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ser, err := d.Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ser.Free()
+	return bytes.Clone(ser.Bytes())
 }
 
 func TestCopyToHostCPU(t *testing.T) {
