@@ -36,12 +36,12 @@
 
 namespace {
 
+#ifdef SATORCH_CUDA
 constexpr int64_t kHostAlign = 64;
-constexpr int64_t kHostBlock = int64_t(256) << 20;  // a power of two: the allocator's buckets are
+constexpr int64_t kHostBlock = int64_t(256) << 20;  // a power of two, as the allocator's buckets are
 
 int64_t align_up(int64_t n) { return (n + kHostAlign - 1) / kHostAlign * kHostAlign; }
 
-#ifdef SATORCH_CUDA
 // Synchronises every side stream when it goes out of scope, also when an exception leaves the function
 // with copies in flight: the pinned block must not go back to the cache while the DMA still writes it.
 struct SyncOnExit {
