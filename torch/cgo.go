@@ -23,7 +23,7 @@ const (
 	KindOutOfMemory    ErrorKind = 2
 	KindIndex          ErrorKind = 3
 	KindValue          ErrorKind = 4
-	KindNotImplemented ErrorKind = 5
+	KindNotImplemented ErrorKind = 5 // not in this build or on this device; matches errors.ErrUnsupported
 )
 
 // Error is an error raised by libtorch (or by the shim's argument checks).
@@ -34,6 +34,13 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("torch: %s: %s", e.Op, e.Msg) }
+
+// Is makes an error of KindNotImplemented match errors.ErrUnsupported, so a
+// caller can fall back (errors.Is(err, errors.ErrUnsupported)) without
+// knowing this package's kinds.
+func (e *Error) Is(target error) bool {
+	return target == errors.ErrUnsupported && e.Kind == KindNotImplemented
+}
 
 // IsOutOfMemory reports whether err is (or wraps) a device or host
 // out-of-memory error from libtorch.

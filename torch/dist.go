@@ -51,6 +51,11 @@ type GroupConfig struct {
 	Backend         Backend
 	DeviceIndex     int
 	Timeout         time.Duration
+	// NativeWorldOfOne makes a WorldSize of 1 join a real group of its backend
+	// instead of returning SingleProcess, so its collectives run through the
+	// backend (NCCL on one GPU, say): for measuring a backend's cost per step
+	// and checking it on one device. Results are the same as SingleProcess's.
+	NativeWorldOfOne bool
 }
 
 // ProcessGroup is a c10d process group: WorldSize processes that run the same
@@ -68,6 +73,7 @@ type ProcessGroup struct {
 	timeout time.Duration
 	backend Backend
 	bucket  int64 // AllReduceGrads bucket size in bytes (0: GradBucketBytes)
+	native  bool  // a world of one with a real group (GroupConfig.NativeWorldOfOne)
 }
 
 // SetGradBucketBytes sets the bucket size of AllReduceGrads (n <= 0: the
@@ -100,12 +106,13 @@ func SingleProcess() *ProcessGroup { return &ProcessGroup{world: 1} }
 
 // NewProcessGroup joins (and, with HostStore, hosts the store of) a process
 // group; it returns once every rank has joined, or an error after
-// cfg.Timeout. A WorldSize of 1 returns SingleProcess without any network.
+// cfg.Timeout. A WorldSize of 1 returns SingleProcess without any network,
+// unless cfg.NativeWorldOfOne asks for a real group.
 func NewProcessGroup(cfg GroupConfig) (*ProcessGroup, error) {
 	if cfg.WorldSize < 1 || cfg.Rank < 0 || cfg.Rank >= cfg.WorldSize {
 		return nil, fmt.Errorf("torch: process group: rank %d outside world size %d", cfg.Rank, cfg.WorldSize)
 	}
-	if cfg.WorldSize == 1 {
+	if cfg.WorldSize == 1 && !cfg.NativeWorldOfOne {
 		return SingleProcess(), nil
 	}
 	if cfg.Timeout <= 0 {
@@ -131,7 +138,8 @@ func NewProcessGroup(cfg GroupConfig) (*ProcessGroup, error) {
 		return nil, &DistError{Op: "rendezvous", Rank: cfg.Rank, World: cfg.WorldSize, Timeout: cfg.Timeout,
 			Msg: rendezvousHint(msg, cfg)}
 	}
-	return &ProcessGroup{c: h, rank: cfg.Rank, world: cfg.WorldSize, timeout: cfg.Timeout, backend: cfg.Backend}, nil
+	return &ProcessGroup{c: h, rank: cfg.Rank, world: cfg.WorldSize, timeout: cfg.Timeout, backend: cfg.Backend,
+		native: cfg.WorldSize == 1}, nil
 }
 
 // rendezvousHint turns libtorch's set-up failures into what the user should check.
@@ -165,6 +173,14 @@ func (g *ProcessGroup) Backend() Backend { return g.backend }
 // WorldSize is the number of processes in the group.
 func (g *ProcessGroup) WorldSize() int { return g.world }
 
+// Native reports whether the group's collectives run through its backend:
+// true for every group NewProcessGroup joined, false for SingleProcess (a
+// world of one whose collectives are no-ops).
+func (g *ProcessGroup) Native() bool { return g.world > 1 || g.native }
+
+// local reports whether collectives are no-ops here (SingleProcess).
+func (g *ProcessGroup) local() bool { return !g.Native() }
+
 // Timeout is the limit on every collective (0 for a world of one).
 func (g *ProcessGroup) Timeout() time.Duration { return g.timeout }
 
@@ -191,7 +207,7 @@ func (g *ProcessGroup) fail(op string, e *C.sat_error) error {
 }
 
 func (g *ProcessGroup) ready(op string, t *Tensor) error {
-	if g.world > 1 && g.c == nil {
+	if g.Native() && g.c == nil {
 		return &Error{Op: op, Msg: "process group is closed", Kind: KindValue}
 	}
 	return t.needValid(op)
@@ -201,7 +217,7 @@ func (g *ProcessGroup) ready(op string, t *Tensor) error {
 // rank's t (torch.distributed.all_reduce with ReduceOp.SUM). t must be
 // contiguous and have the same shape and dtype on every rank.
 func (g *ProcessGroup) AllReduceSum(t *Tensor) error {
-	if err := g.ready("all-reduce", t); err != nil || g.world == 1 {
+	if err := g.ready("all-reduce", t); err != nil || g.local() {
 		return err
 	}
 	return g.fail("all-reduce", C.sat_pg_all_reduce_sum(g.c, t.c))
@@ -224,7 +240,7 @@ func (g *ProcessGroup) Broadcast(t *Tensor, root int) error {
 	if root < 0 || root >= g.world {
 		return &Error{Op: "broadcast", Msg: fmt.Sprintf("root %d outside world size %d", root, g.world), Kind: KindValue}
 	}
-	if g.world == 1 {
+	if g.local() {
 		return nil
 	}
 	return g.fail("broadcast", C.sat_pg_broadcast(g.c, t.c, C.int(root)))
@@ -236,7 +252,7 @@ func (g *ProcessGroup) AllGather(t *Tensor) (*Tensor, error) {
 	if err := g.ready("all-gather", t); err != nil {
 		return nil, err
 	}
-	if g.world == 1 {
+	if g.local() {
 		s := NewScope()
 		defer s.Close()
 		v := s.Reshape(t, 1, t.Numel())
@@ -257,7 +273,7 @@ func (g *ProcessGroup) AllGather(t *Tensor) (*Tensor, error) {
 // (lengths may differ): element r of the result is rank r's v. It costs two
 // collectives: the lengths, then the slices padded to the longest.
 func (g *ProcessGroup) AllGatherFloat32(v []float32) ([][]float32, error) {
-	if g.world == 1 {
+	if g.local() {
 		return [][]float32{append([]float32(nil), v...)}, nil
 	}
 	lens, err := g.AllGatherInt64([]int64{int64(len(v))})
@@ -295,7 +311,7 @@ func (g *ProcessGroup) AllGatherFloat32(v []float32) ([][]float32, error) {
 // AllGatherInt64 gathers an int64 slice of the same length from every rank:
 // element r of the result is rank r's v.
 func (g *ProcessGroup) AllGatherInt64(v []int64) ([][]int64, error) {
-	if g.world == 1 {
+	if g.local() {
 		return [][]int64{append([]int64(nil), v...)}, nil
 	}
 	if len(v) == 0 {
@@ -324,7 +340,7 @@ func (g *ProcessGroup) AllGatherInt64(v []int64) ([][]int64, error) {
 
 // Barrier returns once every rank has called it.
 func (g *ProcessGroup) Barrier() error {
-	if g.world == 1 {
+	if g.local() {
 		return nil
 	}
 	if g.c == nil {
@@ -364,9 +380,9 @@ const GradBucketBytes = 25 << 20
 // result is the gradient of the global mean loss. extra values (already
 // scaled by the caller, e.g. the loss times n_r / N) ride in the last bucket
 // and are summed in place. Parameters must be float32 on one device and in the
-// same order on every rank. In a world of one it only applies scale.
+// same order on every rank. In SingleProcess it only applies scale.
 func (g *ProcessGroup) AllReduceGrads(params []*Tensor, scale float64, extra []float32) error {
-	if g.world == 1 {
+	if g.local() {
 		if scale == 1 {
 			return nil
 		}

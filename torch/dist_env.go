@@ -106,6 +106,15 @@ func LaunchFromEnv(getenv func(string) (string, bool)) (Launch, error) {
 		}
 	}
 	if l.WorldSize == 1 {
+		// No rendezvous is needed. A launcher's store address (torchrun sets
+		// one) is kept when it is well formed, for a native world of one
+		// (GroupConfig.NativeWorldOfOne); nothing is required.
+		addr, okAddr := get("MASTER_ADDR")
+		port, okPort := get("MASTER_PORT")
+		if p, err := strconv.Atoi(port); okAddr && okPort && err == nil && p >= 1 && p <= 65535 {
+			l.MasterAddr, l.MasterPort = addr, p
+			l.UseAgentStore, l.RestartCount = agentStore(get)
+		}
 		return l, nil
 	}
 	addr, ok := get("MASTER_ADDR")
@@ -120,16 +129,27 @@ func LaunchFromEnv(getenv func(string) (string, bool)) (Launch, error) {
 	if l.MasterPort, err = strconv.Atoi(port); err != nil || l.MasterPort < 1 || l.MasterPort > 65535 {
 		return Launch{}, fmt.Errorf("launch: MASTER_PORT=%q: want a TCP port 1..65535", port)
 	}
-	// torch.distributed compares with str(True); so do we.
-	if v, _ := get("TORCHELASTIC_USE_AGENT_STORE"); v == "True" {
-		l.UseAgentStore = true
-	}
+	l.UseAgentStore, _ = agentStore(get)
 	if _, ok := get("TORCHELASTIC_RESTART_COUNT"); ok {
 		if l.RestartCount, err = intVar("TORCHELASTIC_RESTART_COUNT", 0); err != nil {
 			return Launch{}, err
 		}
 	}
 	return l, nil
+}
+
+// agentStore reads whether torchrun's agent hosts the store and its restart
+// count (0 when unset or malformed; LaunchFromEnv refuses a malformed count
+// where a rendezvous needs it).
+func agentStore(get func(string) (string, bool)) (useAgent bool, restarts int) {
+	// torch.distributed compares with str(True); so do we.
+	v, _ := get("TORCHELASTIC_USE_AGENT_STORE")
+	if r, ok := get("TORCHELASTIC_RESTART_COUNT"); ok {
+		if n, err := strconv.Atoi(r); err == nil && n >= 0 {
+			restarts = n
+		}
+	}
+	return v == "True", restarts
 }
 
 // GroupConfig is the process-group set-up for this launch: rank 0 hosts the

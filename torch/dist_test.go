@@ -186,7 +186,7 @@ func victimRank() int {
 }
 
 // freePort returns a TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -515,6 +515,11 @@ func TestLaunchFromEnv(t *testing.T) {
 	}{
 		{"nothing set", nil, Launch{WorldSize: 1}},
 		{"world of one", []string{"RANK", "0", "WORLD_SIZE", "1"}, Launch{WorldSize: 1, Source: "env"}},
+		{"torchrun, world of one: the store address is kept", []string{"RANK", "0", "WORLD_SIZE", "1", "LOCAL_RANK", "0",
+			"MASTER_ADDR", "127.0.0.1", "MASTER_PORT", "29400", "TORCHELASTIC_USE_AGENT_STORE", "True", "TORCHELASTIC_RESTART_COUNT", "1"},
+			Launch{WorldSize: 1, MasterAddr: "127.0.0.1", MasterPort: 29400, UseAgentStore: true, RestartCount: 1, Source: "env"}},
+		{"world of one, malformed port: ignored", []string{"RANK", "0", "WORLD_SIZE", "1", "MASTER_ADDR", "h", "MASTER_PORT", "x"},
+			Launch{WorldSize: 1, Source: "env"}},
 		{"torchrun static rendezvous", torchrun, Launch{Rank: 1, WorldSize: 4, LocalRank: 1, MasterAddr: "10.0.0.1",
 			MasterPort: 29500, UseAgentStore: true, RestartCount: 2, Source: "env", LocalWorldSize: 2}},
 		{"standalone (rank 0 hosts)", []string{"RANK", "0", "WORLD_SIZE", "2", "MASTER_ADDR", "127.0.0.1", "MASTER_PORT", "4000",

@@ -59,6 +59,9 @@ struct sat_pg_s {
   int rank = 0;
   int world = 1;
   std::chrono::milliseconds timeout{0};
+  // NCCL: the CUDA device of this rank. NCCL moves only CUDA tensors, so a collective on a CPU tensor (the
+  // all-gathers of scores and of the config check, whose values live in Go slices) is staged through it.
+  int cuda_device = -1;
 };
 
 namespace {
@@ -90,6 +93,13 @@ sat_pg_s &group(sat_pg g) {
 // Waits for a collective; Work::wait throws on the backend's error (peer gone)
 // or when the timeout passes.
 void finish(const sat_pg_s &g, const c10::intrusive_ptr<c10d::Work> &w) { w->wait(g.timeout); }
+
+// The tensor a collective runs on: t itself, or for a CPU tensor on NCCL a copy on the group's device (the
+// caller copies results back).
+at::Tensor on_backend(const sat_pg_s &g, const at::Tensor &t) {
+  if (g.cuda_device >= 0 && t.is_cpu()) return t.to(at::Device(at::kCUDA, g.cuda_device));
+  return t;
+}
 
 // Quiets libtorch's log while it is in scope. c10d logs every failed bind
 // and connect attempt of the rendezvous to stderr; the caller gets the
@@ -195,7 +205,8 @@ sat_error *sat_pg_new(const char *host, int port, int host_store, const char *pr
     setenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", "0", 1);
     auto opts = c10d::ProcessGroupNCCL::Options::create();
     opts->timeout = timeout;
-    (void)device_index;  // the caller sets the current device; tensors carry theirs
+    if (device_index < 0) throw std::invalid_argument("nccl: negative device index " + std::to_string(device_index));
+    g->cuda_device = device_index;  // tensors carry their device; CPU tensors are staged through this one
     g->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, opts);
 #else
     throw std::invalid_argument("libsatorch was built without CUDA and NCCL (rebuild with TORCH_CUDA=1)");
@@ -212,12 +223,14 @@ void sat_pg_free(sat_pg g) { delete g; }
 sat_error *sat_pg_all_reduce_sum(sat_pg g, sat_tensor t) {
   DIST_TRY
   auto &pg = group(g);
-  std::vector<at::Tensor> ts{dist_tensor(t)};
-  if (!ts[0].is_contiguous()) throw std::invalid_argument("all-reduce: tensor is not contiguous");
+  const at::Tensor &x = dist_tensor(t);
+  if (!x.is_contiguous()) throw std::invalid_argument("all-reduce: tensor is not contiguous");
+  std::vector<at::Tensor> ts{on_backend(pg, x)};
   c10d::AllreduceOptions o;
   o.reduceOp = c10d::ReduceOp::SUM;
   o.timeout = pg.timeout;
   finish(pg, pg.pg->allreduce(ts, o));
+  if (!ts[0].is_same(x)) x.copy_(ts[0]);
   DIST_CATCH
 }
 
@@ -225,13 +238,15 @@ sat_error *sat_pg_broadcast(sat_pg g, sat_tensor t, int root) {
   DIST_TRY
   auto &pg = group(g);
   if (root < 0 || root >= pg.world) throw std::invalid_argument("broadcast: root " + std::to_string(root) + " outside the world");
-  std::vector<at::Tensor> ts{dist_tensor(t)};
-  if (!ts[0].is_contiguous()) throw std::invalid_argument("broadcast: tensor is not contiguous");
+  const at::Tensor &x = dist_tensor(t);
+  if (!x.is_contiguous()) throw std::invalid_argument("broadcast: tensor is not contiguous");
+  std::vector<at::Tensor> ts{on_backend(pg, x)};
   c10d::BroadcastOptions o;
   o.rootRank = root;
   o.rootTensor = 0;
   o.timeout = pg.timeout;
   finish(pg, pg.pg->broadcast(ts, o));
+  if (!ts[0].is_same(x)) x.copy_(ts[0]);
   DIST_CATCH
 }
 
@@ -241,7 +256,7 @@ sat_error *sat_pg_all_gather(sat_pg g, sat_tensor in, sat_tensor *out) {
   *out = nullptr;
   const at::Tensor &x = dist_tensor(in);
   if (!x.is_contiguous()) throw std::invalid_argument("all-gather: tensor is not contiguous");
-  at::Tensor flat = x.reshape({-1});
+  at::Tensor flat = on_backend(pg, x.reshape({-1}));
   at::Tensor all = at::empty({(int64_t)pg.world, flat.numel()}, flat.options());
   std::vector<at::Tensor> inputs{flat};
   std::vector<std::vector<at::Tensor>> outputs(1);
@@ -249,7 +264,7 @@ sat_error *sat_pg_all_gather(sat_pg g, sat_tensor in, sat_tensor *out) {
   c10d::AllgatherOptions o;
   o.timeout = pg.timeout;
   finish(pg, pg.pg->allgather(outputs, inputs, o));
-  *out = new sat_tensor_s{all};
+  *out = new sat_tensor_s{x.is_cpu() ? all.to(at::kCPU) : all};
   DIST_CATCH
 }
 
@@ -321,6 +336,7 @@ sat_error *sat_pg_barrier(sat_pg g) {
   auto &pg = group(g);
   c10d::BarrierOptions o;
   o.timeout = pg.timeout;
+  if (pg.cuda_device >= 0) o.device_ids = {pg.cuda_device};  // else NCCL guesses the device from the rank
   finish(pg, pg.pg->barrier(o));
   DIST_CATCH
 }

@@ -7,7 +7,7 @@
 // Builds against libtorch 2.11 (the PyTorch wheel; CMakeLists.txt refuses older). CUDA-only code is guarded on
 // SATORCH_CUDA so the CPU build needs no CUDA headers.
 
-#include "satorch.h"
+#include "sat_internal.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -47,9 +47,6 @@
 #include <string>
 #include <vector>
 
-struct sat_tensor_s {
-  at::Tensor t;
-};
 struct sat_dict_s {
   c10::impl::GenericDict d{c10::StringType::get(), c10::AnyType::get()};
 };
@@ -62,78 +59,7 @@ struct sat_guard_s {
 
 namespace {
 
-char *dup_cstr(const std::string &s) {
-  char *p = static_cast<char *>(std::malloc(s.size() + 1));
-  if (p) std::memcpy(p, s.c_str(), s.size() + 1);
-  return p;
-}
-
-sat_error *make_error(int kind, const std::string &msg) {
-  sat_error *e = static_cast<sat_error *>(std::malloc(sizeof(sat_error)));
-  if (!e) return nullptr;  // nothing sensible left to do
-  e->kind = kind;
-  e->msg = dup_cstr(msg);
-  return e;
-}
-
-int kind_of(const std::string &msg) {
-  if (msg.find("out of memory") != std::string::npos || msg.find("OutOfMemory") != std::string::npos)
-    return SAT_ERR_OOM;
-  return SAT_ERR_GENERIC;
-}
-
-sat_tensor wrap(at::Tensor t) { return new sat_tensor_s{std::move(t)}; }
-
-at::ScalarType to_scalar(int dtype) {
-  switch (dtype) {
-    case SAT_FLOAT32: return at::kFloat;
-    case SAT_FLOAT16: return at::kHalf;
-    case SAT_BFLOAT16: return at::kBFloat16;
-    case SAT_INT64: return at::kLong;
-    case SAT_BOOL: return at::kBool;
-    case SAT_INT32: return at::kInt;
-    case SAT_UINT8: return at::kByte;
-    case SAT_FLOAT64: return at::kDouble;
-  }
-  throw std::invalid_argument("unknown dtype code " + std::to_string(dtype));
-}
-
-int from_scalar(at::ScalarType s) {
-  switch (s) {
-    case at::kFloat: return SAT_FLOAT32;
-    case at::kHalf: return SAT_FLOAT16;
-    case at::kBFloat16: return SAT_BFLOAT16;
-    case at::kLong: return SAT_INT64;
-    case at::kBool: return SAT_BOOL;
-    case at::kInt: return SAT_INT32;
-    case at::kByte: return SAT_UINT8;
-    case at::kDouble: return SAT_FLOAT64;
-    default: return -1;
-  }
-}
-
-at::Device to_device(int type, int index) {
-  if (type == SAT_CPU) return at::Device(at::kCPU);
-  if (type == SAT_CUDA) {
-#ifndef SATORCH_CUDA
-    throw std::invalid_argument("cuda requested but libsatorch was built without CUDA (rebuild with TORCH_CUDA=1)");
-#else
-    if (!torch::cuda::is_available()) throw std::invalid_argument("cuda requested but no CUDA device is available");
-    if (index < 0 || index >= (int)torch::cuda::device_count())
-      throw std::invalid_argument("cuda:" + std::to_string(index) + " does not exist (" +
-                                  std::to_string(torch::cuda::device_count()) + " devices)");
-    return at::Device(at::kCUDA, index);
-#endif
-  }
-  throw std::invalid_argument("unknown device type " + std::to_string(type));
-}
-
 at::IntArrayRef dims(const int64_t *shape, int ndim) { return at::IntArrayRef(shape, (size_t)ndim); }
-
-const at::Tensor &T(sat_tensor t) {
-  if (!t) throw std::invalid_argument("nil tensor");
-  return t->t;
-}
 
 std::vector<at::Tensor> tensor_list(const sat_tensor *ts, int n) {
   std::vector<at::Tensor> v;
@@ -143,34 +69,6 @@ std::vector<at::Tensor> tensor_list(const sat_tensor *ts, int n) {
 }
 
 }  // namespace
-
-#define SAT_TRY try {
-#define SAT_CATCH                                                                  \
-  return nullptr;                                                                  \
-  }                                                                                \
-  catch (const c10::OutOfMemoryError &e) {                                         \
-    return make_error(SAT_ERR_OOM, e.what_without_backtrace());                    \
-  }                                                                                \
-  catch (const c10::IndexError &e) {                                               \
-    return make_error(SAT_ERR_INDEX, e.what_without_backtrace());                  \
-  }                                                                                \
-  catch (const c10::Error &e) {                                                    \
-    std::string m = e.what_without_backtrace();                                    \
-    return make_error(kind_of(m), m);                                              \
-  }                                                                                \
-  catch (const std::bad_alloc &e) {                                                \
-    return make_error(SAT_ERR_OOM, std::string("host out of memory: ") + e.what()); \
-  }                                                                                \
-  catch (const std::invalid_argument &e) {                                         \
-    return make_error(SAT_ERR_VALUE, e.what());                                    \
-  }                                                                                \
-  catch (const std::exception &e) {                                                \
-    std::string m = e.what();                                                      \
-    return make_error(kind_of(m), m);                                              \
-  }                                                                                \
-  catch (...) {                                                                    \
-    return make_error(SAT_ERR_GENERIC, "unknown C++ exception");                   \
-  }
 
 extern "C" {
 

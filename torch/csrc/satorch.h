@@ -24,7 +24,8 @@ typedef struct sat_gen_s *sat_gen;
 typedef struct sat_adamw_s *sat_adamw;
 typedef struct sat_guard_s *sat_guard;
 
-/* Error kinds. */
+/* Error kinds. SAT_ERR_NOT_IMPLEMENTED: the feature cannot run in this build or on this device (a CUDA graph in the
+ * CPU build). */
 enum { SAT_ERR_GENERIC = 1, SAT_ERR_OOM = 2, SAT_ERR_INDEX = 3, SAT_ERR_VALUE = 4, SAT_ERR_NOT_IMPLEMENTED = 5 };
 
 typedef struct sat_error {
@@ -198,6 +199,32 @@ sat_error *sat_fp8_dequantize(sat_tensor q, sat_tensor scale, sat_tensor *out);
 /* x wᵀ + b: x [..., in] quantised per call, wq [out, in] and wscale from sat_fp8_quantize, b [out] or NULL,
  * through at::_scaled_mm with a float32 result [..., out] */
 sat_error *sat_fp8_linear(sat_tensor x, sat_tensor wq, sat_tensor wscale, sat_tensor b, sat_tensor *out);
+
+/* ---- host copies for checkpoints (host_copy.cpp) ----
+ * outs[i] = a private, contiguous, detached CPU copy of ts[i] in dtype (dtype < 0: ts[i]'s own), same shape;
+ * ts is left untouched. CUDA tensors are copied into pinned host memory from libtorch's caching host
+ * allocator (one flat buffer up to 256 MiB, else blocks of 256 MiB; each output owns a slice of one), every copy
+ * enqueued non_blocking on a side stream that first waits for the device's current stream, and one
+ * synchronisation at the end; CPU tensors are
+ * copied into fresh memory. *pinned_bytes (may be NULL): the pinned bytes used (0 in the CPU build). On error no
+ * output is set. */
+sat_error *sat_copy_to_host(const sat_tensor *ts, int n, int dtype, sat_tensor *outs, int64_t *pinned_bytes);
+
+/* ---- CUDA graphs (graph.cpp): capture a fixed-shape forward once, replay it ----
+ * Every function fails with SAT_ERR_NOT_IMPLEMENTED in the CPU build. A graph belongs to one CUDA device and has
+ * its own stream. stream_enter makes that stream current on the calling thread (after it waits for the stream
+ * that was current), stream_exit restores the previous one (which then waits for the graph's stream).
+ * capture_begin enters the stream unless entered, turns autocast's cast cache off and starts a thread-local
+ * capture; capture_end(ok = 1) ends and instantiates it, capture_end(ok = 0) discards a capture whose work
+ * failed; both restore the stream and the cache. replay launches the captured work on the current stream. */
+typedef struct sat_graph_s *sat_graph;
+sat_error *sat_graph_new(int device, sat_graph *out);
+void sat_graph_free(sat_graph g); /* ends a capture left open */
+sat_error *sat_graph_stream_enter(sat_graph g);
+sat_error *sat_graph_stream_exit(sat_graph g);
+sat_error *sat_graph_capture_begin(sat_graph g);
+sat_error *sat_graph_capture_end(sat_graph g, int ok);
+sat_error *sat_graph_replay(sat_graph g);
 
 /* ---- dictionaries of IValues, saved and loaded in PyTorch's .pt format ---- */
 enum { SAT_V_NONE = 0, SAT_V_TENSOR, SAT_V_INT, SAT_V_DOUBLE, SAT_V_STRING, SAT_V_DICT, SAT_V_BOOL, SAT_V_OTHER };
