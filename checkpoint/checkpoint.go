@@ -229,21 +229,48 @@ func (b *built) free() {
 	}
 }
 
-func (b *built) toCPU(t *torch.Tensor) (*torch.Tensor, error) {
-	s := torch.NewScope()
-	defer s.Close()
-	// A private copy even when t already lives on the CPU: the checkpoint is
-	// finished in the background while training keeps changing t.
-	c := s.Contiguous(s.Detach(s.To(t, torch.CPU, torch.Float32, false)))
-	if t.Device().Type == torch.DeviceCPU {
-		c = s.Clone(c)
+// hostCopies copies every tensor a checkpoint holds to host memory in one
+// batched call (torch.CopyToHost: pinned buffers and one synchronisation on
+// CUDA; private contiguous copies on the CPU, since the checkpoint is
+// finished in the background while training keeps changing the originals):
+// the parameters in order, the bin centers, then (withOptimizer) the AdamW
+// moments m and v of every parameter that has them. The copies belong to b.
+func (b *built) hostCopies(e *model.Engine, withOptimizer bool) (params []*torch.Tensor, centers *torch.Tensor, moments map[int][2]*torch.Tensor, steps []int64, err error) {
+	ps := e.Model.Parameters()
+	list := append(append([]*torch.Tensor(nil), ps...), e.Centers)
+	var states []int // parameter index of each moment pair in list
+	if withOptimizer {
+		steps = make([]int64, len(ps))
+		for i := range ps {
+			step, m, v, err := e.Opt.State(i)
+			if err != nil {
+				freeAll(list[len(ps)+1:])
+				return nil, nil, nil, nil, err
+			}
+			steps[i] = step
+			if m != nil {
+				list = append(list, m, v)
+				states = append(states, i)
+			}
+		}
+		defer freeAll(list[len(ps)+1:]) // the state handles; the copies are b's
 	}
-	if err := s.Err(); err != nil {
-		return nil, err
+	cpu, _, err := torch.CopyToHost(list, torch.Float32)
+	if err != nil {
+		return nil, nil, nil, nil, err
 	}
-	s.Keep(c)
-	b.cpu = append(b.cpu, c)
-	return c, nil
+	b.cpu = append(b.cpu, cpu...)
+	moments = map[int][2]*torch.Tensor{}
+	for j, i := range states {
+		moments[i] = [2]*torch.Tensor{cpu[len(ps)+1+2*j], cpu[len(ps)+2+2*j]}
+	}
+	return cpu[:len(ps)], cpu[len(ps)], moments, steps, nil
+}
+
+func freeAll(ts []*torch.Tensor) {
+	for _, t := range ts {
+		t.Free()
+	}
 }
 
 func buildCheckpoint(e *model.Engine, meta Meta, withOptimizer bool) (*built, error) {
@@ -260,26 +287,22 @@ func buildCheckpoint(e *model.Engine, meta Meta, withOptimizer bool) (*built, er
 	}
 	h := &contentHash{}
 	b.hash = h
+	params, centers, moments, steps, err := b.hostCopies(e, withOptimizer)
+	if err != nil {
+		return cleanup(err)
+	}
 	model, _ := torch.NewDict()
 	defer model.Free()
 	for i, name := range m.ParamNames() {
-		c, err := b.toCPU(m.Parameters()[i])
-		if err != nil {
-			return cleanup(fmt.Errorf("%s: %w", name, err))
-		}
-		if err := hashTensor(h, "model."+name, c); err != nil {
+		if err := hashTensor(h, "model."+name, params[i]); err != nil {
 			return cleanup(err)
 		}
-		if err := model.SetTensor(name, c); err != nil {
+		if err := model.SetTensor(name, params[i]); err != nil {
 			return cleanup(err)
 		}
 	}
 	cfg := configDict(m.Cfg)
 	defer cfg.Free()
-	centers, err := b.toCPU(e.Centers)
-	if err != nil {
-		return cleanup(err)
-	}
 	if err := hashTensor(h, "bin_centers", centers); err != nil {
 		return cleanup(err)
 	}
@@ -315,7 +338,7 @@ func buildCheckpoint(e *model.Engine, meta Meta, withOptimizer bool) (*built, er
 		return cleanup(err)
 	}
 	if withOptimizer {
-		opt, err := optimizerDict(b, e, h)
+		opt, err := optimizerDict(e, h, steps, moments)
 		if err != nil {
 			return cleanup(err)
 		}
@@ -343,7 +366,7 @@ func (b *built) finish() (*torch.Serialized, error) {
 	return b.dict.Serialize()
 }
 
-func optimizerDict(b *built, e *model.Engine, h *contentHash) (*torch.Dict, error) {
+func optimizerDict(e *model.Engine, h *contentHash, stepOf []int64, moments map[int][2]*torch.Tensor) (*torch.Dict, error) {
 	opt, _ := torch.NewDict()
 	steps, _ := torch.NewDict()
 	avg, _ := torch.NewDict()
@@ -352,22 +375,11 @@ func optimizerDict(b *built, e *model.Engine, h *contentHash) (*torch.Dict, erro
 	defer avg.Free()
 	defer avgSq.Free()
 	for i, name := range e.Model.ParamNames() {
-		step, m, v, err := e.Opt.State(i)
-		if err != nil {
-			opt.Free()
-			return nil, err
-		}
+		step := stepOf[i]
 		_ = steps.SetInt(name, step)
 		fmt.Fprintf(h, "step.%s=%d;", name, step)
-		if m != nil {
-			mc, err1 := b.toCPU(m)
-			vc, err2 := b.toCPU(v)
-			m.Free()
-			v.Free()
-			if err := errors.Join(err1, err2); err != nil {
-				opt.Free()
-				return nil, err
-			}
+		if mv, ok := moments[i]; ok {
+			mc, vc := mv[0], mv[1]
 			if err := errors.Join(hashTensor(h, "exp_avg."+name, mc), hashTensor(h, "exp_avg_sq."+name, vc),
 				avg.SetTensor(name, mc), avgSq.SetTensor(name, vc)); err != nil {
 				opt.Free()

@@ -23,6 +23,7 @@ type BenchConfig struct {
 	Seed           uint64
 	FullFinalLayer bool // disable the last-query shortcut (for comparison)
 	FusedKernels   bool // opt-in fused kernels (Engine.UseFusedKernels)
+	CUDAGraphs     bool // scoring replayed from a captured CUDA graph (StepConfig.CUDAGraphs)
 }
 
 // BenchResult is one measurement.
@@ -46,6 +47,7 @@ type BenchResult struct {
 	LastQueryOnly bool    `json:"last_query_only"`
 	FusedGelu     bool    `json:"fused_gelu"`  // fused bias+GELU kernel in scoring
 	FusedAdamW    bool    `json:"fused_adamw"` // fused AdamW step in training
+	CUDAGraphs    bool    `json:"cuda_graphs"` // scoring replayed from a CUDA graph (asked for; CUDA only)
 	Note          string  `json:"note,omitempty"`
 }
 
@@ -82,7 +84,7 @@ func Bench(cfg BenchConfig, emit func(BenchResult)) error {
 			centers[h] = append(centers[h], 0.95+0.01*float32(b))
 		}
 	}
-	e, err := NewEngine(m, StepConfig{LR: 4e-5, WeightDecay: 0.01, MaxGradNorm: 1, UseAMP: cfg.UseAMP}, centers, 0)
+	e, err := NewEngine(m, StepConfig{LR: 4e-5, WeightDecay: 0.01, MaxGradNorm: 1, UseAMP: cfg.UseAMP, CUDAGraphs: cfg.CUDAGraphs}, centers, 0)
 	if err != nil {
 		return err
 	}
@@ -100,7 +102,7 @@ func Bench(cfg BenchConfig, emit func(BenchResult)) error {
 	}
 	flops := cfg.Model.ForwardFLOPs(S)
 	base := BenchResult{Impl: "satrain", Device: cfg.Device.String(), SeqLen: S, Params: m.NumParams(), AMP: cfg.UseAMP, LastQueryOnly: m.LastQueryOnly,
-		FusedGelu: fused.LinearGelu, FusedAdamW: fused.AdamW}
+		FusedGelu: fused.LinearGelu, FusedAdamW: fused.AdamW, CUDAGraphs: cfg.CUDAGraphs && cfg.Device.IsCUDA()}
 	finish := func(r BenchResult, times, cpu []float64, perSeqFLOPs float64) BenchResult {
 		r.MsPerBatch = median(times) * 1e3
 		r.CPUMsPerBatch = median(cpu) * 1e3

@@ -19,6 +19,7 @@ type FusedStatus struct {
 // rounding, except GELU on CUDA, where PyTorch's fused kernel uses GELU's tanh
 // approximation (see torch.Scope.LinearGelu).
 func (e *Engine) UseFusedKernels(on bool) (FusedStatus, error) {
+	e.freeGraph() // captured with the other kernels
 	e.Model.FusedKernels = on && torch.Fused().LinearGelu
 	adam, err := e.Opt.SetFused(on)
 	if err != nil {

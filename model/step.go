@@ -20,6 +20,10 @@ type StepConfig struct {
 	AMPDType       string // "bf16" (default) or "fp16" (CUDA only)
 	MaxSkips       int    // consecutive non-finite steps before the run stops (0: 20)
 	FusedKernels   bool   // opt-in fused kernels where libtorch has them (Engine.UseFusedKernels)
+	// CUDAGraphs replays the scoring forward from a captured CUDA graph
+	// (torch.CaptureForward) when the model is on CUDA and not in FP8; off
+	// CUDA, or where capture is unsupported, scoring runs eagerly.
+	CUDAGraphs bool
 }
 
 // ErrTooManySkips means MaxSkips consecutive steps had a non-finite loss or gradient.
@@ -43,6 +47,8 @@ type Engine struct {
 	OnOOM          func(newBatch int)
 
 	pinned map[uintptr]*torch.Tensor
+	graph  *torch.GraphedForward // the captured scoring forward (StepConfig.CUDAGraphs)
+	graphL int                   // its window length
 
 	// Group, when it holds more than one process, makes every training step
 	// all-reduce the gradients over its ranks (see TrainShard);
@@ -127,13 +133,61 @@ func (e *Engine) SetCenters(centers [][]float32) error {
 	if err := s.Err(); err != nil {
 		return err
 	}
+	e.freeGraph() // it reads the old centers
 	e.Centers.Free()
 	e.Centers = s.Keep(t)
 	return nil
 }
 
-// Free releases the optimizer, centers and pinned buffers (not the model).
+// graphFor is the captured scoring forward for batches of up to
+// InferenceBatch windows of seqLen days, captured on first use (nil: score
+// eagerly). It is used only with StepConfig.CUDAGraphs on CUDA, outside FP8
+// scoring; a capture the build or device cannot do turns the option off.
+// It is recaptured when the batch size (halved on out-of-memory) or the
+// window length changes; SetCenters and Free release it.
+func (e *Engine) graphFor(n, seqLen int) *torch.GraphedForward {
+	m := e.Model
+	if !e.Cfg.CUDAGraphs || !m.Device.IsCUDA() || m.FP8Active() || n > e.InferenceBatch {
+		return nil
+	}
+	if e.graph != nil && (e.graph.Batch() != int64(e.InferenceBatch) || e.graphL != seqLen) {
+		e.freeGraph()
+	}
+	if e.graph == nil {
+		shape := []int64{int64(e.InferenceBatch), int64(seqLen), int64(m.Cfg.NumFeatures)}
+		g, err := torch.CaptureForward(shape, torch.Float32, m.Device, 2, func(s *torch.Scope, in *torch.Tensor) []*torch.Tensor {
+			exit, err := e.autocast()
+			if err != nil {
+				s.Fail(err)
+				return nil
+			}
+			logits := m.Forward(s, in, false)
+			if err := exit(); err != nil {
+				s.Fail(err)
+			}
+			return []*torch.Tensor{s.ToDType(logits, torch.Float32), ExpectedReturn(s, logits, e.Centers)}
+		})
+		if err != nil {
+			slog.Warn("CUDA graph capture of the scoring forward failed; scoring eagerly", "err", err)
+			e.Cfg.CUDAGraphs = false
+			return nil
+		}
+		e.graph, e.graphL = g, seqLen
+	}
+	return e.graph
+}
+
+func (e *Engine) freeGraph() {
+	if e.graph != nil {
+		e.graph.Free()
+		e.graph = nil
+	}
+}
+
+// Free releases the optimizer, centers, pinned buffers and the captured
+// scoring graph (not the model).
 func (e *Engine) Free() {
+	e.freeGraph()
 	e.Opt.Free()
 	e.Centers.Free()
 	for _, t := range e.pinned {
@@ -484,11 +538,17 @@ func (e *Engine) inferChunk(feats []float32, labels []int64, n, seqLen int, want
 	if err != nil {
 		return InferResult{}, err
 	}
-	logits := m.Forward(s, x, false)
+	var logits, er *torch.Tensor
+	if g := e.graphFor(n, seqLen); g != nil {
+		outs := g.Run(s, x) // [n, H, B] float32 logits and [n, H] expected returns
+		logits, er = outs[0], outs[1]
+	} else {
+		logits = m.Forward(s, x, false)
+		er = ExpectedReturn(s, logits, e.Centers)
+	}
 	if err := exit(); err != nil {
 		s.Fail(err)
 	}
-	er := ExpectedReturn(s, logits, e.Centers)
 	var out InferResult
 	if labels != nil {
 		y := s.To(s.FromInt64(labels, int64(n), int64(m.Cfg.NumHorizons)), m.Device, torch.Int64, false)

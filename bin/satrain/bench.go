@@ -33,6 +33,7 @@ func benchCommand() *cli.Command {
 			intFlag("threads", 0, "CPU threads for libtorch's intra-op pool (0: libtorch's default, at most the CPUs this process may use)", ""),
 			boolFlag("full-final-layer", false, "compute the final layer for every position (no last-query shortcut)", ""),
 			boolFlag("fused-kernels", false, "fused bias+GELU (scoring) and fused AdamW (CUDA, libtorch 2.1+) where libtorch has them", ""),
+			boolFlag("cuda-graphs", false, "score by replaying a captured CUDA graph of the forward (CUDA only; eager elsewhere)", ""),
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "weights and input seed", EnvVars: env("seed")},
 			stringFlag("save-checkpoint", "", "also write the benchmarked weights as a checkpoint (for the PyTorch side)", ""),
 			stringFlag("agreement-dir", "", "write inputs.pt and satrain's logits (fp32 and with autocast) for a fixed batch into DIR", ""),
@@ -84,7 +85,7 @@ func runBench(c *cli.Context) error {
 	enc := json.NewEncoder(os.Stdout)
 	return model.Bench(model.BenchConfig{Model: mc, Device: dev, UseAMP: c.Bool("use-amp"), ScoreBatches: batches,
 		TrainBatch: c.Int("train-batch"), Warmup: c.Int("warmup"), Iters: c.Int("iters"), PeakTFLOPs: c.Float64("peak-tflops"),
-		Seed: seed, FullFinalLayer: c.Bool("full-final-layer"), FusedKernels: c.Bool("fused-kernels")}, func(r model.BenchResult) { _ = enc.Encode(r) })
+		Seed: seed, FullFinalLayer: c.Bool("full-final-layer"), FusedKernels: c.Bool("fused-kernels"), CUDAGraphs: c.Bool("cuda-graphs")}, func(r model.BenchResult) { _ = enc.Encode(r) })
 }
 
 // benchArtifacts writes the benchmark's weights as a checkpoint and, for the
