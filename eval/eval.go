@@ -332,8 +332,8 @@ func softmax(logits, dst []float32) {
 // equals the label bin on h.
 func (e *Evaluator) Predictions(ctx context.Context, ids []loader.SeqID, h int) ([]backtest.Prediction, error) {
 	H := e.DS.NumHorizons()
-	if h < 0 || h >= H {
-		return nil, fmt.Errorf("--horizon-idx %d out of range: %s has %d horizons (%v days; 0..%d)", h, e.DS.Path(), H, e.DS.Horizons(), H-1)
+	if err := loader.CheckHorizon(h, e.DS.Path(), e.DS.Horizons()); err != nil {
+		return nil, err
 	}
 	if g := e.opt.Group; g != nil && g.WorldSize() > 1 {
 		return e.sharedPredictions(ctx, ids, h)
@@ -379,9 +379,8 @@ func (e *Evaluator) Evaluate(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Split == "" {
 		cfg.Split = "test"
 	}
-	H := e.DS.NumHorizons()
-	if cfg.HorizonIdx < 0 || cfg.HorizonIdx >= H {
-		return nil, fmt.Errorf("--horizon-idx %d out of range: %s has %d horizons (%v days; 0..%d)", cfg.HorizonIdx, e.DS.Path(), H, e.DS.Horizons(), H-1)
+	if err := loader.CheckHorizon(cfg.HorizonIdx, e.DS.Path(), e.DS.Horizons()); err != nil {
+		return nil, err
 	}
 	if err := e.CheckSplit(cfg.Split); err != nil {
 		return nil, err

@@ -205,7 +205,7 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 	}
 
 	// Errors name the problem.
-	if _, err := ev.Evaluate(context.Background(), Config{HorizonIdx: 4}); err == nil || !strings.Contains(err.Error(), "--horizon-idx 4 out of range") {
+	if _, err := ev.Evaluate(context.Background(), Config{HorizonIdx: 4}); err == nil || !strings.Contains(err.Error(), "horizon index 4 out of range") {
 		t.Fatalf("horizon 4: err %v", err)
 	}
 	if _, err := ev.Evaluate(context.Background(), Config{Split: "holdout"}); err == nil || !strings.Contains(err.Error(), `--split "holdout"`) {

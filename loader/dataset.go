@@ -588,3 +588,23 @@ func copy2(x [][]float32) [][]float32 {
 	}
 	return out
 }
+
+// HorizonRangeError is a horizon index outside a panel's horizons.
+type HorizonRangeError struct {
+	Index    int    // the index asked for
+	Path     string // the panel
+	Horizons []int  // its horizons, in days
+}
+
+func (e *HorizonRangeError) Error() string {
+	return fmt.Sprintf("horizon index %d out of range: %s has %d horizons (%v days; 0..%d)", e.Index, e.Path, len(e.Horizons), e.Horizons, len(e.Horizons)-1)
+}
+
+// CheckHorizon returns a *HorizonRangeError when h is not an index of
+// horizons (the panel at path's horizons, in days), else nil.
+func CheckHorizon(h int, path string, horizons []int) error {
+	if h < 0 || h >= len(horizons) {
+		return &HorizonRangeError{Index: h, Path: path, Horizons: horizons}
+	}
+	return nil
+}

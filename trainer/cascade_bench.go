@@ -98,8 +98,8 @@ func BenchCascade(ctx context.Context, cfg CascadeBenchConfig, emit func(Cascade
 		return err
 	}
 	defer ev.Close()
-	if H := ev.DS.NumHorizons(); cfg.Horizon < 0 || cfg.Horizon >= H {
-		return fmt.Errorf("--horizon-idx %d out of range: %s has %d horizons (%v days; 0..%d)", cfg.Horizon, ev.DS.Path(), H, ev.DS.Horizons(), H-1)
+	if err := loader.CheckHorizon(cfg.Horizon, ev.DS.Path(), ev.DS.Horizons()); err != nil {
+		return err
 	}
 	e := ev.Engine()
 	restore, err := e.ScoreIn(cfg.Reference) // the engine's own precision is the reference

@@ -417,9 +417,10 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		return nil, err
 	}
 	s.ds = ds
-	H := len(ds.Horizons())
-	if kind == KindSelectionAware && cfg.HorizonIdx >= H {
-		return nil, fmt.Errorf("--horizon-idx %d out of range: %s has %d horizons (%v days; 0..%d)", cfg.HorizonIdx, cfg.Data, H, ds.Horizons(), H-1)
+	if kind == KindSelectionAware {
+		if err := loader.CheckHorizon(cfg.HorizonIdx, cfg.Data, ds.Horizons()); err != nil {
+			return nil, err
+		}
 	}
 	s.horizon = cfg.HorizonIdx
 	s.train = ds.Split("train")
@@ -427,7 +428,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		return nil, fmt.Errorf("%s: the training split is empty", cfg.Data)
 	}
 	mc := cfg.Model
-	mc.NumFeatures, mc.NumHorizons, mc.NumBins = ds.NumFeatures(), H, ds.NumBins()
+	mc.NumFeatures, mc.NumHorizons, mc.NumBins = ds.NumFeatures(), len(ds.Horizons()), ds.NumBins()
 	if err := mc.Validate(); err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ func runArgs(ctx context.Context, app *cli.App, args []string) error {
 	if err != nil {
 		return err
 	}
-	return app.RunContext(ctx, norm)
+	return flagWorded(app.RunContext(ctx, norm))
 }
 
 // Root flags urfave/cli adds to the app.

@@ -18,7 +18,7 @@ import (
 // evRun runs the satrain app with args (the program name is added).
 func evRun(t *testing.T, args ...string) error {
 	t.Helper()
-	return newApp().RunContext(context.Background(), append([]string{"satrain"}, args...))
+	return runArgs(context.Background(), newApp(), append([]string{"satrain"}, args...)) // as main runs it
 }
 
 func evPNG(t *testing.T, path string) {

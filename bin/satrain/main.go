@@ -42,7 +42,6 @@ func main() {
 	defer stop()
 	err := rankOutput(runArgs)(ctx, newApp(), os.Args)
 	if err != nil {
-		err = flagWorded(err)
 		if errors.Is(err, trainer.ErrInterrupted) {
 			fmt.Fprintln(os.Stderr, "satrain:", err)
 			os.Exit(130)

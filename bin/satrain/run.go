@@ -38,6 +38,9 @@ func parseDate(flag, s string) (int32, error) {
 // flagWorded words the library's typed errors about split dates with the
 // flags that set them; other errors pass through.
 func flagWorded(err error) error {
+	if err == nil {
+		return nil
+	}
 	var stopped *trainer.StoppedError
 	if errors.As(err, &stopped) {
 		phrased := fmt.Sprintf("%v: %s; %s: %s", stopped.Err, stopped.Detail, stopped.Then, resumeCommand(stopped.Kind, stopped.Resume, stopped.Extra...))
@@ -53,6 +56,10 @@ func flagWorded(err error) error {
 			cmd = "satrain train"
 		}
 		return reworded{msg: strings.Replace(err.Error(), inUse.Error(), inUse.Message(cmd), 1), err: err}
+	}
+	var hr *loader.HorizonRangeError
+	if errors.As(err, &hr) {
+		return reworded{msg: strings.Replace(err.Error(), hr.Error(), "--horizon-idx"+strings.TrimPrefix(hr.Error(), "horizon index"), 1), err: err}
 	}
 	var fit *loader.SplitBeforeFitError
 	if errors.As(err, &fit) {
