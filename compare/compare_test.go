@@ -1,4 +1,4 @@
-package trainer
+package compare
 
 import (
 	"bytes"
@@ -12,11 +12,12 @@ import (
 
 	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/eval"
+	"github.com/satrain/satrain/trainer"
 )
 
-func evCompareConfig(data, out string, arms []string, budget int64) CompareConfig {
+func evCompareConfig(data, out string, arms []string, budget int64) Config {
 	base := evRunConfig(data, "")
-	return CompareConfig{Base: base, Arms: arms, Seeds: 2, Budget: budget, OutDir: out, CurvePoints: 3, CurveMaxDates: 20,
+	return Config{Base: base, Arms: arms, Seeds: 2, Budget: budget, OutDir: out, CurvePoints: 3, CurveMaxDates: 20,
 		Eval: eval.Config{Split: "test", HorizonIdx: 1, Backtest: backtest.Config{TopK: 3, CostBps: 10}}, Console: &bytes.Buffer{}}
 }
 
@@ -43,7 +44,7 @@ func TestCompareEqualBudget(t *testing.T) {
 	// top-k 12 x 2 epochs = 24 passes per iteration: 480 = 20 iterations.
 	const budget = 480
 	cfg := evCompareConfig(data, out, []string{ArmStandard, ArmSelectionAware, ArmTwoStage, ArmRandom, ArmNegative}, budget)
-	res, err := Compare(context.Background(), cfg)
+	res, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("compare: %v\n%s", err, cfg.Console.(*bytes.Buffer))
 	}
@@ -64,7 +65,7 @@ func TestCompareEqualBudget(t *testing.T) {
 		if wantScored := 120 * int64(map[string]int{ArmStandard: 0, ArmSelectionAware: 20, ArmRandom: 20, ArmNegative: 10, ArmTwoStage: 10}[r.Arm]); r.SequencesScored != wantScored {
 			t.Errorf("%s scored %d, want %d", name, r.SequencesScored, wantScored)
 		}
-		if !strings.HasPrefix(r.BestCheckpoint, r.Dir) || !fileExistsC(r.BestCheckpoint) {
+		if !strings.HasPrefix(r.BestCheckpoint, r.Dir) || !fileExists(r.BestCheckpoint) {
 			t.Errorf("%s: best checkpoint %q", name, r.BestCheckpoint)
 		}
 		if len(r.Curve) < 2 || len(r.ValLoss) < 2 {
@@ -95,7 +96,7 @@ func TestCompareEqualBudget(t *testing.T) {
 	// Two-stage: stage 1 is standard training on half the budget.
 	ts := filepath.Join(out, ArmTwoStage, "seed7")
 	for _, f := range []string{"stage1/best_model.pt", "stage1/checkpoint_epoch_1.pt", "best_model_selection_aware.pt", "train.log"} {
-		if !fileExistsC(filepath.Join(ts, f)) {
+		if !fileExists(filepath.Join(ts, f)) {
 			t.Errorf("two_stage: missing %s", f)
 		}
 	}
@@ -121,8 +122,8 @@ func TestCompareEqualBudget(t *testing.T) {
 		t.Errorf("two_stage summary stage-1 baseline %+v", b)
 	}
 	var runs struct {
-		Budget int64        `json:"budget"`
-		Runs   []CompareRun `json:"runs"`
+		Budget int64       `json:"budget"`
+		Runs   []RunRecord `json:"runs"`
 	}
 	b, err := os.ReadFile(filepath.Join(out, "runs.json"))
 	if err != nil {
@@ -142,7 +143,7 @@ func TestCompareEqualBudget(t *testing.T) {
 	}
 
 	// A second compare into the same folder is refused, not appended.
-	if _, err := Compare(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "already holds a run") {
+	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "already holds a run") {
 		t.Fatalf("compare into a used folder: err %v", err)
 	}
 }
@@ -150,17 +151,17 @@ func TestCompareEqualBudget(t *testing.T) {
 func TestCompareConfigValidate(t *testing.T) {
 	data := evData(t)
 	for _, c := range []struct {
-		mod  func(*CompareConfig)
+		mod  func(*Config)
 		want string
 	}{
-		{func(c *CompareConfig) { c.Arms = nil }, "--arms: give at least one"},
-		{func(c *CompareConfig) { c.Arms = []string{"best"} }, `unknown arm "best"`},
-		{func(c *CompareConfig) { c.Arms = []string{ArmRandom, ArmRandom} }, "given twice"},
-		{func(c *CompareConfig) { c.Seeds = 0 }, "--seeds"},
-		{func(c *CompareConfig) { c.Budget = 0 }, "--budget"},
-		{func(c *CompareConfig) { c.OutDir = "" }, "--out"},
-		{func(c *CompareConfig) { c.Base.TopK = 500 }, "--top-k 500 is larger than --sample-size"},
-		{func(c *CompareConfig) { c.Arms = []string{ArmNegative}; c.Base.TopK = 80 }, "at least twice --top-k"},
+		{func(c *Config) { c.Arms = nil }, "--arms: give at least one"},
+		{func(c *Config) { c.Arms = []string{"best"} }, `unknown arm "best"`},
+		{func(c *Config) { c.Arms = []string{ArmRandom, ArmRandom} }, "given twice"},
+		{func(c *Config) { c.Seeds = 0 }, "--seeds"},
+		{func(c *Config) { c.Budget = 0 }, "--budget"},
+		{func(c *Config) { c.OutDir = "" }, "--out"},
+		{func(c *Config) { c.Base.TopK = 500 }, "--top-k 500 is larger than --sample-size"},
+		{func(c *Config) { c.Arms = []string{ArmNegative}; c.Base.TopK = 80 }, "at least twice --top-k"},
 	} {
 		cfg := evCompareConfig(data, t.TempDir(), []string{ArmStandard}, 100)
 		c.mod(&cfg)
@@ -168,14 +169,14 @@ func TestCompareConfigValidate(t *testing.T) {
 			t.Errorf("want an error containing %q, got %v", c.want, err)
 		}
 	}
-	cfg := evCompareConfig(data, t.TempDir(), CompareArms, 100)
+	cfg := evCompareConfig(data, t.TempDir(), Arms, 100)
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("every arm: %v", err)
 	}
 }
 
 func TestPassesPerIteration(t *testing.T) {
-	rc := RunConfig{TopK: 10, EpochsPerIteration: 3}
+	rc := trainer.RunConfig{TopK: 10, EpochsPerIteration: 3}
 	for arm, want := range map[string]int64{ArmSelectionAware: 30, ArmRandom: 30, ArmOHEM: 30, ArmNegative: 60, ArmMix: 45} {
 		if got := passesPerIteration(rc, armStrategy(arm, rc.TopK)); got != want {
 			t.Errorf("%s: %d passes per iteration, want %d", arm, got, want)

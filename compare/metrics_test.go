@@ -1,4 +1,4 @@
-package trainer
+package compare
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ func TestCompareServesMetrics(t *testing.T) {
 	cfg.Base.MetricsAddr = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel() // stops the server
-	if _, err := Compare(ctx, cfg); err != nil {
+	if _, err := Run(ctx, cfg); err != nil {
 		t.Fatalf("compare: %v\n%s", err, cfg.Console.(*bytes.Buffer))
 	}
 	console := cfg.Console.(*bytes.Buffer).String()
