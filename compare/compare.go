@@ -93,8 +93,17 @@ type Config struct {
 	// validation split (0: all of it).
 	CurveMaxDates int
 	// Eval is the test evaluation of each run's best checkpoint.
-	Eval    eval.Config
-	Console io.Writer
+	Eval eval.Config
+
+	// OnEvent, when set, is told of the study's progress (Event); nil: the
+	// study says nothing. It is called on Run's goroutine.
+	OnEvent func(Event)
+	// TrainProgress, when set, gives each run one more reporter of its
+	// training events (a progress display). Base.Progress is not read.
+	TrainProgress func(RunTraining) event.Reporter
+	// EvalProgress, when set, is told of every evaluation's scoring passes
+	// (eval.Options.Reporter).
+	EvalProgress event.Reporter
 }
 
 // ValuePoint is a value of a run after Budget sequence-passes.
@@ -193,8 +202,10 @@ func passesPerIteration(cfg trainer.RunConfig, st selection.Strategy) int64 {
 // validation split, and writes summary.json, summary.txt, runs.json,
 // convergence.png and val_loss.png to OutDir.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	if cfg.Console == nil {
-		cfg.Console = os.Stdout
+	emit := func(e Event) {
+		if cfg.OnEvent != nil {
+			cfg.OnEvent(e)
+		}
 	}
 	if cfg.CurvePoints <= 0 {
 		cfg.CurvePoints = 5
@@ -224,9 +235,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if trainLen == 0 {
 		return nil, fmt.Errorf("%s: the training split is empty (seq_len %d)", base.Data, base.Model.SeqLen)
 	}
-	out := cfg.Console
-	fmt.Fprintf(out, "Compare %s: %d seed(s) from %d, budget %s sequence-passes per run, %s training sequences\n",
-		strings.Join(cfg.Arms, ", "), cfg.Seeds, base.Seed, loader.FormatCount(cfg.Budget), loader.FormatCount(trainLen))
+	emit(StudyStarted{Arms: cfg.Arms, Seeds: cfg.Seeds, FirstSeed: base.Seed, Budget: cfg.Budget, TrainSequences: trainLen})
 	// One set of series for the whole comparison: each run reports into it in
 	// turn (satrain_run_info says which), counters add up over the runs.
 	metrics := report.NewMetrics(base.Version, torch.Version(), torch.BuiltWithCUDA())
@@ -235,14 +244,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--metrics-addr %s: %w", metricsAddr, err)
 		}
-		fmt.Fprintf(out, "Metrics: http://%s/metrics (satrain_run_info names the run in progress)\n", addr)
+		emit(MetricsServed{Addr: addr})
 	}
 	planned := len(cfg.Arms) * cfg.Seeds
 	metrics.CompareSeries().Planned.Set(float64(planned))
 
 	var ev *eval.Evaluator
-	evalProgress := &report.PassBars{Enabled: base.Progress} // the evaluations' scoring passes
-	defer evalProgress.Close()
 	defer func() {
 		if ev != nil {
 			ev.Close()
@@ -253,7 +260,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if ev == nil {
 			var err error
 			ev, err = eval.Open(eval.Options{Checkpoint: path, Data: base.Data, DataOpt: dopt, Device: base.Device,
-				InferenceBatch: base.InferenceBatch, Reporter: evalProgress})
+				InferenceBatch: base.InferenceBatch, Reporter: cfg.EvalProgress})
 			if err != nil {
 				return nil, err
 			}
@@ -278,13 +285,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 			run := RunRecord{Arm: arm, Seed: seed, Dir: dir}
 			runNo := len(res.Runs) + 1
-			title := fmt.Sprintf("%s seed %d (run %d/%d)", arm, seed, runNo, planned)
-			fmt.Fprintf(out, "  run %d/%d: %s seed %d training (log %s)\n", runNo, planned, arm, seed, filepath.Join(dir, "train.log"))
+			training := RunTraining{Run: runNo, Runs: planned, Arm: arm, Seed: seed, Dir: dir, Log: filepath.Join(dir, "train.log")}
+			emit(training)
 			t0 := time.Now()
 			reporters := func(console io.Writer) []event.Reporter {
 				rs := []event.Reporter{report.NewConsole(console, ""), report.NewPrometheus(metrics), report.NewJSONL()}
-				if base.Progress {
-					rs = append(rs, report.NewProgress(report.ProgressOptions{Title: title}))
+				if cfg.TrainProgress != nil {
+					rs = append(rs, cfg.TrainProgress(training))
 				}
 				return rs
 			}
@@ -294,7 +301,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				return res, fmt.Errorf("arm %s seed %d: %w", arm, seed, err)
 			}
 			t1 := time.Now()
-			fmt.Fprintf(out, "  run %d/%d: %s seed %d evaluating %d checkpoint(s) and the best model\n", runNo, planned, arm, seed, countCheckpoints(stages))
+			emit(RunEvaluating{Run: runNo, Runs: planned, Arm: arm, Seed: seed, Checkpoints: countCheckpoints(stages)})
 			// Convergence curve from the intermediate checkpoints.
 			for _, st := range stages {
 				for _, ck := range st.checkpoints {
@@ -328,9 +335,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				ar.Stage1 = &backtest.CurvePoint{Budget: b.Budget, TopKReturn: b.CurveExcess}
 			}
 			armResults = append(armResults, ar)
-			fmt.Fprintf(out, "  %-16s seed %-4d trained %s passes in %.0fs (eval %.0fs): best val loss %.4f; test top-k excess %+.1f bps, rank IC %+.4f\n",
-				arm, seed, loader.FormatCount(run.SequencesTrained), run.TrainSeconds, run.EvalSeconds, run.BestValLoss,
-				1e4*r.Report.Precision.Excess, r.Report.RankIC.Mean)
+			emit(RunFinished{Run: runNo, Runs: planned, Record: run, Test: r.Report})
 			if ctx.Err() != nil {
 				return res, ctx.Err()
 			}
@@ -344,10 +349,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := writeOutputs(cfg, res); err != nil {
 		return res, err
 	}
-	fmt.Fprintln(out)
-	WriteRunsTable(out, res.Runs)
-	fmt.Fprintln(out)
-	sum.WriteTable(out)
 	return res, nil
 }
 

@@ -447,15 +447,24 @@ func runCompare(c *cli.Context) error {
 			arms = append(arms, a)
 		}
 	}
+	console := compareConsole{os.Stdout}
+	evalProgress, closeProgress := scoreProgress(c)
+	defer closeProgress()
 	cfg := compare.Config{Base: base, Arms: arms, Seeds: c.Int("seeds"), Budget: c.Int64("budget"), OutDir: c.String("out"),
 		CurvePoints: c.Int("curve-points"), CurveMaxDates: c.Int("curve-max-dates"),
 		Eval:    eval.Config{Split: "test", HorizonIdx: eh, MaxDates: c.Int("max-dates"), Backtest: bt},
-		Console: os.Stdout}
+		OnEvent: console.event, EvalProgress: evalProgress}
+	if c.Bool("progress") {
+		cfg.TrainProgress = compareTrainProgress
+	}
 	start := time.Now()
-	if _, err := compare.Run(c.Context, cfg); err != nil {
+	res, err := compare.Run(c.Context, cfg)
+	if err != nil {
 		return err
 	}
-	fmt.Printf("\nwrote %s/summary.json, summary.txt, runs.json, convergence.png, val_loss.png (%.0fs)\n", cfg.OutDir, time.Since(start).Seconds())
+	console.tables(res)
+	closeProgress()
+	console.wrote(cfg.OutDir, time.Since(start))
 	return nil
 }
 
