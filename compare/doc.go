@@ -21,6 +21,12 @@
 // curves), summary.txt, runs.json (the RunRecords), convergence.png and
 // val_loss.png to OutDir.
 //
+// Run prints nothing. It tells Config.OnEvent how the study goes (Event:
+// values, not wording), and the caller supplies the progress displays
+// (Config.TrainProgress for each run's training, Config.EvalProgress for the
+// evaluations' scoring passes); satrain's compare command words the events
+// and draws the bars. Each run's own console goes to its train.log.
+//
 // Every torch call happens on the goroutine that calls Run, which must be
 // locked to its OS thread (torch.LockThread).
 package compare
