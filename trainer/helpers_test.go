@@ -114,7 +114,7 @@ func ltExists(path string) bool {
 	return err == nil
 }
 
-// Helpers of the compare, strategy and ties tests are prefixed "ev".
+// Helpers of the strategy and ties tests are prefixed "ev".
 
 // evData writes a small synthetic panel (20 tickers x 400 days x 4
 // features) into a fresh temporary folder.

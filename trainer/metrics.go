@@ -50,6 +50,12 @@ func serveMetrics(ctx context.Context, m *Metrics, addr string, anyPort bool) (s
 	return "", err
 }
 
+// ServeMetrics serves m on addr the way a run does (serveMetrics): compare
+// serves one set of series for all of its runs.
+func ServeMetrics(ctx context.Context, m *Metrics, addr string, anyPort bool) (string, error) {
+	return serveMetrics(ctx, m, addr, anyPort)
+}
+
 // portBusy reports whether listening on addr fails because another socket
 // holds it (the one failure a default address recovers from).
 func portBusy(addr string) bool {

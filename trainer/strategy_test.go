@@ -19,9 +19,9 @@ import (
 	"github.com/satrain/satrain/torch"
 )
 
-// The selection extensions (docs/STRATEGIES.md) in the loop and in
-// `satrain compare`; their unit tests are in package selection. Helpers are
-// prefixed "st".
+// The selection extensions (docs/STRATEGIES.md) in the loop; their unit
+// tests are in package selection, their compare arms in package compare.
+// Helpers are prefixed "st".
 
 // stRefPerDay is the reference: each day's indices ranked by score
 // (selection.SelectTopKTies, exact ties only).
@@ -221,52 +221,6 @@ func TestStrategyPerDateRun(t *testing.T) {
 					t.Errorf("iteration %d day %d: pick %d is %v, want %v (the day's rank %d)", rec.Iteration, d, j, id, want, j)
 				}
 			}
-		}
-	}
-}
-
-// TestCompareExtensionArms runs `satrain compare` with every extension arm
-// (one seed): each is accepted, trains the equal budget (the schedule arm's
-// k averages --top-k) and runs the strategy it names.
-func TestCompareExtensionArms(t *testing.T) {
-	evLock(t)
-	arms := []string{ArmPerDate, ArmStratified, ArmTopKSchedule, ArmConfidence, ArmConsistency}
-	const budget = 480 // top-k 12 x 2 epochs: 20 iterations
-	cfg := evCompareConfig(evData(t), filepath.Join(t.TempDir(), "cmp"), arms, budget)
-	cfg.Seeds = 1
-	want := map[string]string{
-		ArmPerDate:      "selection_aware+per_date",
-		ArmStratified:   "selection_aware+stratify_sector",
-		ArmTopKSchedule: "selection_aware+k_linear:6:18",
-		ArmConfidence:   "selection_aware+confidence",
-		ArmConsistency:  "selection_aware+consistency1",
-	}
-	for _, arm := range arms {
-		st := armStrategy(arm, cfg.Base.TopK)
-		if err := st.Validate(cfg.Base.selectionConfig()); err != nil {
-			t.Fatalf("arm %s: %v", arm, err)
-		}
-		if st.Name() != want[arm] {
-			t.Fatalf("arm %s runs %q, want %q", arm, st.Name(), want[arm])
-		}
-	}
-	res, err := Compare(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("compare: %v\n%s", err, cfg.Console.(*bytes.Buffer))
-	}
-	if len(res.Runs) != len(arms) {
-		t.Fatalf("%d runs for %d arms", len(res.Runs), len(arms))
-	}
-	for _, r := range res.Runs {
-		if r.SequencesTrained != budget || r.Iterations != 20 {
-			t.Errorf("%s: %d sequence-passes in %d iterations, want %d in 20", r.Arm, r.SequencesTrained, r.Iterations, budget)
-		}
-		b, err := os.ReadFile(filepath.Join(r.Dir, "metrics.jsonl"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(string(b), `"strategy":"`+want[r.Arm]+`"`) {
-			t.Errorf("%s: metrics log does not name strategy %s", r.Arm, want[r.Arm])
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/checkpoint"
+	"github.com/satrain/satrain/compare"
 	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/internal/atomicfile"
@@ -413,7 +414,7 @@ func compareFlags() []cli.Flag {
 		flags = append(flags, f)
 	}
 	return append(append(flags,
-		stringFlag("arms", "standard,selection_aware,two_stage,random", "comma-separated arms: "+strings.Join(trainer.CompareArms, ", "), catEval),
+		stringFlag("arms", "standard,selection_aware,two_stage,random", "comma-separated arms: "+strings.Join(compare.Arms, ", "), catEval),
 		intFlag("seeds", 3, "seeds per arm (--seed, --seed+1, ...)", catEval),
 		&cli.Int64Flag{Name: "budget", Value: 60000, Usage: "sequence-passes trained per run (a sequence trained for 3 epochs counts 3)", Category: catEval, EnvVars: env("budget")},
 		stringFlag("out", "compare", "output folder: <arm>/seed<k>/ runs, summary.json, summary.txt, runs.json, convergence.png, val_loss.png", catEval),
@@ -446,15 +447,24 @@ func runCompare(c *cli.Context) error {
 			arms = append(arms, a)
 		}
 	}
-	cfg := trainer.CompareConfig{Base: base, Arms: arms, Seeds: c.Int("seeds"), Budget: c.Int64("budget"), OutDir: c.String("out"),
+	console := compareConsole{os.Stdout}
+	evalProgress, closeProgress := scoreProgress(c)
+	defer closeProgress()
+	cfg := compare.Config{Base: base, Arms: arms, Seeds: c.Int("seeds"), Budget: c.Int64("budget"), OutDir: c.String("out"),
 		CurvePoints: c.Int("curve-points"), CurveMaxDates: c.Int("curve-max-dates"),
 		Eval:    eval.Config{Split: "test", HorizonIdx: eh, MaxDates: c.Int("max-dates"), Backtest: bt},
-		Console: os.Stdout}
+		OnEvent: console.event, EvalProgress: evalProgress}
+	if c.Bool("progress") {
+		cfg.TrainProgress = compareTrainProgress
+	}
 	start := time.Now()
-	if _, err := trainer.Compare(c.Context, cfg); err != nil {
+	res, err := compare.Run(c.Context, cfg)
+	if err != nil {
 		return err
 	}
-	fmt.Printf("\nwrote %s/summary.json, summary.txt, runs.json, convergence.png, val_loss.png (%.0fs)\n", cfg.OutDir, time.Since(start).Seconds())
+	console.tables(res)
+	closeProgress()
+	console.wrote(cfg.OutDir, time.Since(start))
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package trainer
+package compare
 
 import (
 	"context"
@@ -23,6 +23,7 @@ import (
 	"github.com/satrain/satrain/report"
 	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
+	"github.com/satrain/satrain/trainer"
 )
 
 // Arms of `satrain compare`.
@@ -42,8 +43,8 @@ const (
 	ArmConsistency  = "consistency"   // weight 1 + 1.0 x earlier consecutive top-k memberships
 )
 
-// CompareArms lists every arm name in its usual order.
-var CompareArms = []string{ArmStandard, ArmSelectionAware, ArmTwoStage, ArmRandom, ArmOHEM, ArmNegative, ArmMix,
+// Arms lists every arm name in its usual order.
+var Arms = []string{ArmStandard, ArmSelectionAware, ArmTwoStage, ArmRandom, ArmOHEM, ArmNegative, ArmMix,
 	ArmPerDate, ArmStratified, ArmTopKSchedule, ArmConfidence, ArmConsistency}
 
 // armStrategy is the selection strategy of a selection-style arm.
@@ -72,15 +73,15 @@ func armStrategy(arm string, topK int) selection.Strategy {
 	return selection.Strategy{}
 }
 
-// CompareConfig is a comparison of training arms at an equal training
+// Config is a comparison of training arms at an equal training
 // budget, each with several seeds.
-type CompareConfig struct {
+type Config struct {
 	// Base holds the data, model, optimisation and selection settings
 	// (SampleSize, TopK, HorizonIdx, EpochsPerIteration), batch sizes,
 	// device, threads and the first seed. Its SaveDir, ResumeFrom,
 	// NumIterations, Epochs, Strategy, ValEvery and CheckpointEvery are set
 	// per run.
-	Base   RunConfig
+	Base   trainer.RunConfig
 	Arms   []string
 	Seeds  int   // seeds Base.Seed, Base.Seed+1, ...
 	Budget int64 // sequence-passes trained per run (a sequence trained for 3 epochs counts 3)
@@ -92,8 +93,17 @@ type CompareConfig struct {
 	// validation split (0: all of it).
 	CurveMaxDates int
 	// Eval is the test evaluation of each run's best checkpoint.
-	Eval    eval.Config
-	Console io.Writer
+	Eval eval.Config
+
+	// OnEvent, when set, is told of the study's progress (Event); nil: the
+	// study says nothing. It is called on Run's goroutine.
+	OnEvent func(Event)
+	// TrainProgress, when set, gives each run one more reporter of its
+	// training events (a progress display). Base.Progress is not read.
+	TrainProgress func(RunTraining) event.Reporter
+	// EvalProgress, when set, is told of every evaluation's scoring passes
+	// (eval.Options.Reporter).
+	EvalProgress event.Reporter
 }
 
 // ValuePoint is a value of a run after Budget sequence-passes.
@@ -102,8 +112,8 @@ type ValuePoint struct {
 	Value  float64 `json:"value"`
 }
 
-// CompareRun is the record of one arm x seed.
-type CompareRun struct {
+// RunRecord is the record of one arm x seed.
+type RunRecord struct {
 	Arm              string  `json:"arm"`
 	Seed             int64   `json:"seed"`
 	Dir              string  `json:"dir"`
@@ -135,26 +145,26 @@ type StageBaseline struct {
 	CurveExcess float64 `json:"curve_excess"`
 }
 
-// CompareResult is everything a comparison produced.
-type CompareResult struct {
-	Runs    []CompareRun      `json:"runs"`
+// Result is everything a comparison produced.
+type Result struct {
+	Runs    []RunRecord       `json:"runs"`
 	Summary *backtest.Summary `json:"-"`
 	Budget  int64             `json:"budget"`
 }
 
 // Validate checks the comparison settings.
-func (c *CompareConfig) Validate() error {
+func (c *Config) Validate() error {
 	if len(c.Arms) == 0 {
-		return fmt.Errorf("--arms: give at least one of %s", strings.Join(CompareArms, ","))
+		return fmt.Errorf("--arms: give at least one of %s", strings.Join(Arms, ","))
 	}
 	seen := map[string]bool{}
 	for _, a := range c.Arms {
 		ok := false
-		for _, k := range CompareArms {
+		for _, k := range Arms {
 			ok = ok || a == k
 		}
 		if !ok {
-			return fmt.Errorf("--arms: unknown arm %q (want %s)", a, strings.Join(CompareArms, ","))
+			return fmt.Errorf("--arms: unknown arm %q (want %s)", a, strings.Join(Arms, ","))
 		}
 		if seen[a] {
 			return fmt.Errorf("--arms: %q given twice", a)
@@ -181,19 +191,21 @@ func (c *CompareConfig) Validate() error {
 }
 
 // passesPerIteration is what one selection-style iteration trains.
-func passesPerIteration(cfg RunConfig, st selection.Strategy) int64 {
+func passesPerIteration(cfg trainer.RunConfig, st selection.Strategy) int64 {
 	per := cfg.TopK + st.NegativeK + int(math.Round(st.MixRandom*float64(cfg.TopK)))
 	return int64(per * cfg.EpochsPerIteration)
 }
 
-// Compare trains every arm with every seed at the same budget of
+// Run trains every arm with every seed at the same budget of
 // sequence-passes, evaluates each run's best checkpoint on the test split,
 // draws the convergence curves from its intermediate checkpoints on the
 // validation split, and writes summary.json, summary.txt, runs.json,
 // convergence.png and val_loss.png to OutDir.
-func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
-	if cfg.Console == nil {
-		cfg.Console = os.Stdout
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	emit := func(e Event) {
+		if cfg.OnEvent != nil {
+			cfg.OnEvent(e)
+		}
 	}
 	if cfg.CurvePoints <= 0 {
 		cfg.CurvePoints = 5
@@ -223,25 +235,21 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 	if trainLen == 0 {
 		return nil, fmt.Errorf("%s: the training split is empty (seq_len %d)", base.Data, base.Model.SeqLen)
 	}
-	out := cfg.Console
-	fmt.Fprintf(out, "Compare %s: %d seed(s) from %d, budget %s sequence-passes per run, %s training sequences\n",
-		strings.Join(cfg.Arms, ", "), cfg.Seeds, base.Seed, loader.FormatCount(cfg.Budget), loader.FormatCount(trainLen))
+	emit(StudyStarted{Arms: cfg.Arms, Seeds: cfg.Seeds, FirstSeed: base.Seed, Budget: cfg.Budget, TrainSequences: trainLen})
 	// One set of series for the whole comparison: each run reports into it in
 	// turn (satrain_run_info says which), counters add up over the runs.
 	metrics := report.NewMetrics(base.Version, torch.Version(), torch.BuiltWithCUDA())
 	if metricsAddr != "" {
-		addr, err := serveMetrics(ctx, metrics, metricsAddr, base.MetricsAnyPort)
+		addr, err := trainer.ServeMetrics(ctx, metrics, metricsAddr, base.MetricsAnyPort)
 		if err != nil {
 			return nil, fmt.Errorf("--metrics-addr %s: %w", metricsAddr, err)
 		}
-		fmt.Fprintf(out, "Metrics: http://%s/metrics (satrain_run_info names the run in progress)\n", addr)
+		emit(MetricsServed{Addr: addr})
 	}
 	planned := len(cfg.Arms) * cfg.Seeds
 	metrics.CompareSeries().Planned.Set(float64(planned))
 
 	var ev *eval.Evaluator
-	evalProgress := &report.PassBars{Enabled: base.Progress} // the evaluations' scoring passes
-	defer evalProgress.Close()
 	defer func() {
 		if ev != nil {
 			ev.Close()
@@ -252,7 +260,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 		if ev == nil {
 			var err error
 			ev, err = eval.Open(eval.Options{Checkpoint: path, Data: base.Data, DataOpt: dopt, Device: base.Device,
-				InferenceBatch: base.InferenceBatch, Reporter: evalProgress})
+				InferenceBatch: base.InferenceBatch, Reporter: cfg.EvalProgress})
 			if err != nil {
 				return nil, err
 			}
@@ -263,27 +271,27 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 	}
 	curveEval := eval.Config{Split: "val", HorizonIdx: cfg.Eval.HorizonIdx, MaxDates: cfg.CurveMaxDates, Backtest: cfg.Eval.Backtest}
 
-	res := &CompareResult{Budget: cfg.Budget}
+	res := &Result{Budget: cfg.Budget}
 	var armResults []backtest.ArmResult
 	for _, arm := range cfg.Arms {
 		for k := 0; k < cfg.Seeds; k++ {
 			seed := base.Seed + int64(k)
 			dir := filepath.Join(cfg.OutDir, arm, fmt.Sprintf("seed%d", seed))
-			if fileExistsC(checkpoint.RunDir(dir).Metrics()) || fileExistsC(checkpoint.RunDir(filepath.Join(dir, "stage1")).Metrics()) {
+			if fileExists(checkpoint.RunDir(dir).Metrics()) || fileExists(checkpoint.RunDir(filepath.Join(dir, "stage1")).Metrics()) {
 				return res, fmt.Errorf("%s already holds a run: give compare a new --out folder", dir)
 			}
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return res, err
 			}
-			run := CompareRun{Arm: arm, Seed: seed, Dir: dir}
+			run := RunRecord{Arm: arm, Seed: seed, Dir: dir}
 			runNo := len(res.Runs) + 1
-			title := fmt.Sprintf("%s seed %d (run %d/%d)", arm, seed, runNo, planned)
-			fmt.Fprintf(out, "  run %d/%d: %s seed %d training (log %s)\n", runNo, planned, arm, seed, filepath.Join(dir, "train.log"))
+			training := RunTraining{Run: runNo, Runs: planned, Arm: arm, Seed: seed, Dir: dir, Log: filepath.Join(dir, "train.log")}
+			emit(training)
 			t0 := time.Now()
 			reporters := func(console io.Writer) []event.Reporter {
 				rs := []event.Reporter{report.NewConsole(console, ""), report.NewPrometheus(metrics), report.NewJSONL()}
-				if base.Progress {
-					rs = append(rs, report.NewProgress(report.ProgressOptions{Title: title}))
+				if cfg.TrainProgress != nil {
+					rs = append(rs, cfg.TrainProgress(training))
 				}
 				return rs
 			}
@@ -293,7 +301,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 				return res, fmt.Errorf("arm %s seed %d: %w", arm, seed, err)
 			}
 			t1 := time.Now()
-			fmt.Fprintf(out, "  run %d/%d: %s seed %d evaluating %d checkpoint(s) and the best model\n", runNo, planned, arm, seed, countCheckpoints(stages))
+			emit(RunEvaluating{Run: runNo, Runs: planned, Arm: arm, Seed: seed, Checkpoints: countCheckpoints(stages)})
 			// Convergence curve from the intermediate checkpoints.
 			for _, st := range stages {
 				for _, ck := range st.checkpoints {
@@ -327,9 +335,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 				ar.Stage1 = &backtest.CurvePoint{Budget: b.Budget, TopKReturn: b.CurveExcess}
 			}
 			armResults = append(armResults, ar)
-			fmt.Fprintf(out, "  %-16s seed %-4d trained %s passes in %.0fs (eval %.0fs): best val loss %.4f; test top-k excess %+.1f bps, rank IC %+.4f\n",
-				arm, seed, loader.FormatCount(run.SequencesTrained), run.TrainSeconds, run.EvalSeconds, run.BestValLoss,
-				1e4*r.Report.Precision.Excess, r.Report.RankIC.Mean)
+			emit(RunFinished{Run: runNo, Runs: planned, Record: run, Test: r.Report})
 			if ctx.Err() != nil {
 				return res, ctx.Err()
 			}
@@ -340,13 +346,9 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 		return res, err
 	}
 	res.Summary = sum
-	if err := writeCompareOutputs(cfg, res); err != nil {
+	if err := writeOutputs(cfg, res); err != nil {
 		return res, err
 	}
-	fmt.Fprintln(out)
-	WriteRunsTable(out, res.Runs)
-	fmt.Fprintln(out)
-	sum.WriteTable(out)
 	return res, nil
 }
 
@@ -357,7 +359,7 @@ type stage struct {
 }
 
 // trainArm runs the training of one arm x seed into dir and fills run.
-func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string, seed int64, dir string, trainLen int64, run *CompareRun,
+func trainArm(ctx context.Context, cfg Config, base trainer.RunConfig, arm string, seed int64, dir string, trainLen int64, run *RunRecord,
 	reporters func(console io.Writer) []event.Reporter) ([]stage, error) {
 	logF, err := os.Create(filepath.Join(dir, "train.log"))
 	if err != nil {
@@ -372,7 +374,7 @@ func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string
 		rc.Run[k] = v
 	}
 	points := cfg.CurvePoints
-	standard := func(rc RunConfig, budget int64, points int, dir string) (*RunResult, error) {
+	standard := func(rc trainer.RunConfig, budget int64, points int, dir string) (*trainer.RunResult, error) {
 		rc.SaveDir = dir
 		epochs := int64(max(1, points))
 		if need := (budget + trainLen - 1) / trainLen; need > epochs {
@@ -386,9 +388,9 @@ func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string
 		if err := rc.Validate(false); err != nil {
 			return nil, err
 		}
-		return RunStandard(ctx, rc)
+		return trainer.RunStandard(ctx, rc)
 	}
-	selectionRun := func(rc RunConfig, budget int64, points int, dir, resume string, st selection.Strategy) (*RunResult, error) {
+	selectionRun := func(rc trainer.RunConfig, budget int64, points int, dir, resume string, st selection.Strategy) (*trainer.RunResult, error) {
 		rc.SaveDir, rc.ResumeFrom, rc.Strategy = dir, resume, st
 		rc.NumIterations = int(max(1, int64(math.Round(float64(budget)/float64(passesPerIteration(rc, st))))))
 		every := max(1, rc.NumIterations/max(1, points))
@@ -396,10 +398,10 @@ func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string
 		if err := rc.Validate(true); err != nil {
 			return nil, err
 		}
-		return RunSelectionAware(ctx, rc)
+		return trainer.RunSelectionAware(ctx, rc)
 	}
 	var stages []stage
-	addStage := func(r *RunResult, dir string, offset int64, kind string) error {
+	addStage := func(r *trainer.RunResult, dir string, offset int64, kind string) error {
 		cks, err := checkpoint.RunDir(dir).Periodics(kind)
 		if err != nil {
 			return err
@@ -432,14 +434,14 @@ func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string
 		if err != nil {
 			return nil, err
 		}
-		return stages, addStage(r, dir, 0, KindStandard)
+		return stages, addStage(r, dir, 0, trainer.KindStandard)
 	case ArmTwoStage:
 		s1 := filepath.Join(dir, "stage1")
 		r1, err := standard(rc, cfg.Budget/2, max(1, points/2), s1)
 		if err != nil {
 			return nil, err
 		}
-		if err := addStage(r1, s1, 0, KindStandard); err != nil {
+		if err := addStage(r1, s1, 0, trainer.KindStandard); err != nil {
 			return nil, err
 		}
 		done := run.SequencesTrained
@@ -451,13 +453,13 @@ func trainArm(ctx context.Context, cfg CompareConfig, base RunConfig, arm string
 		if err != nil {
 			return nil, err
 		}
-		return stages, addStage(r2, dir, done, KindSelectionAware)
+		return stages, addStage(r2, dir, done, trainer.KindSelectionAware)
 	default:
 		r, err := selectionRun(rc, cfg.Budget, points, dir, "", armStrategy(arm, rc.TopK))
 		if err != nil {
 			return nil, err
 		}
-		return stages, addStage(r, dir, 0, KindSelectionAware)
+		return stages, addStage(r, dir, 0, trainer.KindSelectionAware)
 	}
 }
 
@@ -469,14 +471,14 @@ func countCheckpoints(stages []stage) int {
 	return n
 }
 
-func fileExistsC(p string) bool {
+func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
 
 // WriteRunsTable writes one line per run: budget, time, best validation
 // loss and the test numbers that matter most.
-func WriteRunsTable(w io.Writer, runs []CompareRun) {
+func WriteRunsTable(w io.Writer, runs []RunRecord) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "arm\tseed\titerations\tpasses trained\tseqs scored\ttrain s\teval s\tbest val loss\tfinal val-curve excess (bps)\t")
 	for _, r := range runs {
@@ -490,7 +492,7 @@ func WriteRunsTable(w io.Writer, runs []CompareRun) {
 	tw.Flush()
 }
 
-func writeCompareOutputs(cfg CompareConfig, res *CompareResult) error {
+func writeOutputs(cfg Config, res *Result) error {
 	dir := cfg.OutDir
 	if err := res.Summary.WriteJSON(filepath.Join(dir, "summary.json")); err != nil {
 		return err
@@ -510,7 +512,7 @@ func writeCompareOutputs(cfg CompareConfig, res *CompareResult) error {
 		CurveMaxDates int          `json:"curve_max_dates"`
 		Eval          eval.Config  `json:"eval"`
 		Model         model.Config `json:"model"`
-		Runs          []CompareRun `json:"runs"`
+		Runs          []RunRecord  `json:"runs"`
 	}{cfg.Arms, cfg.Seeds, cfg.Budget, cfg.CurveMaxDates, cfg.Eval, cfg.Base.Model, res.Runs}, "", "  ")
 	if err != nil {
 		return err
@@ -526,11 +528,11 @@ func writeCompareOutputs(cfg CompareConfig, res *CompareResult) error {
 
 // writeValLossPlot draws each run's validation loss against sequence-passes
 // trained, one colour per arm, with two-stage runs' stage-1 baseline.
-func writeValLossPlot(path string, runs []CompareRun) error {
+func writeValLossPlot(path string, runs []RunRecord) error {
 	return backtest.WriteValLossPlot(path, valLossSeries(runs))
 }
 
-func valLossSeries(runs []CompareRun) []backtest.LossSeries {
+func valLossSeries(runs []RunRecord) []backtest.LossSeries {
 	var out []backtest.LossSeries
 	for _, r := range runs {
 		ls := backtest.LossSeries{Arm: r.Arm, Seed: r.Seed}

@@ -1,23 +1,25 @@
-package trainer
+package compare
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"image/png"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/eval"
+	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/trainer"
 )
 
-func evCompareConfig(data, out string, arms []string, budget int64) CompareConfig {
+func evCompareConfig(data, out string, arms []string, budget int64) Config {
 	base := evRunConfig(data, "")
-	return CompareConfig{Base: base, Arms: arms, Seeds: 2, Budget: budget, OutDir: out, CurvePoints: 3, CurveMaxDates: 20,
-		Eval: eval.Config{Split: "test", HorizonIdx: 1, Backtest: backtest.Config{TopK: 3, CostBps: 10}}, Console: &bytes.Buffer{}}
+	return Config{Base: base, Arms: arms, Seeds: 2, Budget: budget, OutDir: out, CurvePoints: 3, CurveMaxDates: 20,
+		Eval: eval.Config{Split: "test", HorizonIdx: 1, Backtest: backtest.Config{TopK: 3, CostBps: 10}}}
 }
 
 func evDecodePNG(t *testing.T, path string) {
@@ -43,9 +45,11 @@ func TestCompareEqualBudget(t *testing.T) {
 	// top-k 12 x 2 epochs = 24 passes per iteration: 480 = 20 iterations.
 	const budget = 480
 	cfg := evCompareConfig(data, out, []string{ArmStandard, ArmSelectionAware, ArmTwoStage, ArmRandom, ArmNegative}, budget)
-	res, err := Compare(context.Background(), cfg)
+	var events []Event
+	cfg.OnEvent = func(e Event) { events = append(events, e) }
+	res, err := Run(context.Background(), cfg)
 	if err != nil {
-		t.Fatalf("compare: %v\n%s", err, cfg.Console.(*bytes.Buffer))
+		t.Fatalf("compare: %v", err)
 	}
 	if len(res.Runs) != 10 {
 		t.Fatalf("%d runs, want 5 arms x 2 seeds", len(res.Runs))
@@ -64,7 +68,7 @@ func TestCompareEqualBudget(t *testing.T) {
 		if wantScored := 120 * int64(map[string]int{ArmStandard: 0, ArmSelectionAware: 20, ArmRandom: 20, ArmNegative: 10, ArmTwoStage: 10}[r.Arm]); r.SequencesScored != wantScored {
 			t.Errorf("%s scored %d, want %d", name, r.SequencesScored, wantScored)
 		}
-		if !strings.HasPrefix(r.BestCheckpoint, r.Dir) || !fileExistsC(r.BestCheckpoint) {
+		if !strings.HasPrefix(r.BestCheckpoint, r.Dir) || !fileExists(r.BestCheckpoint) {
 			t.Errorf("%s: best checkpoint %q", name, r.BestCheckpoint)
 		}
 		if len(r.Curve) < 2 || len(r.ValLoss) < 2 {
@@ -95,7 +99,7 @@ func TestCompareEqualBudget(t *testing.T) {
 	// Two-stage: stage 1 is standard training on half the budget.
 	ts := filepath.Join(out, ArmTwoStage, "seed7")
 	for _, f := range []string{"stage1/best_model.pt", "stage1/checkpoint_epoch_1.pt", "best_model_selection_aware.pt", "train.log"} {
-		if !fileExistsC(filepath.Join(ts, f)) {
+		if !fileExists(filepath.Join(ts, f)) {
 			t.Errorf("two_stage: missing %s", f)
 		}
 	}
@@ -121,8 +125,8 @@ func TestCompareEqualBudget(t *testing.T) {
 		t.Errorf("two_stage summary stage-1 baseline %+v", b)
 	}
 	var runs struct {
-		Budget int64        `json:"budget"`
-		Runs   []CompareRun `json:"runs"`
+		Budget int64       `json:"budget"`
+		Runs   []RunRecord `json:"runs"`
 	}
 	b, err := os.ReadFile(filepath.Join(out, "runs.json"))
 	if err != nil {
@@ -137,12 +141,10 @@ func TestCompareEqualBudget(t *testing.T) {
 	}
 	evDecodePNG(t, filepath.Join(out, "convergence.png"))
 	evDecodePNG(t, filepath.Join(out, "val_loss.png"))
-	if !strings.Contains(cfg.Console.(*bytes.Buffer).String(), "metric (mean ± std over seeds)") {
-		t.Fatalf("console lacks the summary table:\n%s", cfg.Console.(*bytes.Buffer))
-	}
+	evCheckEvents(t, events, cfg, res)
 
 	// A second compare into the same folder is refused, not appended.
-	if _, err := Compare(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "already holds a run") {
+	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "already holds a run") {
 		t.Fatalf("compare into a used folder: err %v", err)
 	}
 }
@@ -150,17 +152,17 @@ func TestCompareEqualBudget(t *testing.T) {
 func TestCompareConfigValidate(t *testing.T) {
 	data := evData(t)
 	for _, c := range []struct {
-		mod  func(*CompareConfig)
+		mod  func(*Config)
 		want string
 	}{
-		{func(c *CompareConfig) { c.Arms = nil }, "--arms: give at least one"},
-		{func(c *CompareConfig) { c.Arms = []string{"best"} }, `unknown arm "best"`},
-		{func(c *CompareConfig) { c.Arms = []string{ArmRandom, ArmRandom} }, "given twice"},
-		{func(c *CompareConfig) { c.Seeds = 0 }, "--seeds"},
-		{func(c *CompareConfig) { c.Budget = 0 }, "--budget"},
-		{func(c *CompareConfig) { c.OutDir = "" }, "--out"},
-		{func(c *CompareConfig) { c.Base.TopK = 500 }, "--top-k 500 is larger than --sample-size"},
-		{func(c *CompareConfig) { c.Arms = []string{ArmNegative}; c.Base.TopK = 80 }, "at least twice --top-k"},
+		{func(c *Config) { c.Arms = nil }, "--arms: give at least one"},
+		{func(c *Config) { c.Arms = []string{"best"} }, `unknown arm "best"`},
+		{func(c *Config) { c.Arms = []string{ArmRandom, ArmRandom} }, "given twice"},
+		{func(c *Config) { c.Seeds = 0 }, "--seeds"},
+		{func(c *Config) { c.Budget = 0 }, "--budget"},
+		{func(c *Config) { c.OutDir = "" }, "--out"},
+		{func(c *Config) { c.Base.TopK = 500 }, "--top-k 500 is larger than --sample-size"},
+		{func(c *Config) { c.Arms = []string{ArmNegative}; c.Base.TopK = 80 }, "at least twice --top-k"},
 	} {
 		cfg := evCompareConfig(data, t.TempDir(), []string{ArmStandard}, 100)
 		c.mod(&cfg)
@@ -168,17 +170,68 @@ func TestCompareConfigValidate(t *testing.T) {
 			t.Errorf("want an error containing %q, got %v", c.want, err)
 		}
 	}
-	cfg := evCompareConfig(data, t.TempDir(), CompareArms, 100)
+	cfg := evCompareConfig(data, t.TempDir(), Arms, 100)
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("every arm: %v", err)
 	}
 }
 
 func TestPassesPerIteration(t *testing.T) {
-	rc := RunConfig{TopK: 10, EpochsPerIteration: 3}
+	rc := trainer.RunConfig{TopK: 10, EpochsPerIteration: 3}
 	for arm, want := range map[string]int64{ArmSelectionAware: 30, ArmRandom: 30, ArmOHEM: 30, ArmNegative: 60, ArmMix: 45} {
 		if got := passesPerIteration(rc, armStrategy(arm, rc.TopK)); got != want {
 			t.Errorf("%s: %d passes per iteration, want %d", arm, got, want)
+		}
+	}
+}
+
+// evCheckEvents checks what a study told OnEvent against its result: the
+// plan, the metrics address when served, and per run training, evaluating
+// (one checkpoint per curve point) and finished (the run's record and its
+// test report, as written to report.json).
+func evCheckEvents(t *testing.T, events []Event, cfg Config, res *Result) {
+	t.Helper()
+	dopt := cfg.Base.DataOpt
+	dopt.SeqLen = cfg.Base.Model.SeqLen
+	ds, err := loader.Open(cfg.Base.Data, dopt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainLen := ds.Split("train").Len()
+	ds.Close()
+	want := []Event{StudyStarted{Arms: cfg.Arms, Seeds: cfg.Seeds, FirstSeed: cfg.Base.Seed, Budget: cfg.Budget, TrainSequences: trainLen}}
+	if cfg.Base.MetricsAddr != "" {
+		served, _ := events[len(want)].(MetricsServed) // its address is checked by the caller
+		want = append(want, served)
+	}
+	n := len(res.Runs)
+	for i, r := range res.Runs {
+		rep, err := backtest.ReadReport(filepath.Join(r.Dir, "report.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := len(want) + 2
+		if k < len(events) {
+			f, ok := events[k].(RunFinished)
+			if !ok || f.Test == nil || f.Test.NumPredictions != rep.NumPredictions || f.Test.Precision.Excess != rep.Precision.Excess {
+				t.Errorf("event %d: %#v, want RunFinished with the test report of %s", k, events[k], r.Dir)
+			}
+		}
+		want = append(want,
+			RunTraining{Run: i + 1, Runs: n, Arm: r.Arm, Seed: r.Seed, Dir: r.Dir, Log: filepath.Join(r.Dir, "train.log")},
+			RunEvaluating{Run: i + 1, Runs: n, Arm: r.Arm, Seed: r.Seed, Checkpoints: len(r.Curve)},
+			RunFinished{Run: i + 1, Runs: n, Record: r})
+	}
+	if len(events) != len(want) {
+		t.Fatalf("%d events, want %d:\n%#v", len(events), len(want), events)
+	}
+	for i, e := range events {
+		if f, ok := e.(RunFinished); ok {
+			f.Test = nil // checked above
+			e = f
+		}
+		if !reflect.DeepEqual(e, want[i]) {
+			t.Errorf("event %d:\n%#v\nwant\n%#v", i, e, want[i])
 		}
 	}
 }

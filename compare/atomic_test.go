@@ -1,4 +1,4 @@
-package trainer
+package compare
 
 import (
 	"errors"
@@ -15,7 +15,7 @@ import (
 // plot byte-identical and no temporary file.
 func TestValLossPlotWrittenAtomically(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "val_loss.png")
-	runs := []CompareRun{
+	runs := []RunRecord{
 		{Arm: "standard", ValLoss: []ValuePoint{{Budget: 100, Value: 2.30}, {Budget: 200, Value: 2.25}}},
 		{Arm: "selection_aware", ValLoss: []ValuePoint{{Budget: 100, Value: 2.31}, {Budget: 200, Value: 2.20}}},
 	}

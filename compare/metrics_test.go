@@ -1,10 +1,8 @@
-package trainer
+package compare
 
 import (
-	"bytes"
 	"context"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 )
@@ -21,22 +19,21 @@ func TestCompareServesMetrics(t *testing.T) {
 	cfg.Base.MetricsAddr = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel() // stops the server
-	if _, err := Compare(ctx, cfg); err != nil {
-		t.Fatalf("compare: %v\n%s", err, cfg.Console.(*bytes.Buffer))
+	var events []Event
+	cfg.OnEvent = func(e Event) { events = append(events, e) }
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("compare: %v", err)
 	}
-	console := cfg.Console.(*bytes.Buffer).String()
-	m := regexp.MustCompile(`Metrics: (http://\S+/metrics)`).FindStringSubmatch(console)
-	if m == nil {
-		t.Fatalf("console does not give the metrics URL:\n%s", console)
+	evCheckEvents(t, events, cfg, res)
+	served, ok := events[1].(MetricsServed)
+	if !ok || !strings.HasPrefix(served.Addr, "127.0.0.1:") || strings.HasSuffix(served.Addr, ":0") {
+		t.Fatalf("second event %#v, want MetricsServed with the bound address", events[1])
 	}
-	for _, want := range []string{"run 1/1: standard seed 7 training", "run 1/1: standard seed 7 evaluating"} {
-		if !strings.Contains(console, want) {
-			t.Errorf("console lacks %q:\n%s", want, console)
-		}
-	}
-	code, body := httpGet(t, m[1])
+	url := "http://" + served.Addr + "/metrics"
+	code, body := httpGet(t, url)
 	if code != 200 {
-		t.Fatalf("GET %s: %d", m[1], code)
+		t.Fatalf("GET %s: %d", url, code)
 	}
 	seedDir := filepath.Join(out, ArmStandard, "seed7")
 	for _, want := range []string{`satrain_compare_runs 1`, `satrain_compare_runs_completed_total 1`, `save_dir="` + seedDir + `"`,
