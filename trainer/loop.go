@@ -260,7 +260,7 @@ func DefaultReporters(ctx context.Context, cfg RunConfig) ([]event.Reporter, err
 	m := report.NewMetrics(cfg.Version, torch.Version(), torch.BuiltWithCUDA())
 	url := ""
 	if cfg.MetricsAddr != "" {
-		addr, err := serveMetrics(ctx, m, cfg.MetricsAddr, cfg.MetricsAnyPort)
+		addr, err := ServeMetrics(ctx, m, cfg.MetricsAddr, cfg.MetricsAnyPort)
 		if err != nil {
 			return nil, fmt.Errorf("--metrics-addr %s: %w", cfg.MetricsAddr, err)
 		}

@@ -17,15 +17,15 @@ import (
 // otherwise: loopback only. The container sets 0.0.0.0:9108.
 const DefaultMetricsAddr = "127.0.0.1:9108"
 
-// metricsPortTries is how many ports after a busy default one serveMetrics
+// metricsPortTries is how many ports after a busy default one ServeMetrics
 // tries: enough for every run a machine holds at once.
 const metricsPortTries = 100
 
-// serveMetrics serves m on addr. With anyPort (addr is the default, not
+// ServeMetrics serves m on addr (a run's and compare's /metrics). With anyPort (addr is the default, not
 // given), a busy port moves on to the next free one above it, with a warning
 // naming the URL; any other failure, or a busy address the user chose, is
 // returned.
-func serveMetrics(ctx context.Context, m *Metrics, addr string, anyPort bool) (string, error) {
+func ServeMetrics(ctx context.Context, m *Metrics, addr string, anyPort bool) (string, error) {
 	bound, err := m.Serve(ctx, addr)
 	if err == nil || !anyPort {
 		return bound, err
@@ -48,12 +48,6 @@ func serveMetrics(ctx context.Context, m *Metrics, addr string, anyPort bool) (s
 		}
 	}
 	return "", err
-}
-
-// ServeMetrics serves m on addr the way a run does (serveMetrics): compare
-// serves one set of series for all of its runs.
-func ServeMetrics(ctx context.Context, m *Metrics, addr string, anyPort bool) (string, error) {
-	return serveMetrics(ctx, m, addr, anyPort)
 }
 
 // portBusy reports whether listening on addr fails because another socket
