@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -45,19 +44,7 @@ func TestCheckpointBytesGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer old.Free()
-	m, err := old.NewModel(torch.CPU)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Free()
-	eng, err := model.NewEngine(m, model.StepConfig{LR: 2e-3, WeightDecay: 0.01}, old.Centers, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Free()
-	if err := old.RestoreOptimizer(eng); err != nil {
-		t.Fatal(err)
-	}
+	eng := restoredEngine(t, old)
 	path := filepath.Join(t.TempDir(), "now.pt")
 	if err := Save(path, eng, goldenMeta(old.Meta), true); err != nil {
 		t.Fatal(err)

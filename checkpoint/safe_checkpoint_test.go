@@ -45,19 +45,8 @@ func TestCheckpointOldFormatStillLoads(t *testing.T) {
 	if !reflect.DeepEqual(old.Meta, want) || old.Config.Dropout != 0.1 || old.Config.HiddenDim != 8 || !old.HasOptim {
 		t.Fatalf("old format: meta %+v, config %+v, optimizer %v; want %+v", old.Meta, old.Config, old.HasOptim, want)
 	}
-	m, err := old.NewModel(torch.CPU)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Free()
-	eng, err := model.NewEngine(m, model.StepConfig{LR: 2e-3, WeightDecay: 0.01}, old.Centers, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Free()
-	if err := old.RestoreOptimizer(eng); err != nil {
-		t.Fatal(err)
-	}
+	eng := restoredEngine(t, old)
+	m := eng.Model
 	path := filepath.Join(t.TempDir(), "resaved.pt")
 	if err := Save(path, eng, old.Meta, true); err != nil {
 		t.Fatal(err)
@@ -105,4 +94,24 @@ print("ok")
 	if err != nil || strings.TrimSpace(string(out)) != "ok" {
 		t.Fatalf("python: %v\n%s", err, out)
 	}
+}
+
+// restoredEngine builds l's model on the CPU with an engine holding l's
+// optimizer state; both are freed when the test ends.
+func restoredEngine(t *testing.T, l *Loaded) *model.Engine {
+	t.Helper()
+	m, err := l.NewModel(torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Free)
+	eng, err := model.NewEngine(m, model.StepConfig{LR: 2e-3, WeightDecay: 0.01}, l.Centers, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Free)
+	if err := l.RestoreOptimizer(eng); err != nil {
+		t.Fatal(err)
+	}
+	return eng
 }

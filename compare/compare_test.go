@@ -12,6 +12,7 @@ import (
 
 	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/eval"
+	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/trainer"
 )
@@ -39,8 +40,8 @@ func evDecodePNG(t *testing.T, path string) {
 }
 
 func TestCompareEqualBudget(t *testing.T) {
-	evLock(t)
-	data := evData(t)
+	runtest.Lock(t)
+	data := runtest.Panel(t, 3)
 	out := filepath.Join(t.TempDir(), "cmp")
 	// top-k 12 x 2 epochs = 24 passes per iteration: 480 = 20 iterations.
 	const budget = 480
@@ -150,7 +151,7 @@ func TestCompareEqualBudget(t *testing.T) {
 }
 
 func TestCompareConfigValidate(t *testing.T) {
-	data := evData(t)
+	data := runtest.Panel(t, 3)
 	for _, c := range []struct {
 		mod  func(*Config)
 		want string

@@ -5,14 +5,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/satrain/satrain/internal/runtest"
 )
 
 // TestCompareServesMetrics runs a one-run comparison with a metrics server
 // and reads its series: the run's identity, the compare counters and the
 // process memory.
 func TestCompareServesMetrics(t *testing.T) {
-	evLock(t)
-	data := evData(t)
+	runtest.Lock(t)
+	data := runtest.Panel(t, 3)
 	out := filepath.Join(t.TempDir(), "cmp")
 	cfg := evCompareConfig(data, out, []string{ArmStandard}, 240)
 	cfg.Seeds = 1
@@ -31,7 +33,7 @@ func TestCompareServesMetrics(t *testing.T) {
 		t.Fatalf("second event %#v, want MetricsServed with the bound address", events[1])
 	}
 	url := "http://" + served.Addr + "/metrics"
-	code, body := httpGet(t, url)
+	code, body := runtest.HTTPGet(t, url)
 	if code != 200 {
 		t.Fatalf("GET %s: %d", url, code)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/selection"
 )
 
@@ -18,10 +19,10 @@ import (
 // (one seed): each is accepted, trains the equal budget (the schedule arm's
 // k averages --top-k) and runs the strategy it names.
 func TestCompareExtensionArms(t *testing.T) {
-	evLock(t)
+	runtest.Lock(t)
 	arms := []string{ArmPerDate, ArmStratified, ArmTopKSchedule, ArmConfidence, ArmConsistency}
 	const budget = 480 // top-k 12 x 2 epochs: 20 iterations
-	cfg := evCompareConfig(evData(t), filepath.Join(t.TempDir(), "cmp"), arms, budget)
+	cfg := evCompareConfig(runtest.Panel(t, 3), filepath.Join(t.TempDir(), "cmp"), arms, budget)
 	cfg.Seeds = 1
 	want := map[string]string{
 		ArmPerDate:      "selection_aware+per_date",

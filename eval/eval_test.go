@@ -17,30 +17,12 @@ import (
 	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/internal/reporttest"
+	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/model/modeltest"
 	"github.com/satrain/satrain/torch"
 )
-
-// evData writes a small synthetic panel (20 tickers x 400 days x 4
-// features) into a fresh temporary folder.
-func evData(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "synth.h5")
-	if err := loader.Synth(path, loader.SynthConfig{Tickers: 20, Days: 400, Features: 4, Bins: 10, Seed: 3}); err != nil {
-		t.Fatalf("synthetic data: %v", err)
-	}
-	return path
-}
-
-// evLock pins the test goroutine to its OS thread (libtorch's inference
-// mode and autocast are per thread).
-func evLock(t *testing.T) {
-	t.Helper()
-	unlock := torch.LockThread()
-	t.Cleanup(unlock)
-}
 
 // evCheckpoint writes the checkpoint of a tiny model (seq_len 16, random
 // weights from a fixed seed) fitted to a fresh synthetic panel, recording
@@ -49,7 +31,7 @@ func evLock(t *testing.T) {
 // is tested without a training run.
 func evCheckpoint(t *testing.T) (data, ckpt string) {
 	t.Helper()
-	data = evData(t)
+	data = runtest.Panel(t, 3)
 	ds, err := loader.Open(data, loader.Options{SeqLen: 16})
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +61,7 @@ func evCheckpoint(t *testing.T) (data, ckpt string) {
 }
 
 func TestEvaluateMatchesDirectScoring(t *testing.T) {
-	evLock(t)
+	runtest.Lock(t)
 	data, ckpt := evCheckpoint(t)
 	ev, err := Open(Options{Checkpoint: ckpt, Data: data, Device: torch.CPU, InferenceBatch: 37})
 	if err != nil {
@@ -217,7 +199,7 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 }
 
 func TestWritePredictionsCSV(t *testing.T) {
-	evLock(t)
+	runtest.Lock(t)
 	data, ckpt := evCheckpoint(t)
 	ev, err := Open(Options{Checkpoint: ckpt, Data: data, Device: torch.CPU, InferenceBatch: 50})
 	if err != nil {

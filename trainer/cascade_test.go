@@ -13,6 +13,7 @@ import (
 
 	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/selection"
@@ -35,7 +36,7 @@ func TestReferencePrecision(t *testing.T) {
 // equal; the rate is logged. The scorer leaves the engine as it found it.
 func TestCascadeEngineScorersVsFP32(t *testing.T) {
 	defer torch.LockThread()()
-	ds, err := loader.Open(ltData(t), loader.Options{SeqLen: 16, ValSize: 16, Seed: 3})
+	ds, err := loader.Open(runtest.Panel(t, 11), loader.Options{SeqLen: 16, ValSize: 16, Seed: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestCascadeEngineScorersVsFP32(t *testing.T) {
 //     distinct sequences each iteration.
 func TestCascadeInSelectionAwareLoop(t *testing.T) {
 	defer torch.LockThread()()
-	data := ltData(t)
+	data := runtest.Panel(t, 11)
 	run := func(sc selection.ScoreConfig) *RunResult {
 		cfg := ltConfig(data, filepath.Join(t.TempDir(), "ckpt"), nil)
 		cfg.Console, cfg.Reporters = nil, []event.Reporter{}
@@ -145,7 +146,7 @@ func TestCascadeDataParallel(t *testing.T) {
 		ltNeed(t, false, "libsatorch built without Gloo")
 	}
 	defer torch.LockThread()()
-	data := ltData(t)
+	data := runtest.Panel(t, 11)
 	dir := t.TempDir()
 	res1, err := runKind(context.Background(), "selection-fp8", distTestConfig("selection-fp8", data, filepath.Join(dir, "world1")))
 	if err != nil {
@@ -184,7 +185,7 @@ func TestCascadeDataParallel(t *testing.T) {
 // batch, so the rescored scores equal the full pass's.
 func TestBenchCascade(t *testing.T) {
 	defer torch.LockThread()()
-	data := ltData(t)
+	data := runtest.Panel(t, 11)
 	cfg := ltConfig(data, filepath.Join(t.TempDir(), "ckpt"), nil)
 	cfg.Console, cfg.Reporters = nil, []event.Reporter{}
 	cfg.NumIterations = 1

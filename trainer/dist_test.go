@@ -20,6 +20,7 @@ import (
 	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
@@ -250,7 +251,7 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 	if !torch.HasBackend(torch.Gloo) {
 		ltNeed(t, false, "libsatorch built without Gloo")
 	}
-	data := ltData(t)
+	data := runtest.Panel(t, 11)
 	// selection-nan: the third training step's loss is NaN, on the one
 	// process and on rank 1 only of two: every rank must skip that step.
 	for _, kind := range []string{"selection", "standard", "selection-nan"} {
@@ -407,7 +408,7 @@ func TestResumeAuto(t *testing.T) {
 	if p, skipped, err := checkpoint.RunDir(filepath.Join(dir, "absent")).ResumeAuto(); p != "" || skipped != nil || err != nil {
 		t.Fatalf("absent save dir: %q %v %v, want a fresh start", p, skipped, err)
 	}
-	cfg := ltConfig(ltData(t), dir, nil)
+	cfg := ltConfig(runtest.Panel(t, 11), dir, nil)
 	cfg.Console, cfg.Reporters = nil, []event.Reporter{}
 	cfg.NumIterations, cfg.CheckpointEvery = 2, 1
 	if _, err := RunSelectionAware(context.Background(), cfg); err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -63,7 +64,7 @@ func TestEventSequence(t *testing.T) {
 	defer torch.LockThread()()
 	var console bytes.Buffer
 	dir := t.TempDir()
-	cfg := ltConfig(ltData(t), dir, &console)
+	cfg := ltConfig(runtest.Panel(t, 11), dir, &console)
 	cfg.NumIterations, cfg.ValEvery, cfg.CheckpointEvery = 5, 2, 2
 	rec := &evRecorder{}
 	cfg.Reporters = []event.Reporter{rec}
@@ -162,7 +163,7 @@ func TestEventSequence(t *testing.T) {
 // carrying ErrInterrupted; the standard run's epochs follow the same shape.
 func TestEventSequenceInterrupted(t *testing.T) {
 	defer torch.LockThread()()
-	data := ltData(t)
+	data := runtest.Panel(t, 11)
 	dir := t.TempDir()
 	cfg := ltConfig(data, dir, nil)
 	cfg.NumIterations, cfg.ValEvery, cfg.CheckpointEvery, cfg.EpochsPerIteration = 5, 10, 10, 1

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/satrain/satrain/checkpoint"
+	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/model/modeltest"
@@ -209,7 +210,7 @@ func TestTrainOOMNamesFlag(t *testing.T) {
 		t.Errorf("a failed step changed the weights")
 	}
 	var console bytes.Buffer
-	cfg := ltConfig(ltData(t), t.TempDir(), &console)
+	cfg := ltConfig(runtest.Panel(t, 11), t.TempDir(), &console)
 	cfg.testFault = e.Fault
 	_, err = RunSelectionAware(context.Background(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "out of device memory in a training step; lower --batch-size") {
@@ -276,7 +277,7 @@ func TestTooManySkipsWritesLastGood(t *testing.T) {
 	logs := hdCaptureLog(t)
 	var console bytes.Buffer
 	dir := t.TempDir()
-	cfg := ltConfig(ltData(t), dir, &console)
+	cfg := ltConfig(runtest.Panel(t, 11), dir, &console)
 	cfg.CheckpointEvery, cfg.ValEvery, cfg.NumIterations = 1, 1, 3
 	cfg.Step.MaxSkips = 3
 	cfg.MetricsAddr = ltFreeAddr(t)
@@ -300,7 +301,7 @@ func TestTooManySkipsWritesLastGood(t *testing.T) {
 	if res.LastIter != 1 || !strings.Contains(console.String(), "the last good weights are in "+lastGood) {
 		t.Errorf("last iteration %d; console:\n%s", res.LastIter, console.String())
 	}
-	_, body := httpGet(t, "http://"+cfg.MetricsAddr+"/metrics")
+	_, body := runtest.HTTPGet(t, "http://"+cfg.MetricsAddr+"/metrics")
 	if v := metricValue(t, body, "satrain_steps_skipped_total"); v != 3 {
 		t.Errorf("satrain_steps_skipped_total = %v, want 3", v)
 	}
@@ -435,7 +436,7 @@ func TestSaveDirReplacedByFile(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "ckpt")
 	moved := filepath.Join(root, "ckpt-moved")
-	cfg := ltConfig(ltData(t), dir, &console)
+	cfg := ltConfig(runtest.Panel(t, 11), dir, &console)
 	cfg.CheckpointEvery, cfg.ValEvery = 1, 1
 	cfg.AfterIteration = func(it int) {
 		if it == 1 {
@@ -472,7 +473,7 @@ func TestSaveFailsFileSizeLimit(t *testing.T) {
 	defer syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old)
 	var console bytes.Buffer
 	dir := filepath.Join(t.TempDir(), "ckpt")
-	cfg := ltConfig(ltData(t), dir, &console)
+	cfg := ltConfig(runtest.Panel(t, 11), dir, &console)
 	cfg.CheckpointEvery, cfg.ValEvery = 1, 1
 	cfg.AfterIteration = func(it int) {
 		if it == 1 {
@@ -521,7 +522,7 @@ func TestSaveFailsDiskFull(t *testing.T) {
 	dir := filepath.Join(root, "full")
 	hdMount(t, dir, "size=4m")
 	var console bytes.Buffer
-	cfg := ltConfig(ltData(t), dir, &console)
+	cfg := ltConfig(runtest.Panel(t, 11), dir, &console)
 	cfg.CheckpointEvery, cfg.ValEvery = 1, 1
 	filler := filepath.Join(dir, "filler")
 	cfg.AfterIteration = func(it int) {
@@ -591,7 +592,7 @@ func TestStaleTempsRemovedAtStart(t *testing.T) {
 		}
 	}
 	var console bytes.Buffer
-	cfg := ltConfig(ltData(t), dir, &console)
+	cfg := ltConfig(runtest.Panel(t, 11), dir, &console)
 	cfg.NumIterations, cfg.EpochsPerIteration = 1, 1
 	if _, err := RunSelectionAware(context.Background(), cfg); err != nil {
 		t.Fatal(err)

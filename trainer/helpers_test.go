@@ -6,10 +6,10 @@ import (
 	"context"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/torch"
@@ -17,17 +17,6 @@ import (
 
 // Helpers of the loop, selection and metrics tests (names prefixed "lt" so
 // they do not clash with other test files of the package).
-
-// ltData writes a synthetic panel of 20 tickers x 400 days x 4 features into
-// a fresh temporary folder and returns its path.
-func ltData(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "synth.h5")
-	if err := loader.Synth(path, loader.SynthConfig{Tickers: 20, Days: 400, Features: 4, Bins: 10, Seed: 11}); err != nil {
-		t.Fatalf("synthetic data: %v", err)
-	}
-	return path
-}
 
 // ltConfig is a tiny, deterministic CPU selection-aware run.
 func ltConfig(data, saveDir string, console *bytes.Buffer) RunConfig {
@@ -116,17 +105,6 @@ func ltExists(path string) bool {
 
 // Helpers of the strategy and ties tests are prefixed "ev".
 
-// evData writes a small synthetic panel (20 tickers x 400 days x 4
-// features) into a fresh temporary folder.
-func evData(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "synth.h5")
-	if err := loader.Synth(path, loader.SynthConfig{Tickers: 20, Days: 400, Features: 4, Bins: 10, Seed: 3}); err != nil {
-		t.Fatalf("synthetic data: %v", err)
-	}
-	return path
-}
-
 // evRunConfig is a tiny deterministic CPU run (seq_len 16).
 func evRunConfig(data, saveDir string) RunConfig {
 	return RunConfig{
@@ -141,19 +119,11 @@ func evRunConfig(data, saveDir string) RunConfig {
 	}
 }
 
-// evLock pins the test goroutine to its OS thread (libtorch's inference
-// mode and autocast are per thread).
-func evLock(t *testing.T) {
-	t.Helper()
-	unlock := torch.LockThread()
-	t.Cleanup(unlock)
-}
-
 // evCheckpoint trains a tiny selection-aware model and returns its data file
 // and best checkpoint.
 func evCheckpoint(t *testing.T) (data, ckpt string) {
 	t.Helper()
-	data = evData(t)
+	data = runtest.Panel(t, 3)
 	res, err := RunSelectionAware(context.Background(), evRunConfig(data, t.TempDir()))
 	if err != nil {
 		t.Fatalf("training: %v", err)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/satrain/satrain/checkpoint"
+	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/internal/testenv"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/model/modeltest"
@@ -94,7 +95,7 @@ func TestSelectionAwareEndToEnd(t *testing.T) {
 	defer torch.LockThread()()
 	var console bytes.Buffer
 	dir := t.TempDir()
-	cfg := ltConfig(ltData(t), dir, &console)
+	cfg := ltConfig(runtest.Panel(t, 11), dir, &console)
 	cfg.NumIterations = 5
 	res, err := RunSelectionAware(context.Background(), cfg)
 	if err != nil {
@@ -396,7 +397,7 @@ func sameIteration(t *testing.T, what string, a, b IterationRecord) {
 // thread, float32).
 func TestResumeEquivalence(t *testing.T) {
 	defer torch.LockThread()()
-	data := ltData(t)
+	data := runtest.Panel(t, 11)
 
 	var c1 bytes.Buffer
 	dirA := t.TempDir()
@@ -457,7 +458,7 @@ func TestResumeEquivalence(t *testing.T) {
 // run's best_model.pt begins at iteration 1 with those weights.
 func TestResumeFromStandard(t *testing.T) {
 	defer torch.LockThread()()
-	data := ltData(t)
+	data := runtest.Panel(t, 11)
 	var c1 bytes.Buffer
 	stdDir := t.TempDir()
 	cfg := ltConfig(data, stdDir, &c1)
@@ -601,7 +602,7 @@ func TestInterruptBetweenIterations(t *testing.T) {
 	defer torch.LockThread()()
 	var console bytes.Buffer
 	dir := t.TempDir()
-	cfg := ltConfig(ltData(t), dir, &console)
+	cfg := ltConfig(runtest.Panel(t, 11), dir, &console)
 	cfg.NumIterations, cfg.CheckpointEvery, cfg.ValEvery = 5, 10, 10
 	cfg.EpochsPerIteration = 1
 	ctx, cancel := context.WithCancel(context.Background())
@@ -625,7 +626,7 @@ func TestInterruptMidIteration(t *testing.T) {
 	defer torch.LockThread()()
 	var console bytes.Buffer
 	dir := t.TempDir()
-	cfg := ltConfig(ltData(t), dir, &console)
+	cfg := ltConfig(runtest.Panel(t, 11), dir, &console)
 	cfg.NumIterations, cfg.CheckpointEvery, cfg.ValEvery = 3, 10, 10
 	ctx := newTripCtx()
 	cfg.AfterIteration = func(it int) {
@@ -657,7 +658,7 @@ func TestCheckpointDamageRefused(t *testing.T) {
 	defer torch.LockThread()()
 	var console bytes.Buffer
 	dir := t.TempDir()
-	cfg := ltConfig(ltData(t), dir, &console)
+	cfg := ltConfig(runtest.Panel(t, 11), dir, &console)
 	cfg.NumIterations, cfg.EpochsPerIteration = 1, 1
 	if _, err := RunSelectionAware(context.Background(), cfg); err != nil {
 		t.Fatal(err)

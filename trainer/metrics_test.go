@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -121,21 +122,6 @@ func TestMetricsLintAndContract(t *testing.T) {
 	}
 }
 
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
-
 func TestMetricsServe(t *testing.T) {
 	m := NewMetrics("v-test", "1.13.0", false)
 	if addr, err := m.Serve(context.Background(), ""); addr != "" || err != nil {
@@ -156,17 +142,17 @@ func TestMetricsServe(t *testing.T) {
 	}
 	m.Iteration.Set(7)
 	m.SequencesScored.Add(96)
-	code, body := httpGet(t, "http://"+addr+"/metrics")
+	code, body := runtest.HTTPGet(t, "http://"+addr+"/metrics")
 	if code != 200 || !regexp.MustCompile(`(?m)^satrain_iteration 7$`).MatchString(body) ||
 		!regexp.MustCompile(`(?m)^satrain_sequences_scored_total 96$`).MatchString(body) ||
 		!strings.Contains(body, `satrain_phase_seconds_total{phase="inference"} 0`) {
 		t.Errorf("/metrics: %d\n%s", code, body)
 	}
-	if code, body := httpGet(t, "http://"+addr+"/healthz"); code != 200 || strings.TrimSpace(body) != "ok" {
+	if code, body := runtest.HTTPGet(t, "http://"+addr+"/healthz"); code != 200 || strings.TrimSpace(body) != "ok" {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
 	for _, p := range []string{"/", "/metricsx", "/debug/pprof/", "/api/v1/query"} {
-		if code, _ := httpGet(t, "http://"+addr+p); code != 404 {
+		if code, _ := runtest.HTTPGet(t, "http://"+addr+p); code != 404 {
 			t.Errorf("GET %s: %d, want 404", p, code)
 		}
 	}
@@ -208,13 +194,13 @@ func metricValue(t *testing.T, body, name string) float64 {
 func TestMetricsDuringRunAndPrometheus(t *testing.T) {
 	defer torch.LockThread()()
 	var console bytes.Buffer
-	cfg := ltConfig(ltData(t), t.TempDir(), &console)
+	cfg := ltConfig(runtest.Panel(t, 11), t.TempDir(), &console)
 	cfg.MetricsAddr = ltFreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var during []string
 	cfg.AfterIteration = func(it int) {
-		_, body := httpGet(t, "http://"+cfg.MetricsAddr+"/metrics")
+		_, body := runtest.HTTPGet(t, "http://"+cfg.MetricsAddr+"/metrics")
 		during = append(during, body)
 	}
 	res, err := RunSelectionAware(ctx, cfg)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/report"
 	"github.com/satrain/satrain/torch"
@@ -146,7 +147,7 @@ func TestResumeIntoAnotherSaveDir(t *testing.T) {
 	root := t.TempDir()
 	orig, sel := filepath.Join(root, "run"), filepath.Join(root, "sel.jsonl")
 	var console bytes.Buffer
-	cfg := ltConfig(ltData(t), orig, &console)
+	cfg := ltConfig(runtest.Panel(t, 11), orig, &console)
 	cfg.NumIterations, cfg.CheckpointEvery, cfg.ValEvery, cfg.EpochsPerIteration = 3, 1, 1, 1
 	cfg.LogSelected = sel
 	cfg.Run = map[string]string{"save-dir": orig, "log-selected": sel} // as the CLI records them
@@ -258,7 +259,7 @@ func TestResumeInPlaceNamesBest(t *testing.T) {
 	hdCaptureLog(t) // the skipped steps' warnings
 	dir := t.TempDir()
 	var console bytes.Buffer
-	cfg := ltConfig(ltData(t), dir, &console)
+	cfg := ltConfig(runtest.Panel(t, 11), dir, &console)
 	cfg.NumIterations, cfg.CheckpointEvery, cfg.ValEvery, cfg.EpochsPerIteration = 2, 1, 1, 1
 	first, err := RunSelectionAware(context.Background(), cfg)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/satrain/satrain/checkpoint"
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/report"
 	"github.com/satrain/satrain/torch"
@@ -73,7 +74,7 @@ func rfMatchDocumented(t *testing.T, got, want []string, extraAfter map[int]bool
 // with this run's values; then a standard run's, which follows the same style.
 func TestConsoleDocumented(t *testing.T) {
 	defer torch.LockThread()()
-	data := ltData(t)
+	data := runtest.Panel(t, 11)
 	var console bytes.Buffer
 	cfg := ltConfig(data, t.TempDir(), &console)
 	cfg.NumIterations = 3 // validates at 2 and 3
@@ -196,7 +197,7 @@ func rfCheckNulls(t *testing.T, recs []map[string]any, unmeasured func(rec map[s
 // 0) expected returns.
 func TestNonFiniteRunRecordsEveryIteration(t *testing.T) {
 	defer torch.LockThread()()
-	data := ltData(t)
+	data := runtest.Panel(t, 11)
 	var console bytes.Buffer
 	dir := t.TempDir()
 	cfg := ltConfig(data, dir, &console)
@@ -259,7 +260,7 @@ func TestNonFiniteRunRecordsEveryIteration(t *testing.T) {
 func TestGaugesNaNUntilMeasured(t *testing.T) {
 	defer torch.LockThread()()
 	var console bytes.Buffer
-	cfg := ltConfig(ltData(t), t.TempDir(), &console)
+	cfg := ltConfig(runtest.Panel(t, 11), t.TempDir(), &console)
 	cfg.NumIterations, cfg.ValEvery = 2, 2
 	cfg.MetricsAddr = ltFreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -274,7 +275,7 @@ func TestGaugesNaNUntilMeasured(t *testing.T) {
 	var first string
 	cfg.AfterIteration = func(it int) {
 		if it == 1 {
-			_, first = httpGet(t, "http://"+cfg.MetricsAddr+"/metrics")
+			_, first = runtest.HTTPGet(t, "http://"+cfg.MetricsAddr+"/metrics")
 		}
 	}
 	if _, err := RunSelectionAware(ctx, cfg); err != nil {
@@ -293,7 +294,7 @@ func TestGaugesNaNUntilMeasured(t *testing.T) {
 	if _, err := RunStandard(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	_, body = httpGet(t, "http://"+cfg.MetricsAddr+"/metrics")
+	_, body = runtest.HTTPGet(t, "http://"+cfg.MetricsAddr+"/metrics")
 	if v := metricValue(t, body, "satrain_expected_return_mean"); !math.IsNaN(v) {
 		t.Errorf("standard run: satrain_expected_return_mean = %v, want NaN (nothing scored)", v)
 	}
@@ -311,7 +312,7 @@ func rfGather(t *testing.T, m *Metrics) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, body := httpGet(t, "http://"+addr+"/metrics")
+	_, body := runtest.HTTPGet(t, "http://"+addr+"/metrics")
 	return body
 }
 
@@ -322,7 +323,7 @@ func rfGather(t *testing.T, m *Metrics) string {
 // checkpoint records its lineage (stage, file started from, its checksum).
 func TestStartFromWeightsValidatedFirst(t *testing.T) {
 	defer torch.LockThread()()
-	data := ltData(t)
+	data := runtest.Panel(t, 11)
 	var console bytes.Buffer
 	stdDir := t.TempDir()
 	cfg := ltConfig(data, stdDir, &console)
@@ -417,7 +418,7 @@ func TestStartFromWeightsValidatedFirst(t *testing.T) {
 // removes the earlier run's checkpoints.
 func TestSaveDirHoldsAnotherRun(t *testing.T) {
 	defer torch.LockThread()()
-	data := ltData(t)
+	data := runtest.Panel(t, 11)
 	var console bytes.Buffer
 	dir := t.TempDir()
 	cfg := ltConfig(data, dir, &console)
@@ -495,7 +496,7 @@ func TestStartupFailureLeavesNoFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	cfg = ltConfig(ltData(t), filepath.Join(root, "runs", "c"), &console)
+	cfg = ltConfig(runtest.Panel(t, 11), filepath.Join(root, "runs", "c"), &console)
 	cfg.MetricsAddr = ln.Addr().String()
 	_, err = RunSelectionAware(context.Background(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "--metrics-addr "+cfg.MetricsAddr) || !strings.Contains(err.Error(), "in use") ||
@@ -517,7 +518,7 @@ func TestStartupFailureLeavesNoFolder(t *testing.T) {
 				url = u
 			}
 		}
-		if code, body := httpGet(t, url); code != 200 || !strings.Contains(body, "satrain_iteration 1") {
+		if code, body := runtest.HTTPGet(t, url); code != 200 || !strings.Contains(body, "satrain_iteration 1") {
 			t.Errorf("GET %s: %d\n%s", url, code, body)
 		}
 	}
@@ -535,7 +536,7 @@ func TestResumeArchitectureNamed(t *testing.T) {
 	defer torch.LockThread()()
 	var console bytes.Buffer
 	dir := t.TempDir()
-	cfg := ltConfig(ltData(t), dir, &console)
+	cfg := ltConfig(runtest.Panel(t, 11), dir, &console)
 	cfg.NumIterations, cfg.EpochsPerIteration = 1, 1
 	if _, err := RunSelectionAware(context.Background(), cfg); err != nil {
 		t.Fatal(err)
@@ -555,7 +556,7 @@ func TestNoReporters(t *testing.T) {
 	defer torch.LockThread()()
 	var console bytes.Buffer
 	dir := t.TempDir()
-	cfg := ltConfig(ltData(t), dir, &console)
+	cfg := ltConfig(runtest.Panel(t, 11), dir, &console)
 	cfg.NumIterations, cfg.EpochsPerIteration = 1, 1
 	cfg.Reporters = []event.Reporter{}
 	if _, err := RunSelectionAware(context.Background(), cfg); err != nil {

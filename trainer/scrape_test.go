@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/torch"
 )
@@ -107,7 +108,7 @@ func (l *scrapeLoad) finish() {
 // selections are exactly those of the same run without scraping.
 func TestMetricsUnderScrapeLoad(t *testing.T) {
 	defer torch.LockThread()()
-	data := ltData(t)
+	data := runtest.Panel(t, 11)
 	var c1 bytes.Buffer
 	cfg := ltConfig(data, t.TempDir(), &c1)
 	cfg.NumIterations = 4

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -23,7 +24,7 @@ func TestSkippedStepsTrainNothing(t *testing.T) {
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer slog.SetDefault(prev)
 	var console bytes.Buffer
-	cfg := ltConfig(ltData(t), filepath.Join(t.TempDir(), "run"), &console)
+	cfg := ltConfig(runtest.Panel(t, 11), filepath.Join(t.TempDir(), "run"), &console)
 	cfg.NumIterations = 2
 	cfg.testFault = nanFault()
 	res, err := RunSelectionAware(context.Background(), cfg)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
@@ -81,7 +82,7 @@ func stScrape(body, name string) map[string]float64 {
 func TestStrategyExtensionsRun(t *testing.T) {
 	defer torch.LockThread()()
 	var console bytes.Buffer
-	cfg := ltConfig(ltData(t), t.TempDir(), &console)
+	cfg := ltConfig(runtest.Panel(t, 11), t.TempDir(), &console)
 	cfg.SampleSize, cfg.NumIterations = 110, 3
 	cfg.Strategy = selection.Strategy{Stratify: "sector", TopKSchedule: "linear:5:15", ConfidenceWeight: true, ConsistencyBonus: 0.5}
 	cfg.MetricsAddr = ltFreeAddr(t)
@@ -92,7 +93,7 @@ func TestStrategyExtensionsRun(t *testing.T) {
 	defer cancel()
 	var shares []map[string]float64
 	cfg.AfterIteration = func(it int) {
-		_, body := httpGet(t, "http://"+cfg.MetricsAddr+"/metrics")
+		_, body := runtest.HTTPGet(t, "http://"+cfg.MetricsAddr+"/metrics")
 		shares = append(shares, stScrape(body, "satrain_selected_stratum_share"))
 	}
 	// The loop hands Weights the logits of the scored sample: one confidence
@@ -196,7 +197,7 @@ func TestStrategyExtensionsRun(t *testing.T) {
 func TestStrategyPerDateRun(t *testing.T) {
 	defer torch.LockThread()()
 	var console bytes.Buffer
-	cfg := ltConfig(ltData(t), t.TempDir(), &console)
+	cfg := ltConfig(runtest.Panel(t, 11), t.TempDir(), &console)
 	cfg.SampleSize, cfg.TopK, cfg.NumIterations = 60, 9, 2
 	cfg.Strategy = selection.Strategy{Scope: selection.ScopePerDate}
 	res, err := RunSelectionAware(context.Background(), cfg)

@@ -12,6 +12,7 @@ import (
 	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/internal/reporttest"
+	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
@@ -43,7 +44,7 @@ func sameFeaturesPanel(t *testing.T) string {
 // sequence's place in a batch is a tie, broken by ticker then date), and IC
 // and rank IC equal up to float noise (reporttest.ICNoise): what docs/METRICS.md says.
 func TestResultsIndependentOfInferenceBatch(t *testing.T) {
-	evLock(t)
+	runtest.Lock(t)
 	data := sameFeaturesPanel(t)
 	cfg := evRunConfig(data, t.TempDir())
 	cfg.NumIterations, cfg.ValEvery, cfg.CheckpointEvery = 2, 2, 2
