@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/satrain/satrain/event"
-	"github.com/satrain/satrain/report"
 )
 
 // RunDir is a run's save dir, and the one place that knows its layout:
@@ -36,7 +35,7 @@ import (
 type RunDir string
 
 // MetricsLog is the name of a run's metrics log in its save dir (package report writes it).
-const MetricsLog = report.MetricsLog
+const MetricsLog = event.MetricsLog
 
 // LastGoodName is the file a run writes when it stops after
 // model.StepConfig.MaxSkips consecutive non-finite steps.

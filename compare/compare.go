@@ -240,7 +240,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// turn (satrain_run_info says which), counters add up over the runs.
 	metrics := report.NewMetrics(base.Version, torch.Version(), torch.BuiltWithCUDA())
 	if metricsAddr != "" {
-		addr, err := trainer.ServeMetrics(ctx, metrics, metricsAddr, base.MetricsAnyPort)
+		addr, err := report.ServeMetrics(ctx, metrics, metricsAddr, base.MetricsAnyPort)
 		if err != nil {
 			return nil, fmt.Errorf("--metrics-addr %s: %w", metricsAddr, err)
 		}

@@ -48,6 +48,10 @@ var AllPhases = []string{PhaseSampling, PhaseInference, PhaseSelection, PhaseTra
 // implementation is in this package.
 type Event interface{ isEvent() }
 
+// MetricsLog is the name of the metrics log the JSONL reporter writes in a
+// run's save dir (checkpoint.RunDir knows it as one of the run's files).
+const MetricsLog = "metrics.jsonl"
+
 // Reporter turns events into one kind of output. Report is called on the
 // training goroutine, in the order the events happen. A reporter that holds
 // resources (files, servers) also implements io.Closer; the run closes it

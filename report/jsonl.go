@@ -12,12 +12,12 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/internal/atomicfile"
 )
 
-// MetricsLog is the name of the metrics log in a save dir.
-const MetricsLog = "metrics.jsonl"
+// MetricsLog is the name of the metrics log in a save dir (event.MetricsLog).
+const MetricsLog = event.MetricsLog
 
 // Record is one line of metrics.jsonl: one iteration (an epoch of standard
 // training; iteration 0 is the validation of the starting weights of a run

@@ -9,9 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/report"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -21,10 +23,11 @@ import (
 // ltConfig is a tiny, deterministic CPU selection-aware run.
 func ltConfig(data, saveDir string, console *bytes.Buffer) RunConfig {
 	return RunConfig{
-		Data:    data,
-		DataOpt: loader.Options{ValSize: 48, Seed: 5},
-		Model:   model.Config{HiddenDim: 16, NumLayers: 1, NumHeads: 2, Dropout: 0.1, SeqLen: 16},
-		Step:    model.StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0, UseAMP: false},
+		NewReporters: ltReporters,
+		Data:         data,
+		DataOpt:      loader.Options{ValSize: 48, Seed: 5},
+		Model:        model.Config{HiddenDim: 16, NumLayers: 1, NumHeads: 2, Dropout: 0.1, SeqLen: 16},
+		Step:         model.StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0, UseAMP: false},
 
 		SampleSize:         96,
 		TopK:               12,
@@ -108,10 +111,11 @@ func ltExists(path string) bool {
 // evRunConfig is a tiny deterministic CPU run (seq_len 16).
 func evRunConfig(data, saveDir string) RunConfig {
 	return RunConfig{
-		Data:    data,
-		DataOpt: loader.Options{ValSize: 64, Seed: 5},
-		Model:   model.Config{HiddenDim: 16, NumLayers: 1, NumHeads: 2, Dropout: 0.1, SeqLen: 16},
-		Step:    model.StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0},
+		NewReporters: ltReporters,
+		Data:         data,
+		DataOpt:      loader.Options{ValSize: 64, Seed: 5},
+		Model:        model.Config{HiddenDim: 16, NumLayers: 1, NumHeads: 2, Dropout: 0.1, SeqLen: 16},
+		Step:         model.StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0},
 
 		SampleSize: 120, TopK: 12, HorizonIdx: 1, EpochsPerIteration: 2, NumIterations: 3,
 		BatchSize: 8, InferenceBatch: 32, SaveDir: saveDir, ValEvery: 3, CheckpointEvery: 3,
@@ -132,4 +136,12 @@ func evCheckpoint(t *testing.T) (data, ckpt string) {
 		t.Fatal("training wrote no best checkpoint")
 	}
 	return data, res.BestPath
+}
+
+// ltReporters is what the command line gives a run (bin/satrain's
+// runReporters): report.ForRun over the run's output settings.
+func ltReporters(ctx context.Context, cfg RunConfig) ([]event.Reporter, error) {
+	return report.ForRun(ctx, report.RunOutputs{Version: cfg.Version, TorchVersion: torch.Version(), CUDA: torch.BuiltWithCUDA(),
+		Console: cfg.Console, Progress: cfg.Progress, MetricsAddr: cfg.MetricsAddr, MetricsAnyPort: cfg.MetricsAnyPort,
+		LogSelected: cfg.LogSelected, TensorBoard: cfg.TensorBoard, WandbHint: cfg.WandbHint})
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
-	"github.com/satrain/satrain/report"
 	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
 )
@@ -84,13 +83,17 @@ type RunConfig struct {
 	// resumes (see CheckSaveDirFree).
 	Overwrite bool
 
-	// Reporters receive the run's events (package event). nil: the
-	// default set (DefaultReporters: console on Console, progress when
-	// Progress, Prometheus series served on MetricsAddr, metrics.jsonl in
-	// SaveDir). A non-nil empty slice reports nothing, as the non-zero ranks
-	// of a multi-process run do. Reporters implementing io.Closer are closed
-	// when the run ends.
+	// Reporters receive the run's events (package event). nil: those
+	// NewReporters builds, else none. A non-nil empty slice reports
+	// nothing, as the non-zero ranks of a multi-process run do. Reporters
+	// implementing io.Closer are closed when the run ends.
 	Reporters []event.Reporter
+	// NewReporters, when Reporters is nil, builds the run's reporters on
+	// rank 0 once the run has checked its data and save dir, from the run's
+	// configuration (the command line passes report.ForRun over the output
+	// fields above: Console, Progress, MetricsAddr, LogSelected,
+	// TensorBoard). The metrics server it may start stops when ctx ends.
+	NewReporters func(ctx context.Context, cfg RunConfig) ([]event.Reporter, error)
 
 	// Group is the process group of a data-parallel run (nil: one process).
 	// Every rank runs the same RunConfig; rank 0 writes checkpoints and
@@ -247,46 +250,6 @@ func (c *RunConfig) defaults() {
 	if c.Run == nil {
 		c.Run = map[string]string{}
 	}
-}
-
-// DefaultReporters builds the reporters of a run from cfg: the console on
-// cfg.Console (stdout when nil), the progress display when cfg.Progress,
-// Prometheus series (served on cfg.MetricsAddr when it is set; port 0 picks
-// a free port, whose URL the console shows), metrics.jsonl in cfg.SaveDir,
-// and the selected-set log when cfg.LogSelected is set.
-// The metrics server stops when ctx ends. A caller adds its own reporters to
-// this set, or replaces it, through RunConfig.Reporters.
-func DefaultReporters(ctx context.Context, cfg RunConfig) ([]event.Reporter, error) {
-	m := report.NewMetrics(cfg.Version, torch.Version(), torch.BuiltWithCUDA())
-	url := ""
-	if cfg.MetricsAddr != "" {
-		addr, err := ServeMetrics(ctx, m, cfg.MetricsAddr, cfg.MetricsAnyPort)
-		if err != nil {
-			return nil, fmt.Errorf("--metrics-addr %s: %w", cfg.MetricsAddr, err)
-		}
-		url = "http://" + addr + "/metrics"
-	}
-	w := cfg.Console
-	if w == nil {
-		w = os.Stdout
-	}
-	var prog *report.Progress
-	if cfg.Progress {
-		prog = report.NewProgress(report.ProgressOptions{})
-		w = prog.ConsoleWriter(w) // console lines print above the bars
-	}
-	rs := []event.Reporter{report.NewConsole(w, url)}
-	if prog != nil {
-		rs = append(rs, prog)
-	}
-	rs = append(rs, report.NewPrometheus(m), report.NewJSONL())
-	if cfg.LogSelected != "" {
-		rs = append(rs, report.NewSelectedLog(cfg.LogSelected))
-	}
-	if cfg.TensorBoard != "" {
-		rs = append(rs, report.NewTensorBoard(cfg.TensorBoard, cfg.WandbHint, w))
-	}
-	return rs, nil
 }
 
 // Validate checks the flags that do not need the data file.
@@ -540,8 +503,8 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 	if !s.rank0() {
 		rs = []event.Reporter{}
 	}
-	if rs == nil {
-		if rs, err = DefaultReporters(ctx, cfg); err != nil {
+	if rs == nil && cfg.NewReporters != nil {
+		if rs, err = cfg.NewReporters(ctx, cfg); err != nil {
 			return nil, err
 		}
 	}

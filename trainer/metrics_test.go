@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/satrain/satrain/internal/runtest"
+	"github.com/satrain/satrain/report"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -53,7 +54,7 @@ var contractMetrics = map[string]struct {
 // imported because it pulls github.com/kylelemons/godebug, which go.mod does
 // not require.
 func TestMetricsLintAndContract(t *testing.T) {
-	m := NewMetrics("v-test", "1.13.0", false)
+	m := report.NewMetrics("v-test", "1.13.0", false)
 	mfs, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +124,7 @@ func TestMetricsLintAndContract(t *testing.T) {
 }
 
 func TestMetricsServe(t *testing.T) {
-	m := NewMetrics("v-test", "1.13.0", false)
+	m := report.NewMetrics("v-test", "1.13.0", false)
 	if addr, err := m.Serve(context.Background(), ""); addr != "" || err != nil {
 		t.Errorf("Serve(\"\") = %q, %v; want no server", addr, err)
 	}
@@ -137,7 +138,7 @@ func TestMetricsServe(t *testing.T) {
 		t.Fatalf("bound address %q", addr)
 	}
 	// The port is taken now: a second server on it fails at once.
-	if _, err := NewMetrics("x", "y", false).Serve(ctx, addr); err == nil {
+	if _, err := report.NewMetrics("x", "y", false).Serve(ctx, addr); err == nil {
 		t.Errorf("second Serve on %s succeeded", addr)
 	}
 	m.Iteration.Set(7)

@@ -304,7 +304,7 @@ func TestGaugesNaNUntilMeasured(t *testing.T) {
 }
 
 // rfGather renders a registry in the text exposition format.
-func rfGather(t *testing.T, m *Metrics) string {
+func rfGather(t *testing.T, m *report.Metrics) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

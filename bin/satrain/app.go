@@ -10,8 +10,8 @@ import (
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/report"
 	"github.com/satrain/satrain/torch"
-	"github.com/satrain/satrain/trainer"
 	"github.com/urfave/cli/v2"
 )
 
@@ -83,7 +83,7 @@ func modelFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "seed", Value: 42, Usage: "seed for initialisation, sampling, shuffling and dropout", Category: catOther, EnvVars: env("seed")},
 		intFlag("threads", 0, "CPU threads for libtorch's intra-op pool (0: libtorch's default, at most the CPUs this process may use)", catOther),
 		distTimeoutFlag(catOther),
-		stringFlag("metrics-addr", trainer.DefaultMetricsAddr, "Prometheus /metrics listen address (empty: off)", catOther),
+		stringFlag("metrics-addr", report.DefaultMetricsAddr, "Prometheus /metrics listen address (empty: off)", catOther),
 		boolFlag("progress", true, "progress bar on a terminal, periodic log lines otherwise", catOther),
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/satrain/satrain/trainer"
+	"github.com/satrain/satrain/report"
 )
 
 // TestBusyDefaultMetricsPort (issue 23, item 10): with the default metrics
@@ -17,14 +17,14 @@ import (
 // serves on the next free port and names its URL; the same address given on
 // the command line stays a one-line error.
 func TestBusyDefaultMetricsPort(t *testing.T) {
-	ln, err := net.Listen("tcp", trainer.DefaultMetricsAddr)
+	ln, err := net.Listen("tcp", report.DefaultMetricsAddr)
 	switch {
 	case err == nil:
 		defer ln.Close()
 	case errors.Is(err, syscall.EADDRINUSE):
 		// Something else holds it: busy either way.
 	default:
-		t.Skipf("cannot listen on %s: %v", trainer.DefaultMetricsAddr, err)
+		t.Skipf("cannot listen on %s: %v", report.DefaultMetricsAddr, err)
 	}
 	dir := t.TempDir()
 	r := runCLI(t, nil, cliArgs(filepath.Join(dir, "a"), map[string]string{"metrics-addr": ""})...)
@@ -38,6 +38,6 @@ func TestBusyDefaultMetricsPort(t *testing.T) {
 		t.Errorf("the console should show the URL served, http://127.0.0.1:%s/metrics:\n%s", m[1], r.stdout)
 	}
 
-	r = runCLI(t, nil, cliArgs(filepath.Join(dir, "b"), map[string]string{"metrics-addr": trainer.DefaultMetricsAddr})...)
+	r = runCLI(t, nil, cliArgs(filepath.Join(dir, "b"), map[string]string{"metrics-addr": report.DefaultMetricsAddr})...)
 	checkOneLineError(t, r, "--metrics-addr 127.0.0.1:9108: 127.0.0.1:9108 is in use")
 }

@@ -214,9 +214,10 @@ func runConfig(c *cli.Context, selectionAware bool) (trainer.RunConfig, error) {
 		}
 	}
 	cfg = trainer.RunConfig{
-		Data:    c.String("data"),
-		DataOpt: loader.Options{ValSize: c.Int("val-size"), Seed: c.Int64("seed"), TrainEnd: te, ValEnd: ve, Mode: mode},
-		Model:   mc,
+		NewReporters: runReporters,
+		Data:         c.String("data"),
+		DataOpt:      loader.Options{ValSize: c.Int("val-size"), Seed: c.Int64("seed"), TrainEnd: te, ValEnd: ve, Mode: mode},
+		Model:        mc,
 		Step: model.StepConfig{LR: c.Float64("lr"), WeightDecay: c.Float64("weight-decay"), MaxGradNorm: c.Float64("max-grad-norm"),
 			LabelSmoothing: c.Float64("label-smoothing"), UseAMP: c.Bool("use-amp"), AMPDType: amp, MaxSkips: c.Int("max-skipped-steps")},
 		BatchSize: c.Int("batch-size"), InferenceBatch: c.Int("inference-batch-size"),
@@ -420,11 +421,12 @@ func runDemo(c *cli.Context) error {
 	}
 	p := model.Presets["tiny"]
 	cfg := trainer.RunConfig{
-		Data:       data,
-		DataOpt:    loader.Options{ValSize: 1000, Seed: c.Int64("seed")},
-		Model:      model.Config{HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, Dropout: 0.1, SeqLen: p.SeqLen},
-		Step:       model.StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0},
-		SampleSize: 2000, TopK: 200, HorizonIdx: 1, EpochsPerIteration: 3, NumIterations: c.Int("num-iterations"),
+		NewReporters: runReporters,
+		Data:         data,
+		DataOpt:      loader.Options{ValSize: 1000, Seed: c.Int64("seed")},
+		Model:        model.Config{HiddenDim: p.HiddenDim, NumLayers: p.NumLayers, NumHeads: p.NumHeads, Dropout: 0.1, SeqLen: p.SeqLen},
+		Step:         model.StepConfig{LR: 1e-3, WeightDecay: 0.01, MaxGradNorm: 1.0},
+		SampleSize:   2000, TopK: 200, HorizonIdx: 1, EpochsPerIteration: 3, NumIterations: c.Int("num-iterations"),
 		BatchSize: 32, InferenceBatch: 256, SaveDir: filepath.Join(dir, "checkpoints"), ValEvery: 5, CheckpointEvery: 10,
 		Device: torch.CPU, Seed: c.Int64("seed"), MetricsAddr: c.String("metrics-addr"), Version: version, Progress: true,
 		Console:   os.Stdout,
