@@ -3,7 +3,6 @@ package eval
 import (
 	"context"
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -251,26 +250,12 @@ type ScoredBatch struct {
 // inference batch size, and calls fn for each batch in order (the batch is
 // only valid during the call).
 func (e *Evaluator) Score(ctx context.Context, ids []loader.SeqID, wantProbs bool, fn func(b *ScoredBatch) error) error {
-	seqLen, H, B := e.DS.SeqLen(), e.DS.NumHorizons(), e.DS.NumBins()
-	bs := e.eng.InferenceBatch
-	st := e.DS.Stream(ctx, ids, loader.StreamOptions{BatchSize: bs, Depth: 2})
-	defer st.Close()
+	H, B := e.DS.NumHorizons(), e.DS.NumBins()
 	done := 0
 	e.progress(done, len(ids))
 	sb := &ScoredBatch{}
-	for {
-		b, err := st.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	_, _, err := Stream(ctx, e.eng, e.DS, ids, StreamOptions{Labels: true, Logits: true}, func(b *loader.Batch, out model.InferResult) error {
 		n := len(b.IDs)
-		out, err := e.eng.Infer(b.Features, b.Labels, n, seqLen, true)
-		if err != nil {
-			return err
-		}
 		sb.IDs, sb.Expected, sb.Labels, sb.Returns, sb.Loss = b.IDs, out.Expected, b.Labels, b.Returns, out.Loss
 		sb.Argmax = sb.Argmax[:0]
 		if wantProbs {
@@ -291,17 +276,14 @@ func (e *Evaluator) Score(ctx context.Context, ids []loader.SeqID, wantProbs boo
 				softmax(row, sb.Probs[i*B:(i+1)*B])
 			}
 		}
-		err = fn(sb)
-		st.Release(b)
-		if err != nil {
+		if err := fn(sb); err != nil {
 			return err
 		}
 		done += n
 		e.progress(done, len(ids))
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
+		return nil
+	})
+	return err
 }
 
 // progress reports a scoring pass's progress to the options' reporter.

@@ -7,12 +7,11 @@ package trainer
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 
+	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/selection"
@@ -52,30 +51,15 @@ func (s EngineScorer) Score(ctx context.Context, ids []loader.SeqID) ([]float64,
 	if s.Horizon < 0 || s.Horizon >= H {
 		return nil, fmt.Errorf("engine scorer: horizon index %d of %d horizons", s.Horizon, H)
 	}
-	seqLen := e.Model.Cfg.SeqLen
-	st := s.Data.Stream(ctx, ids, loader.StreamOptions{BatchSize: max(1, e.InferenceBatch)})
-	defer st.Close()
 	out := make([]float64, 0, len(ids))
-	for {
-		b, err := st.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		n := len(b.IDs)
-		r, err := e.Infer(b.Features, nil, n, seqLen, false)
-		st.Release(b)
-		if err != nil {
-			return nil, err
-		}
-		for i := 0; i < n; i++ {
+	_, _, err = eval.Stream(ctx, e, s.Data, ids, eval.StreamOptions{}, func(b *loader.Batch, r model.InferResult) error {
+		for i := range b.IDs {
 			out = append(out, float64(r.Expected[i*H+s.Horizon]))
 		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

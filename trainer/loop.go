@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/satrain/satrain/checkpoint"
+	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
@@ -663,47 +664,23 @@ func (s *session) trainBuffer(n int) []float32 {
 // spent waiting for data versus computing. score (dist.go) shares the ids
 // out over the ranks of a data-parallel run.
 func (s *session) scoreLocal(ctx context.Context, ids []loader.SeqID, labels bool, phase string) (model.InferResult, time.Duration, time.Duration, []int64, []float32, error) {
-	seqLen, F := s.eng.Model.Cfg.SeqLen, s.ds.NumFeatures()
-	bs := s.eng.InferenceBatch
-	pool := s.scorePool(bs * seqLen * F)
-	st := s.ds.Stream(ctx, ids, loader.StreamOptions{BatchSize: bs, Depth: 2, NewFeatures: pool.get})
-	defer st.Close()
+	pool := s.scorePool(s.eng.InferenceBatch * s.eng.Model.Cfg.SeqLen * s.ds.NumFeatures())
 	var res model.InferResult
 	var allLabels []int64
 	var allReturns []float32
-	var ioWait, compute time.Duration
 	prog := s.startPass(phase, len(ids))
-	for {
-		t0 := time.Now()
-		b, err := st.Next()
-		ioWait += time.Since(t0)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return res, ioWait, compute, nil, nil, err
-		}
-		n := len(b.IDs)
-		t1 := time.Now()
-		var lab []int64
-		if labels {
-			lab = b.Labels
-		}
-		out, err := s.eng.Infer(b.Features, lab, n, seqLen, s.logits)
-		compute += time.Since(t1)
-		if err != nil {
-			return res, ioWait, compute, nil, nil, err
-		}
+	opt := eval.StreamOptions{Labels: labels, Logits: s.logits, NewFeatures: pool.get}
+	ioWait, compute, err := eval.Stream(ctx, s.eng, s.ds, ids, opt, func(b *loader.Batch, out model.InferResult) error {
 		res.Expected = append(res.Expected, out.Expected...)
 		res.Loss = append(res.Loss, out.Loss...)
 		res.Logits = append(res.Logits, out.Logits...)
 		allLabels = append(allLabels, b.Labels...)
 		allReturns = append(allReturns, b.Returns...)
-		st.Release(b)
-		prog.add(n)
-		if ctx.Err() != nil {
-			return res, ioWait, compute, nil, nil, ctx.Err()
-		}
+		prog.add(len(b.IDs))
+		return nil
+	})
+	if err != nil {
+		return res, ioWait, compute, nil, nil, err
 	}
 	return res, ioWait, compute, allLabels, allReturns, nil
 }
