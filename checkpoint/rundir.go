@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/option"
 )
 
 // RunDir is a run's save dir, and the one place that knows its layout:
@@ -122,7 +123,7 @@ func (d RunDir) ResumeAuto() (path string, skipped []string, err error) {
 		return "", nil, nil
 	}
 	if err != nil {
-		return "", nil, fmt.Errorf("--resume-from auto: %w", err)
+		return "", nil, option.Errorf("{resume-from} auto: %w", err)
 	}
 	type cand struct {
 		path string
@@ -192,7 +193,7 @@ func (d RunDir) Prepare() (created string, err error) {
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		d.RemoveCreated(created)
-		return "", fmt.Errorf("--save-dir %s: %w", dir, err)
+		return "", option.Errorf("{save-dir} %s: %w", dir, err)
 	}
 	if err := checkWritable(dir); err != nil {
 		d.RemoveCreated(created)
@@ -220,7 +221,7 @@ func (d RunDir) RemoveCreated(top string) {
 func checkWritable(dir string) error {
 	f, err := os.CreateTemp(dir, ".satrain-write-test-*")
 	if err != nil {
-		return fmt.Errorf("--save-dir %s is not writable: %w", dir, err)
+		return option.Errorf("{save-dir} %s is not writable: %w", dir, err)
 	}
 	name := f.Name()
 	_, werr := f.Write(make([]byte, 4096))
@@ -228,7 +229,7 @@ func checkWritable(dir string) error {
 	f.Close()
 	os.Remove(name)
 	if werr != nil || serr != nil {
-		return fmt.Errorf("--save-dir %s: test write failed: %v", dir, errors.Join(werr, serr))
+		return option.Errorf("{save-dir} %s: test write failed: %v", dir, errors.Join(werr, serr))
 	}
 	return nil
 }
@@ -365,7 +366,7 @@ func (d RunDir) DropEmptyMetricsLog(resumeFrom, kind string) {
 func (d RunDir) Clear() error {
 	for _, p := range d.Files() {
 		if err := os.Remove(p); err != nil {
-			return fmt.Errorf("--overwrite: %w", err)
+			return option.Errorf("{overwrite}: %w", err)
 		}
 	}
 	return nil

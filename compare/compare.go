@@ -20,6 +20,7 @@ import (
 	"github.com/satrain/satrain/internal/atomicfile"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/option"
 	"github.com/satrain/satrain/report"
 	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
@@ -155,7 +156,7 @@ type Result struct {
 // Validate checks the comparison settings.
 func (c *Config) Validate() error {
 	if len(c.Arms) == 0 {
-		return fmt.Errorf("--arms: give at least one of %s", strings.Join(Arms, ","))
+		return option.Errorf("{arms}: give at least one of %s", strings.Join(Arms, ","))
 	}
 	seen := map[string]bool{}
 	for _, a := range c.Arms {
@@ -164,20 +165,20 @@ func (c *Config) Validate() error {
 			ok = ok || a == k
 		}
 		if !ok {
-			return fmt.Errorf("--arms: unknown arm %q (want %s)", a, strings.Join(Arms, ","))
+			return option.Errorf("{arms}: unknown arm %q (want %s)", a, strings.Join(Arms, ","))
 		}
 		if seen[a] {
-			return fmt.Errorf("--arms: %q given twice", a)
+			return option.Errorf("{arms}: %q given twice", a)
 		}
 		seen[a] = true
 	}
 	switch {
 	case c.Seeds < 1:
-		return fmt.Errorf("--seeds must be >= 1, got %d", c.Seeds)
+		return option.Errorf("{seeds} must be >= 1, got %d", c.Seeds)
 	case c.Budget < 1:
-		return fmt.Errorf("--budget must be >= 1 sequence-pass, got %d", c.Budget)
+		return option.Errorf("{budget} must be >= 1 sequence-pass, got %d", c.Budget)
 	case c.OutDir == "":
-		return fmt.Errorf("--out is required")
+		return option.Errorf("{out} is required")
 	}
 	base := c.Base
 	base.NumIterations, base.Epochs = 1, 1
@@ -185,7 +186,7 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if seen[ArmNegative] && c.Base.TopK > c.Base.SampleSize/2 {
-		return fmt.Errorf("arm negative trains on the top %d and the bottom %d: --sample-size %d must be at least twice --top-k", c.Base.TopK, c.Base.TopK, c.Base.SampleSize)
+		return option.Errorf("arm negative trains on the top %d and the bottom %d: {sample-size} %d must be at least twice {top-k}", c.Base.TopK, c.Base.TopK, c.Base.SampleSize)
 	}
 	return nil
 }
@@ -214,7 +215,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
-		return nil, fmt.Errorf("--out %s: %w", cfg.OutDir, err)
+		return nil, option.Errorf("{out} %s: %w", cfg.OutDir, err)
 	}
 	base := cfg.Base
 	metricsAddr := base.MetricsAddr
@@ -242,7 +243,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if metricsAddr != "" {
 		addr, err := report.ServeMetrics(ctx, metrics, metricsAddr, base.MetricsAnyPort)
 		if err != nil {
-			return nil, fmt.Errorf("--metrics-addr %s: %w", metricsAddr, err)
+			return nil, option.Errorf("{metrics-addr} %s: %w", metricsAddr, err)
 		}
 		emit(MetricsServed{Addr: addr})
 	}
@@ -278,7 +279,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			seed := base.Seed + int64(k)
 			dir := filepath.Join(cfg.OutDir, arm, fmt.Sprintf("seed%d", seed))
 			if fileExists(checkpoint.RunDir(dir).Metrics()) || fileExists(checkpoint.RunDir(filepath.Join(dir, "stage1")).Metrics()) {
-				return res, fmt.Errorf("%s already holds a run: give compare a new --out folder", dir)
+				return res, option.Errorf("%s already holds a run: give compare a new {out} folder", dir)
 			}
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return res, err

@@ -14,6 +14,7 @@ import (
 	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/option"
 	"github.com/satrain/satrain/trainer"
 )
 
@@ -167,7 +168,7 @@ func TestCompareConfigValidate(t *testing.T) {
 	} {
 		cfg := evCompareConfig(data, t.TempDir(), []string{ArmStandard}, 100)
 		c.mod(&cfg)
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+		if err := cfg.Validate(); err == nil || !strings.Contains(option.CommandLine(err).Error(), c.want) {
 			t.Errorf("want an error containing %q, got %v", c.want, err)
 		}
 	}

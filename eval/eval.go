@@ -16,6 +16,7 @@ import (
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/option"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -200,7 +201,7 @@ func (e *Evaluator) CheckSplit(split string) error {
 func SplitIDs(ds *loader.Dataset, split string, maxDates int) ([]loader.SeqID, error) {
 	sp := ds.Split(split)
 	if sp == nil {
-		return nil, fmt.Errorf("--split %q: want train, val or test", split)
+		return nil, option.Errorf("{split} %q: want train, val or test", split)
 	}
 	n := sp.Len()
 	if n == 0 {

@@ -190,7 +190,7 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 	if _, err := ev.Evaluate(context.Background(), Config{HorizonIdx: 4}); err == nil || !strings.Contains(err.Error(), "horizon index 4 out of range") {
 		t.Fatalf("horizon 4: err %v", err)
 	}
-	if _, err := ev.Evaluate(context.Background(), Config{Split: "holdout"}); err == nil || !strings.Contains(err.Error(), `--split "holdout"`) {
+	if _, err := ev.Evaluate(context.Background(), Config{Split: "holdout"}); err == nil || !strings.Contains(err.Error(), `split "holdout": want train, val or test`) {
 		t.Fatalf("split holdout: err %v", err)
 	}
 	if _, err := Open(Options{Checkpoint: filepath.Join(t.TempDir(), "none.pt"), Data: data}); err == nil || !strings.Contains(err.Error(), "none.pt") {

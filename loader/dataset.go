@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 
+	"github.com/satrain/satrain/option"
 	"gonum.org/v1/hdf5"
 )
 
@@ -97,7 +98,7 @@ func Open(path string, opt Options) (*Dataset, error) {
 		return nil, openErr(path, "mode %q: want auto, preload or stream", opt.Mode)
 	}
 	if opt.SeqLen < 1 {
-		return nil, openErr(path, "--seq-len %d: must be at least 1", opt.SeqLen)
+		return nil, option.Errorf("loader: open %s: {seq-len} %d: must be at least 1", path, opt.SeqLen)
 	}
 	if opt.ValSize < 0 {
 		return nil, openErr(path, "validation size %d: must not be negative", opt.ValSize)

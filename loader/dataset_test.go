@@ -90,7 +90,7 @@ func TestOpenValidationErrors(t *testing.T) {
 		{"val end before the train end", items, attrs, Options{SeqLen: 10, TrainEnd: dates[90], ValEnd: dates[80]},
 			[]string{"val end " + FormatDate(dates[80]) + ": must fall after the train end " + FormatDate(dates[90])}},
 		{"bad mode", items, attrs, Options{SeqLen: 10, Mode: "mmap"}, []string{`mode "mmap"`}},
-		{"seq-len zero", items, attrs, Options{}, []string{"--seq-len 0"}},
+		{"seq-len zero", items, attrs, Options{}, []string{"seq-len 0: must be at least 1"}},
 	}
 	dir := t.TempDir()
 	for _, c := range cases {

@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"sort"
+
+	"github.com/satrain/satrain/option"
 )
 
 // Config is the architecture of the return-bin transformer.
@@ -49,21 +51,21 @@ func (c Config) Validate() error {
 	case c.NumFeatures < 1:
 		return fmt.Errorf("model: num features must be >= 1, got %d", c.NumFeatures)
 	case c.HiddenDim < 1:
-		return fmt.Errorf("model: --hidden-dim must be >= 1, got %d", c.HiddenDim)
+		return option.Errorf("model: {hidden-dim} must be >= 1, got %d", c.HiddenDim)
 	case c.NumHeads < 1:
-		return fmt.Errorf("model: --num-heads must be >= 1, got %d", c.NumHeads)
+		return option.Errorf("model: {num-heads} must be >= 1, got %d", c.NumHeads)
 	case c.HiddenDim%c.NumHeads != 0:
-		return fmt.Errorf("model: --hidden-dim %d is not divisible by --num-heads %d", c.HiddenDim, c.NumHeads)
+		return option.Errorf("model: {hidden-dim} %d is not divisible by {num-heads} %d", c.HiddenDim, c.NumHeads)
 	case c.HiddenDim%2 != 0:
-		return fmt.Errorf("model: --hidden-dim must be even for the sinusoidal position table, got %d", c.HiddenDim)
+		return option.Errorf("model: {hidden-dim} must be even for the sinusoidal position table, got %d", c.HiddenDim)
 	case c.NumLayers < 1:
-		return fmt.Errorf("model: --num-layers must be >= 1, got %d", c.NumLayers)
+		return option.Errorf("model: {num-layers} must be >= 1, got %d", c.NumLayers)
 	case c.NumHorizons < 1 || c.NumBins < 2:
 		return fmt.Errorf("model: need >= 1 horizon and >= 2 bins, got %d and %d", c.NumHorizons, c.NumBins)
 	case c.Dropout < 0 || c.Dropout >= 1:
-		return fmt.Errorf("model: --dropout must be in [0, 1), got %g", c.Dropout)
+		return option.Errorf("model: {dropout} must be in [0, 1), got %g", c.Dropout)
 	case c.SeqLen < 1:
-		return fmt.Errorf("model: --seq-len must be >= 1, got %d", c.SeqLen)
+		return option.Errorf("model: {seq-len} must be >= 1, got %d", c.SeqLen)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"unsafe"
 
+	"github.com/satrain/satrain/option"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -105,7 +106,7 @@ func NewEngine(m *Model, cfg StepConfig, centers [][]float32, inferenceBatch int
 		e.amp = torch.BFloat16
 		if cfg.AMPDType == "fp16" {
 			if !m.Device.IsCUDA() {
-				return nil, fmt.Errorf("--amp-dtype fp16 needs CUDA; on CPU mixed precision is bf16")
+				return nil, option.Errorf("{amp-dtype} fp16 needs CUDA; on CPU mixed precision is bf16")
 			}
 			e.amp = torch.Float16
 			e.scaler = torch.NewGradScaler()
@@ -453,7 +454,7 @@ func (e *Engine) skip(res StepResult, what string) (StepResult, error) {
 
 func trainErr(err error) error {
 	if torch.IsOutOfMemory(err) {
-		return fmt.Errorf("out of device memory in a training step; lower --batch-size (or --seq-len): %w", err)
+		return option.Errorf("out of device memory in a training step; lower {batch-size} (or {seq-len}): %w", err)
 	}
 	return err
 }

@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/loader"
 )
 
 // Rule is the console's block separator: 80 '=' characters.

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/option"
 )
 
 // Metrics are a run's Prometheus series, on their own registry. Gauges of
@@ -103,7 +104,7 @@ func (m *Metrics) Serve(ctx context.Context, addr string) (boundAddr string, err
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return "", fmt.Errorf("%s is in use (another satrain run?): pass --metrics-addr with another port (e.g. %s), 127.0.0.1:0 for any free port, or an empty value for no metrics server",
+			return "", option.Errorf("%s is in use (another satrain run?): pass {metrics-addr} with another port (e.g. %s), 127.0.0.1:0 for any free port, or an empty value for no metrics server",
 				addr, nextPort(addr))
 		}
 		return "", err

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/option"
 )
 
 // DefaultMetricsAddr is where /metrics listens unless --metrics-addr says
@@ -91,7 +92,7 @@ func ForRun(ctx context.Context, o RunOutputs) ([]event.Reporter, error) {
 	if cfg.MetricsAddr != "" {
 		addr, err := ServeMetrics(ctx, m, cfg.MetricsAddr, cfg.MetricsAnyPort)
 		if err != nil {
-			return nil, fmt.Errorf("--metrics-addr %s: %w", cfg.MetricsAddr, err)
+			return nil, option.Errorf("{metrics-addr} %s: %w", cfg.MetricsAddr, err)
 		}
 		url = "http://" + addr + "/metrics"
 	}

@@ -14,8 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/loader"
 )
 
 // oneEpoch is a standard run's first epoch: 500 sequence-passes trained in

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/satrain/satrain/event"
+	"github.com/satrain/satrain/option"
 )
 
 // SelectedRecord is one line of the --log-selected file: one sequence of an
@@ -69,7 +70,7 @@ func (l *SelectedLog) open(e event.RunStarted) error {
 	}
 	f, err := os.OpenFile(l.path, flags, 0o644)
 	if err != nil {
-		return fmt.Errorf("--log-selected %s: %w", l.path, err)
+		return option.Errorf("{log-selected} %s: %w", l.path, err)
 	}
 	l.f, l.w = f, bufio.NewWriter(f)
 	return nil

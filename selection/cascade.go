@@ -13,6 +13,7 @@ import (
 	"slices"
 
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/option"
 )
 
 // Scoring precisions (--score-precision).
@@ -48,18 +49,18 @@ func (c ScoreConfig) Validate(topK, sampleSize int, reference string) error {
 	switch c.Precision {
 	case "":
 		if c.RescoreTop != 0 {
-			return fmt.Errorf("--rescore-top %d needs --score-precision (fp32, bf16 or fp8)", c.RescoreTop)
+			return option.Errorf("{rescore-top} %d needs {score-precision} (fp32, bf16 or fp8)", c.RescoreTop)
 		}
 		return nil
 	case PrecisionFP32, PrecisionBF16, PrecisionFP8:
 	default:
-		return fmt.Errorf("--score-precision %q: want fp32, bf16 or fp8", c.Precision)
+		return option.Errorf("{score-precision} %q: want fp32, bf16 or fp8", c.Precision)
 	}
 	if c.Precision != reference && precisionRank[c.Precision] >= precisionRank[reference] {
-		return fmt.Errorf("--score-precision %s is not cheaper than the reference precision %s (--use-amp, --amp-dtype); the cheap pass must be", c.Precision, reference)
+		return option.Errorf("{score-precision} %s is not cheaper than the reference precision %s ({use-amp}, {amp-dtype}); the cheap pass must be", c.Precision, reference)
 	}
 	if c.RescoreTop != 0 && (c.RescoreTop < topK || c.RescoreTop > sampleSize) {
-		return fmt.Errorf("--rescore-top %d: want between --top-k %d and --sample-size %d", c.RescoreTop, topK, sampleSize)
+		return option.Errorf("{rescore-top} %d: want between {top-k} %d and {sample-size} %d", c.RescoreTop, topK, sampleSize)
 	}
 	return nil
 }
@@ -76,17 +77,17 @@ func (c ScoreConfig) CheckStrategy(st Strategy, reference string) error {
 	var what string
 	switch {
 	case st.SelectBy == "loss" || st.SelectBy == "random":
-		what = "--select-by " + st.SelectBy
+		what = "{select-by} " + st.SelectBy
 	case st.perDate():
-		what = "--select-scope per-date"
+		what = "{select-scope} per-date"
 	case st.NegativeK > 0:
-		what = "--negative-k"
+		what = "{negative-k}"
 	case st.ConfidenceWeight:
-		what = "--confidence-weight"
+		what = "{confidence-weight}"
 	default:
 		return nil
 	}
-	return fmt.Errorf("--score-precision %s: the scoring cascade ranks by expected return over the whole sample and rescores only its top --rescore-top; it cannot be combined with %s", c.Precision, what)
+	return option.Errorf("{score-precision} %s: the scoring cascade ranks by expected return over the whole sample and rescores only its top {rescore-top}; it cannot be combined with %s", c.Precision, what)
 }
 
 // Active reports whether the cascade runs: a cheap precision that differs

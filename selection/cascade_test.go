@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/option"
 )
 
 // plantedScorer scores sequence i (its Day field) with score[i]; it counts
@@ -223,7 +224,7 @@ func TestScoreConfigValidate(t *testing.T) {
 		switch {
 		case c.wantErr == "" && err != nil:
 			t.Errorf("%+v (reference %s): %v", c.cfg, c.ref, err)
-		case c.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), c.wantErr)):
+		case c.wantErr != "" && (err == nil || !strings.HasPrefix(option.CommandLine(err).Error(), c.wantErr)):
 			t.Errorf("%+v (reference %s): error %v, want %q", c.cfg, c.ref, err, c.wantErr)
 		case err != nil && strings.Contains(err.Error(), "\n"):
 			t.Errorf("%+v: error is not one line: %q", c.cfg, err)
@@ -245,7 +246,7 @@ func TestScoreConfigValidate(t *testing.T) {
 		{Strategy{ConfidenceWeight: true}, "with --confidence-weight"},
 	} {
 		err := (ScoreConfig{Precision: PrecisionFP8}).CheckStrategy(c.st, PrecisionFP32)
-		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(option.CommandLine(err).Error(), c.want)) {
 			t.Errorf("strategy %+v: %v, want %q", c.st, err, c.want)
 		}
 		// No cascade (same precision as the reference): every strategy goes.

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/satrain/satrain/option"
 )
 
 // The top-k schedule (TopKSchedule): k as a function of the iteration.
@@ -58,7 +60,7 @@ func parseKValue(s string) (kValue, error) {
 // parseKSchedule reads "linear:A:B" or "step:K1@I1,K2@I2,...".
 func parseKSchedule(s string) (kSchedule, error) {
 	bad := func(err error) (kSchedule, error) {
-		return kSchedule{}, fmt.Errorf("--top-k-schedule %q: %v (want linear:A:B or step:K1@I1,K2@I2,...; A, B, K a count or a percentage of --sample-size)", s, err)
+		return kSchedule{}, option.Errorf("{top-k-schedule} %q: %v (want linear:A:B or step:K1@I1,K2@I2,...; A, B, K a count or a percentage of {sample-size})", s, err)
 	}
 	kind, rest, _ := strings.Cut(s, ":")
 	sch := kSchedule{kind: kind}
@@ -114,7 +116,7 @@ func (sch kSchedule) check(sample int) error {
 	}
 	for _, v := range vals {
 		if !v.pct && int(v.v) > sample {
-			return fmt.Errorf("--top-k-schedule: k %s is larger than --sample-size %d", v, sample)
+			return option.Errorf("{top-k-schedule}: k %s is larger than {sample-size} %d", v, sample)
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/option"
 )
 
 // Strategy selects what each iteration trains on. The zero value is the
@@ -146,34 +147,34 @@ func (st Strategy) Validate(c Config) error {
 	switch st.SelectBy {
 	case "", "expected", "loss", "random":
 	default:
-		return fmt.Errorf("--select-by %q: want expected, loss or random", st.SelectBy)
+		return option.Errorf("{select-by} %q: want expected, loss or random", st.SelectBy)
 	}
 	if st.NegativeK < 0 || st.NegativeK > c.SampleSize {
-		return fmt.Errorf("--negative-k %d: want 0..--sample-size", st.NegativeK)
+		return option.Errorf("{negative-k} %d: want 0..{sample-size}", st.NegativeK)
 	}
 	if st.MixRandom < 0 || st.MixRandom > 10 || math.IsNaN(st.MixRandom) {
-		return fmt.Errorf("--mix-random %g: want a fraction of top-k in [0, 10]", st.MixRandom)
+		return option.Errorf("{mix-random} %g: want a fraction of top-k in [0, 10]", st.MixRandom)
 	}
 	switch st.Scope {
 	case "", ScopeGlobal, ScopePerDate:
 	default:
-		return fmt.Errorf("--select-scope %q: want global or per-date", st.Scope)
+		return option.Errorf("{select-scope} %q: want global or per-date", st.Scope)
 	}
 	if math.IsNaN(st.TopFrac) || st.TopFrac < 0 || st.TopFrac > 1 {
-		return fmt.Errorf("--top-frac %g: want a fraction in (0, 1] (0: k/dates per date)", st.TopFrac)
+		return option.Errorf("{top-frac} %g: want a fraction in (0, 1] (0: k/dates per date)", st.TopFrac)
 	}
 	if st.TopFrac > 0 && !st.perDate() {
-		return fmt.Errorf("--top-frac needs --select-scope per-date (in the global scope, --top-k sets the count)")
+		return option.Errorf("{top-frac} needs {select-scope} per-date (in the global scope, {top-k} sets the count)")
 	}
 	if st.TopFrac > 0 && st.TopKSchedule != "" {
-		return fmt.Errorf("--top-frac and --top-k-schedule both set the per-date count: give one")
+		return option.Errorf("{top-frac} and {top-k-schedule} both set the per-date count: give one")
 	}
 	if st.Stratify != "" {
 		if _, _, err := parseStratify(st.Stratify); err != nil {
 			return err
 		}
 		if st.perDate() {
-			return fmt.Errorf("--stratify %s and --select-scope per-date both decide how the sample is drawn: give one", st.Stratify)
+			return option.Errorf("{stratify} %s and {select-scope} per-date both decide how the sample is drawn: give one", st.Stratify)
 		}
 	}
 	if st.TopKSchedule != "" {
@@ -186,7 +187,7 @@ func (st Strategy) Validate(c Config) error {
 		}
 	}
 	if math.IsNaN(st.ConsistencyBonus) || st.ConsistencyBonus < 0 || st.ConsistencyBonus > 100 {
-		return fmt.Errorf("--consistency-bonus %g: want 0 (off) .. 100", st.ConsistencyBonus)
+		return option.Errorf("{consistency-bonus} %g: want 0 (off) .. 100", st.ConsistencyBonus)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/option"
 	"github.com/satrain/satrain/selection/rank"
 )
 
@@ -259,7 +260,7 @@ func TestStrategyStratifyNeedsGroups(t *testing.T) {
 	defer ds.Close()
 	st := Strategy{Stratify: "sector"}
 	err = st.Prepare(ds, ds.Split("train"))
-	if err == nil || !strings.Contains(err.Error(), "has no sector labels") || !strings.Contains(err.Error(), "--stratify ticker") {
+	if err == nil || !strings.Contains(option.CommandLine(err).Error(), "has no sector labels") || !strings.Contains(option.CommandLine(err).Error(), "--stratify ticker") {
 		t.Fatalf("stratify sector without groups: %v", err)
 	}
 	st = Strategy{Stratify: "ticker"}
@@ -319,7 +320,7 @@ func TestStrategyTopKSchedule(t *testing.T) {
 		t.Errorf("one iteration: k %d, want the start value 3", k)
 	}
 	for _, bad := range []string{"linear:0%:5%", "linear:5", "linear:1:2:3", "step:", "step:5@3,6@2", "step:5", "linear:1:2000", "cosine:1:2", "linear:101%:2%"} {
-		if err := (Strategy{TopKSchedule: bad}).Validate(c); err == nil || !strings.Contains(err.Error(), "--top-k-schedule") {
+		if err := (Strategy{TopKSchedule: bad}).Validate(c); err == nil || !strings.Contains(option.CommandLine(err).Error(), "--top-k-schedule") {
 			t.Errorf("%q: err %v", bad, err)
 		}
 	}
@@ -341,7 +342,7 @@ func TestStrategyValidateCombinations(t *testing.T) {
 		{Strategy{ConsistencyBonus: -1}, "--consistency-bonus"},
 		{Strategy{ConsistencyBonus: math.NaN()}, "--consistency-bonus"},
 	} {
-		if err := tc.st.Validate(c); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err := tc.st.Validate(c); err == nil || !strings.Contains(option.CommandLine(err).Error(), tc.want) {
 			t.Errorf("%+v: err %v, want %q", tc.st, err, tc.want)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/option"
 )
 
 // Stratified sampling (Stratify): equal sample counts per sector, ticker or
@@ -57,7 +58,7 @@ func parseStratify(s string) (kind string, buckets int, err error) {
 	switch kind {
 	case "sector", "ticker":
 		if hasArg {
-			return "", 0, fmt.Errorf("--stratify %q: %s takes no argument", s, kind)
+			return "", 0, option.Errorf("{stratify} %q: %s takes no argument", s, kind)
 		}
 		return kind, 0, nil
 	case "date-bucket":
@@ -65,12 +66,12 @@ func parseStratify(s string) (kind string, buckets int, err error) {
 		if hasArg {
 			buckets, err = strconv.Atoi(arg)
 			if err != nil || buckets < 2 || buckets > 1000 {
-				return "", 0, fmt.Errorf("--stratify %q: want date-bucket:N with N in 2..1000", s)
+				return "", 0, option.Errorf("{stratify} %q: want date-bucket:N with N in 2..1000", s)
 			}
 		}
 		return kind, buckets, nil
 	}
-	return "", 0, fmt.Errorf("--stratify %q: want sector, ticker or date-bucket[:N]", s)
+	return "", 0, option.Errorf("{stratify} %q: want sector, ticker or date-bucket[:N]", s)
 }
 
 // buildStrata partitions the train split's runs into the strata.
@@ -98,8 +99,8 @@ func (m *strategyState) buildStrata(spec string, ds *loader.Dataset) error {
 	case "sector":
 		groups := ds.Groups()
 		if groups == nil {
-			return fmt.Errorf("--stratify sector: %s has no sector labels (the optional groups dataset; "+
-				"`satrain data import-csv --constituents` writes them); use --stratify ticker or date-bucket", ds.Path())
+			return option.Errorf("{stratify} sector: %s has no sector labels (the optional groups dataset; "+
+				"`satrain data import-csv --constituents` writes them); use {stratify} ticker or date-bucket", ds.Path())
 		}
 		label := func(t int32) string {
 			if g := groups[t]; g != "" {
@@ -117,7 +118,7 @@ func (m *strategyState) buildStrata(spec string, ds *loader.Dataset) error {
 			lo, hi = min(lo, r.day), max(hi, r.day+r.n-1)
 		}
 		if hi < lo {
-			return fmt.Errorf("--stratify %s: the training split is empty", spec)
+			return option.Errorf("{stratify} %s: the training split is empty", spec)
 		}
 		span := int64(hi-lo) + 1
 		nb = int(min(int64(nb), span))
@@ -158,7 +159,7 @@ func (m *strategyState) buildStrata(spec string, ds *loader.Dataset) error {
 	}
 	m.strata = kept
 	if len(m.strata) == 0 {
-		return fmt.Errorf("--stratify %s: the training split is empty", spec)
+		return option.Errorf("{stratify} %s: the training split is empty", spec)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/option"
 	"github.com/satrain/satrain/selection"
 )
 
@@ -81,14 +82,14 @@ func BenchCascade(ctx context.Context, cfg CascadeBenchConfig, emit func(Cascade
 	switch cfg.Reference {
 	case selection.PrecisionFP32, selection.PrecisionBF16:
 	default:
-		return fmt.Errorf("--reference %q: want fp32 or bf16", cfg.Reference)
+		return option.Errorf("{reference} %q: want fp32 or bf16", cfg.Reference)
 	}
 	sc := selection.ScoreConfig{Precision: cfg.Cheap, RescoreTop: cfg.RescoreTop}
 	if err := sc.Validate(cfg.TopK, cfg.SampleSize, cfg.Reference); err != nil {
 		return err
 	}
 	if !sc.Active(cfg.Reference) {
-		return fmt.Errorf("--score-precision %s: the same as the reference; nothing to compare", cfg.Cheap)
+		return option.Errorf("{score-precision} %s: the same as the reference; nothing to compare", cfg.Cheap)
 	}
 	if cfg.Iterations < 1 || cfg.TopK < 1 || cfg.SampleSize < cfg.TopK {
 		return fmt.Errorf("bench-cascade: want iterations >= 1 and 1 <= top-k <= sample size, got %d, %d, %d", cfg.Iterations, cfg.TopK, cfg.SampleSize)
@@ -109,7 +110,7 @@ func BenchCascade(ctx context.Context, cfg CascadeBenchConfig, emit func(Cascade
 	defer restore()
 	train := ev.DS.Split("train")
 	if train.Len() < int64(cfg.SampleSize) {
-		return fmt.Errorf("--sample-size %d: the training split of %s has %d sequences", cfg.SampleSize, ev.DS.Path(), train.Len())
+		return option.Errorf("{sample-size} %d: the training split of %s has %d sequences", cfg.SampleSize, ev.DS.Path(), train.Len())
 	}
 	var cheapT, refT []time.Duration
 	cheap := timedScorer{EngineScorer{Eng: e, Data: ev.DS, Horizon: cfg.Horizon, Precision: cfg.Cheap}, &cheapT}

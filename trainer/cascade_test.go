@@ -16,6 +16,7 @@ import (
 	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/option"
 	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
 )
@@ -214,7 +215,7 @@ func TestBenchCascade(t *testing.T) {
 		}
 	}
 	bc.Reference = selection.PrecisionFP16
-	if err := BenchCascade(context.Background(), bc, func(CascadeBenchIteration) {}); err == nil || !strings.Contains(err.Error(), `--reference "fp16": want fp32 or bf16`) {
+	if err := BenchCascade(context.Background(), bc, func(CascadeBenchIteration) {}); err == nil || !strings.Contains(option.CommandLine(err).Error(), `--reference "fp16": want fp32 or bf16`) {
 		t.Fatalf("fp16 reference: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/internal/runtest"
+	"github.com/satrain/satrain/option"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -242,7 +243,7 @@ func TestEventSequenceInterrupted(t *testing.T) {
 	}
 	_, err = RunStandard(ctx2, cfg)
 	ckpt = filepath.Join(dir, "checkpoint_interrupted_epoch_2.pt")
-	if !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "--resume-from "+ckpt) ||
+	if !errors.Is(err, ErrInterrupted) || !strings.Contains(option.CommandLine(err).Error(), "--resume-from "+ckpt) ||
 		!strings.Contains(console.String(), "Run interrupted during training of epoch 2; epoch 1 is the last completed") {
 		t.Fatalf("standard interrupt: %v\n%s", err, console.String())
 	}

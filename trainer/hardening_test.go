@@ -22,6 +22,7 @@ import (
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/model/modeltest"
+	"github.com/satrain/satrain/option"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -203,7 +204,7 @@ func TestTrainOOMNamesFlag(t *testing.T) {
 	feats, labels := hdBatch(2, 4)
 	before := hdParams(t, e)
 	_, err := e.TrainStep(feats, labels, nil, 4, 8)
-	if err == nil || !strings.Contains(err.Error(), "lower --batch-size") || !torch.IsOutOfMemory(err) {
+	if err == nil || !strings.Contains(option.CommandLine(err).Error(), "lower --batch-size") || !torch.IsOutOfMemory(err) {
 		t.Fatalf("TrainStep OOM: %v; want an OOM error naming --batch-size", err)
 	}
 	if !hdSameParams(before, hdParams(t, e)) {
@@ -213,7 +214,7 @@ func TestTrainOOMNamesFlag(t *testing.T) {
 	cfg := ltConfig(runtest.Panel(t, 11), t.TempDir(), &console)
 	cfg.testFault = e.Fault
 	_, err = RunSelectionAware(context.Background(), cfg)
-	if err == nil || !strings.Contains(err.Error(), "out of device memory in a training step; lower --batch-size") {
+	if err == nil || !strings.Contains(option.CommandLine(err).Error(), "out of device memory in a training step; lower --batch-size") {
 		t.Errorf("run with OOM in training: %v", err)
 	}
 }
@@ -557,7 +558,7 @@ func TestSaveFailsDiskFull(t *testing.T) {
 	// Still full: a new run is refused at start-up, before any work.
 	var c2 bytes.Buffer
 	cfg2 := ltConfig(cfg.Data, dir, &c2)
-	if _, err := RunSelectionAware(context.Background(), cfg2); err == nil || !strings.Contains(err.Error(), "--save-dir "+dir) {
+	if _, err := RunSelectionAware(context.Background(), cfg2); err == nil || !strings.Contains(option.CommandLine(err).Error(), "--save-dir "+dir) {
 		t.Errorf("run into a full save dir: %v", err)
 	}
 	if strings.Contains(c2.String(), "Iteration 1/") {

@@ -18,6 +18,7 @@ import (
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/option"
 	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
 )
@@ -258,37 +259,37 @@ func (c *RunConfig) Validate(selection bool) error {
 	if selection {
 		switch {
 		case c.SampleSize < 1:
-			return fmt.Errorf("--sample-size must be >= 1, got %d", c.SampleSize)
+			return option.Errorf("{sample-size} must be >= 1, got %d", c.SampleSize)
 		case c.TopK < 1:
-			return fmt.Errorf("--top-k must be >= 1, got %d", c.TopK)
+			return option.Errorf("{top-k} must be >= 1, got %d", c.TopK)
 		case c.TopK > c.SampleSize:
-			return fmt.Errorf("--top-k %d is larger than --sample-size %d", c.TopK, c.SampleSize)
+			return option.Errorf("{top-k} %d is larger than {sample-size} %d", c.TopK, c.SampleSize)
 		case c.EpochsPerIteration < 1:
-			return fmt.Errorf("--train-epochs-per-iteration must be >= 1, got %d", c.EpochsPerIteration)
+			return option.Errorf("{train-epochs-per-iteration} must be >= 1, got %d", c.EpochsPerIteration)
 		case c.NumIterations < 1:
-			return fmt.Errorf("--num-iterations must be >= 1, got %d", c.NumIterations)
+			return option.Errorf("{num-iterations} must be >= 1, got %d", c.NumIterations)
 		case c.HorizonIdx < 0:
-			return fmt.Errorf("--horizon-idx must be >= 0, got %d", c.HorizonIdx)
+			return option.Errorf("{horizon-idx} must be >= 0, got %d", c.HorizonIdx)
 		}
 	} else if c.Epochs < 1 {
-		return fmt.Errorf("--epochs must be >= 1, got %d", c.Epochs)
+		return option.Errorf("{epochs} must be >= 1, got %d", c.Epochs)
 	}
 	switch {
 	case c.BatchSize < 1:
-		return fmt.Errorf("--batch-size must be >= 1, got %d", c.BatchSize)
+		return option.Errorf("{batch-size} must be >= 1, got %d", c.BatchSize)
 	case c.InferenceBatch < 1:
-		return fmt.Errorf("--inference-batch-size must be >= 1, got %d", c.InferenceBatch)
+		return option.Errorf("{inference-batch-size} must be >= 1, got %d", c.InferenceBatch)
 	case c.Step.LR <= 0 || math.IsNaN(c.Step.LR) || math.IsInf(c.Step.LR, 0):
-		return fmt.Errorf("--lr must be a positive number, got %g", c.Step.LR)
+		return option.Errorf("{lr} must be a positive number, got %g", c.Step.LR)
 	case c.Data == "":
-		return errors.New("--data is required")
+		return option.Errorf("{data} is required")
 	}
 	if _, err := os.Stat(c.Data); err != nil {
-		return fmt.Errorf("--data %s: %w", c.Data, err)
+		return option.Errorf("{data} %s: %w", c.Data, err)
 	}
 	if c.ResumeFrom != "" {
 		if _, err := os.Stat(c.ResumeFrom); err != nil {
-			return fmt.Errorf("--resume-from %s: %w", c.ResumeFrom, err)
+			return option.Errorf("{resume-from} %s: %w", c.ResumeFrom, err)
 		}
 	}
 	m := c.Model
@@ -309,7 +310,7 @@ func architectureDiff(run, ckpt model.Config) []string {
 	for _, f := range []struct {
 		flag      string
 		run, ckpt int
-	}{{"--hidden-dim", run.HiddenDim, ckpt.HiddenDim}, {"--num-layers", run.NumLayers, ckpt.NumLayers}, {"--num-heads", run.NumHeads, ckpt.NumHeads}} {
+	}{{"{hidden-dim}", run.HiddenDim, ckpt.HiddenDim}, {"{num-layers}", run.NumLayers, ckpt.NumLayers}, {"{num-heads}", run.NumHeads, ckpt.NumHeads}} {
 		if f.run != f.ckpt {
 			d = append(d, fmt.Sprintf("%s %d (the checkpoint has %d)", f.flag, f.run, f.ckpt))
 		}
@@ -354,9 +355,9 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		if s.lock, err = checkpoint.LockSaveDir(cfg.SaveDir); err != nil {
 			checkpoint.RunDir(cfg.SaveDir).RemoveCreated(created)
 			if errors.Is(err, checkpoint.ErrSaveDirLocked) {
-				return nil, fmt.Errorf("--save-dir %w", err)
+				return nil, option.Errorf("{save-dir} %w", err)
 			}
-			return nil, fmt.Errorf("--save-dir %s: %w", cfg.SaveDir, err)
+			return nil, option.Errorf("{save-dir} %s: %w", cfg.SaveDir, err)
 		}
 		checkpoint.RunDir(cfg.SaveDir).DropEmptyMetricsLog(cfg.ResumeFrom, kind)
 	}
@@ -410,11 +411,11 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		defer loaded.Free()
 		lc := loaded.Config
 		if lc.NumFeatures != mc.NumFeatures || lc.NumHorizons != mc.NumHorizons || lc.NumBins != mc.NumBins {
-			return nil, fmt.Errorf("--resume-from %s: model has %d features, %d horizons, %d bins; %s has %d, %d, %d",
+			return nil, option.Errorf("{resume-from} %s: model has %d features, %d horizons, %d bins; %s has %d, %d, %d",
 				cfg.ResumeFrom, lc.NumFeatures, lc.NumHorizons, lc.NumBins, cfg.Data, mc.NumFeatures, mc.NumHorizons, mc.NumBins)
 		}
 		if d := architectureDiff(mc, lc); len(d) > 0 {
-			return nil, fmt.Errorf("--resume-from %s: the architecture cannot change: %s; leave these flags out to use the checkpoint's",
+			return nil, option.Errorf("{resume-from} %s: the architecture cannot change: %s; leave these flags out to use the checkpoint's",
 				cfg.ResumeFrom, strings.Join(d, ", "))
 		}
 		lc.Dropout, lc.SeqLen = mc.Dropout, mc.SeqLen
@@ -960,7 +961,7 @@ func (s *session) finish(res *RunResult, err error) (*RunResult, error) {
 		if s.kind == KindStandard {
 			unit = "epochs"
 		}
-		err = fmt.Errorf("%w after %d %s (%s): no best model was written; the last checkpoint is %s; lower --lr, set --max-grad-norm, or check the data",
+		err = option.Errorf("%w after %d %s (%s): no best model was written; the last checkpoint is %s; lower {lr}, set {max-grad-norm}, or check the data",
 			ErrNoFiniteValidation, res.LastIter, unit, why, s.lastCkpt)
 	}
 	if res != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/satrain/satrain/internal/testenv"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/model/modeltest"
+	"github.com/satrain/satrain/option"
 
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/selection"
@@ -762,7 +763,7 @@ func TestCheckSaveDir(t *testing.T) {
 	}
 	bad := filepath.Join(file, "sub")
 	err := checkpoint.CheckSaveDir(bad)
-	if err == nil || !strings.Contains(err.Error(), "--save-dir "+bad) {
+	if err == nil || !strings.Contains(option.CommandLine(err).Error(), "--save-dir "+bad) {
 		t.Errorf("save dir under a regular file: %v, want an error naming --save-dir %s", err, bad)
 	}
 	// A read-only folder (meaningless as root, who may write anyway).
@@ -779,7 +780,7 @@ func TestCheckSaveDir(t *testing.T) {
 	// A run with such a save dir fails before opening the data.
 	var c bytes.Buffer
 	cfg := ltConfig(filepath.Join(dir, "no-such.h5"), bad, &c)
-	if _, err := RunSelectionAware(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--save-dir") {
+	if _, err := RunSelectionAware(context.Background(), cfg); err == nil || !strings.Contains(option.CommandLine(err).Error(), "--save-dir") {
 		t.Errorf("run with an unusable save dir: %v", err)
 	}
 }

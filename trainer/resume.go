@@ -1,7 +1,6 @@
 package trainer
 
 import (
-	"fmt"
 	"log/slog"
 	"math"
 	"path/filepath"
@@ -9,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/satrain/satrain/checkpoint"
+	"github.com/satrain/satrain/option"
 )
 
 // checkLogSelected refuses a resume into another save dir (a new run from
@@ -20,7 +20,7 @@ func checkLogSelected(cfg RunConfig, m checkpoint.Meta) error {
 	if cfg.LogSelected == "" || own == "" || checkpoint.SamePath(cfg.SaveDir, checkpoint.RunSaveDir(m, cfg.ResumeFrom)) || !checkpoint.SamePath(cfg.LogSelected, own) {
 		return nil
 	}
-	return fmt.Errorf("--log-selected %s is the selected-set log of the run in %s that wrote %s; a resume into another --save-dir (%s) leaves that run's files alone: pass --log-selected with another file",
+	return option.Errorf("{log-selected} %s is the selected-set log of the run in %s that wrote %s; a resume into another {save-dir} (%s) leaves that run's files alone: pass {log-selected} with another file",
 		cfg.LogSelected, checkpoint.RunSaveDir(m, cfg.ResumeFrom), cfg.ResumeFrom, cfg.SaveDir)
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/option"
 	"github.com/satrain/satrain/report"
 	"github.com/satrain/satrain/torch"
 )
@@ -184,7 +185,7 @@ func TestResumeIntoAnotherSaveDir(t *testing.T) {
 	// The checkpoint's run's selected-set log is not this run's to write.
 	rr2 := filepath.Join(root, "rr2")
 	_, _, err := branch(copy1, rr2, sel)
-	if err == nil || !strings.Contains(err.Error(), "--log-selected "+sel+" is the selected-set log of the run in "+orig) {
+	if err == nil || !strings.Contains(option.CommandLine(err).Error(), "--log-selected "+sel+" is the selected-set log of the run in "+orig) {
 		t.Errorf("resume into %s with the first run's --log-selected: %v", rr2, err)
 	}
 	if ltExists(rr2) {

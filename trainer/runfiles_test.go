@@ -17,6 +17,7 @@ import (
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/loader"
+	"github.com/satrain/satrain/option"
 	"github.com/satrain/satrain/report"
 	"github.com/satrain/satrain/torch"
 )
@@ -431,7 +432,7 @@ func TestSaveDirHoldsAnotherRun(t *testing.T) {
 	console.Reset()
 	_, err := RunSelectionAware(context.Background(), cfg)
 	var inUse *checkpoint.SaveDirInUseError
-	if !errors.Is(err, checkpoint.ErrSaveDirInUse) || !errors.As(err, &inUse) || inUse.Dir != dir || !strings.Contains(err.Error(), "--overwrite") ||
+	if !errors.Is(err, checkpoint.ErrSaveDirInUse) || !errors.As(err, &inUse) || inUse.Dir != dir || !strings.Contains(option.CommandLine(err).Error(), "--overwrite") ||
 		inUse.Kind != KindSelectionAware || !strings.HasPrefix(inUse.Newest, filepath.Join(dir, "checkpoint_iter_")) {
 		t.Fatalf("second run: %v", err)
 	}
@@ -499,7 +500,7 @@ func TestStartupFailureLeavesNoFolder(t *testing.T) {
 	cfg = ltConfig(runtest.Panel(t, 11), filepath.Join(root, "runs", "c"), &console)
 	cfg.MetricsAddr = ln.Addr().String()
 	_, err = RunSelectionAware(context.Background(), cfg)
-	if err == nil || !strings.Contains(err.Error(), "--metrics-addr "+cfg.MetricsAddr) || !strings.Contains(err.Error(), "in use") ||
+	if err == nil || !strings.Contains(option.CommandLine(err).Error(), "--metrics-addr "+cfg.MetricsAddr) || !strings.Contains(option.CommandLine(err).Error(), "in use") ||
 		!strings.Contains(err.Error(), "127.0.0.1:0") {
 		t.Fatalf("busy port: %v", err)
 	}
@@ -544,8 +545,8 @@ func TestResumeArchitectureNamed(t *testing.T) {
 	cfg.ResumeFrom = filepath.Join(dir, "checkpoint_iter_1.pt")
 	cfg.Model.HiddenDim, cfg.Model.NumHeads, cfg.NumIterations = 32, 4, 2
 	_, err := RunSelectionAware(context.Background(), cfg)
-	if err == nil || !strings.Contains(err.Error(), "--hidden-dim 32 (the checkpoint has 16)") ||
-		!strings.Contains(err.Error(), "--num-heads 4 (the checkpoint has 2)") || strings.Contains(err.Error(), "--num-layers") {
+	if err == nil || !strings.Contains(option.CommandLine(err).Error(), "--hidden-dim 32 (the checkpoint has 16)") ||
+		!strings.Contains(option.CommandLine(err).Error(), "--num-heads 4 (the checkpoint has 2)") || strings.Contains(option.CommandLine(err).Error(), "--num-layers") {
 		t.Fatalf("resume with another architecture: %v", err)
 	}
 }

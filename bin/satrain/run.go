@@ -17,6 +17,7 @@ import (
 	"github.com/satrain/satrain/eval"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
+	"github.com/satrain/satrain/option"
 	"github.com/satrain/satrain/report"
 	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
@@ -41,6 +42,7 @@ func flagWorded(err error) error {
 	if err == nil {
 		return nil
 	}
+	err = option.CommandLine(err) // the library's settings, named as flags
 	var stopped *trainer.StoppedError
 	if errors.As(err, &stopped) {
 		phrased := fmt.Sprintf("%v: %s; %s: %s", stopped.Err, stopped.Detail, stopped.Then, resumeCommand(stopped.Kind, stopped.Resume, stopped.Extra...))
