@@ -14,17 +14,40 @@ import (
 	"gonum.org/v1/plot/plotter"
 )
 
-// MetricsRecord is the part of a metrics.jsonl record that the training
-// curves use. Pointers are nil where a field is absent or null.
+// MetricsRecord is one line of metrics.jsonl, as report's JSONL writer
+// writes it and the training curves read it: one iteration (an epoch of
+// standard training; iteration 0 is the validation of the starting weights
+// of a run that starts from another run's). A value that was not measured
+// is null; a measured value that is not finite (NaN, ±Inf) is null too and
+// its key is listed in NonFinite. Iteration and the two totals are always
+// written; they are pointers so that a reader can tell a line without them
+// (not a satrain record) from a zero.
 type MetricsRecord struct {
-	Strategy         string   `json:"strategy"` // "standard" (points are epochs) or a selection strategy (iterations)
-	Iteration        *int64   `json:"iteration"`
-	TrainLoss        *float64 `json:"train_loss"`
-	ValLoss          *float64 `json:"val_loss"`
-	ERMean           *float64 `json:"er_mean"`
-	TopKERMean       *float64 `json:"topk_er_mean"`
-	SequencesScored  *int64   `json:"sequences_scored_total"`
-	SequencesTrained *int64   `json:"sequences_trained_total"`
+	Time                  string             `json:"time"`
+	Strategy              string             `json:"strategy"` // "standard" (points are epochs) or a selection strategy (iterations)
+	Iteration             *int64             `json:"iteration"`
+	TrainLoss             *float64           `json:"train_loss"`
+	ValLoss               *float64           `json:"val_loss"`
+	ERMean                *float64           `json:"er_mean"`
+	ERMedian              *float64           `json:"er_median"`
+	TopKERMean            *float64           `json:"topk_er_mean"`
+	TopKERMin             *float64           `json:"topk_er_min"`
+	ERNonFinite           *int               `json:"er_non_finite"` // scores left out of the er_ fields for not being finite; null when not scored
+	SequencesScoredTotal  *int64             `json:"sequences_scored_total"`
+	SequencesTrainedTotal *int64             `json:"sequences_trained_total"`
+	StepsSkippedTotal     int64              `json:"steps_skipped_total"`
+	PhaseSeconds          map[string]float64 `json:"phase_seconds"`
+	IterationSeconds      float64            `json:"iteration_seconds"`
+	SelectedOverlap       *float64           `json:"selected_overlap"`         // null when not measured (first iteration, standard training)
+	DeviceMemoryPeakBytes *int64             `json:"device_memory_peak_bytes"` // null on the CPU, which does not measure it
+	NonFinite             []string           `json:"non_finite"`
+
+	// Set by the JSONL writer from the run's earlier events.
+	RunID              string             `json:"run_id"`
+	LR                 float64            `json:"lr"`
+	IterationsTarget   int                `json:"iterations_target"`
+	BestValLoss        *float64           `json:"best_val_loss"`        // best finite validation loss so far; null before the first
+	SequencesPerSecond map[string]float64 `json:"sequences_per_second"` // per phase: inference, training, validation
 }
 
 // MetricsLog is one run's metrics.jsonl.
@@ -43,7 +66,7 @@ func (l *MetricsLog) Epochs() bool {
 // from a scored sample. Standard training scores nothing and logs zeros.
 func (l *MetricsLog) measuredER() bool {
 	for _, r := range l.Records {
-		if r.SequencesScored != nil && *r.SequencesScored == 0 {
+		if r.SequencesScoredTotal != nil && *r.SequencesScoredTotal == 0 {
 			continue
 		}
 		if (r.ERMean != nil && *r.ERMean != 0) || (r.TopKERMean != nil && *r.TopKERMean != 0) {
@@ -161,10 +184,10 @@ func TrainingCurvesFigure(logs []*MetricsLog) (*Figure, error) {
 	case epochs > 0:
 		xLabel = "sequence-passes trained"
 		xOf = func(r MetricsRecord) (float64, bool) {
-			if r.SequencesTrained == nil {
+			if r.SequencesTrainedTotal == nil {
 				return 0, false
 			}
-			return float64(*r.SequencesTrained), true
+			return float64(*r.SequencesTrainedTotal), true
 		}
 	}
 	withER := false
@@ -191,7 +214,7 @@ func TrainingCurvesFigure(logs []*MetricsLog) (*Figure, error) {
 			if r.ValLoss != nil {
 				val = append(val, plotter.XY{X: x, Y: *r.ValLoss})
 			}
-			if r.SequencesScored != nil && *r.SequencesScored == 0 {
+			if r.SequencesScoredTotal != nil && *r.SequencesScoredTotal == 0 {
 				continue
 			}
 			if r.TopKERMean != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/internal/atomicfile"
 )
@@ -19,43 +20,12 @@ import (
 // MetricsLog is the name of the metrics log in a save dir (event.MetricsLog).
 const MetricsLog = event.MetricsLog
 
-// Record is one line of metrics.jsonl: one iteration (an epoch of standard
-// training; iteration 0 is the validation of the starting weights of a run
-// that starts from another run's). A value that was not measured is null;
-// a measured value that is not finite (NaN, ±Inf) is null too and its key is
-// listed in NonFinite.
-type Record struct {
-	Time                  string             `json:"time"`
-	Strategy              string             `json:"strategy"`
-	Iteration             int                `json:"iteration"`
-	TrainLoss             *float64           `json:"train_loss"`
-	ValLoss               *float64           `json:"val_loss"`
-	ERMean                *float64           `json:"er_mean"`
-	ERMedian              *float64           `json:"er_median"`
-	TopKERMean            *float64           `json:"topk_er_mean"`
-	TopKERMin             *float64           `json:"topk_er_min"`
-	ERNonFinite           *int               `json:"er_non_finite"` // scores left out of the er_ fields for not being finite; null when not scored
-	SequencesScoredTotal  int64              `json:"sequences_scored_total"`
-	SequencesTrainedTotal int64              `json:"sequences_trained_total"`
-	StepsSkippedTotal     int64              `json:"steps_skipped_total"`
-	PhaseSeconds          map[string]float64 `json:"phase_seconds"`
-	IterationSeconds      float64            `json:"iteration_seconds"`
-	SelectedOverlap       *float64           `json:"selected_overlap"`         // null when not measured (first iteration, standard training)
-	DeviceMemoryPeakBytes *int64             `json:"device_memory_peak_bytes"` // null on the CPU, which does not measure it
-	NonFinite             []string           `json:"non_finite"`
-
-	// Set by the JSONL reporter from the run's earlier events (see runTracker).
-	RunID              string             `json:"run_id"`
-	LR                 float64            `json:"lr"`
-	IterationsTarget   int                `json:"iterations_target"`
-	BestValLoss        *float64           `json:"best_val_loss"`        // best finite validation loss so far; null before the first
-	SequencesPerSecond map[string]float64 `json:"sequences_per_second"` // per phase: inference, training, validation
-}
-
 // NewRecord builds the metrics.jsonl record of an iteration.
-func NewRecord(e event.IterationEnded) Record {
-	r := Record{Time: e.Time, Strategy: e.Strategy, Iteration: e.Iteration, SequencesScoredTotal: e.ScoredTotal,
-		SequencesTrainedTotal: e.TrainedTotal, StepsSkippedTotal: e.SkippedTotal, PhaseSeconds: e.PhaseSeconds,
+func NewRecord(e event.IterationEnded) backtest.MetricsRecord {
+	it := int64(e.Iteration)
+	scored, trained := e.ScoredTotal, e.TrainedTotal
+	r := backtest.MetricsRecord{Time: e.Time, Strategy: e.Strategy, Iteration: &it, SequencesScoredTotal: &scored,
+		SequencesTrainedTotal: &trained, StepsSkippedTotal: e.SkippedTotal, PhaseSeconds: e.PhaseSeconds,
 		IterationSeconds: e.IterationSeconds, NonFinite: []string{}}
 	if e.OnDevice {
 		b := e.DeviceMemoryPeak
@@ -85,7 +55,7 @@ func NewRecord(e event.IterationEnded) Record {
 	return r
 }
 
-// JSONL writes metrics.jsonl in the run's save dir: one Record per line,
+// JSONL writes metrics.jsonl in the run's save dir: one backtest.MetricsRecord per line,
 // each line written whole and flushed as its iteration ends. A fresh run
 // starts a new file, and so does a resume into another save dir
 // (event.Start.Branch); a run resumed in its own save dir keeps the records up

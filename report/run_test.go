@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/loader"
 )
@@ -156,7 +157,7 @@ func TestJSONLRunFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r Record
+	var r backtest.MetricsRecord
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatalf("%s: %v", b, err)
 	}
