@@ -6,7 +6,6 @@ import (
 
 	"github.com/satrain/satrain/backtest"
 	"github.com/satrain/satrain/loader"
-	"github.com/satrain/satrain/torch"
 )
 
 // sharedPredictions is Predictions over a process group: each rank scores
@@ -14,26 +13,23 @@ import (
 // prediction (all exact in float32: they come from float32 tensors) gives
 // every rank all of them in the order of ids.
 func (e *Evaluator) sharedPredictions(ctx context.Context, ids []loader.SeqID, h int) ([]backtest.Prediction, error) {
-	g := e.opt.Group
-	lo, hi := torch.Share(len(ids), g.Rank(), g.WorldSize())
 	local := *e
 	local.opt.Group = nil
-	mine, err := local.Predictions(ctx, ids[lo:hi], h)
-	if err != nil {
-		return nil, err
-	}
-	cols := make([][]float32, 4)
-	for _, p := range mine {
-		correct := float32(0)
-		if p.Correct {
-			correct = 1
+	all, _, err := e.opt.Group.ShareAndGather(len(ids), func(lo, hi int) ([][]float32, float32, error) {
+		mine, err := local.Predictions(ctx, ids[lo:hi], h)
+		cols := make([][]float32, 4)
+		for _, p := range mine {
+			correct := float32(0)
+			if p.Correct {
+				correct = 1
+			}
+			cols[0] = append(cols[0], float32(p.Score))
+			cols[1] = append(cols[1], float32(p.Realized))
+			cols[2] = append(cols[2], float32(p.Loss))
+			cols[3] = append(cols[3], correct)
 		}
-		cols[0] = append(cols[0], float32(p.Score))
-		cols[1] = append(cols[1], float32(p.Realized))
-		cols[2] = append(cols[2], float32(p.Loss))
-		cols[3] = append(cols[3], correct)
-	}
-	all, _, err := g.AllGatherParts(0, cols...)
+		return cols, 0, err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -463,3 +463,18 @@ func (pg *ProcessGroup) AllGatherParts(stop float32, parts ...[]float32) ([][]fl
 	}
 	return out, anyStop, nil
 }
+
+// ShareAndGather is the data-parallel pattern of scoring n items: each rank
+// computes local over its contiguous share [lo, hi) of them (Share), which
+// returns its parts (float32 columns of any lengths) and its stop flag, and
+// AllGatherParts gives every rank every rank's parts in rank order, so the
+// items come back in their order, with the OR of the stop flags. An error
+// of local returns at once, before any collective.
+func (pg *ProcessGroup) ShareAndGather(n int, local func(lo, hi int) (parts [][]float32, stop float32, err error)) ([][]float32, bool, error) {
+	lo, hi := Share(n, pg.Rank(), pg.WorldSize())
+	parts, stop, err := local(lo, hi)
+	if err != nil {
+		return nil, false, err
+	}
+	return pg.AllGatherParts(stop, parts...)
+}

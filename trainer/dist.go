@@ -269,12 +269,13 @@ func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, ph
 		res, ioWait, compute, _, _, err := s.scoreLocal(ctx, ids, labels, phase)
 		return res, ioWait, compute, err
 	}
-	lo, hi := torch.Share(len(ids), s.dist.pg.Rank(), s.world())
-	res, ioWait, compute, _, _, err := s.scoreLocal(ctx, ids[lo:hi], labels, phase)
-	if err != nil {
-		return res, ioWait, compute, err
-	}
-	parts, stop, err := s.gatherParts(s.localStop(), res.Expected, res.Loss, res.Logits)
+	var res model.InferResult
+	var ioWait, compute time.Duration
+	parts, stop, err := s.dist.pg.ShareAndGather(len(ids), func(lo, hi int) ([][]float32, float32, error) {
+		var err error
+		res, ioWait, compute, _, _, err = s.scoreLocal(ctx, ids[lo:hi], labels, phase)
+		return [][]float32{res.Expected, res.Loss, res.Logits}, s.localStop(), err
+	})
 	if err != nil {
 		return res, ioWait, compute, err
 	}
@@ -290,11 +291,6 @@ func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, ph
 		return out, ioWait, compute, ctx.Err()
 	}
 	return out, ioWait, compute, nil
-}
-
-// gatherParts is torch.ProcessGroup.AllGatherParts on the run's group.
-func (s *session) gatherParts(stop float32, parts ...[]float32) ([][]float32, bool, error) {
-	return s.dist.pg.AllGatherParts(stop, parts...)
 }
 
 // barrier waits for every rank (rank 0's checkpoint on disk, the end of a run).

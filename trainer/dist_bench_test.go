@@ -124,7 +124,7 @@ func distBenchRank() int {
 	}
 	t0 = time.Now()
 	for i := 0; i < steps; i++ {
-		if _, _, err := s.gatherParts(0, inf.Expected, nil, nil); err != nil {
+		if _, _, err := s.dist.pg.AllGatherParts(0, inf.Expected, nil, nil); err != nil {
 			return fail(err)
 		}
 	}

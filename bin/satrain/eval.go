@@ -386,16 +386,16 @@ func runPredict(c *cli.Context) error {
 // the budget, arms and evaluation settings.
 func compareFlags() []cli.Flag {
 	hide := map[string]bool{"save-dir": true, "resume-from": true, "val-every": true, "checkpoint-every": true,
-		"use-wandb": true, "num-iterations": true, "overwrite": true, "select-by": true, "negative-k": true, "mix-random": true,
-		// each arm sets its own strategy
-		"select-scope": true, "top-frac": true, "stratify": true, "top-k-schedule": true, "confidence-weight": true, "consistency-bonus": true,
+		"use-wandb": true, "num-iterations": true, "overwrite": true,
 		"log-selected": true,
 		// compare's runs report through compare's own reporters: no event files
 		"tensorboard": true}
 	var flags []cli.Flag
 	for _, f := range append(modelFlags(), selectionFlags()...) {
 		name := f.Names()[0]
-		if hide[name] {
+		// Each arm sets its own strategy: every selection extension is hidden,
+		// including one added later (by its category).
+		if hide[name] || flagCategory(f) == catStrategy {
 			// runConfig reads them; keep them out of --help with neutral values.
 			switch x := f.(type) {
 			case *cli.StringFlag:
@@ -474,4 +474,12 @@ func runCompare(c *cli.Context) error {
 func scoreProgress(c *cli.Context) (r event.Reporter, closeProgress func()) {
 	p := &report.PassBars{Enabled: c.Bool("progress")}
 	return p, p.Close
+}
+
+// flagCategory is the help category of f ("" when it has none).
+func flagCategory(f cli.Flag) string {
+	if c, ok := f.(cli.CategorizableFlag); ok {
+		return c.GetCategory()
+	}
+	return ""
 }

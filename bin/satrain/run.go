@@ -239,8 +239,8 @@ func runConfig(c *cli.Context, selectionAware bool) (trainer.RunConfig, error) {
 			Scope: c.String("select-scope"), TopFrac: c.Float64("top-frac"), Stratify: c.String("stratify"),
 			TopKSchedule: c.String("top-k-schedule"), ConfidenceWeight: c.Bool("confidence-weight"),
 			ConsistencyBonus: c.Float64("consistency-bonus")}
-		if h := cfg.HorizonIdx; h < 0 || h > 3 {
-			return cfg, fmt.Errorf("--horizon-idx %d out of range: 0=1d 1=5d 2=10d 3=20d", h)
+		if h := cfg.HorizonIdx; h < 0 {
+			return cfg, fmt.Errorf("--horizon-idx %d out of range: want an index of the panel's horizons (0=1d 1=5d 2=10d 3=20d in satrain's panels)", h)
 		}
 	} else {
 		cfg.Epochs, cfg.MaxSeqsPerEpoch = c.Int("epochs"), c.Int("max-seqs-per-epoch")
