@@ -411,12 +411,12 @@ func trainArm(ctx context.Context, cfg Config, base trainer.RunConfig, arm strin
 		run.Iterations += r.LastIter
 		if n := len(r.Iterations); n > 0 {
 			last := r.Iterations[n-1]
-			run.SequencesTrained += last.SequencesTrainedTotal
-			run.SequencesScored += last.SequencesScoredTotal
+			run.SequencesTrained += last.TrainedTotal
+			run.SequencesScored += last.ScoredTotal
 		}
 		for _, it := range r.Iterations {
-			if it.ValLoss != nil && !math.IsNaN(*it.ValLoss) {
-				run.ValLoss = append(run.ValLoss, ValuePoint{Budget: offset + it.SequencesTrainedTotal, Value: *it.ValLoss})
+			if it.Validated && !math.IsNaN(it.ValLoss) {
+				run.ValLoss = append(run.ValLoss, ValuePoint{Budget: offset + it.TrainedTotal, Value: it.ValLoss})
 			}
 		}
 		run.BestValLoss = r.BestValLoss

@@ -58,12 +58,12 @@ func resultOf(res *RunResult) distRankResult {
 		r.Selected = append(r.Selected, it.Selected)
 		r.TrainLoss = append(r.TrainLoss, it.TrainLoss)
 		v := math.NaN()
-		if it.ValLoss != nil {
-			v = *it.ValLoss
+		if it.Validated {
+			v = it.ValLoss
 		}
 		r.ValLoss = append(r.ValLoss, v)
-		r.Skipped = append(r.Skipped, it.StepsSkippedTotal)
-		r.Trained = append(r.Trained, it.SequencesTrainedTotal)
+		r.Skipped = append(r.Skipped, it.SkippedTotal)
+		r.Trained = append(r.Trained, it.TrainedTotal)
 	}
 	return r
 }

@@ -99,7 +99,7 @@ func TestEventSequence(t *testing.T) {
 			it = e.Iteration
 		case event.SampleScored:
 			r := res.Iterations[it-1]
-			if e.Iteration != it || e.Sampled != 96 || e.Mean != r.ERMean || e.Median != r.ERMedian || e.ScoredTotal != r.SequencesScoredTotal {
+			if e.Iteration != it || e.Sampled != 96 || e.Mean != r.ERMean || e.Median != r.ERMedian || e.ScoredTotal != r.ScoredTotal {
 				t.Errorf("iteration %d: %+v, record %+v", it, e, r)
 			}
 		case event.SubsetSelected:
@@ -110,12 +110,12 @@ func TestEventSequence(t *testing.T) {
 			}
 		case event.Trained:
 			r := res.Iterations[it-1]
-			if e.Loss != r.TrainLoss || e.Sequences != 24 || e.TrainedTotal != r.SequencesTrainedTotal {
+			if e.Loss != r.TrainLoss || e.Sequences != 24 || e.TrainedTotal != r.TrainedTotal {
 				t.Errorf("iteration %d: Trained %+v, record train loss %v", it, e, r.TrainLoss)
 			}
 		case event.Validated:
 			r := res.Iterations[it-1]
-			if r.ValLoss == nil || e.Loss != *r.ValLoss || e.Iteration != it {
+			if !r.Validated || e.Loss != r.ValLoss || e.Iteration != it {
 				t.Errorf("iteration %d: Validated %+v, record %v", it, e, r.ValLoss)
 			}
 			if e.Best {
@@ -138,7 +138,7 @@ func TestEventSequence(t *testing.T) {
 			}
 		case event.IterationEnded:
 			r := res.Iterations[it-1]
-			if e.Iteration != it || e.TrainLoss != r.TrainLoss || e.Validated != (r.ValLoss != nil) || !e.Scored || e.ERMean != r.ERMean {
+			if e.Iteration != it || e.TrainLoss != r.TrainLoss || e.Validated != (r.Validated) || !e.Scored || e.ERMean != r.ERMean {
 				t.Errorf("IterationEnded %+v, record %+v", e, r)
 			}
 		case event.RunEnded:

@@ -392,8 +392,8 @@ func TestNonFiniteRowsNeverReachModel(t *testing.T) {
 		t.Fatalf("non-finite input reached the model (%d train, %d infer batches): %v", calls["train"], calls["infer"], bad)
 	}
 	for _, r := range res.Iterations {
-		if !finiteF(r.TrainLoss) || (r.ValLoss != nil && !finiteF(*r.ValLoss)) || r.StepsSkippedTotal != 0 {
-			t.Errorf("iteration %d: train loss %v, val loss %v, skipped %d", r.Iteration, r.TrainLoss, r.ValLoss, r.StepsSkippedTotal)
+		if !finiteF(r.TrainLoss) || (r.Validated && !finiteF(r.ValLoss)) || r.SkippedTotal != 0 {
+			t.Errorf("iteration %d: train loss %v, val loss %v, skipped %d", r.Iteration, r.TrainLoss, r.ValLoss, r.SkippedTotal)
 		}
 	}
 	t.Logf("%d poisoned rows; %d training and %d inference batches, all finite", poisoned, calls["train"], calls["infer"])

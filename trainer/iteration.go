@@ -152,26 +152,17 @@ func (s *session) endIteration(res *RunResult, it *iteration, valLoss *float64) 
 		TrainLoss: it.loss, ValLoss: math.NaN(), ERMean: math.NaN(), ERMedian: math.NaN(), TopKERMean: math.NaN(), TopKERMin: math.NaN(),
 		Overlap: it.overlap, HasOverlap: !math.IsNaN(it.overlap), ScoredTotal: s.meta.SequencesScored, TrainedTotal: s.meta.SequencesTrained,
 		SkippedTotal: s.eng.Skipped, PhaseSeconds: it.phase, IterationSeconds: sec}
-	rec := IterationRecord{Strategy: ie.Strategy, Iteration: it.n, TrainLoss: it.loss, ValLoss: valLoss,
-		SequencesTrainedTotal: s.meta.SequencesTrained, StepsSkippedTotal: s.eng.Skipped, PhaseSeconds: it.phase, IterationSeconds: sec}
 	if it.scored {
 		ie.Scored, ie.ERMean, ie.ERMedian, ie.TopKERMean, ie.TopKERMin, ie.ERNonFinite = true, it.stats.Mean, it.stats.Median,
 			it.stats.TopKMean, it.stats.TopKMin, it.stats.NonFinite
-		rec.ERMean, rec.ERMedian, rec.TopKERMean, rec.TopKERMin = it.stats.Mean, it.stats.Median, it.stats.TopKMean, it.stats.TopKMin
-		rec.SequencesScoredTotal, rec.Selected, rec.TrainedIDs = s.meta.SequencesScored, it.selected, it.trained
-		rec.sample, rec.scores = it.sample, it.scores
 	}
 	if valLoss != nil {
 		ie.ValLoss, ie.Validated = *valLoss, true
 	}
 	ie.DeviceMemoryAllocated, ie.DeviceMemoryPeak, ie.OnDevice = s.deviceMemory()
 	s.emit(ie)
-	rec.Time, rec.DeviceMemoryPeakBytes = ie.Time, ie.DeviceMemoryPeak
-	if ie.HasOverlap {
-		o := it.overlap
-		rec.SelectedOverlap = &o
-	}
-	res.Iterations = append(res.Iterations, rec)
+	res.Iterations = append(res.Iterations, IterationRecord{IterationEnded: ie, Selected: it.selected, TrainedIDs: it.trained,
+		sample: it.sample, scores: it.scores})
 	res.LastIter = it.n
 	res.BestValLoss = s.meta.BestValLoss
 	if s.cfg.AfterIteration != nil {

@@ -114,29 +114,14 @@ type RunConfig struct {
 	testFault func(op string, feats []float32, n int) error
 }
 
-// IterationRecord is one iteration (epoch) of a RunResult: the values
-// metrics.jsonl records (see report.Record), plus what tests inspect.
-// TrainLoss is NaN when every step was skipped; the ER fields are 0 in
-// standard training, which scores nothing.
+// IterationRecord is one iteration (epoch) of a RunResult: the
+// event.IterationEnded the run emitted for it (what metrics.jsonl, the
+// console and Prometheus record: one record type for an iteration), plus the
+// sequences the iteration selected and trained on.
 type IterationRecord struct {
-	Time                  string
-	Strategy              string
-	Iteration             int
-	TrainLoss             float64
-	ValLoss               *float64
-	ERMean                float64
-	ERMedian              float64
-	TopKERMean            float64
-	TopKERMin             float64
-	SequencesScoredTotal  int64
-	SequencesTrainedTotal int64
-	StepsSkippedTotal     int64
-	PhaseSeconds          map[string]float64
-	IterationSeconds      float64
-	SelectedOverlap       *float64
-	Selected              []loader.SeqID
-	TrainedIDs            []loader.SeqID
-	DeviceMemoryPeakBytes int64
+	event.IterationEnded
+	Selected   []loader.SeqID // the top k, best first (selection-aware)
+	TrainedIDs []loader.SeqID // what it trained on (selection-aware)
 
 	// For tests: the iteration's scored sample and its ranking scores
 	// (selection-aware only).

@@ -196,16 +196,16 @@ func TestSelectionAwareEndToEnd(t *testing.T) {
 				t.Fatalf("iteration %d trained on %v, which was not selected", it, id)
 			}
 		}
-		if got, want := rec.SequencesTrainedTotal, int64(it*cfg.TopK*cfg.EpochsPerIteration); got != want {
+		if got, want := rec.TrainedTotal, int64(it*cfg.TopK*cfg.EpochsPerIteration); got != want {
 			t.Errorf("iteration %d: sequences trained total %d, want %d", it, got, want)
 		}
-		if got, want := rec.SequencesScoredTotal, int64(it*cfg.SampleSize); got != want {
+		if got, want := rec.ScoredTotal, int64(it*cfg.SampleSize); got != want {
 			t.Errorf("iteration %d: sequences scored total %d, want %d", it, got, want)
 		}
 		if math.IsNaN(rec.TrainLoss) || rec.TrainLoss <= 0 {
 			t.Errorf("iteration %d: train loss %v", it, rec.TrainLoss)
 		}
-		if rec.ValLoss != nil {
+		if rec.Validated {
 			valIters = append(valIters, it)
 		}
 	}
@@ -237,7 +237,7 @@ func TestSelectionAwareEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lb.HasOptim || lb.Meta.BestValLoss != res.BestValLoss || *res.Iterations[lb.Meta.BestIteration-1].ValLoss != res.BestValLoss {
+	if lb.HasOptim || lb.Meta.BestValLoss != res.BestValLoss || res.Iterations[lb.Meta.BestIteration-1].ValLoss != res.BestValLoss {
 		t.Errorf("best model meta %+v (optimizer %v), run best %v", lb.Meta, lb.HasOptim, res.BestValLoss)
 	}
 	lb.Free()
@@ -268,12 +268,12 @@ func TestSelectionAwareEndToEnd(t *testing.T) {
 		}
 		for k, v := range map[string]float64{"train_loss": rec.TrainLoss, "er_mean": rec.ERMean, "er_median": rec.ERMedian,
 			"topk_er_mean": rec.TopKERMean, "topk_er_min": rec.TopKERMin,
-			"sequences_scored_total": float64(rec.SequencesScoredTotal), "sequences_trained_total": float64(rec.SequencesTrainedTotal)} {
+			"sequences_scored_total": float64(rec.ScoredTotal), "sequences_trained_total": float64(rec.TrainedTotal)} {
 			if m[k] != v {
 				t.Errorf("line %d: %s = %v, run says %v", i+1, k, m[k], v)
 			}
 		}
-		if (m["val_loss"] == nil) != (rec.ValLoss == nil) || rec.ValLoss != nil && m["val_loss"] != *rec.ValLoss {
+		if (m["val_loss"] == nil) != (!rec.Validated) || rec.Validated && m["val_loss"] != rec.ValLoss {
 			t.Errorf("line %d: val_loss %v, run says %v", i+1, m["val_loss"], rec.ValLoss)
 		}
 		ph, ok := m["phase_seconds"].(map[string]any)
@@ -388,7 +388,7 @@ func sameIteration(t *testing.T, what string, a, b IterationRecord) {
 	if fmt.Sprint(a.Selected) != fmt.Sprint(b.Selected) {
 		t.Errorf("%s iteration %d selected different sequences", what, b.Iteration)
 	}
-	if (a.ValLoss == nil) != (b.ValLoss == nil) || a.ValLoss != nil && !close(*a.ValLoss, *b.ValLoss) {
+	if (!a.Validated) != (!b.Validated) || a.Validated && !close(a.ValLoss, b.ValLoss) {
 		t.Errorf("%s iteration %d: val loss %v vs %v", what, b.Iteration, a.ValLoss, b.ValLoss)
 	}
 }
@@ -440,10 +440,10 @@ func TestResumeEquivalence(t *testing.T) {
 	}
 	for i, rec := range second.Iterations {
 		sameIteration(t, "resumed", rec, straight.Iterations[2+i])
-		if rec.SequencesScoredTotal != straight.Iterations[2+i].SequencesScoredTotal ||
-			rec.SequencesTrainedTotal != straight.Iterations[2+i].SequencesTrainedTotal {
-			t.Errorf("iteration %d counters: resumed %d/%d, straight %d/%d", rec.Iteration, rec.SequencesScoredTotal, rec.SequencesTrainedTotal,
-				straight.Iterations[2+i].SequencesScoredTotal, straight.Iterations[2+i].SequencesTrainedTotal)
+		if rec.ScoredTotal != straight.Iterations[2+i].ScoredTotal ||
+			rec.TrainedTotal != straight.Iterations[2+i].TrainedTotal {
+			t.Errorf("iteration %d counters: resumed %d/%d, straight %d/%d", rec.Iteration, rec.ScoredTotal, rec.TrainedTotal,
+				straight.Iterations[2+i].ScoredTotal, straight.Iterations[2+i].TrainedTotal)
 		}
 	}
 	if second.BestValLoss != straight.BestValLoss {
@@ -468,7 +468,7 @@ func TestResumeFromStandard(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RunStandard: %v\n%s", err, c1.String())
 	}
-	if !strings.Contains(c1.String(), "STANDARD TRAINING") || sres.LastIter != 1 || sres.Iterations[0].SequencesTrainedTotal != 64 {
+	if !strings.Contains(c1.String(), "STANDARD TRAINING") || sres.LastIter != 1 || sres.Iterations[0].TrainedTotal != 64 {
 		t.Errorf("standard run: last %d, records %+v\n%s", sres.LastIter, sres.Iterations, c1.String())
 	}
 	best := filepath.Join(stdDir, "best_model.pt")

@@ -220,13 +220,13 @@ func TestMetricsDuringRunAndPrometheus(t *testing.T) {
 			"satrain_expected_return_median":    rec.ERMedian,
 			"satrain_topk_expected_return_mean": rec.TopKERMean,
 			"satrain_topk_expected_return_min":  rec.TopKERMin,
-			"satrain_sequences_scored_total":    float64(rec.SequencesScoredTotal),
-			"satrain_sequences_trained_total":   float64(rec.SequencesTrainedTotal),
+			"satrain_sequences_scored_total":    float64(rec.ScoredTotal),
+			"satrain_sequences_trained_total":   float64(rec.TrainedTotal),
 			"satrain_inference_batch_size":      float64(cfg.InferenceBatch),
 			"satrain_steps_skipped_total":       0,
 		}
-		if rec.ValLoss != nil {
-			checks["satrain_validation_loss"] = *rec.ValLoss
+		if rec.Validated {
+			checks["satrain_validation_loss"] = rec.ValLoss
 		}
 		for name, want := range checks {
 			if got := metricValue(t, body, name); got != want {

@@ -100,16 +100,16 @@ func TestConsoleDocumented(t *testing.T) {
 			"  🎲 Sampling 96 sequences and selecting top 12...", "    📊 Expected return stats:",
 			"      Mean: "+f(r.ERMean), "      Median: "+f(r.ERMedian), "      Top 12 mean: "+f(r.TopKERMean), "      Top 12 min: "+f(r.TopKERMin),
 			"", "  🏋️  Training on top 12 for 2 epochs...", "  ✅ Training loss: "+f(r.TrainLoss))
-		if r.ValLoss != nil {
-			want = append(want, "", "  📊 Validating...", "  ✅ Validation loss: "+f(*r.ValLoss))
-			if *r.ValLoss < best {
-				best = *r.ValLoss
+		if r.Validated {
+			want = append(want, "", "  📊 Validating...", "  ✅ Validation loss: "+f(r.ValLoss))
+			if r.ValLoss < best {
+				best = r.ValLoss
 				want = append(want, "  ✅ Saved best model (val_loss: "+f(best)+")")
 				extra[len(want)-1] = true
 			}
 		}
 	}
-	if len(res.Iterations) != 3 || res.Iterations[1].ValLoss == nil {
+	if len(res.Iterations) != 3 || !res.Iterations[1].Validated {
 		t.Fatalf("run did %d iterations", len(res.Iterations))
 	}
 	rfMatchDocumented(t, rfLines(console.String()), want, extra)
@@ -129,9 +129,9 @@ func TestConsoleDocumented(t *testing.T) {
 	for _, r := range sres.Iterations {
 		want = append(want, "", rule, fmt.Sprintf("Epoch %d/2", r.Iteration), rule, "",
 			"  🏋️  Training on 40 shuffled sequences for 1 epoch...", "  ✅ Training loss: "+f(r.TrainLoss),
-			"", "  📊 Validating...", "  ✅ Validation loss: "+f(*r.ValLoss))
-		if *r.ValLoss < best {
-			best = *r.ValLoss
+			"", "  📊 Validating...", "  ✅ Validation loss: "+f(r.ValLoss))
+		if r.ValLoss < best {
+			best = r.ValLoss
 			want = append(want, "  ✅ Saved best model (val_loss: "+f(best)+")")
 			extra[len(want)-1] = true
 		}

@@ -156,7 +156,7 @@ func TestMetricsUnderScrapeLoad(t *testing.T) {
 	for i := range quiet.Iterations {
 		a, b := quiet.Iterations[i], loaded.Iterations[i]
 		same := math.Float64bits(a.TrainLoss) == math.Float64bits(b.TrainLoss) && fmt.Sprint(a.Selected) == fmt.Sprint(b.Selected) &&
-			((a.ValLoss == nil) == (b.ValLoss == nil)) && (a.ValLoss == nil || math.Float64bits(*a.ValLoss) == math.Float64bits(*b.ValLoss))
+			((!a.Validated) == (!b.Validated)) && (!a.Validated || math.Float64bits(a.ValLoss) == math.Float64bits(b.ValLoss))
 		if !same {
 			t.Errorf("iteration %d differs under scrape load: train loss %v vs %v", a.Iteration, a.TrainLoss, b.TrainLoss)
 		}

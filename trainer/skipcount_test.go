@@ -31,10 +31,10 @@ func TestSkippedStepsTrainNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := res.Iterations[0].SequencesTrainedTotal; got != 16 {
+	if got := res.Iterations[0].TrainedTotal; got != 16 {
 		t.Errorf("iteration 1: %d sequences trained, want 16 (24 less the skipped batch of 8)", got)
 	}
-	if got := res.Iterations[1].SequencesTrainedTotal; got != 16+24 {
+	if got := res.Iterations[1].TrainedTotal; got != 16+24 {
 		t.Errorf("after iteration 2: %d sequences trained, want 40", got)
 	}
 	lines := strings.Split(console.String(), "\n")

@@ -162,7 +162,7 @@ func TestStrategyExtensionsRun(t *testing.T) {
 		if len(shares[i]) != 11 || math.Abs(sum-1) > 1e-9 {
 			t.Errorf("iteration %d: shares %v (want 11 summing to 1)", rec.Iteration, shares[i])
 		}
-		if i > 0 && rec.SelectedOverlap == nil {
+		if i > 0 && !rec.HasOverlap {
 			t.Errorf("iteration %d: no overlap with the previous selection", rec.Iteration)
 		}
 		if !(rec.TrainLoss > 0) {
