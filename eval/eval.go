@@ -17,6 +17,7 @@ import (
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/option"
+	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
 )
 
@@ -294,18 +295,13 @@ func (e *Evaluator) progress(done, total int) {
 	}
 }
 
-// softmax writes the probabilities of logits into dst (computed in float64).
+// softmax writes the probabilities of logits into dst (selection.Softmax,
+// computed in float64, rounded to float32).
 func softmax(logits, dst []float32) {
-	mx := math.Inf(-1)
-	for _, v := range logits {
-		mx = math.Max(mx, float64(v))
-	}
-	var sum float64
-	for _, v := range logits {
-		sum += math.Exp(float64(v) - mx)
-	}
-	for j, v := range logits {
-		dst[j] = float32(math.Exp(float64(v)-mx) / sum)
+	p := make([]float64, len(logits))
+	selection.Softmax(logits, p)
+	for j, q := range p {
+		dst[j] = float32(q)
 	}
 }
 

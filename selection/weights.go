@@ -58,19 +58,9 @@ func (s Scores) Confidence() []float64 {
 	out := make([]float64, n)
 	p := make([]float64, B)
 	for i := range out {
-		row := s.Logits[i*B : (i+1)*B]
-		mx := math.Inf(-1)
-		for _, v := range row {
-			mx = math.Max(mx, float64(v))
-		}
-		var z float64
-		for b, v := range row {
-			p[b] = math.Exp(float64(v) - mx)
-			z += p[b]
-		}
+		Softmax(s.Logits[i*B:(i+1)*B], p)
 		var ent float64
-		for b := range p {
-			q := p[b] / z
+		for _, q := range p {
 			if q > 0 {
 				ent -= q * math.Log(q)
 			}
@@ -115,4 +105,23 @@ func (st *Strategy) consistency(ids []loader.SeqID, top []int) map[int]float64 {
 		st.mem.streak[id]++
 	}
 	return bonus
+}
+
+// Softmax writes the bin probabilities of logits ([B]) into dst ([B]):
+// dst[b] = exp(z_b - max z) / Σ_c exp(z_c - max z), in float64 (subtracting
+// the maximum keeps every exponent <= 0, so no finite logit overflows). The
+// expected return E[r] = Σ_b dst[b]·center_b is this distribution's mean.
+func Softmax(logits []float32, dst []float64) {
+	mx := math.Inf(-1)
+	for _, v := range logits {
+		mx = math.Max(mx, float64(v))
+	}
+	var sum float64
+	for b, v := range logits {
+		dst[b] = math.Exp(float64(v) - mx)
+		sum += dst[b]
+	}
+	for b := range dst[:len(logits)] {
+		dst[b] /= sum
+	}
 }
