@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/satrain/satrain/internal/yyyymmdd"
 )
 
 // Date is a calendar day held as the integer YYYYMMDD, like the panel's
@@ -20,7 +22,7 @@ func (d Date) String() string {
 	if d < 10000101 || d > 99991231 {
 		return strconv.Itoa(int(d))
 	}
-	return fmt.Sprintf("%04d-%02d-%02d", d/10000, d/100%100, d%100)
+	return yyyymmdd.Format(int32(d))
 }
 
 // FormatDate writes a YYYYMMDD integer as "YYYY-MM-DD".

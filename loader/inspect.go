@@ -7,13 +7,13 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/satrain/satrain/internal/yyyymmdd"
 )
 
 // FormatDate writes a YYYYMMDD date as YYYY-MM-DD, the form every output of
 // satrain uses (docs/METRICS.md).
-func FormatDate(yyyymmdd int32) string {
-	return fmt.Sprintf("%04d-%02d-%02d", yyyymmdd/10000, yyyymmdd/100%100, yyyymmdd%100)
-}
+func FormatDate(d int32) string { return yyyymmdd.Format(d) }
 
 // Inspect opens path with opt (stream mode unless opt.Mode says otherwise, so
 // large files are fine) and writes its schema, sizes, date range, split
