@@ -339,7 +339,7 @@ func (e *Engine) TrainStep(feats []float32, labels []int64, weights []float32, n
 // same values; every rank must call it for every global batch, with n = 0
 // for an empty share.
 func (e *Engine) TrainShard(feats []float32, labels []int64, weights []float32, n, seqLen, total int) (StepResult, error) {
-	dist := e.Group != nil && e.Group.WorldSize() > 1
+	dist := e.Group != nil && e.Group.Native()
 	if dist && n == 0 {
 		// An empty share: nothing to compute, but the collectives are joint.
 		return e.afterBackward(StepResult{}, n, total)
@@ -402,7 +402,7 @@ func (e *Engine) TrainShard(feats []float32, labels []int64, weights []float32, 
 // one), then unscales, clips and steps.
 func (e *Engine) afterBackward(res StepResult, n, total int) (StepResult, error) {
 	m := e.Model
-	if e.Group != nil && e.Group.WorldSize() > 1 {
+	if e.Group != nil && e.Group.Native() {
 		var err error
 		if res, err = e.syncStep(res, n, total); err != nil {
 			return res, err

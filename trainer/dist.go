@@ -48,6 +48,11 @@ type distState struct {
 }
 
 func (s *session) world() int  { return s.dist.pg.WorldSize() }
+// native reports whether the run's collectives run through its process
+// group: a world of more than one, or a launcher's world of one joined as a
+// real group (--native-world-of-one, to measure their cost on one GPU).
+func (s *session) native() bool { return s.dist.pg.Native() }
+
 func (s *session) rank0() bool { return s.dist.pg.Rank() == 0 }
 
 // initDist sets up the session's process group (a world of one when cfg has
@@ -58,7 +63,7 @@ func (s *session) initDist() error {
 	if s.dist.pg == nil {
 		s.dist.pg = torch.SingleProcess()
 	}
-	if s.world() == 1 {
+	if !s.native() {
 		return nil
 	}
 	return s.checkSameConfig()
@@ -190,7 +195,7 @@ func (s *session) checkSameConfig() error {
 
 // broadcastWeights makes every rank start from rank 0's weights.
 func (s *session) broadcastWeights() error {
-	if s.world() == 1 {
+	if !s.native() {
 		return nil
 	}
 	for _, p := range s.eng.Model.Parameters() {
@@ -207,7 +212,7 @@ func (s *session) broadcastWeights() error {
 // a collective, that one of them was asked to stop, so every rank stops at
 // the same step boundary.
 func (s *session) jointContext(ctx context.Context) context.Context {
-	if s.world() == 1 {
+	if !s.native() {
 		return ctx
 	}
 	j, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -234,7 +239,7 @@ func (s *session) share(n int) (lo, hi int) {
 // for the others. In a world of one every item is its own row.
 func (s *session) localRows(orders [][]int, n, bs int) []int {
 	row := make([]int, n)
-	if s.world() == 1 {
+	if !s.native() {
 		for i := range row {
 			row[i] = i
 		}
@@ -265,7 +270,7 @@ func (s *session) localRows(orders [][]int, n, bs int) []int {
 // ids in order (expected returns, and the losses and logits when computed),
 // and the ranks' stop requests.
 func (s *session) score(ctx context.Context, ids []loader.SeqID, labels bool, phase string) (model.InferResult, time.Duration, time.Duration, error) {
-	if s.world() == 1 {
+	if !s.native() {
 		res, ioWait, compute, _, _, err := s.scoreLocal(ctx, ids, labels, phase)
 		return res, ioWait, compute, err
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -454,5 +455,75 @@ func TestConfigDiff(t *testing.T) {
 	}
 	if got := configDiff(1, root, root); got != "" {
 		t.Errorf("configDiff of equal configurations = %q, want empty", got)
+	}
+}
+
+// TestNativeWorldOfOneSameRun: a run on a real process group of one
+// (GroupConfig.NativeWorldOfOne: every collective runs, as under
+// --native-world-of-one; Gloo here, NCCL on a GPU) trains the same weights
+// as the plain run, whose collectives are skipped: the all-reduce of one
+// rank's gradients, scaled by 1, is exact. Reported training losses go
+// through the float32 all-reduce, so they agree to float32 rounding.
+func TestNativeWorldOfOneSameRun(t *testing.T) {
+	defer torch.LockThread()()
+	data := runtest.Panel(t, 11)
+	run := func(g *torch.ProcessGroup) (*RunResult, string) {
+		dir := t.TempDir()
+		cfg := ltConfig(data, dir, nil)
+		cfg.Console, cfg.Reporters, cfg.Group = nil, []event.Reporter{}, g
+		res, err := RunSelectionAware(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, checkpoint.RunDir(dir).Periodic(KindSelectionAware, cfg.NumIterations)
+	}
+	_, port, err := net.SplitHostPort(ltFreeAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := strconv.Atoi(port)
+	g, err := torch.NewProcessGroup(torch.GroupConfig{Rank: 0, WorldSize: 1, StoreAddr: "127.0.0.1", StorePort: p, HostStore: true,
+		Backend: torch.Gloo, Timeout: time.Minute, NativeWorldOfOne: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if !g.Native() {
+		t.Fatal("the group of one is not native")
+	}
+	plain, plainCk := run(nil)
+	native, nativeCk := run(g)
+	for i := range plain.Iterations {
+		a, b := plain.Iterations[i], native.Iterations[i]
+		if math.Abs(a.TrainLoss-b.TrainLoss) > 1e-6*math.Abs(a.TrainLoss) || a.ValLoss != b.ValLoss && a.Validated {
+			t.Errorf("iteration %d: plain losses %v/%v, native %v/%v", a.Iteration, a.TrainLoss, a.ValLoss, b.TrainLoss, b.ValLoss)
+		}
+	}
+	la, err := checkpoint.Load(plainCk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer la.Free()
+	lb, err := checkpoint.Load(nativeCk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lb.Free()
+	ma, err := la.NewModel(torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ma.Free()
+	mb, err := lb.NewModel(torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Free()
+	for i, p := range ma.Parameters() {
+		x, _ := p.Float32s()
+		y, _ := mb.Parameters()[i].Float32s()
+		if !slices.Equal(x, y) {
+			t.Fatalf("%s differs between the plain run and the native world of one", ma.ParamNames()[i])
+		}
 	}
 }

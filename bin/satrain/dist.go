@@ -25,7 +25,8 @@ func joinGroupOn(c *cli.Context, dev *torch.Device) (*torch.ProcessGroup, error)
 	if err != nil {
 		return nil, err
 	}
-	if !l.Distributed() {
+	native := c.Bool("native-world-of-one") && l.WorldSize == 1 && l.MasterPort != 0
+	if !l.Distributed() && !native {
 		return torch.SingleProcess(), nil
 	}
 	timeout := c.Duration("dist-timeout")
@@ -50,7 +51,9 @@ func joinGroupOn(c *cli.Context, dev *torch.Device) (*torch.ProcessGroup, error)
 			return nil, fmt.Errorf("LOCAL_RANK=%d: %w", l.LocalRank, err)
 		}
 	}
-	g, err := torch.NewProcessGroup(l.GroupConfig(backend, timeout))
+	gc := l.GroupConfig(backend, timeout)
+	gc.NativeWorldOfOne = native
+	g, err := torch.NewProcessGroup(gc)
 	if err != nil {
 		return nil, err
 	}
