@@ -47,7 +47,8 @@ type distState struct {
 	cancel context.CancelFunc
 }
 
-func (s *session) world() int  { return s.dist.pg.WorldSize() }
+func (s *session) world() int { return s.dist.pg.WorldSize() }
+
 // native reports whether the run's collectives run through its process
 // group: a world of more than one, or a launcher's world of one joined as a
 // real group (--native-world-of-one, to measure their cost on one GPU).
