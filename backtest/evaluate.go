@@ -109,6 +109,10 @@ type Precision struct {
 	TopKMeanRealized     float64 `json:"topk_mean_realized"`     // mean over dates of the picks' mean Realized
 	UniverseMeanRealized float64 `json:"universe_mean_realized"` // mean over dates of the cross-section mean Realized
 	Excess               float64 `json:"excess"`                 // TopKMeanRealized - UniverseMeanRealized
+	// ExcessCI95 is the 95% interval of Excess over dates, from the
+	// Newey–West standard error at lag h-1 (each date's h-day outcome
+	// overlaps the next h-1 dates'; see NeweyWestSE).
+	ExcessCI95 Interval `json:"excess_ci95"`
 }
 
 // CorrStats summarises a per-date correlation series.
@@ -119,6 +123,9 @@ type CorrStats struct {
 	TStat   float64 `json:"tstat"` // IR*sqrt(Dates)
 	Dates   int     `json:"dates"` // dates used
 	Skipped int     `json:"skipped"`
+	// CI95 is the 95% interval of Mean from the Newey–West standard error
+	// at lag h-1 over the dates used (TStat assumes independent dates).
+	CI95 Interval `json:"ci95"`
 }
 
 // CalibrationBucket is one score decile of the pooled predictions.
@@ -259,8 +266,9 @@ func Evaluate(preds []Prediction, cfg Config) (*Report, error) {
 	r.NumTickers = len(tickers)
 
 	r.All, r.TopK = lossAccuracy(days)
-	r.Precision = precision(days)
-	r.IC, r.RankIC, r.Dates = informationCoefficients(days)
+	lag := max(1, cfg.HorizonDays) - 1
+	r.Precision = precision(days, lag)
+	r.IC, r.RankIC, r.Dates = informationCoefficients(days, lag)
 	r.Calibration = calibration(days)
 	r.Strategy, r.Benchmark = backtest(days, cfg)
 	return r, nil
@@ -322,7 +330,7 @@ func scoresOf(ps []Prediction) []float64 {
 	return out
 }
 
-func precision(days []crossSection) Precision {
+func precision(days []crossSection, lag int) Precision {
 	var pr Precision
 	var beat, above int
 	var topScore, topReal, uniReal []float64
@@ -355,13 +363,18 @@ func precision(days []crossSection) Precision {
 	pr.TopKMeanRealized = mean(topReal)
 	pr.UniverseMeanRealized = mean(uniReal)
 	pr.Excess = pr.TopKMeanRealized - pr.UniverseMeanRealized
+	excess := make([]float64, len(topReal))
+	for i := range excess {
+		excess[i] = topReal[i] - uniReal[i]
+	}
+	pr.ExcessCI95 = meanInterval(excess, lag)
 	return pr
 }
 
 // minICNames is the smallest cross-section for which IC is computed.
 const minICNames = 3
 
-func informationCoefficients(days []crossSection) (ic, ric CorrStats, rows []DateRow) {
+func informationCoefficients(days []crossSection, lag int) (ic, ric CorrStats, rows []DateRow) {
 	var ics, rics []float64
 	for _, d := range days {
 		real := realizedOf(d.preds)
@@ -393,6 +406,7 @@ func informationCoefficients(days []crossSection) (ic, ric CorrStats, rows []Dat
 	ic.Dates, ic.Skipped = len(ics), skipped
 	ric.Mean, ric.Std, ric.IR, ric.TStat = meanStdIR(rics)
 	ric.Dates, ric.Skipped = len(rics), skipped
+	ic.CI95, ric.CI95 = meanInterval(ics, lag), meanInterval(rics, lag)
 	return
 }
 

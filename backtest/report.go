@@ -152,6 +152,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	t.addf("precision (> 0 return)", "%.3f", r.Precision.AboveOne)
 	t.addf(fmt.Sprintf("top-k mean expected %dd return (bps)", h), "%s", FormatScalar(r.Precision.TopKMeanScore, UnitGross))
 	t.addf(fmt.Sprintf("top-k excess realized %dd return (bps)", h), "%s", FormatScalar(r.Precision.Excess, UnitReturn))
+	if ci := r.Precision.ExcessCI95; ci.N >= 2 {
+		t.addf(fmt.Sprintf("  95%% CI (Newey-West, lag %d)", ci.Lag), "[%s, %s]", FormatScalar(ci.Lo, UnitReturn), FormatScalar(ci.Hi, UnitReturn))
+	}
 	t.write(w)
 
 	fmt.Fprintln(w)
@@ -166,6 +169,10 @@ func (r *Report) WriteTable(w io.Writer) {
 			na(x.c.Dates, "%+.2f", x.c.IR), na(x.c.Dates, "%+.2f", x.c.TStat), x.c.Dates, x.c.Skipped)
 	}
 	t.write(w)
+	if r.IC.CI95.N >= 2 || r.RankIC.CI95.N >= 2 {
+		fmt.Fprintf(w, "95%% CI of the mean (Newey-West, lag %d: overlapping %d-day outcomes): IC [%+.4f, %+.4f], rank IC [%+.4f, %+.4f]\n",
+			max(r.IC.CI95.Lag, r.RankIC.CI95.Lag), h, r.IC.CI95.Lo, r.IC.CI95.Hi, r.RankIC.CI95.Lo, r.RankIC.CI95.Hi)
+	}
 
 	fmt.Fprintln(w)
 	t = &textTable{}
