@@ -42,11 +42,12 @@ const (
 	ArmTopKSchedule = "topk_schedule" // k from k/2 to 3k/2 over the run (mean k)
 	ArmConfidence   = "confidence"    // loss weighted by the model's confidence
 	ArmConsistency  = "consistency"   // weight 1 + 1.0 x earlier consecutive top-k memberships
+	ArmRiskAdjusted = "risk_adjusted" // top k by (E[r] - 1) / sd of the predicted distribution
 )
 
 // Arms lists every arm name in its usual order.
 var Arms = []string{ArmStandard, ArmSelectionAware, ArmTwoStage, ArmRandom, ArmOHEM, ArmNegative, ArmMix,
-	ArmPerDate, ArmStratified, ArmTopKSchedule, ArmConfidence, ArmConsistency}
+	ArmPerDate, ArmStratified, ArmTopKSchedule, ArmConfidence, ArmConsistency, ArmRiskAdjusted}
 
 // armStrategy is the selection strategy of a selection-style arm.
 func armStrategy(arm string, topK int) selection.Strategy {
@@ -70,6 +71,8 @@ func armStrategy(arm string, topK int) selection.Strategy {
 		return selection.Strategy{ConfidenceWeight: true}
 	case ArmConsistency:
 		return selection.Strategy{ConsistencyBonus: 1}
+	case ArmRiskAdjusted:
+		return selection.Strategy{RankBy: selection.RankRiskAdjusted}
 	}
 	return selection.Strategy{}
 }

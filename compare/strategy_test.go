@@ -20,7 +20,7 @@ import (
 // k averages --top-k) and runs the strategy it names.
 func TestCompareExtensionArms(t *testing.T) {
 	runtest.Lock(t)
-	arms := []string{ArmPerDate, ArmStratified, ArmTopKSchedule, ArmConfidence, ArmConsistency}
+	arms := []string{ArmPerDate, ArmStratified, ArmTopKSchedule, ArmConfidence, ArmConsistency, ArmRiskAdjusted}
 	const budget = 480 // top-k 12 x 2 epochs: 20 iterations
 	cfg := evCompareConfig(runtest.Panel(t, 3), filepath.Join(t.TempDir(), "cmp"), arms, budget)
 	cfg.Seeds = 1
@@ -30,6 +30,7 @@ func TestCompareExtensionArms(t *testing.T) {
 		ArmTopKSchedule: "selection_aware+k_linear:6:18",
 		ArmConfidence:   "selection_aware+confidence",
 		ArmConsistency:  "selection_aware+consistency1",
+		ArmRiskAdjusted: "selection_aware+risk_adjusted",
 	}
 	for _, arm := range arms {
 		st := armStrategy(arm, cfg.Base.TopK)

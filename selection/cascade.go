@@ -84,6 +84,8 @@ func (c ScoreConfig) CheckStrategy(st Strategy, reference string) error {
 		what = "{negative-k}"
 	case st.ConfidenceWeight:
 		what = "{confidence-weight}"
+	case st.riskAdjusted():
+		what = "{rank-by} " + st.RankBy
 	default:
 		return nil
 	}

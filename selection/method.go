@@ -46,6 +46,7 @@ func (s Selection) Describe() string {
 // (stratify.go) and the consistency streaks the bonus weights come from
 // (weights.go). rng is drawn from only by the random extensions.
 func (st *Strategy) Select(ids []loader.SeqID, sc Scores, k int, rng *rand.Rand) Selection {
+	sc = st.rankingScores(sc)
 	var sel Selection
 	switch {
 	case st.perDate():

@@ -52,8 +52,40 @@ type Strategy struct {
 	// was selected whenever it was scored (being scored and not selected
 	// resets s; iterations in which it is not sampled leave s as it is).
 	ConsistencyBonus float64
+	// RankBy is what the top k is ranked by: RankExpected (the method:
+	// E[r]) or RankRiskAdjusted, (E[r] - 1)/σ with σ the standard deviation
+	// of the predicted gross-return distribution on the ranked horizon
+	// (Scores.Sigma): a return forecast per unit of the model's own
+	// uncertainty, so a name is not picked for a wide distribution alone.
+	RankBy string
 
 	mem *strategyState // per-run state, made by Prepare
+}
+
+// RankBy values.
+const (
+	RankExpected     = "expected"
+	RankRiskAdjusted = "risk-adjusted"
+)
+
+func (st Strategy) riskAdjusted() bool { return st.RankBy == RankRiskAdjusted }
+
+// rankingScores is sc as the top k is ranked: unchanged for RankExpected;
+// for RankRiskAdjusted, Expected holds (E[r] - 1)/σ (σ <= 0 or unknown:
+// -Inf, never preferred), the tie tolerance applying to those values.
+func (st Strategy) rankingScores(sc Scores) Scores {
+	if !st.riskAdjusted() {
+		return sc
+	}
+	key := make([]float64, len(sc.Expected))
+	for i, e := range sc.Expected {
+		key[i] = math.Inf(-1)
+		if i < len(sc.Sigma) && sc.Sigma[i] > 0 {
+			key[i] = (e - 1) / sc.Sigma[i]
+		}
+	}
+	sc.Expected = key
+	return sc
 }
 
 // Config is what selection reads of a run's configuration.
@@ -75,6 +107,11 @@ type Scores struct {
 	// Logits are the ranked horizon's bin logits: [n][B], row-major. Only
 	// ConfidenceWeight reads them.
 	Logits []float32
+	// Sigma is each sequence's standard deviation of the predicted gross
+	// return on the ranked horizon, √(Σ_b p_b c_b² − E[r]²) with p the
+	// softmax of its logits and c the bin centers: [n]. Only RankBy
+	// RankRiskAdjusted reads it (PredictedSigma computes it).
+	Sigma []float64
 	// TieRTol is the relative tolerance within which two scores of this
 	// pass are equal (their rounding noise): such scores tie.
 	TieRTol float64
@@ -139,6 +176,9 @@ func (st Strategy) Name() string {
 	if st.ConsistencyBonus > 0 {
 		parts = append(parts, fmt.Sprintf("consistency%g", st.ConsistencyBonus))
 	}
+	if st.riskAdjusted() {
+		parts = append(parts, "risk_adjusted")
+	}
 	return strings.Join(parts, "+")
 }
 
@@ -189,6 +229,15 @@ func (st Strategy) Validate(c Config) error {
 	if math.IsNaN(st.ConsistencyBonus) || st.ConsistencyBonus < 0 || st.ConsistencyBonus > 100 {
 		return option.Errorf("{consistency-bonus} %g: want 0 (off) .. 100", st.ConsistencyBonus)
 	}
+	switch st.RankBy {
+	case "", RankExpected:
+	case RankRiskAdjusted:
+		if st.SelectBy == "loss" || st.SelectBy == "random" {
+			return option.Errorf("{rank-by} %s and {select-by} %s both decide the ranking: give one", st.RankBy, st.SelectBy)
+		}
+	default:
+		return option.Errorf("{rank-by} %q: want expected or risk-adjusted", st.RankBy)
+	}
 	return nil
 }
 
@@ -226,6 +275,9 @@ func (st Strategy) Describe() string {
 	if st.ConsistencyBonus > 0 {
 		fmt.Fprintf(&b, "\n  + consistency bonus: weight 1 + %g x earlier consecutive top-k memberships", st.ConsistencyBonus)
 	}
+	if st.riskAdjusted() {
+		b.WriteString("\n  + ranked by risk-adjusted expected return: (E[r] - 1) / sd of the predicted distribution")
+	}
 	return b.String()
 }
 
@@ -236,6 +288,10 @@ func (st Strategy) NeedsLoss() bool { return st.SelectBy == "loss" }
 // NeedsLogits reports whether Weights reads the logits (Scores.Logits), so
 // scoring must keep them.
 func (st Strategy) NeedsLogits() bool { return st.ConfidenceWeight }
+
+// NeedsSigma reports whether Select reads the predicted standard deviations
+// (Scores.Sigma), so scoring must compute them.
+func (st Strategy) NeedsSigma() bool { return st.riskAdjusted() }
 
 // Prepare readies the strategy for one run on ds's training split: it
 // indexes the split where the sampling needs it and resets the state kept

@@ -642,3 +642,40 @@ func TestStrategyConsistencyBonus(t *testing.T) {
 		t.Fatalf("combined weight %v, want 2 x confidence %v", w, conf[0])
 	}
 }
+
+// TestRiskAdjustedRanking: RankBy risk-adjusted ranks by (E[r] - 1)/σ. Four
+// names: the largest E[r] has the widest distribution and loses to a smaller,
+// surer forecast; a name without a σ is never preferred; the plain method
+// ranks by E[r]. PredictedSigma is the standard deviation of the softmax
+// over the bin centers, by hand for two bins.
+func TestRiskAdjustedRanking(t *testing.T) {
+	ids := []loader.SeqID{{Ticker: 0, Day: 5}, {Ticker: 1, Day: 5}, {Ticker: 2, Day: 5}, {Ticker: 3, Day: 5}}
+	sc := Scores{Expected: []float64{1.030, 1.010, 1.012, 1.050}, Sigma: []float64{0.06, 0.004, 0.008, 0}}
+	// keys: 0.5, 2.5, 1.5, -Inf (σ 0)
+	st := Strategy{RankBy: RankRiskAdjusted}
+	if err := st.Validate(Config{SampleSize: 4, TopK: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Select(ids, sc, 2, rand.New(rand.NewSource(1))).Top; !reflect.DeepEqual(got, []int{1, 2}) {
+		t.Errorf("risk-adjusted top 2 = %v, want [1 2]", got)
+	}
+	var plain Strategy
+	if got := plain.Select(ids, sc, 2, rand.New(rand.NewSource(1))).Top; !reflect.DeepEqual(got, []int{3, 0}) {
+		t.Errorf("expected-return top 2 = %v, want [3 0]", got)
+	}
+	if !st.NeedsSigma() || plain.NeedsSigma() || st.Name() != "selection_aware+risk_adjusted" {
+		t.Errorf("NeedsSigma %v/%v, name %q", st.NeedsSigma(), plain.NeedsSigma(), st.Name())
+	}
+	if err := (Strategy{RankBy: RankRiskAdjusted, SelectBy: "loss"}).Validate(Config{SampleSize: 4, TopK: 2}); err == nil {
+		t.Error("risk-adjusted ranking with select-by loss must be refused")
+	}
+	if err := (Strategy{RankBy: "sharpe"}).Validate(Config{SampleSize: 4, TopK: 2}); err == nil {
+		t.Error("an unknown rank-by must be refused")
+	}
+	// Two bins, centers 0.9 and 1.1, logits 0 and ln 3: p = (1/4, 3/4),
+	// E = 1.05, E[c²] = (0.81 + 3·1.21)/4 = 1.11, σ = √(1.11 − 1.1025) = √0.0075.
+	got := PredictedSigma([]float32{0, float32(math.Log(3))}, []float32{0.9, 1.1}, 1)
+	if want := math.Sqrt(0.0075); math.Abs(got[0]-want) > 1e-6 {
+		t.Errorf("PredictedSigma = %.8f, want %.8f", got[0], want)
+	}
+}

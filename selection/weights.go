@@ -125,3 +125,25 @@ func Softmax(logits []float32, dst []float64) {
 		dst[b] /= sum
 	}
 }
+
+// PredictedSigma is the standard deviation of the predicted gross-return
+// distribution of each of n sequences: √(Σ_b p_b c_b² − (Σ_b p_b c_b)²) with
+// p = Softmax(logits row) and c = centers ([B], the ranked horizon's bin
+// centers); logits is [n][B] row-major. The variance is floored at 0 (it can
+// round below). Used by RankBy RankRiskAdjusted.
+func PredictedSigma(logits []float32, centers []float32, n int) []float64 {
+	B := len(centers)
+	out := make([]float64, n)
+	p := make([]float64, B)
+	for i := range out {
+		Softmax(logits[i*B:(i+1)*B], p)
+		var m, m2 float64
+		for b, q := range p {
+			c := float64(centers[b])
+			m += q * c
+			m2 += q * c * c
+		}
+		out[i] = math.Sqrt(math.Max(0, m2-m*m))
+	}
+	return out
+}

@@ -186,7 +186,11 @@ func (s *session) scoreIteration(ctx context.Context, it *iteration, ids []loade
 		return selection.Scores{}, err
 	}
 	s.meta.SequencesScored += int64(len(ids))
-	return rankedScores(inf, len(ids), len(s.ds.Horizons()), s.horizon), nil
+	sc := rankedScores(inf, len(ids), len(s.ds.Horizons()), s.horizon)
+	if s.strat.NeedsSigma() && len(sc.Logits) > 0 {
+		sc.Sigma = selection.PredictedSigma(sc.Logits, s.ds.BinCenters()[s.horizon], len(ids))
+	}
+	return sc, nil
 }
 
 // recordSelection emits the iteration's SampleScored and SubsetSelected and

@@ -478,7 +478,7 @@ func open(ctx context.Context, cfg RunConfig, kind string) (_ *session, err erro
 		if err := s.strat.Prepare(ds, s.train); err != nil {
 			return nil, err
 		}
-		s.logits = s.strat.NeedsLogits()
+		s.logits = s.strat.NeedsLogits() || s.strat.NeedsSigma()
 	} else {
 		s.perEpoch = s.train.Len()
 		if cfg.MaxSeqsPerEpoch > 0 && int64(cfg.MaxSeqsPerEpoch) < s.perEpoch {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satrain/satrain/event"
 	"github.com/satrain/satrain/internal/runtest"
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/selection"
@@ -223,5 +224,51 @@ func TestStrategyPerDateRun(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestRiskAdjustedRun: with RankBy risk-adjusted the loop computes every
+// scored sequence's predicted standard deviation from its logits and the
+// ranked horizon's bin centers, and the selected top k are those with the
+// largest (E[r] - 1)/σ.
+func TestRiskAdjustedRun(t *testing.T) {
+	defer torch.LockThread()()
+	cfg := ltConfig(runtest.Panel(t, 11), t.TempDir(), nil)
+	cfg.Console, cfg.Reporters = nil, []event.Reporter{}
+	cfg.NumIterations = 2
+	cfg.Strategy = selection.Strategy{RankBy: selection.RankRiskAdjusted}
+	seen := 0
+	testWeights = func(sel selection.Selection, sc selection.Scores, _ []float32) {
+		seen++
+		if len(sc.Sigma) != cfg.SampleSize {
+			t.Errorf("%d predicted sds for %d scored sequences", len(sc.Sigma), cfg.SampleSize)
+			return
+		}
+		key := make([]float64, len(sc.Expected))
+		for i := range key {
+			if !(sc.Sigma[i] > 0) {
+				t.Errorf("sequence %d: predicted sd %v", i, sc.Sigma[i])
+				return
+			}
+			key[i] = (sc.Expected[i] - 1) / sc.Sigma[i]
+		}
+		in := map[int]bool{}
+		worstIn := math.Inf(1)
+		for _, i := range sel.Top {
+			in[i], worstIn = true, math.Min(worstIn, key[i])
+		}
+		for i, k := range key {
+			if !in[i] && k > worstIn+1e-6*math.Abs(worstIn)+1e-12 {
+				t.Errorf("sequence %d (key %.6g) left out while a selected one has %.6g", i, k, worstIn)
+				return
+			}
+		}
+	}
+	defer func() { testWeights = nil }()
+	if _, err := RunSelectionAware(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if seen != cfg.NumIterations {
+		t.Fatalf("saw %d selections, want %d", seen, cfg.NumIterations)
 	}
 }

@@ -107,6 +107,7 @@ func selectionFlags() []cli.Flag {
 		stringFlag("top-k-schedule", "", "k per iteration instead of --top-k: linear:A:B or step:K1@I1,K2@I2,... (A, B, K: a count or a % of --sample-size, e.g. linear:1%:5%)", catStrategy),
 		boolFlag("confidence-weight", false, "weight each trained sequence's loss by the model's confidence (1 - normalized entropy of its bins on the ranked horizon)", catStrategy),
 		floatFlag("consistency-bonus", 0, "weight a selected sequence by 1 + X x its earlier consecutive top-k memberships (0: off)", catStrategy),
+		stringFlag("rank-by", "expected", "expected (the method: E[r]) or risk-adjusted ((E[r] - 1) / sd of the predicted return distribution)", catStrategy),
 		stringFlag("log-selected", "", "write every iteration's selected sequences (ticker, end date, expected return, rank) to this file as JSON lines (empty: off)", catOther),
 	}
 }

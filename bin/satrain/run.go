@@ -238,7 +238,7 @@ func runConfig(c *cli.Context, selectionAware bool) (trainer.RunConfig, error) {
 		cfg.Strategy = selection.Strategy{SelectBy: c.String("select-by"), NegativeK: c.Int("negative-k"), MixRandom: c.Float64("mix-random"),
 			Scope: c.String("select-scope"), TopFrac: c.Float64("top-frac"), Stratify: c.String("stratify"),
 			TopKSchedule: c.String("top-k-schedule"), ConfidenceWeight: c.Bool("confidence-weight"),
-			ConsistencyBonus: c.Float64("consistency-bonus")}
+			ConsistencyBonus: c.Float64("consistency-bonus"), RankBy: c.String("rank-by")}
 		if h := cfg.HorizonIdx; h < 0 {
 			return cfg, fmt.Errorf("--horizon-idx %d out of range: want an index of the panel's horizons (0=1d 1=5d 2=10d 3=20d in satrain's panels)", h)
 		}
