@@ -18,6 +18,7 @@ type Prediction struct {
 	Realized float64 // realized forward gross return over the horizon (1.0 = flat)
 	Loss     float64 // the model's cross-entropy on this sequence (all horizons averaged), NaN if unknown
 	Correct  bool    // argmax bin == label bin for the chosen horizon
+	Group    string  // the ticker's sector (the panel's groups), "" when unknown
 }
 
 // Rebalancing schemes accepted in Config.Rebalance.
@@ -113,6 +114,15 @@ type Precision struct {
 	// Newey–West standard error at lag h-1 (each date's h-day outcome
 	// overlaps the next h-1 dates'; see NeweyWestSE).
 	ExcessCI95 Interval `json:"excess_ci95"`
+	// GroupNeutralExcess is the excess of each pick over the mean realized
+	// return of its own group (sector) that date, averaged over the date's
+	// picks with a group, then over dates (Alphalens's group-demeaned
+	// return): what is left of Excess once sector bets are taken out.
+	// GroupNeutralPicks counts the picks it uses (0: the panel has no
+	// groups, and both figures are 0).
+	GroupNeutralExcess     float64  `json:"group_neutral_excess"`
+	GroupNeutralExcessCI95 Interval `json:"group_neutral_excess_ci95"`
+	GroupNeutralPicks      int      `json:"group_neutral_picks"`
 }
 
 // CorrStats summarises a per-date correlation series.
@@ -368,6 +378,32 @@ func precision(days []crossSection, lag int) Precision {
 		excess[i] = topReal[i] - uniReal[i]
 	}
 	pr.ExcessCI95 = meanInterval(excess, lag)
+	var neutral []float64
+	for _, d := range days {
+		groupSum, groupN := map[string]float64{}, map[string]int{}
+		for _, p := range d.preds {
+			if p.Group != "" {
+				groupSum[p.Group] += p.Realized
+				groupN[p.Group]++
+			}
+		}
+		var s float64
+		n := 0
+		for _, i := range d.top {
+			if g := d.preds[i].Group; g != "" {
+				s += d.preds[i].Realized - groupSum[g]/float64(groupN[g])
+				n++
+			}
+		}
+		if n > 0 {
+			neutral = append(neutral, s/float64(n))
+			pr.GroupNeutralPicks += n
+		}
+	}
+	if len(neutral) > 0 {
+		pr.GroupNeutralExcess = mean(neutral)
+	}
+	pr.GroupNeutralExcessCI95 = meanInterval(neutral, lag)
 	return pr
 }
 

@@ -65,3 +65,42 @@ func TestNeweyWestOverlapWidens(t *testing.T) {
 		t.Errorf("lag %d SE %.4g is not wider than the lag-0 %.4g", h-1, nw, naive)
 	}
 }
+
+// TestGroupNeutralExcessHandComputed: two dates, four names in two sectors,
+// top 1 per date. Date 1: scores pick T1 (sector A, realized 1.06); sector A
+// is T1 and T2 (1.06, 1.02: mean 1.04), so the pick earns +0.02 over its
+// sector, while the raw excess over the four names (1.06, 1.02, 1.00, 0.96:
+// mean 1.01) is +0.05. Date 2: the pick T3 (sector B: 1.03 and 1.01, mean
+// 1.02) earns +0.01 over its sector and 1.03 − 1.005 = +0.025 raw. So the
+// group-neutral excess is 0.015 (raw: 0.0375), over 2 picks. Without groups
+// it is 0 over 0 picks.
+func TestGroupNeutralExcessHandComputed(t *testing.T) {
+	d1, d2 := int32(20240102), int32(20240103)
+	preds := []Prediction{
+		{Ticker: 1, Date: d1, Score: 1.09, Realized: 1.06, Group: "A"}, {Ticker: 2, Date: d1, Score: 1.01, Realized: 1.02, Group: "A"},
+		{Ticker: 3, Date: d1, Score: 1.02, Realized: 1.00, Group: "B"}, {Ticker: 4, Date: d1, Score: 1.00, Realized: 0.96, Group: "B"},
+		{Ticker: 1, Date: d2, Score: 1.00, Realized: 0.99, Group: "A"}, {Ticker: 2, Date: d2, Score: 1.01, Realized: 0.99, Group: "A"},
+		{Ticker: 3, Date: d2, Score: 1.08, Realized: 1.03, Group: "B"}, {Ticker: 4, Date: d2, Score: 1.02, Realized: 1.01, Group: "B"},
+	}
+	r, err := Evaluate(preds, Config{TopK: 1, HorizonDays: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := r.Precision
+	if math.Abs(p.GroupNeutralExcess-0.015) > 1e-12 || p.GroupNeutralPicks != 2 || math.Abs(p.Excess-0.0375) > 1e-12 {
+		t.Errorf("group-neutral excess %.6g over %d picks (raw %.6g), want 0.015 over 2 (raw 0.0375)", p.GroupNeutralExcess, p.GroupNeutralPicks, p.Excess)
+	}
+	if ci := p.GroupNeutralExcessCI95; ci.N != 2 || !(ci.Lo < 0.015 && ci.Hi > 0.015) {
+		t.Errorf("interval %+v does not hold the mean 0.015", ci)
+	}
+	for i := range preds {
+		preds[i].Group = ""
+	}
+	r, err = Evaluate(preds, Config{TopK: 1, HorizonDays: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Precision.GroupNeutralPicks != 0 || r.Precision.GroupNeutralExcess != 0 {
+		t.Errorf("without groups: %+v", r.Precision)
+	}
+}

@@ -155,6 +155,12 @@ func (r *Report) WriteTable(w io.Writer) {
 	if ci := r.Precision.ExcessCI95; ci.N >= 2 {
 		t.addf(fmt.Sprintf("  95%% CI (Newey-West, lag %d)", ci.Lag), "[%s, %s]", FormatScalar(ci.Lo, UnitReturn), FormatScalar(ci.Hi, UnitReturn))
 	}
+	if r.Precision.GroupNeutralPicks > 0 {
+		t.addf(fmt.Sprintf("top-k group-neutral excess %dd return (bps)", h), "%s", FormatScalar(r.Precision.GroupNeutralExcess, UnitReturn))
+		if ci := r.Precision.GroupNeutralExcessCI95; ci.N >= 2 {
+			t.addf(fmt.Sprintf("  95%% CI (Newey-West, lag %d)", ci.Lag), "[%s, %s]", FormatScalar(ci.Lo, UnitReturn), FormatScalar(ci.Hi, UnitReturn))
+		}
+	}
 	t.write(w)
 
 	fmt.Fprintln(w)

@@ -373,6 +373,11 @@ func (e *Evaluator) Evaluate(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if groups := e.DS.Groups(); len(groups) > 0 {
+		for i := range preds {
+			preds[i].Group = groups[preds[i].Ticker]
+		}
+	}
 	bt := cfg.Backtest
 	bt.HorizonDays = e.DS.Horizons()[cfg.HorizonIdx]
 	if bt.TieRTol == 0 {

@@ -139,6 +139,13 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 	// losses agree to their rounding bounds.
 	bt.HorizonDays = 5
 	bt.TieRTol = res.Report.Config.TieRTol
+	groups := ev.DS.Groups() // the report's picks are compared with their sectors too
+	if len(groups) == 0 {
+		t.Fatal("the synthetic panel has no groups: the group-neutral excess goes untested here")
+	}
+	for i := range want {
+		want[i].Group = groups[want[i].Ticker]
+	}
 	if want := model.ScoreTieRTol(ev.eng.Model.Cfg); bt.TieRTol != want || want <= 0 {
 		t.Fatalf("report's tie tolerance %g, want the model's %g", bt.TieRTol, want)
 	}
