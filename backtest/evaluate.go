@@ -19,6 +19,11 @@ type Prediction struct {
 	Loss     float64 // the model's cross-entropy on this sequence (all horizons averaged), NaN if unknown
 	Correct  bool    // argmax bin == label bin for the chosen horizon
 	Group    string  // the ticker's sector (the panel's groups), "" when unknown
+	// Vol is the ticker's trailing realised volatility known at the close
+	// of Date (per day, e.g. loader.Dataset.TrailingVolatility); 0 when
+	// unknown. The exposure figures (Exposure, vol-matched excess, residual
+	// IC) use it.
+	Vol float64
 }
 
 // Rebalancing schemes accepted in Config.Rebalance.
@@ -40,6 +45,14 @@ type Config struct {
 	// scores exactly. Set it to the rounding noise of the model's scores
 	// (trainer.ScoreTieRTol) so results do not depend on how they were batched.
 	TieRTol float64 `json:"tie_rtol,omitempty"`
+	// VolControls is how many unselected names, nearest in trailing
+	// volatility, make each pick's control in the vol-matched excess
+	// (default DefaultVolControls).
+	VolControls int `json:"vol_controls"`
+	// RankBy records what Prediction.Score is: "" or "expected" (the
+	// expected gross return) or "risk-adjusted" ((E[r] - 1)/σ, a ratio);
+	// the table labels the mean score accordingly.
+	RankBy string `json:"rank_by,omitempty"`
 }
 
 // maxHorizonDays bounds the holding period (40 years of trading days); it
@@ -59,6 +72,12 @@ func (cfg Config) normalize() (Config, error) {
 	}
 	if math.IsNaN(cfg.TieRTol) || cfg.TieRTol < 0 || cfg.TieRTol >= 1 {
 		return cfg, fmt.Errorf("backtest: config: tie_rtol must be in [0, 1), got %v", cfg.TieRTol)
+	}
+	if cfg.VolControls < 0 {
+		return cfg, fmt.Errorf("backtest: config: vol_controls must be >= 0, got %d", cfg.VolControls)
+	}
+	if cfg.VolControls == 0 {
+		cfg.VolControls = DefaultVolControls
 	}
 	if cfg.HorizonDays < 0 {
 		return cfg, fmt.Errorf("backtest: config: horizon_days must be >= 0, got %d", cfg.HorizonDays)
@@ -123,6 +142,15 @@ type Precision struct {
 	GroupNeutralExcess     float64  `json:"group_neutral_excess"`
 	GroupNeutralExcessCI95 Interval `json:"group_neutral_excess_ci95"`
 	GroupNeutralPicks      int      `json:"group_neutral_picks"`
+	// VolMatchedExcess is the excess of each pick over its control, the
+	// mean realized return of the Config.VolControls unselected names
+	// nearest to it in trailing volatility that date, averaged over the
+	// date's picks, then over dates: what is left of Excess once the
+	// picks' volatility is matched. VolMatchedPicks counts the picks with a
+	// volatility (0: the predictions carry none, and both figures are 0).
+	VolMatchedExcess     float64  `json:"vol_matched_excess"`
+	VolMatchedExcessCI95 Interval `json:"vol_matched_excess_ci95"`
+	VolMatchedPicks      int      `json:"vol_matched_picks"`
 }
 
 // CorrStats summarises a per-date correlation series.
@@ -159,6 +187,13 @@ type DateRow struct {
 	TopKMeanRealized float64 `json:"topk_mean_realized"`
 	MeanRealized     float64 `json:"mean_realized"`
 	MedianRealized   float64 `json:"median_realized"`
+	// The date's group-neutral and vol-matched excess and its IC and rank
+	// IC against residual returns (absent where undefined): the per-date
+	// series behind the Report's figures, which compare pairs across arms.
+	GroupNeutralExcess *float64 `json:"group_neutral_excess,omitempty"`
+	VolMatchedExcess   *float64 `json:"vol_matched_excess,omitempty"`
+	ResidualIC         *float64 `json:"residual_ic,omitempty"`
+	ResidualRankIC     *float64 `json:"residual_rank_ic,omitempty"`
 }
 
 // Report is the complete evaluation of one set of predictions.
@@ -177,6 +212,12 @@ type Report struct {
 	Precision          Precision           `json:"precision"`
 	IC                 CorrStats           `json:"ic"`
 	RankIC             CorrStats           `json:"rank_ic"`
+	// ResidualIC and ResidualRankIC are IC and rank IC against the realized
+	// returns with their group and volatility components removed (see
+	// residualReturns): the ranking's skill apart from sector and volatility.
+	ResidualIC     CorrStats `json:"residual_ic"`
+	ResidualRankIC CorrStats `json:"residual_rank_ic"`
+	Exposure       Exposure  `json:"exposure"`
 	Strategy           Portfolio           `json:"strategy"`  // long-only top-k
 	Benchmark          Portfolio           `json:"benchmark"` // equal-weight universe
 	Calibration        []CalibrationBucket `json:"calibration"`
@@ -277,8 +318,15 @@ func Evaluate(preds []Prediction, cfg Config) (*Report, error) {
 
 	r.All, r.TopK = lossAccuracy(days)
 	lag := max(1, cfg.HorizonDays) - 1
-	r.Precision = precision(days, lag)
+	var neutral []*float64
+	r.Precision, neutral = precision(days, lag)
 	r.IC, r.RankIC, r.Dates = informationCoefficients(days, lag)
+	for t := range r.Dates {
+		r.Dates[t].GroupNeutralExcess = neutral[t]
+	}
+	var vm volMatched
+	r.Exposure, vm, r.ResidualIC, r.ResidualRankIC = exposure(days, r.Dates, cfg.VolControls, lag)
+	r.Precision.VolMatchedExcess, r.Precision.VolMatchedExcessCI95, r.Precision.VolMatchedPicks = vm.excess, vm.ci, vm.picks
 	r.Calibration = calibration(days)
 	r.Strategy, r.Benchmark = backtest(days, cfg)
 	return r, nil
@@ -340,7 +388,9 @@ func scoresOf(ps []Prediction) []float64 {
 	return out
 }
 
-func precision(days []crossSection, lag int) Precision {
+// precision computes Precision and each date's group-neutral excess (nil
+// where the date has no pick with a group).
+func precision(days []crossSection, lag int) (Precision, []*float64) {
 	var pr Precision
 	var beat, above int
 	var topScore, topReal, uniReal []float64
@@ -379,7 +429,8 @@ func precision(days []crossSection, lag int) Precision {
 	}
 	pr.ExcessCI95 = meanInterval(excess, lag)
 	var neutral []float64
-	for _, d := range days {
+	perDate := make([]*float64, len(days))
+	for t, d := range days {
 		groupSum, groupN := map[string]float64{}, map[string]int{}
 		for _, p := range d.preds {
 			if p.Group != "" {
@@ -397,6 +448,7 @@ func precision(days []crossSection, lag int) Precision {
 		}
 		if n > 0 {
 			neutral = append(neutral, s/float64(n))
+			perDate[t] = ptr(s / float64(n))
 			pr.GroupNeutralPicks += n
 		}
 	}
@@ -404,7 +456,7 @@ func precision(days []crossSection, lag int) Precision {
 		pr.GroupNeutralExcess = mean(neutral)
 	}
 	pr.GroupNeutralExcessCI95 = meanInterval(neutral, lag)
-	return pr
+	return pr, perDate
 }
 
 // minICNames is the smallest cross-section for which IC is computed.

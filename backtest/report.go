@@ -28,8 +28,9 @@ type Scalar struct {
 	Unit  string
 }
 
-// Scalars lists the report's scalar metrics in a fixed order. Summarize
-// aggregates exactly these over seeds.
+// Scalars lists the report's scalar metrics in a fixed order (the exposure
+// figures only where the predictions carried groups or volatilities).
+// Summarize aggregates exactly these over seeds.
 func (r *Report) Scalars() []Scalar {
 	s := []Scalar{
 		{"loss", r.All.Loss, UnitNats},
@@ -48,6 +49,21 @@ func (r *Report) Scalars() []Scalar {
 		{"rank_ic.mean", r.RankIC.Mean, UnitCorr},
 		{"rank_ic.std", r.RankIC.Std, UnitCorr},
 		{"rank_ic.ir", r.RankIC.IR, UnitRatio},
+	}
+	// The exposure figures exist only where the predictions carry groups and
+	// trailing volatilities.
+	if r.Precision.GroupNeutralPicks > 0 {
+		s = append(s, Scalar{"precision.group_neutral_excess", r.Precision.GroupNeutralExcess, UnitReturn})
+	}
+	if r.Exposure.VolNames > 0 {
+		s = append(s,
+			Scalar{"precision.vol_matched_excess", r.Precision.VolMatchedExcess, UnitReturn},
+			Scalar{"residual_ic.mean", r.ResidualIC.Mean, UnitCorr},
+			Scalar{"residual_rank_ic.mean", r.ResidualRankIC.Mean, UnitCorr},
+			Scalar{"exposure.beta", r.Exposure.Beta, UnitRatio},
+			Scalar{"exposure.rel_vol", r.Exposure.RelVol, UnitRatio},
+			Scalar{"exposure.score_vol_rank_corr", r.Exposure.ScoreVolRankCorr, UnitCorr},
+		)
 	}
 	for _, pf := range []struct {
 		name string
@@ -150,7 +166,11 @@ func (r *Report) WriteTable(w io.Writer) {
 	t.addf("top-k picks", "%d", r.Precision.Picks)
 	t.addf("precision (> date median)", "%.3f", r.Precision.BeatMedian)
 	t.addf("precision (> 0 return)", "%.3f", r.Precision.AboveOne)
-	t.addf(fmt.Sprintf("top-k mean expected %dd return (bps)", h), "%s", FormatScalar(r.Precision.TopKMeanScore, UnitGross))
+	if c.RankBy == "risk-adjusted" {
+		t.addf(fmt.Sprintf("top-k mean ranking key (E[r]-1)/sd, %dd", h), "%.3f", r.Precision.TopKMeanScore)
+	} else {
+		t.addf(fmt.Sprintf("top-k mean expected %dd return (bps)", h), "%s", FormatScalar(r.Precision.TopKMeanScore, UnitGross))
+	}
 	t.addf(fmt.Sprintf("top-k excess realized %dd return (bps)", h), "%s", FormatScalar(r.Precision.Excess, UnitReturn))
 	if ci := r.Precision.ExcessCI95; ci.N >= 2 {
 		t.addf(fmt.Sprintf("  95%% CI (Newey-West, lag %d)", ci.Lag), "[%s, %s]", FormatScalar(ci.Lo, UnitReturn), FormatScalar(ci.Hi, UnitReturn))
@@ -161,6 +181,17 @@ func (r *Report) WriteTable(w io.Writer) {
 			t.addf(fmt.Sprintf("  95%% CI (Newey-West, lag %d)", ci.Lag), "[%s, %s]", FormatScalar(ci.Lo, UnitReturn), FormatScalar(ci.Hi, UnitReturn))
 		}
 	}
+	if r.Precision.VolMatchedPicks > 0 {
+		t.addf(fmt.Sprintf("top-k vol-matched excess %dd return (bps)", h), "%s", FormatScalar(r.Precision.VolMatchedExcess, UnitReturn))
+		if ci := r.Precision.VolMatchedExcessCI95; ci.N >= 2 {
+			t.addf(fmt.Sprintf("  95%% CI (Newey-West, lag %d)", ci.Lag), "[%s, %s]", FormatScalar(ci.Lo, UnitReturn), FormatScalar(ci.Hi, UnitReturn))
+		}
+	}
+	if e := r.Exposure; e.VolNames > 0 {
+		t.addf("top-k beta to the equal-weight universe", "%.2f", e.Beta)
+		t.addf("top-k trailing volatility / universe's", "%.2f", e.RelVol)
+		t.addf("rank corr. of score with trailing volatility", "%+.3f", e.ScoreVolRankCorr)
+	}
 	t.write(w)
 
 	fmt.Fprintln(w)
@@ -169,7 +200,11 @@ func (r *Report) WriteTable(w io.Writer) {
 	for _, x := range []struct {
 		name string
 		c    CorrStats
-	}{{"IC (Pearson)", r.IC}, {"Rank IC (Spearman)", r.RankIC}} {
+	}{{"IC (Pearson)", r.IC}, {"Rank IC (Spearman)", r.RankIC},
+		{"IC vs residual returns", r.ResidualIC}, {"Rank IC vs residual returns", r.ResidualRankIC}} {
+		if x.c.Dates == 0 && x.c.Skipped == 0 {
+			continue
+		}
 		t.addf(x.name, "%s\t%s\t%s\t%s\t%d\t%d",
 			na(x.c.Dates, "%+.4f", x.c.Mean), na(x.c.Dates, "%.4f", x.c.Std),
 			na(x.c.Dates, "%+.2f", x.c.IR), na(x.c.Dates, "%+.2f", x.c.TStat), x.c.Dates, x.c.Skipped)
@@ -178,6 +213,10 @@ func (r *Report) WriteTable(w io.Writer) {
 	if r.IC.CI95.N >= 2 || r.RankIC.CI95.N >= 2 {
 		fmt.Fprintf(w, "95%% CI of the mean (Newey-West, lag %d: overlapping %d-day outcomes): IC [%+.4f, %+.4f], rank IC [%+.4f, %+.4f]\n",
 			max(r.IC.CI95.Lag, r.RankIC.CI95.Lag), h, r.IC.CI95.Lo, r.IC.CI95.Hi, r.RankIC.CI95.Lo, r.RankIC.CI95.Hi)
+	}
+	if r.ResidualRankIC.CI95.N >= 2 {
+		fmt.Fprintf(w, "95%% CI of the mean against residual returns (sector and volatility removed): IC [%+.4f, %+.4f], rank IC [%+.4f, %+.4f]\n",
+			r.ResidualIC.CI95.Lo, r.ResidualIC.CI95.Hi, r.ResidualRankIC.CI95.Lo, r.ResidualRankIC.CI95.Hi)
 	}
 
 	fmt.Fprintln(w)
@@ -194,7 +233,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	t.write(w)
 
-	if len(r.Calibration) > 0 {
+	if len(r.Calibration) > 0 && c.RankBy != "risk-adjusted" {
 		fmt.Fprintln(w)
 		t = &textTable{}
 		t.add("decile", "count", "min score (bps)", "max score (bps)", "mean score (bps)", "mean realized (bps)")

@@ -62,11 +62,13 @@ type ArmSummary struct {
 // appearance in the input.
 type Summary struct {
 	Arms []ArmSummary `json:"arms"`
+	// Paired holds every pair of arms' paired differences (PairedDifferences).
+	Paired []PairedDifference `json:"paired,omitempty"`
 }
 
 // Summarize aggregates each scalar metric (Report.Scalars) of each arm as mean
-// and sample standard deviation over seeds, and averages the convergence
-// curves per budget.
+// and sample standard deviation over seeds, averages the convergence curves
+// per budget, and pairs every two arms on seed and date (PairedDifferences).
 func Summarize(results []ArmResult) (*Summary, error) {
 	if len(results) == 0 {
 		return nil, errors.New("backtest: summarize: no results")
@@ -109,11 +111,26 @@ func Summarize(results []ArmResult) (*Summary, error) {
 			as.Curves = append(as.Curves, r.Curve)
 			scalars = append(scalars, r.Report.Scalars())
 		}
-		for m := range scalars[0] {
-			ms := MetricSummary{Name: scalars[0][m].Name, Unit: scalars[0][m].Unit, N: len(rs)}
-			for _, sc := range scalars {
-				ms.Values = append(ms.Values, sc[m].Value)
+		// Metrics in the order of the seed that has the most; a metric some
+		// seed lacks (no groups or volatilities in its data) is over the
+		// seeds that have it.
+		longest := 0
+		for k, sc := range scalars {
+			if len(sc) > len(scalars[longest]) {
+				longest = k
 			}
+		}
+		for _, first := range scalars[longest] {
+			ms := MetricSummary{Name: first.Name, Unit: first.Unit}
+			for _, sc := range scalars {
+				for _, x := range sc {
+					if x.Name == first.Name {
+						ms.Values = append(ms.Values, x.Value)
+						break
+					}
+				}
+			}
+			ms.N = len(ms.Values)
 			ms.Mean, ms.Std = mean(ms.Values), sampleStd(ms.Values)
 			as.Metrics = append(as.Metrics, ms)
 		}
@@ -140,6 +157,7 @@ func Summarize(results []ArmResult) (*Summary, error) {
 		}
 		s.Arms = append(s.Arms, as)
 	}
+	s.Paired = PairedDifferences(results)
 	return s, nil
 }
 
@@ -173,19 +191,23 @@ func (s *Summary) WriteTable(w io.Writer) {
 		hdr = append(hdr, fmt.Sprintf("%s (n=%d)", a.Arm, len(a.Seeds)))
 	}
 	t.add(hdr...)
-	for m, ms := range s.Arms[0].Metrics {
+	for _, ms := range s.Arms[0].Metrics {
 		row := []string{ScalarLabel(ms.Name, ms.Unit)}
 		for _, a := range s.Arms {
-			if m >= len(a.Metrics) || a.Metrics[m].Name != ms.Name {
+			x, ok := s.Metric(a.Arm, ms.Name)
+			if !ok {
 				row = append(row, "n/a")
 				continue
 			}
-			x := a.Metrics[m]
 			row = append(row, FormatMeanStd(x.Mean, x.Std, x.N, ms.Unit))
 		}
 		t.add(row...)
 	}
 	t.write(w)
+	if len(s.Paired) > 0 {
+		fmt.Fprintln(w)
+		WritePairedTable(w, s.Paired)
+	}
 }
 
 // WriteJSON writes the summary as indented JSON.

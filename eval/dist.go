@@ -16,7 +16,7 @@ func (e *Evaluator) sharedPredictions(ctx context.Context, ids []loader.SeqID, h
 	local := *e
 	local.opt.Group = nil
 	all, _, err := e.opt.Group.ShareAndGather(len(ids), func(lo, hi int) ([][]float32, float32, error) {
-		mine, err := local.Predictions(ctx, ids[lo:hi], h)
+		mine, err := local.Predictions(ctx, ids[lo:hi], h, "")
 		cols := make([][]float32, 4)
 		for _, p := range mine {
 			correct := float32(0)

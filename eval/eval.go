@@ -246,6 +246,7 @@ type ScoredBatch struct {
 	Labels   []int64   // [n][H] label bin
 	Returns  []float32 // [n][H] realized gross return
 	Loss     []float32 // [n] cross-entropy averaged over horizons
+	Logits   []float32 // [n][H][B] the model's logits
 }
 
 // Score runs the model over ids, streaming windows in batches of the
@@ -258,7 +259,7 @@ func (e *Evaluator) Score(ctx context.Context, ids []loader.SeqID, wantProbs boo
 	sb := &ScoredBatch{}
 	_, _, err := Stream(ctx, e.eng, e.DS, ids, StreamOptions{Labels: true, Logits: true}, func(b *loader.Batch, out model.InferResult) error {
 		n := len(b.IDs)
-		sb.IDs, sb.Expected, sb.Labels, sb.Returns, sb.Loss = b.IDs, out.Expected, b.Labels, b.Returns, out.Loss
+		sb.IDs, sb.Expected, sb.Labels, sb.Returns, sb.Loss, sb.Logits = b.IDs, out.Expected, b.Labels, b.Returns, out.Loss, out.Logits
 		sb.Argmax = sb.Argmax[:0]
 		if wantProbs {
 			sb.Probs = make([]float32, n*H*B)
@@ -309,22 +310,47 @@ func softmax(logits, dst []float32) {
 // for horizon index h: Score = expected gross return, Realized = realized
 // gross return, model.Loss = cross-entropy (horizon average), Correct = argmax bin
 // equals the label bin on h.
-func (e *Evaluator) Predictions(ctx context.Context, ids []loader.SeqID, h int) ([]backtest.Prediction, error) {
-	H := e.DS.NumHorizons()
+//
+// rankBy selection.RankRiskAdjusted makes Score the ranking key
+// (E[r] - 1)/σ instead, σ the standard deviation of the predicted
+// distribution on h (selection.PredictedSigma; -MaxFloat64 where σ is 0,
+// never picked); "" or selection.RankExpected keep E[r].
+func (e *Evaluator) Predictions(ctx context.Context, ids []loader.SeqID, h int, rankBy string) ([]backtest.Prediction, error) {
+	H, B := e.DS.NumHorizons(), e.DS.NumBins()
 	if err := loader.CheckHorizon(h, e.DS.Path(), e.DS.Horizons()); err != nil {
 		return nil, err
 	}
+	riskAdjusted := false
+	switch rankBy {
+	case "", selection.RankExpected:
+	case selection.RankRiskAdjusted:
+		riskAdjusted = true
+	default:
+		return nil, option.Errorf("{rank-by} %q: want %s or %s", rankBy, selection.RankExpected, selection.RankRiskAdjusted)
+	}
 	if g := e.opt.Group; g != nil && g.WorldSize() > 1 {
+		if riskAdjusted {
+			return nil, option.Errorf("{rank-by} %s is not available in a data-parallel evaluation: evaluate on one process", rankBy)
+		}
 		return e.sharedPredictions(ctx, ids, h)
 	}
 	dates := e.DS.Dates()
+	centers := e.DS.BinCenters()[h] // the checkpoint's (sameFit)
 	preds := make([]backtest.Prediction, 0, len(ids))
 	err := e.Score(ctx, ids, false, func(b *ScoredBatch) error {
 		for i, id := range b.IDs {
+			score := float64(b.Expected[i*H+h])
+			if riskAdjusted {
+				sigma := selection.PredictedSigma(b.Logits[(i*H+h)*B:(i*H+h+1)*B], centers, 1)[0]
+				score = -math.MaxFloat64 // finite for the backtest, never picked
+				if sigma > 0 {
+					score = (float64(b.Expected[i*H+h]) - 1) / sigma
+				}
+			}
 			preds = append(preds, backtest.Prediction{
 				Ticker:   id.Ticker,
 				Date:     dates[id.Day],
-				Score:    float64(b.Expected[i*H+h]),
+				Score:    score,
 				Realized: float64(b.Returns[i*H+h]),
 				Loss:     float64(b.Loss[i]),
 				Correct:  int64(b.Argmax[i*H+h]) == b.Labels[i*H+h],
@@ -341,7 +367,15 @@ type Config struct {
 	HorizonIdx int             `json:"horizon_idx"`
 	MaxDates   int             `json:"max_dates"` // > 0: only the first MaxDates days of the split
 	Backtest   backtest.Config `json:"backtest"`  // HorizonDays is set from the data's horizon
+	// RankBy is how each date's names are ranked: selection.RankExpected
+	// ("" too: by E[r]) or selection.RankRiskAdjusted (by (E[r] - 1)/σ).
+	RankBy string `json:"rank_by,omitempty"`
 }
+
+// VolWindowDays is the trailing window of the realised volatility that
+// Evaluate attaches to every prediction (backtest.Prediction.Vol): 20
+// trading days, about a month.
+const VolWindowDays = 20
 
 // Result is a finished evaluation.
 type Result struct {
@@ -369,13 +403,26 @@ func (e *Evaluator) Evaluate(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	preds, err := e.Predictions(ctx, ids, cfg.HorizonIdx)
+	preds, err := e.Predictions(ctx, ids, cfg.HorizonIdx, cfg.RankBy)
 	if err != nil {
 		return nil, err
 	}
 	if groups := e.DS.Groups(); len(groups) > 0 {
 		for i := range preds {
 			preds[i].Group = groups[preds[i].Ticker]
+		}
+	}
+	// Each prediction's trailing realised volatility, known at the close of
+	// its decision day (the exposure figures).
+	dayOf := make(map[int32]int, len(e.DS.Dates()))
+	for d, date := range e.DS.Dates() {
+		dayOf[date] = d
+	}
+	vols := 0
+	for i := range preds {
+		if v, ok := e.DS.TrailingVolatility(int(preds[i].Ticker), dayOf[preds[i].Date], VolWindowDays); ok {
+			preds[i].Vol = v
+			vols++
 		}
 	}
 	bt := cfg.Backtest
@@ -385,9 +432,13 @@ func (e *Evaluator) Evaluate(ctx context.Context, cfg Config) (*Result, error) {
 		// so picks and rank IC do not depend on --inference-batch-size.
 		bt.TieRTol = model.ScoreTieRTol(e.eng.Model.Cfg)
 	}
+	bt.RankBy = cfg.RankBy
 	rep, err := backtest.Evaluate(preds, bt)
 	if err != nil {
 		return nil, err
+	}
+	if vols > 0 {
+		rep.Exposure.VolWindowDays = VolWindowDays
 	}
 	return &Result{Report: rep, Predictions: preds, Split: cfg.Split, Horizon: bt.HorizonDays, Seconds: time.Since(start).Seconds()}, nil
 }

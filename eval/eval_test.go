@@ -143,8 +143,13 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 	if len(groups) == 0 {
 		t.Fatal("the synthetic panel has no groups: the group-neutral excess goes untested here")
 	}
+	dayOf := map[int32]int{}
+	for d, date := range ev.DS.Dates() {
+		dayOf[date] = d
+	}
 	for i := range want {
 		want[i].Group = groups[want[i].Ticker]
+		want[i].Vol, _ = ev.DS.TrailingVolatility(int(want[i].Ticker), dayOf[want[i].Date], VolWindowDays)
 	}
 	if want := model.ScoreTieRTol(ev.eng.Model.Cfg); bt.TieRTol != want || want <= 0 {
 		t.Fatalf("report's tie tolerance %g, want the model's %g", bt.TieRTol, want)
@@ -153,6 +158,7 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	direct.Exposure.VolWindowDays = VolWindowDays
 	a, _ := json.Marshal(reporttest.ScoreFree(*res.Report))
 	b, _ := json.Marshal(reporttest.ScoreFree(*direct))
 	if !bytes.Equal(a, b) {
@@ -217,7 +223,7 @@ func TestWritePredictionsCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	preds, err := ev.Predictions(context.Background(), ids, 2)
+	preds, err := ev.Predictions(context.Background(), ids, 2, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,5 +304,84 @@ func TestSoftmax(t *testing.T) {
 	softmax([]float32{1000, 1000}, dst[:2]) // no overflow
 	if dst[0] != 0.5 || dst[1] != 0.5 {
 		t.Fatalf("softmax of large equal logits = %v", dst[:2])
+	}
+}
+
+// TestRiskAdjustedAndVolatility: with RankBy risk-adjusted each score is
+// (E[r] - 1)/σ, σ computed here from the bin probabilities that predict
+// writes and the panel's bin centers; and Evaluate attaches to every
+// prediction the panel's trailing volatility of its ticker at its decision
+// day, which the report's exposure figures use.
+func TestRiskAdjustedAndVolatility(t *testing.T) {
+	runtest.Lock(t)
+	data, ckpt := evCheckpoint(t)
+	ev, err := Open(Options{Checkpoint: ckpt, Data: data, Device: torch.CPU, InferenceBatch: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	ids, err := SplitIDs(ev.DS, "test", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const h = 1
+	preds, err := ev.Predictions(context.Background(), ids, h, "risk-adjusted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := ev.WritePredictions(context.Background(), ids, &buf, true); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	centers := ev.DS.BinCenters()[h]
+	B := len(centers)
+	for i, rec := range recs[1:] {
+		er, _ := strconv.ParseFloat(rec[2+h], 64)
+		var m, m2 float64
+		for b := 0; b < B; b++ {
+			p, _ := strconv.ParseFloat(rec[14+h*B+b], 64)
+			c := float64(centers[b])
+			m += p * c
+			m2 += p * c * c
+		}
+		want := (er - 1) / math.Sqrt(m2-m*m)
+		if math.Abs(preds[i].Score-want) > 1e-4*math.Max(1, math.Abs(want)) {
+			t.Fatalf("row %d: risk-adjusted score %v, want (E[r]-1)/sd = %v", i, preds[i].Score, want)
+		}
+	}
+	if _, err := ev.Predictions(context.Background(), ids, h, "sharpe"); err == nil || !strings.Contains(err.Error(), "sharpe") {
+		t.Errorf("rank-by sharpe: err %v", err)
+	}
+
+	res, err := ev.Evaluate(context.Background(), Config{Split: "test", HorizonIdx: h, MaxDates: 5, RankBy: "risk-adjusted",
+		Backtest: backtest.Config{TopK: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dayOf := map[int32]int{}
+	for d, date := range ev.DS.Dates() {
+		dayOf[date] = d
+	}
+	known := 0
+	for _, p := range res.Predictions {
+		want, ok := ev.DS.TrailingVolatility(int(p.Ticker), dayOf[p.Date], VolWindowDays)
+		if !ok {
+			want = 0
+		} else {
+			known++
+		}
+		if p.Vol != want {
+			t.Fatalf("ticker %d date %d: vol %v, want the trailing %d-day volatility %v", p.Ticker, p.Date, p.Vol, VolWindowDays, want)
+		}
+	}
+	if known == 0 || res.Report.Exposure.VolNames != known || res.Report.Exposure.VolWindowDays != VolWindowDays {
+		t.Errorf("%d predictions with a volatility; report exposure %+v", known, res.Report.Exposure)
+	}
+	if res.Report.Config.RankBy != "risk-adjusted" || res.Report.Precision.VolMatchedPicks == 0 {
+		t.Errorf("report config rank_by %q, vol-matched picks %d", res.Report.Config.RankBy, res.Report.Precision.VolMatchedPicks)
 	}
 }

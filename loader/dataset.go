@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 
 	"github.com/satrain/satrain/option"
 	"gonum.org/v1/hdf5"
@@ -608,4 +609,39 @@ func CheckHorizon(h int, path string, horizons []int) error {
 		return &HorizonRangeError{Index: h, Path: path, Horizons: horizons}
 	}
 	return nil
+}
+
+// TrailingVolatility is the realised volatility of ticker t known at the
+// close of day: the sample standard deviation (n-1) of the log 1-day
+// returns ln(close[j+1]/close[j]) for j = day-window .. day-1, read from
+// the panel's 1-day horizon of /returns. Each of those returns is known at
+// the close of j+1 <= day, so the figure uses nothing after day. Units:
+// per day, a log return (multiply by sqrt(252) for an annual figure).
+//
+// ok is false when the panel has no 1-day horizon, day < window, or fewer
+// than window/2+1 of the window's returns are known (missing prices are
+// NaN in /returns and are skipped).
+func (d *Dataset) TrailingVolatility(t, day, window int) (vol float64, ok bool) {
+	h := slices.Index(d.horizons, 1)
+	if h < 0 || window < 2 || t < 0 || t >= d.T || day < window || day >= d.D {
+		return 0, false
+	}
+	var n int
+	var sum, sumSq float64
+	for j := day - window; j < day; j++ {
+		r := float64(d.returns[(t*d.D+j)*d.H+h])
+		if math.IsNaN(r) || math.IsInf(r, 0) || r <= 0 {
+			continue
+		}
+		l := math.Log(r)
+		n++
+		sum += l
+		sumSq += l * l
+	}
+	if n < window/2+1 {
+		return 0, false
+	}
+	m := sum / float64(n)
+	v := (sumSq - float64(n)*m*m) / float64(n-1)
+	return math.Sqrt(max(0, v)), true
 }

@@ -66,6 +66,7 @@ func evalCommand() *cli.Command {
 				return f
 			}(),
 			stringFlag("out", "", "folder for report.json, equity.png and calibration.png (empty: table only)", catEval),
+			stringFlag("rank-by", "expected", "rank each date's names by expected (E[r]) or risk-adjusted ((E[r] - 1) / sd of the predicted return distribution)", catEval),
 			distTimeoutFlag(catEval)),
 			backtestFlags("")...),
 		Action: runEval,
@@ -281,7 +282,7 @@ func runEval(c *cli.Context) error {
 	if !c.IsSet("horizon-idx") {
 		h, hFrom = checkpointHorizon(ev.Meta, h)
 	}
-	ecfg := eval.Config{Split: c.String("split"), HorizonIdx: h, MaxDates: c.Int("max-dates"), Backtest: bt}
+	ecfg := eval.Config{Split: c.String("split"), HorizonIdx: h, MaxDates: c.Int("max-dates"), Backtest: bt, RankBy: c.String("rank-by")}
 	// Before the Evaluating line, which names the split.
 	if err := ev.CheckSplit(ecfg.Split); err != nil {
 		return err

@@ -10,7 +10,8 @@ import (
 )
 
 // ScoreFree clears the report's figures that are means of raw scores or
-// losses, and the IC and rank IC values: those carry each sequence's float
+// losses, and the IC and rank IC values (raw and residual, and the score's
+// rank correlation with volatility): those carry each sequence's float
 // noise (docs/METRICS.md) and are compared with a tolerance instead of
 // exactly. What is left (picks, portfolio, backtest figures, the dates on
 // which IC is defined) is promised identical.
@@ -21,9 +22,13 @@ func ScoreFree(r backtest.Report) backtest.Report {
 	r.Config.TieRTol = 0
 	r.IC = backtest.CorrStats{Dates: r.IC.Dates, Skipped: r.IC.Skipped}
 	r.RankIC = backtest.CorrStats{Dates: r.RankIC.Dates, Skipped: r.RankIC.Skipped}
+	r.ResidualIC = backtest.CorrStats{Dates: r.ResidualIC.Dates, Skipped: r.ResidualIC.Skipped}
+	r.ResidualRankIC = backtest.CorrStats{Dates: r.ResidualRankIC.Dates, Skipped: r.ResidualRankIC.Skipped}
+	r.Exposure.ScoreVolRankCorr = 0
 	r.Dates = append([]backtest.DateRow(nil), r.Dates...)
 	for i := range r.Dates {
 		r.Dates[i].IC, r.Dates[i].RankIC = 0, 0
+		r.Dates[i].ResidualIC, r.Dates[i].ResidualRankIC = nil, nil
 	}
 	return r
 }
