@@ -324,7 +324,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				b.CurveExcess = r.Report.Precision.Excess
 			}
 			// Test evaluation of the best checkpoint.
-			r, err := evaluate(run.BestCheckpoint, cfg.Eval)
+			testEval := cfg.Eval
+			if arm == ArmRiskAdjusted {
+				// The arm's claim is its ranking: its picks are by the same key.
+				testEval.RankBy = selection.RankRiskAdjusted
+			}
+			r, err := evaluate(run.BestCheckpoint, testEval)
 			if err != nil {
 				return res, fmt.Errorf("arm %s seed %d: test evaluation of %s: %w", arm, seed, run.BestCheckpoint, err)
 			}
