@@ -29,8 +29,8 @@ import (
 type PairedDifference struct {
 	Metric  string   `json:"metric"` // a Scalars name: topk.excess, rank_ic.mean, ...
 	Unit    string   `json:"unit"`
-	A       string   `json:"a"` // arm A (the difference is A - B)
-	B       string   `json:"b"`
+	A       string   `json:"a"`           // arm A (the difference is A - B)
+	B       string   `json:"b,omitempty"` // empty: A's own mean (ArmIntervals)
 	Mean    float64  `json:"mean"`
 	CI95    Interval `json:"ci95"` // Lo, Hi, SE (combined), Lag, N = dates
 	SEDates float64  `json:"se_dates"`
@@ -109,7 +109,39 @@ func PairedDifferences(results []ArmResult) []PairedDifference {
 	return out
 }
 
-// pairOne is the paired difference of one metric over seeds.
+// ArmIntervals is, for each arm and each per-date metric, the arm's own
+// mean over seeds and dates with the same two-way interval as a paired
+// difference (B empty: the difference from zero).
+func ArmIntervals(results []ArmResult) map[string][]PairedDifference {
+	byArm := map[string]map[int64]*Report{}
+	for _, r := range results {
+		if r.Report == nil {
+			continue
+		}
+		if byArm[r.Arm] == nil {
+			byArm[r.Arm] = map[int64]*Report{}
+		}
+		byArm[r.Arm][r.Seed] = r.Report
+	}
+	out := map[string][]PairedDifference{}
+	for arm, reps := range byArm {
+		var seeds []int64
+		for s := range reps {
+			seeds = append(seeds, s)
+		}
+		sort.Slice(seeds, func(x, y int) bool { return seeds[x] < seeds[y] })
+		for _, m := range pairedMetrics {
+			if d, ok := pairOne(reps, nil, seeds, m.value); ok {
+				d.Metric, d.Unit, d.A = m.name, m.unit, arm
+				out[arm] = append(out[arm], d)
+			}
+		}
+	}
+	return out
+}
+
+// pairOne is the paired difference of one metric over seeds (b nil: a's
+// values themselves).
 func pairOne(a, b map[int64]*Report, seeds []int64, value func(DateRow) (float64, bool)) (PairedDifference, bool) {
 	type acc struct {
 		sum float64
@@ -119,25 +151,34 @@ func pairOne(a, b map[int64]*Report, seeds []int64, value func(DateRow) (float64
 	var seedMeans []float64
 	lag := 0
 	for _, s := range seeds {
-		ra, rb := a[s], b[s]
+		ra := a[s]
 		lag = max(lag, max(1, ra.Config.HorizonDays)-1)
-		bRows := map[Date]DateRow{}
-		for _, r := range rb.Dates {
-			bRows[r.Date] = r
+		var bRows map[Date]DateRow
+		if b != nil {
+			bRows = map[Date]DateRow{}
+			for _, r := range b[s].Dates {
+				bRows[r.Date] = r
+			}
 		}
 		var sum float64
 		n := 0
 		for _, r := range ra.Dates {
-			rbRow, ok := bRows[r.Date]
-			if !ok {
-				continue
-			}
 			va, okA := value(r)
-			vb, okB := value(rbRow)
-			if !okA || !okB {
+			if !okA {
 				continue
 			}
-			x := va - vb
+			x := va
+			if b != nil {
+				rbRow, ok := bRows[r.Date]
+				if !ok {
+					continue
+				}
+				vb, okB := value(rbRow)
+				if !okB {
+					continue
+				}
+				x -= vb
+			}
 			if byDate[r.Date] == nil {
 				byDate[r.Date] = &acc{}
 			}
@@ -229,6 +270,47 @@ func WritePairedTable(w io.Writer, diffs []PairedDifference) {
 		}
 		row = append(row, fmt.Sprint(seeds), fmt.Sprint(dates))
 		t.add(row...)
+	}
+	t.write(w)
+}
+
+// WriteArmIntervals writes one row per arm and one column per metric: the
+// arm's mean over seeds and dates with its two-way 95% interval.
+func WriteArmIntervals(w io.Writer, arms []string, iv map[string][]PairedDifference) {
+	var metrics []string
+	unit := map[string]string{}
+	for _, a := range arms {
+		for _, d := range iv[a] {
+			if _, ok := unit[d.Metric]; !ok {
+				unit[d.Metric] = d.Unit
+				metrics = append(metrics, d.Metric)
+			}
+		}
+	}
+	if len(metrics) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Per arm, over seeds and dates: mean [95% CI] (Newey-West SE over dates and the seed-to-seed SE, combined)")
+	t := &textTable{}
+	hdr := []string{"arm"}
+	for _, m := range metrics {
+		hdr = append(hdr, ScalarLabel(m, unit[m]))
+	}
+	t.add(append(hdr, "seeds", "dates")...)
+	for _, a := range arms {
+		row := []string{a}
+		seeds, dates := 0, 0
+		for _, m := range metrics {
+			cellText := "n/a"
+			for _, d := range iv[a] {
+				if d.Metric == m {
+					cellText = fmt.Sprintf("%s [%s, %s]", FormatScalar(d.Mean, d.Unit), FormatScalar(d.CI95.Lo, d.Unit), FormatScalar(d.CI95.Hi, d.Unit))
+					seeds, dates = max(seeds, d.Seeds), max(dates, d.Dates)
+				}
+			}
+			row = append(row, cellText)
+		}
+		t.add(append(row, fmt.Sprint(seeds), fmt.Sprint(dates))...)
 	}
 	t.write(w)
 }

@@ -97,3 +97,28 @@ func TestPairedDifferencesOneSeed(t *testing.T) {
 		nearTol(t, "SE", d.CI95.SE, NeweyWestSE([]float64{0, -0.01, -0.02, 0.01}, 0), 1e-12)
 	}
 }
+
+// TestArmIntervals: an arm's own interval is the paired difference's
+// arithmetic with nothing subtracted: seeds 1 and 2 of selection_aware
+// above have per-date means 0.025, 0.02, 0.015 (mean 0.02) and seed means
+// 0.02, 0.02 (SE over seeds 0).
+func TestArmIntervals(t *testing.T) {
+	res := []ArmResult{
+		{Arm: "selection_aware", Seed: 1, Report: excessReport(0.03, 0.01, 0.02)},
+		{Arm: "selection_aware", Seed: 2, Report: excessReport(0.02, 0.03, 0.01)},
+	}
+	iv := ArmIntervals(res)["selection_aware"]
+	if len(iv) == 0 || iv[0].Metric != "topk.excess" || iv[0].B != "" {
+		t.Fatalf("intervals %+v", iv)
+	}
+	d := iv[0]
+	nearTol(t, "mean", d.Mean, 0.02, 1e-12)
+	nearTol(t, "SE seeds", d.SESeeds, 0, 1e-12)
+	g0 := (0.005*0.005 + 0 + 0.005*0.005) / 3
+	nearTol(t, "SE", d.CI95.SE, math.Sqrt(g0/3), 1e-12)
+	var b strings.Builder
+	WriteArmIntervals(&b, []string{"selection_aware"}, map[string][]PairedDifference{"selection_aware": iv})
+	if !strings.Contains(b.String(), "selection_aware  200.0 [") {
+		t.Errorf("table:\n%s", b.String())
+	}
+}

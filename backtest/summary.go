@@ -56,6 +56,9 @@ type ArmSummary struct {
 	// Stage1 is the mean over seeds of the stage-1 baselines (two-stage
 	// arms; Budget is the mean stage-1 budget), nil when no seed has one.
 	Stage1 *CurveSummary `json:"stage1,omitempty"`
+	// Intervals are the arm's per-date metrics, mean over seeds and dates
+	// with their two-way 95% intervals (ArmIntervals).
+	Intervals []PairedDifference `json:"intervals,omitempty"`
 }
 
 // Summary is the comparison of several arms; arms keep their order of first
@@ -158,6 +161,10 @@ func Summarize(results []ArmResult) (*Summary, error) {
 		s.Arms = append(s.Arms, as)
 	}
 	s.Paired = PairedDifferences(results)
+	iv := ArmIntervals(results)
+	for i := range s.Arms {
+		s.Arms[i].Intervals = iv[s.Arms[i].Arm]
+	}
 	return s, nil
 }
 
@@ -204,6 +211,16 @@ func (s *Summary) WriteTable(w io.Writer) {
 		t.add(row...)
 	}
 	t.write(w)
+	arms := make([]string, len(s.Arms))
+	iv := map[string][]PairedDifference{}
+	for i, a := range s.Arms {
+		arms[i] = a.Arm
+		iv[a.Arm] = a.Intervals
+	}
+	if len(s.Arms[0].Intervals) > 0 {
+		fmt.Fprintln(w)
+		WriteArmIntervals(w, arms, iv)
+	}
 	if len(s.Paired) > 0 {
 		fmt.Fprintln(w)
 		WritePairedTable(w, s.Paired)
