@@ -44,18 +44,18 @@ const (
 func example() []Prediction {
 	nan := math.NaN()
 	return []Prediction{
-		{1, d1, 1.04, 1.02, 0.5, true, "", 0},
-		{2, d1, 1.03, 1.05, 0.7, false, "", 0},
-		{3, d1, 1.01, 0.99, 0.9, false, "", 0},
-		{4, d1, 1.00, 0.98, nan, true, "", 0},
-		{1, d2, 1.00, 1.01, 0.6, false, "", 0},
-		{2, d2, 1.02, 0.97, 0.4, true, "", 0},
-		{3, d2, 1.05, 1.03, 0.8, true, "", 0},
-		{4, d2, 0.99, 1.00, 1.0, false, "", 0},
-		{1, d3, 1.02, 1.00, 0.3, true, "", 0},
-		{2, d3, 1.01, 1.04, 0.5, false, "", 0},
-		{3, d3, 1.03, 0.96, nan, false, "", 0},
-		{4, d3, 1.00, 1.02, 0.2, true, "", 0},
+		{1, d1, 1.04, 1.02, 0.5, true, "", 0, 0},
+		{2, d1, 1.03, 1.05, 0.7, false, "", 0, 0},
+		{3, d1, 1.01, 0.99, 0.9, false, "", 0, 0},
+		{4, d1, 1.00, 0.98, nan, true, "", 0, 0},
+		{1, d2, 1.00, 1.01, 0.6, false, "", 0, 0},
+		{2, d2, 1.02, 0.97, 0.4, true, "", 0, 0},
+		{3, d2, 1.05, 1.03, 0.8, true, "", 0, 0},
+		{4, d2, 0.99, 1.00, 1.0, false, "", 0, 0},
+		{1, d3, 1.02, 1.00, 0.3, true, "", 0, 0},
+		{2, d3, 1.01, 1.04, 0.5, false, "", 0, 0},
+		{3, d3, 1.03, 0.96, nan, false, "", 0, 0},
+		{4, d3, 1.00, 1.02, 0.2, true, "", 0, 0},
 	}
 }
 
@@ -124,8 +124,8 @@ func TestPrecision(t *testing.T) {
 func TestTopKTiesAndFraction(t *testing.T) {
 	// Equal scores: ties go to the lower ticker.
 	p := []Prediction{
-		{5, d1, 1.01, 1.0, 0, false, "", 0}, {3, d1, 1.01, 1.1, 0, false, "", 0},
-		{9, d1, 1.02, 0.9, 0, false, "", 0}, {1, d1, 0.99, 1.0, 0, false, "", 0},
+		{5, d1, 1.01, 1.0, 0, false, "", 0, 0}, {3, d1, 1.01, 1.1, 0, false, "", 0, 0},
+		{9, d1, 1.02, 0.9, 0, false, "", 0, 0}, {1, d1, 0.99, 1.0, 0, false, "", 0, 0},
 	}
 	r, err := Evaluate(p, Config{TopK: 2})
 	if err != nil {
@@ -199,11 +199,11 @@ func TestICSkipsDegenerateDates(t *testing.T) {
 	p := example()
 	p = append(p,
 		// 2 names only -> skipped
-		Prediction{1, 20240105, 1.0, 1.0, 0, false, "", 0}, Prediction{2, 20240105, 1.1, 1.2, 0, false, "", 0},
+		Prediction{1, 20240105, 1.0, 1.0, 0, false, "", 0, 0}, Prediction{2, 20240105, 1.1, 1.2, 0, false, "", 0, 0},
 		// constant score -> skipped
-		Prediction{1, 20240108, 1.0, 1.0, 0, false, "", 0}, Prediction{2, 20240108, 1.0, 1.1, 0, false, "", 0}, Prediction{3, 20240108, 1.0, 0.9, 0, false, "", 0},
+		Prediction{1, 20240108, 1.0, 1.0, 0, false, "", 0, 0}, Prediction{2, 20240108, 1.0, 1.1, 0, false, "", 0, 0}, Prediction{3, 20240108, 1.0, 0.9, 0, false, "", 0, 0},
 		// constant realized -> skipped
-		Prediction{1, 20240109, 1.0, 1.0, 0, false, "", 0}, Prediction{2, 20240109, 1.1, 1.0, 0, false, "", 0}, Prediction{3, 20240109, 1.2, 1.0, 0, false, "", 0},
+		Prediction{1, 20240109, 1.0, 1.0, 0, false, "", 0, 0}, Prediction{2, 20240109, 1.1, 1.0, 0, false, "", 0, 0}, Prediction{3, 20240109, 1.2, 1.0, 0, false, "", 0, 0},
 	)
 	r, err := Evaluate(p, Config{TopK: 2})
 	if err != nil {

@@ -24,6 +24,10 @@ type Prediction struct {
 	// unknown. The exposure figures (Exposure, vol-matched excess, residual
 	// IC) use it.
 	Vol float64
+	// Sigma is the standard deviation of the model's predicted return
+	// distribution on the horizon (selection.PredictedSigma); 0 when
+	// unknown. Exposure's sigma-matched figures use it.
+	Sigma float64
 }
 
 // Rebalancing schemes accepted in Config.Rebalance.

@@ -28,6 +28,15 @@ type Exposure struct {
 	// names: how much the ranking is a volatility ranking.
 	ScoreVolRankCorr float64 `json:"score_vol_rank_corr"`
 	VolNames         int     `json:"vol_names"`
+	// SigmaMatchedExcess is the vol-matched excess with the model's own
+	// predicted dispersion (Prediction.Sigma) in place of the trailing
+	// volatility; ScoreSigmaRankCorr the mean per-date Spearman correlation
+	// of the score with it. SigmaNames counts the predictions with a Sigma
+	// (0: none, and the three are 0).
+	SigmaMatchedExcess     float64  `json:"sigma_matched_excess"`
+	SigmaMatchedExcessCI95 Interval `json:"sigma_matched_excess_ci95"`
+	ScoreSigmaRankCorr     float64  `json:"score_sigma_rank_corr"`
+	SigmaNames             int      `json:"sigma_names"`
 	// VolWindowDays is the trailing window of Prediction.Vol, in trading
 	// days (set by whoever filled Vol; 0 when unknown).
 	VolWindowDays int `json:"vol_window_days,omitempty"`
@@ -42,13 +51,20 @@ func hasVol(p Prediction) bool { return p.Vol > 0 && !math.IsInf(p.Vol, 0) }
 // name does. Ties in distance go to the lower ticker (preds are
 // ticker-sorted).
 func volMatchedExcess(d crossSection, m int) (excess float64, picks int, ok bool) {
+	return matchedExcess(d, m, func(p Prediction) float64 { return p.Vol })
+}
+
+// matchedExcess is volMatchedExcess on any positive key (0 or less:
+// unknown): the trailing volatility, or the model's predicted dispersion.
+func matchedExcess(d crossSection, m int, key func(Prediction) float64) (excess float64, picks int, ok bool) {
+	known := func(p Prediction) bool { k := key(p); return k > 0 && !math.IsInf(k, 0) }
 	picked := make(map[int]bool, len(d.top))
 	for _, i := range d.top {
 		picked[i] = true
 	}
 	var pool []int
 	for i, p := range d.preds {
-		if !picked[i] && hasVol(p) {
+		if !picked[i] && known(p) {
 			pool = append(pool, i)
 		}
 	}
@@ -63,12 +79,12 @@ func volMatchedExcess(d crossSection, m int) (excess float64, picks int, ok bool
 	var sum float64
 	for _, i := range d.top {
 		p := d.preds[i]
-		if !hasVol(p) {
+		if !known(p) {
 			continue
 		}
-		lv := math.Log(p.Vol)
+		lv := math.Log(key(p))
 		for c, j := range pool {
-			cands[c] = cand{math.Abs(math.Log(d.preds[j].Vol) - lv), j}
+			cands[c] = cand{math.Abs(math.Log(key(d.preds[j])) - lv), j}
 		}
 		sort.Slice(cands, func(a, b int) bool {
 			if cands[a].dist != cands[b].dist {
@@ -195,9 +211,12 @@ func exposure(days []crossSection, rows []DateRow, volControls, lag int) (ex Exp
 		rrics = append(rrics, rc)
 		rows[t].ResidualIC, rows[t].ResidualRankIC = ptr(c), ptr(rc)
 	}
+	sig := sigmaExposure(days, volControls, lag)
 	if ex.VolNames == 0 {
-		return Exposure{}, volMatched{}, CorrStats{}, CorrStats{}
+		return sig, volMatched{}, CorrStats{}, CorrStats{}
 	}
+	ex.SigmaMatchedExcess, ex.SigmaMatchedExcessCI95, ex.ScoreSigmaRankCorr, ex.SigmaNames =
+		sig.SigmaMatchedExcess, sig.SigmaMatchedExcessCI95, sig.ScoreSigmaRankCorr, sig.SigmaNames
 	ex.Beta = olsSlope(uniReal, topReal)
 	ex.RelVol = mean(relVol)
 	ex.ScoreVolRankCorr = mean(svc)
@@ -240,3 +259,36 @@ func olsSlope(x, y []float64) float64 {
 }
 
 func ptr(x float64) *float64 { return &x }
+
+// sigmaExposure is the Exposure fields of the predicted dispersion
+// (Prediction.Sigma), the rest left 0.
+func sigmaExposure(days []crossSection, m, lag int) Exposure {
+	var ex Exposure
+	var mx, corr []float64
+	sigma := func(p Prediction) float64 { return p.Sigma }
+	for _, d := range days {
+		var sg, sc []float64
+		for _, p := range d.preds {
+			if p.Sigma > 0 && !math.IsInf(p.Sigma, 0) {
+				sg = append(sg, p.Sigma)
+				sc = append(sc, p.Score)
+			}
+		}
+		ex.SigmaNames += len(sg)
+		if c, ok := spearman(sc, sg); ok && len(sg) >= minICNames {
+			corr = append(corr, c)
+		}
+		if x, _, ok := matchedExcess(d, m, sigma); ok {
+			mx = append(mx, x)
+		}
+	}
+	if ex.SigmaNames == 0 {
+		return Exposure{}
+	}
+	if len(mx) > 0 {
+		ex.SigmaMatchedExcess = mean(mx)
+	}
+	ex.SigmaMatchedExcessCI95 = meanInterval(mx, lag)
+	ex.ScoreSigmaRankCorr = mean(corr)
+	return ex
+}

@@ -137,3 +137,23 @@ func TestVolMatchedControlsExcludePicks(t *testing.T) {
 	// Both picks' nearest unselected name is 3 (1.00): (0.10 + 0.08)/2.
 	nearTol(t, "vol-matched excess", r.Precision.VolMatchedExcess, 0.09, 1e-12)
 }
+
+// TestSigmaMatched: the predicted-dispersion figures are the volatility
+// figures' arithmetic on Prediction.Sigma: with Sigma = the trailing
+// volatilities of exposurePanel and no Vol, they are the hand-computed
+// 0.0425 and (0.371429 - 0.2)/2, and the volatility figures are absent.
+func TestSigmaMatched(t *testing.T) {
+	preds := exposurePanel()
+	for i := range preds {
+		preds[i].Sigma, preds[i].Vol = preds[i].Vol, 0
+	}
+	r, err := Evaluate(preds, Config{TopK: 1, VolControls: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nearTol(t, "sigma-matched excess", r.Exposure.SigmaMatchedExcess, 0.0425, 1e-12)
+	nearTol(t, "score-sigma rank corr", r.Exposure.ScoreSigmaRankCorr, (1-132.0/210-0.2)/2, 1e-12)
+	if r.Exposure.SigmaNames != 10 || r.Exposure.VolNames != 0 || r.Precision.VolMatchedPicks != 0 {
+		t.Errorf("exposure %+v", r.Exposure)
+	}
+}

@@ -65,6 +65,12 @@ func (r *Report) Scalars() []Scalar {
 			Scalar{"exposure.score_vol_rank_corr", r.Exposure.ScoreVolRankCorr, UnitCorr},
 		)
 	}
+	if r.Exposure.SigmaNames > 0 {
+		s = append(s,
+			Scalar{"exposure.sigma_matched_excess", r.Exposure.SigmaMatchedExcess, UnitReturn},
+			Scalar{"exposure.score_sigma_rank_corr", r.Exposure.ScoreSigmaRankCorr, UnitCorr},
+		)
+	}
 	for _, pf := range []struct {
 		name string
 		p    *Portfolio
@@ -191,6 +197,13 @@ func (r *Report) WriteTable(w io.Writer) {
 		t.addf("top-k beta to the equal-weight universe", "%.2f", e.Beta)
 		t.addf("top-k trailing volatility / universe's", "%.2f", e.RelVol)
 		t.addf("rank corr. of score with trailing volatility", "%+.3f", e.ScoreVolRankCorr)
+	}
+	if e := r.Exposure; e.SigmaNames > 0 {
+		t.addf(fmt.Sprintf("top-k excess over predicted-sd-matched names %dd (bps)", h), "%s", FormatScalar(e.SigmaMatchedExcess, UnitReturn))
+		if ci := e.SigmaMatchedExcessCI95; ci.N >= 2 {
+			t.addf(fmt.Sprintf("  95%% CI (Newey-West, lag %d)", ci.Lag), "[%s, %s]", FormatScalar(ci.Lo, UnitReturn), FormatScalar(ci.Hi, UnitReturn))
+		}
+		t.addf("rank corr. of score with predicted sd", "%+.3f", e.ScoreSigmaRankCorr)
 	}
 	t.write(w)
 

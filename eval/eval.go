@@ -309,7 +309,8 @@ func softmax(logits, dst []float32) {
 // Predictions scores ids and returns one backtest.Prediction per sequence
 // for horizon index h: Score = expected gross return, Realized = realized
 // gross return, model.Loss = cross-entropy (horizon average), Correct = argmax bin
-// equals the label bin on h.
+// equals the label bin on h, Sigma = the standard deviation of the
+// predicted distribution on h (selection.PredictedSigma).
 //
 // rankBy selection.RankRiskAdjusted makes Score the ranking key
 // (E[r] - 1)/σ instead, σ the standard deviation of the predicted
@@ -340,8 +341,8 @@ func (e *Evaluator) Predictions(ctx context.Context, ids []loader.SeqID, h int, 
 	err := e.Score(ctx, ids, false, func(b *ScoredBatch) error {
 		for i, id := range b.IDs {
 			score := float64(b.Expected[i*H+h])
+			sigma := selection.PredictedSigma(b.Logits[(i*H+h)*B:(i*H+h+1)*B], centers, 1)[0]
 			if riskAdjusted {
-				sigma := selection.PredictedSigma(b.Logits[(i*H+h)*B:(i*H+h+1)*B], centers, 1)[0]
 				score = -math.MaxFloat64 // finite for the backtest, never picked
 				if sigma > 0 {
 					score = (float64(b.Expected[i*H+h]) - 1) / sigma
@@ -354,6 +355,7 @@ func (e *Evaluator) Predictions(ctx context.Context, ids []loader.SeqID, h int, 
 				Realized: float64(b.Returns[i*H+h]),
 				Loss:     float64(b.Loss[i]),
 				Correct:  int64(b.Argmax[i*H+h]) == b.Labels[i*H+h],
+				Sigma:    sigma,
 			})
 		}
 		return nil

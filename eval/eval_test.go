@@ -150,6 +150,7 @@ func TestEvaluateMatchesDirectScoring(t *testing.T) {
 	for i := range want {
 		want[i].Group = groups[want[i].Ticker]
 		want[i].Vol, _ = ev.DS.TrailingVolatility(int(want[i].Ticker), dayOf[want[i].Date], VolWindowDays)
+		want[i].Sigma = res.Predictions[i].Sigma // checked against the probabilities in TestRiskAdjustedAndVolatility
 	}
 	if want := model.ScoreTieRTol(ev.eng.Model.Cfg); bt.TieRTol != want || want <= 0 {
 		t.Fatalf("report's tie tolerance %g, want the model's %g", bt.TieRTol, want)
@@ -348,9 +349,10 @@ func TestRiskAdjustedAndVolatility(t *testing.T) {
 			m += p * c
 			m2 += p * c * c
 		}
-		want := (er - 1) / math.Sqrt(m2-m*m)
-		if math.Abs(preds[i].Score-want) > 1e-4*math.Max(1, math.Abs(want)) {
-			t.Fatalf("row %d: risk-adjusted score %v, want (E[r]-1)/sd = %v", i, preds[i].Score, want)
+		sd := math.Sqrt(m2 - m*m)
+		want := (er - 1) / sd
+		if math.Abs(preds[i].Score-want) > 1e-4*math.Max(1, math.Abs(want)) || math.Abs(preds[i].Sigma-sd) > 1e-5*sd {
+			t.Fatalf("row %d: risk-adjusted score %v, sd %v; want (E[r]-1)/sd = %v, sd %v", i, preds[i].Score, preds[i].Sigma, want, sd)
 		}
 	}
 	if _, err := ev.Predictions(context.Background(), ids, h, "sharpe"); err == nil || !strings.Contains(err.Error(), "sharpe") {

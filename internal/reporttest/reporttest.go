@@ -24,7 +24,7 @@ func ScoreFree(r backtest.Report) backtest.Report {
 	r.RankIC = backtest.CorrStats{Dates: r.RankIC.Dates, Skipped: r.RankIC.Skipped}
 	r.ResidualIC = backtest.CorrStats{Dates: r.ResidualIC.Dates, Skipped: r.ResidualIC.Skipped}
 	r.ResidualRankIC = backtest.CorrStats{Dates: r.ResidualRankIC.Dates, Skipped: r.ResidualRankIC.Skipped}
-	r.Exposure.ScoreVolRankCorr = 0
+	r.Exposure.ScoreVolRankCorr, r.Exposure.ScoreSigmaRankCorr = 0, 0
 	r.Dates = append([]backtest.DateRow(nil), r.Dates...)
 	for i := range r.Dates {
 		r.Dates[i].IC, r.Dates[i].RankIC = 0, 0
