@@ -424,7 +424,11 @@ func compareFlags() []cli.Flag {
 		intFlag("eval-horizon-idx", -1, "horizon of the test backtest (-1: --horizon-idx)", catEval),
 		intFlag("jobs", 1, "runs trained at once, each in a child process (1: one after another, in this process); --jobs x --threads must fit the CPUs", catEval),
 		boolFlag("resume", false, "reuse the runs of --out that finished (run.json and report.json) and train the others afresh", catEval),
-		&cli.StringFlag{Name: childRunFlag, Hidden: true, Usage: "ARM:SEED: train only this run (how compare --jobs starts its runs)"}),
+		func() cli.Flag {
+			f := stringFlag(childRunFlag, "", "ARM:SEED: train only this run (how compare --jobs starts its runs)", catEval)
+			f.Hidden = true
+			return f
+		}()),
 		backtestFlags("eval-")...)
 }
 
