@@ -122,6 +122,9 @@ func (s *StudyProgress) update() {
 	s.mu.Lock()
 	done := s.done()
 	bar := s.bar
+	// The bar completes at Close only: mpb stops drawing a completed bar, and
+	// lines written above it after that would be lost.
+	cur := min(done, s.total-1)
 	due := !s.tty && now.Sub(s.lastLog) >= s.opt.LogEvery
 	var line []any
 	if due {
@@ -131,7 +134,7 @@ func (s *StudyProgress) update() {
 	}
 	s.mu.Unlock()
 	if bar != nil {
-		bar.SetCurrent(min(done, s.total))
+		bar.SetCurrent(cur)
 	}
 	if due {
 		s.opt.Logger.Info("study progress", line...)
@@ -180,7 +183,12 @@ func (s *StudyProgress) Close() {
 	if c == nil {
 		return
 	}
-	if !bar.Completed() {
+	s.mu.Lock()
+	all := s.finished == s.runs
+	s.mu.Unlock()
+	if all {
+		bar.SetCurrent(max(1, s.total)) // completes: drawn a last time, full
+	} else {
 		bar.Abort(false)
 	}
 	c.Wait()

@@ -502,6 +502,9 @@ func runCompare(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if jobs > 1 {
+		closeProgress() // the study's display ends above its tables
+	}
 	console.tables(res)
 	closeProgress()
 	console.wrote(cfg.OutDir, time.Since(start))
