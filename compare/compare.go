@@ -3,6 +3,7 @@ package compare
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -108,6 +109,21 @@ type Config struct {
 	// EvalProgress, when set, is told of every evaluation's scoring passes
 	// (eval.Options.Reporter).
 	EvalProgress event.Reporter
+
+	// Jobs is how many runs train at once. 0 or 1: one after another, in
+	// this process (Run's goroutine). Above 1 each run is handed to Launch.
+	Jobs int
+	// Launch runs one arm x seed of the study elsewhere and returns when it
+	// has ended (the CLI starts a child process of itself that calls RunOne
+	// with the same Config). It must leave run.json and report.json in
+	// spec.Dir, as RunOne does, and stop when ctx ends. It may call progress,
+	// from any goroutine, until it returns. Required when Jobs > 1.
+	Launch func(ctx context.Context, spec RunSpec, progress func(RunProgress)) error
+	// Resume reuses every run of OutDir that finished before (its run.json
+	// and report.json exist, at this Budget) and starts the others afresh,
+	// clearing their folders. Without it a run folder that holds a run is
+	// refused.
+	Resume bool
 }
 
 // ValuePoint is a value of a run after Budget sequence-passes.
@@ -182,6 +198,10 @@ func (c *Config) Validate() error {
 		return option.Errorf("{budget} must be >= 1 sequence-pass, got %d", c.Budget)
 	case c.OutDir == "":
 		return option.Errorf("{out} is required")
+	case c.Jobs < 0:
+		return option.Errorf("{jobs} must be >= 1, got %d", c.Jobs)
+	case c.Jobs > 1 && c.Launch == nil:
+		return errors.New("compare: Jobs > 1 needs a Launch")
 	}
 	base := c.Base
 	base.NumIterations, base.Epochs = 1, 1
@@ -200,17 +220,26 @@ func passesPerIteration(cfg trainer.RunConfig, st selection.Strategy) int64 {
 	return int64(per * cfg.EpochsPerIteration)
 }
 
-// Run trains every arm with every seed at the same budget of
-// sequence-passes, evaluates each run's best checkpoint on the test split,
-// draws the convergence curves from its intermediate checkpoints on the
-// validation split, and writes summary.json, summary.txt, runs.json,
-// convergence.png and val_loss.png to OutDir.
-func Run(ctx context.Context, cfg Config) (*Result, error) {
-	emit := func(e Event) {
-		if cfg.OnEvent != nil {
-			cfg.OnEvent(e)
-		}
-	}
+// Files a run of a study leaves in its folder when it has finished.
+const (
+	runFile    = "run.json"    // the RunRecord (and the budget it was trained at)
+	reportFile = "report.json" // the test evaluation of its best checkpoint
+)
+
+// study is a comparison once its settings are checked and its data opened:
+// what Run and RunOne share.
+type study struct {
+	cfg      Config
+	base     trainer.RunConfig // Base with the study-wide settings applied
+	dopt     loader.Options
+	trainLen int64
+	planned  int
+	metrics  *report.Metrics
+	ev       *eval.Evaluator // opened by the first in-process evaluation
+	emit     func(Event)
+}
+
+func newStudy(cfg Config) (*study, error) {
 	if cfg.CurvePoints <= 0 {
 		cfg.CurvePoints = 5
 	}
@@ -221,7 +250,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, option.Errorf("{out} %s: %w", cfg.OutDir, err)
 	}
 	base := cfg.Base
-	metricsAddr := base.MetricsAddr
 	base.MetricsAddr = ""
 	base.ResumeFrom = ""
 	if base.DataOpt.Seed == 0 {
@@ -239,116 +267,119 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if trainLen == 0 {
 		return nil, fmt.Errorf("%s: the training split is empty (seq_len %d)", base.Data, base.Model.SeqLen)
 	}
-	emit(StudyStarted{Arms: cfg.Arms, Seeds: cfg.Seeds, FirstSeed: base.Seed, Budget: cfg.Budget, TrainSequences: trainLen})
-	// One set of series for the whole comparison: each run reports into it in
-	// turn (satrain_run_info says which), counters add up over the runs.
-	metrics := report.NewMetrics(base.Version, torch.Version(), torch.BuiltWithCUDA())
-	if metricsAddr != "" {
-		addr, err := report.ServeMetrics(ctx, metrics, metricsAddr, base.MetricsAnyPort)
+	s := &study{cfg: cfg, base: base, dopt: dopt, trainLen: trainLen, planned: len(cfg.Arms) * cfg.Seeds,
+		// One set of series for the whole comparison: each run reports into it in
+		// turn (satrain_run_info says which), counters add up over the runs.
+		metrics: report.NewMetrics(base.Version, torch.Version(), torch.BuiltWithCUDA())}
+	s.emit = func(e Event) {
+		if cfg.OnEvent != nil {
+			cfg.OnEvent(e)
+		}
+	}
+	return s, nil
+}
+
+func (s *study) close() {
+	if s.ev != nil {
+		s.ev.Close()
+		s.ev = nil
+	}
+}
+
+// plan is every run of the study: arms in order, seeds in order.
+func (s *study) plan() []RunSpec {
+	var specs []RunSpec
+	for _, arm := range s.cfg.Arms {
+		for k := 0; k < s.cfg.Seeds; k++ {
+			seed := s.base.Seed + int64(k)
+			specs = append(specs, RunSpec{Run: len(specs) + 1, Runs: s.planned, Arm: arm, Seed: seed,
+				Dir: filepath.Join(s.cfg.OutDir, arm, fmt.Sprintf("seed%d", seed))})
+		}
+	}
+	return specs
+}
+
+// Run trains every arm with every seed at the same budget of
+// sequence-passes, evaluates each run's best checkpoint on the test split,
+// draws the convergence curves from its intermediate checkpoints on the
+// validation split, and writes summary.json, summary.txt, runs.json,
+// convergence.png and val_loss.png to OutDir.
+//
+// With Jobs above 1, up to Jobs runs go to Launch at once; otherwise they run
+// one after another on the calling goroutine. Either way the outputs list
+// the runs arms in order, then seeds in order, whatever order they finished
+// in. With Resume, runs that finished before (run.json and report.json in
+// their folder) are reused and the others start afresh.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	s, err := newStudy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	cfg = s.cfg
+	s.emit(StudyStarted{Arms: cfg.Arms, Seeds: cfg.Seeds, FirstSeed: s.base.Seed, Budget: cfg.Budget, TrainSequences: s.trainLen})
+	if addr := cfg.Base.MetricsAddr; addr != "" {
+		served, err := report.ServeMetrics(ctx, s.metrics, addr, cfg.Base.MetricsAnyPort)
 		if err != nil {
-			return nil, option.Errorf("{metrics-addr} %s: %w", metricsAddr, err)
+			return nil, option.Errorf("{metrics-addr} %s: %w", addr, err)
 		}
-		emit(MetricsServed{Addr: addr})
+		s.emit(MetricsServed{Addr: served})
 	}
-	planned := len(cfg.Arms) * cfg.Seeds
-	metrics.CompareSeries().Planned.Set(float64(planned))
+	s.metrics.CompareSeries().Planned.Set(float64(s.planned))
 
-	var ev *eval.Evaluator
-	defer func() {
-		if ev != nil {
-			ev.Close()
-		}
-	}()
-	// evaluate loads a checkpoint (opening the data once) and evaluates it.
-	evaluate := func(path string, ec eval.Config) (*eval.Result, error) {
-		if ev == nil {
-			var err error
-			ev, err = eval.Open(eval.Options{Checkpoint: path, Data: base.Data, DataOpt: dopt, Device: base.Device,
-				InferenceBatch: base.InferenceBatch, Reporter: cfg.EvalProgress})
-			if err != nil {
-				return nil, err
+	specs := s.plan()
+	done := make([]*finished, len(specs))
+	// Every folder is checked before any run starts.
+	for i, sp := range specs {
+		if !cfg.Resume {
+			if holdsRun(sp.Dir) {
+				return &Result{Budget: cfg.Budget}, option.Errorf("%s already holds a run: give compare a new {out} folder, or {resume} to keep the finished runs of this one and redo the others", sp.Dir)
 			}
-		} else if err := ev.SwapCheckpoint(path); err != nil {
-			return nil, err
+			continue
 		}
-		return ev.Evaluate(ctx, ec)
+		f, err := s.readFinished(sp)
+		if err != nil {
+			return &Result{Budget: cfg.Budget}, fmt.Errorf("compare: reuse arm %s seed %d: %w", sp.Arm, sp.Seed, err)
+		}
+		done[i] = f
 	}
-	curveEval := eval.Config{Split: "val", HorizonIdx: cfg.Eval.HorizonIdx, MaxDates: cfg.CurveMaxDates, Backtest: cfg.Eval.Backtest}
-
+	for i, sp := range specs {
+		if f := done[i]; f != nil {
+			s.metrics.CompareSeries().Completed.Inc()
+			s.emit(RunReused{Run: sp.Run, Runs: sp.Runs, Record: f.record, Test: f.test})
+		} else if cfg.Resume {
+			// An unfinished run starts afresh.
+			if err := os.RemoveAll(sp.Dir); err != nil {
+				return &Result{Budget: cfg.Budget}, fmt.Errorf("compare: clear the unfinished run %s: %w", sp.Dir, err)
+			}
+		}
+	}
+	if cfg.Jobs > 1 {
+		err = s.runPool(ctx, specs, done)
+	} else {
+		err = s.runInOrder(ctx, specs, done)
+	}
 	res := &Result{Budget: cfg.Budget}
 	var armResults []backtest.ArmResult
-	for _, arm := range cfg.Arms {
-		for k := 0; k < cfg.Seeds; k++ {
-			seed := base.Seed + int64(k)
-			dir := filepath.Join(cfg.OutDir, arm, fmt.Sprintf("seed%d", seed))
-			if fileExists(checkpoint.RunDir(dir).Metrics()) || fileExists(checkpoint.RunDir(filepath.Join(dir, "stage1")).Metrics()) {
-				return res, option.Errorf("%s already holds a run: give compare a new {out} folder", dir)
-			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return res, err
-			}
-			run := RunRecord{Arm: arm, Seed: seed, Dir: dir}
-			runNo := len(res.Runs) + 1
-			training := RunTraining{Run: runNo, Runs: planned, Arm: arm, Seed: seed, Dir: dir, Log: filepath.Join(dir, "train.log")}
-			emit(training)
-			t0 := time.Now()
-			reporters := func(console io.Writer) []event.Reporter {
-				rs := []event.Reporter{report.NewConsole(console, ""), report.NewPrometheus(metrics), report.NewJSONL()}
-				if cfg.TrainProgress != nil {
-					rs = append(rs, cfg.TrainProgress(training))
-				}
-				return rs
-			}
-			stages, err := trainArm(ctx, cfg, base, arm, seed, dir, trainLen, &run, reporters)
-			run.TrainSeconds = time.Since(t0).Seconds()
-			if err != nil {
-				return res, fmt.Errorf("arm %s seed %d: %w", arm, seed, err)
-			}
-			t1 := time.Now()
-			emit(RunEvaluating{Run: runNo, Runs: planned, Arm: arm, Seed: seed, Checkpoints: countCheckpoints(stages)})
-			// Convergence curve from the intermediate checkpoints.
-			for _, st := range stages {
-				for _, ck := range st.checkpoints {
-					r, err := evaluate(ck, curveEval)
-					if err != nil {
-						return res, fmt.Errorf("arm %s seed %d: curve point %s: %w", arm, seed, ck, err)
-					}
-					run.Curve = append(run.Curve, backtest.CurvePoint{Budget: st.offset + ev.Meta.SequencesTrained, TopKReturn: r.Report.Precision.Excess})
-				}
-			}
-			if b := run.Stage1; b != nil {
-				r, err := evaluate(b.BestCheckpoint, curveEval)
-				if err != nil {
-					return res, fmt.Errorf("arm %s seed %d: stage-1 baseline %s: %w", arm, seed, b.BestCheckpoint, err)
-				}
-				b.CurveExcess = r.Report.Precision.Excess
-			}
-			// Test evaluation of the best checkpoint.
-			testEval := cfg.Eval
-			if arm == ArmRiskAdjusted {
-				// The arm's claim is its ranking: its picks are by the same key.
-				testEval.RankBy = selection.RankRiskAdjusted
-			}
-			r, err := evaluate(run.BestCheckpoint, testEval)
-			if err != nil {
-				return res, fmt.Errorf("arm %s seed %d: test evaluation of %s: %w", arm, seed, run.BestCheckpoint, err)
-			}
-			run.EvalSeconds = time.Since(t1).Seconds()
-			if err := r.Report.WriteJSON(filepath.Join(dir, "report.json")); err != nil {
-				return res, err
-			}
-			res.Runs = append(res.Runs, run)
-			metrics.CompareSeries().Completed.Inc()
-			ar := backtest.ArmResult{Arm: arm, Seed: seed, Report: r.Report, Curve: run.Curve}
-			if b := run.Stage1; b != nil {
-				ar.Stage1 = &backtest.CurvePoint{Budget: b.Budget, TopKReturn: b.CurveExcess}
-			}
-			armResults = append(armResults, ar)
-			emit(RunFinished{Run: runNo, Runs: planned, Record: run, Test: r.Report})
-			if ctx.Err() != nil {
-				return res, ctx.Err()
-			}
+	n := 0
+	for _, f := range done {
+		if f == nil {
+			continue
 		}
+		n++
+		res.Runs = append(res.Runs, f.record)
+		ar := backtest.ArmResult{Arm: f.record.Arm, Seed: f.record.Seed, Report: f.test, Curve: f.record.Curve}
+		if b := f.record.Stage1; b != nil {
+			ar.Stage1 = &backtest.CurvePoint{Budget: b.Budget, TopKReturn: b.CurveExcess}
+		}
+		armResults = append(armResults, ar)
+	}
+	if err != nil {
+		if ctx.Err() != nil || errors.Is(err, trainer.ErrInterrupted) {
+			return res, option.Errorf("%w: compare stopped with %d of %d runs finished (%s); the same command with {resume} keeps them and trains the others afresh",
+				trainer.ErrInterrupted, n, s.planned, cfg.OutDir)
+		}
+		return res, err
 	}
 	sum, err := backtest.Summarize(armResults)
 	if err != nil {
@@ -359,6 +390,111 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+// runInOrder runs, on the calling goroutine, every run of specs not done
+// yet, one after another, filling done; it stops at the first error.
+func (s *study) runInOrder(ctx context.Context, specs []RunSpec, done []*finished) error {
+	for i, sp := range specs {
+		if done[i] != nil {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		f, err := s.runOne(ctx, sp)
+		if err != nil {
+			return err
+		}
+		done[i] = f
+		s.metrics.CompareSeries().Completed.Inc()
+		s.emit(RunFinished{Run: sp.Run, Runs: sp.Runs, Record: f.record, Test: f.test})
+	}
+	return ctx.Err()
+}
+
+// evaluate loads a checkpoint into the study's evaluator (opening the data
+// once) and evaluates it.
+func (s *study) evaluate(ctx context.Context, path string, ec eval.Config) (*eval.Result, error) {
+	if s.ev == nil {
+		ev, err := eval.Open(eval.Options{Checkpoint: path, Data: s.base.Data, DataOpt: s.dopt, Device: s.base.Device,
+			InferenceBatch: s.base.InferenceBatch, Reporter: s.cfg.EvalProgress})
+		if err != nil {
+			return nil, err
+		}
+		s.ev = ev
+	} else if err := s.ev.SwapCheckpoint(path); err != nil {
+		return nil, err
+	}
+	return s.ev.Evaluate(ctx, ec)
+}
+
+// runOne trains, scores and test-evaluates one run in this process, writing
+// report.json and run.json into its folder.
+func (s *study) runOne(ctx context.Context, sp RunSpec) (*finished, error) {
+	cfg, arm, seed, dir := s.cfg, sp.Arm, sp.Seed, sp.Dir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	run := RunRecord{Arm: arm, Seed: seed, Dir: dir}
+	training := RunTraining{Run: sp.Run, Runs: sp.Runs, Arm: arm, Seed: seed, Dir: dir, Log: filepath.Join(dir, "train.log")}
+	s.emit(training)
+	t0 := time.Now()
+	reporters := func(console io.Writer) []event.Reporter {
+		rs := []event.Reporter{report.NewConsole(console, ""), report.NewPrometheus(s.metrics), report.NewJSONL()}
+		if cfg.TrainProgress != nil {
+			rs = append(rs, cfg.TrainProgress(training))
+		}
+		return rs
+	}
+	stages, err := trainArm(ctx, cfg, s.base, arm, seed, dir, s.trainLen, &run, reporters)
+	run.TrainSeconds = time.Since(t0).Seconds()
+	if err != nil {
+		return nil, fmt.Errorf("arm %s seed %d: %w", arm, seed, err)
+	}
+	t1 := time.Now()
+	s.emit(RunEvaluating{Run: sp.Run, Runs: sp.Runs, Arm: arm, Seed: seed, Checkpoints: countCheckpoints(stages)})
+	curveEval := eval.Config{Split: "val", HorizonIdx: cfg.Eval.HorizonIdx, MaxDates: cfg.CurveMaxDates, Backtest: cfg.Eval.Backtest}
+	// Convergence curve from the intermediate checkpoints.
+	for _, st := range stages {
+		for _, ck := range st.checkpoints {
+			r, err := s.evaluate(ctx, ck, curveEval)
+			if err != nil {
+				return nil, fmt.Errorf("arm %s seed %d: curve point %s: %w", arm, seed, ck, err)
+			}
+			run.Curve = append(run.Curve, backtest.CurvePoint{Budget: st.offset + s.ev.Meta.SequencesTrained, TopKReturn: r.Report.Precision.Excess})
+		}
+	}
+	if b := run.Stage1; b != nil {
+		r, err := s.evaluate(ctx, b.BestCheckpoint, curveEval)
+		if err != nil {
+			return nil, fmt.Errorf("arm %s seed %d: stage-1 baseline %s: %w", arm, seed, b.BestCheckpoint, err)
+		}
+		b.CurveExcess = r.Report.Precision.Excess
+	}
+	// Test evaluation of the best checkpoint.
+	testEval := cfg.Eval
+	if arm == ArmRiskAdjusted {
+		// The arm's claim is its ranking: its picks are by the same key.
+		testEval.RankBy = selection.RankRiskAdjusted
+	}
+	r, err := s.evaluate(ctx, run.BestCheckpoint, testEval)
+	if err != nil {
+		return nil, fmt.Errorf("arm %s seed %d: test evaluation of %s: %w", arm, seed, run.BestCheckpoint, err)
+	}
+	run.EvalSeconds = time.Since(t1).Seconds()
+	if err := r.Report.WriteJSON(filepath.Join(dir, reportFile)); err != nil {
+		return nil, err
+	}
+	// run.json last: with report.json it marks the run finished (Resume).
+	b, err := json.MarshalIndent(runFileData{RunRecord: run, Budget: cfg.Budget}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, runFile), append(b, '\n'), 0o644); err != nil {
+		return nil, fmt.Errorf("compare: write %s: %w", filepath.Join(dir, runFile), err)
+	}
+	return &finished{record: run, test: r.Report}, nil
 }
 
 // stage is one training run of an arm (two-stage has two).

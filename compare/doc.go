@@ -14,9 +14,10 @@
 //
 // Training goes through package trainer, scoring through package eval. Each
 // run writes into OutDir/<arm>/seed<k>/: its checkpoints, metrics.jsonl,
-// train.log (the run's console) and report.json (the test evaluation of its
-// best checkpoint). About CurvePoints intermediate checkpoints of each run are
-// scored on the validation split for the convergence curve. The study writes
+// train.log (the run's console), report.json (the test evaluation of its
+// best checkpoint) and, last, run.json (its RunRecord). About CurvePoints
+// intermediate checkpoints of each run are scored on the validation split for
+// the convergence curve. The study writes
 // summary.json (per arm, mean ± std over seeds of every test metric, and the
 // curves), summary.txt, runs.json (the RunRecords), convergence.png and
 // val_loss.png to OutDir.
@@ -27,6 +28,13 @@
 // evaluations' scoring passes); satrain's compare command words the events
 // and draws the bars. Each run's own console goes to its train.log.
 //
-// Every torch call happens on the goroutine that calls Run, which must be
-// locked to its OS thread (torch.LockThread).
+// With Config.Jobs above 1, Run trains no run itself: it hands up to Jobs
+// runs at once to Config.Launch (the CLI: child processes of satrain, each
+// calling RunOne, since libtorch's RNG and thread pools are per process),
+// reads each finished run's run.json and report.json, and summarises them in
+// arm, then seed order whatever order they finished in. Config.Resume reuses
+// the runs of OutDir that finished and trains the others afresh.
+//
+// Every torch call happens on the goroutine that calls Run (or RunOne), which
+// must be locked to its OS thread (torch.LockThread).
 package compare

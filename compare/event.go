@@ -3,8 +3,10 @@ package compare
 import "github.com/satrain/satrain/backtest"
 
 // Event is what a study tells Config.OnEvent as it goes: StudyStarted, then
-// MetricsServed when it serves metrics, then for each run RunTraining,
-// RunEvaluating and RunFinished. The set is closed; the end of the study is
+// MetricsServed when it serves metrics, RunReused for each run a resume
+// keeps, then for each run RunTraining, RunEvaluating and RunFinished (with
+// Config.Jobs > 1, runs overlap: RunProgressed tells how far each has
+// trained, and RunFailed of a run that failed). The set is closed; the end of the study is
 // Run's return. Events carry values, not wording: the CLI phrases them.
 type Event interface{ studyEvent() }
 
@@ -52,7 +54,38 @@ type RunFinished struct {
 	Test *backtest.Report
 }
 
+// RunReused: run Run finished in an earlier compare of the same folder
+// (Config.Resume); its record and test report are used as they are.
+type RunReused struct {
+	Run, Runs int
+	Record    RunRecord
+	Test      *backtest.Report
+}
+
+// RunProgressed: run Run, launched (Config.Jobs > 1), has trained Trained
+// sequence-passes so far.
+type RunProgressed struct {
+	Run, Runs int
+	Arm       string
+	Seed      int64
+	Trained   int64
+}
+
+// RunFailed: run Run, launched (Config.Jobs > 1), failed with Err (which
+// names its arm and seed). No new run starts; the Running runs still in
+// progress finish, and Run returns the failures.
+type RunFailed struct {
+	Run, Runs int
+	Arm       string
+	Seed      int64
+	Err       error
+	Running   int
+}
+
 func (StudyStarted) studyEvent()  {}
+func (RunReused) studyEvent()     {}
+func (RunProgressed) studyEvent() {}
+func (RunFailed) studyEvent()     {}
 func (MetricsServed) studyEvent() {}
 func (RunTraining) studyEvent()   {}
 func (RunEvaluating) studyEvent() {}

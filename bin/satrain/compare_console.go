@@ -28,6 +28,13 @@ func (c compareConsole) event(e compare.Event) {
 		fmt.Fprintf(c.w, "  run %d/%d: %s seed %d training (log %s)\n", e.Run, e.Runs, e.Arm, e.Seed, e.Log)
 	case compare.RunEvaluating:
 		fmt.Fprintf(c.w, "  run %d/%d: %s seed %d evaluating %d checkpoint(s) and the best model\n", e.Run, e.Runs, e.Arm, e.Seed, e.Checkpoints)
+	case compare.RunReused:
+		r := e.Record
+		fmt.Fprintf(c.w, "  run %d/%d: %s seed %d finished before (%s, kept): test top-k excess %+.1f bps, rank IC %+.4f\n",
+			e.Run, e.Runs, r.Arm, r.Seed, r.Dir, 1e4*e.Test.Precision.Excess, e.Test.RankIC.Mean)
+	case compare.RunFailed:
+		first, _, _ := strings.Cut(e.Err.Error(), "\n")
+		fmt.Fprintf(c.w, "  run %d/%d: %s seed %d failed (%s); no new run starts, %d still running\n", e.Run, e.Runs, e.Arm, e.Seed, first, e.Running)
 	case compare.RunFinished:
 		r := e.Record
 		fmt.Fprintf(c.w, "  %-16s seed %-4d trained %s passes in %.0fs (eval %.0fs): best val loss %.4f; test top-k excess %+.1f bps, rank IC %+.4f\n",

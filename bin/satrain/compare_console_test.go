@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,10 @@ func TestCompareConsole(t *testing.T) {
 		compare.RunEvaluating{Run: 1, Runs: 4, Arm: "standard", Seed: 42, Checkpoints: 5},
 		compare.RunFinished{Run: 1, Runs: 4, Record: run,
 			Test: &backtest.Report{Precision: backtest.Precision{Excess: 0.00123}, RankIC: backtest.CorrStats{Mean: 0.0123}}},
+		compare.RunReused{Run: 2, Runs: 4, Record: compare.RunRecord{Arm: "standard", Seed: 43, Dir: "out/standard/seed43"},
+			Test: &backtest.Report{Precision: backtest.Precision{Excess: -0.0005}, RankIC: backtest.CorrStats{Mean: 0.02}}},
+		compare.RunProgressed{Run: 3, Runs: 4, Arm: "two_stage", Seed: 42, Trained: 100},
+		compare.RunFailed{Run: 3, Runs: 4, Arm: "two_stage", Seed: 42, Err: errors.New("arm two_stage seed 42: exit status 1\n  satrain: boom"), Running: 1},
 	} {
 		c.event(e)
 	}
@@ -37,6 +42,8 @@ func TestCompareConsole(t *testing.T) {
 		"  run 1/4: standard seed 42 training (log out/standard/seed42/train.log)",
 		"  run 1/4: standard seed 42 evaluating 5 checkpoint(s) and the best model",
 		"  standard         seed 42   trained 60,000 passes in 12s (eval 4s): best val loss 2.3457; test top-k excess +12.3 bps, rank IC +0.0123",
+		"  run 2/4: standard seed 43 finished before (out/standard/seed43, kept): test top-k excess -5.0 bps, rank IC +0.0200",
+		"  run 3/4: two_stage seed 42 failed (arm two_stage seed 42: exit status 1); no new run starts, 1 still running",
 		"",
 		"       arm  seed  iterations  passes trained  seqs scored  train s  eval s  best val loss  final val-curve excess (bps)",
 		"  standard    42           5          60,000            0     12.4     3.6         2.3457                         -45.0",

@@ -422,13 +422,38 @@ func compareFlags() []cli.Flag {
 		intFlag("curve-points", 5, "checkpoints per run evaluated on the validation split for the convergence curve", catEval),
 		intFlag("curve-max-dates", 0, "validation days per curve point (first N days; 0: the whole validation split)", catEval),
 		intFlag("max-dates", 0, "test days evaluated (first N days of the test split; 0: all)", catEval),
-		intFlag("eval-horizon-idx", -1, "horizon of the test backtest (-1: --horizon-idx)", catEval)),
+		intFlag("eval-horizon-idx", -1, "horizon of the test backtest (-1: --horizon-idx)", catEval),
+		intFlag("jobs", 1, "runs trained at once, each in a child process (1: one after another, in this process); --jobs x --threads must fit the CPUs", catEval),
+		boolFlag("resume", false, "reuse the runs of --out that finished (run.json and report.json) and train the others afresh", catEval),
+		func() cli.Flag {
+			f := stringFlag(childRunFlag, "", "ARM:SEED: train only this run (how compare --jobs starts its runs)", catEval)
+			f.Hidden = true
+			return f
+		}()),
 		backtestFlags("eval-")...)
 }
 
 func runCompare(c *cli.Context) error {
 	if err := refuseDistributed("compare"); err != nil {
 		return err
+	}
+	jobs, child := c.Int("jobs"), c.String(childRunFlag)
+	if jobs < 1 {
+		return fmt.Errorf("--jobs must be >= 1, got %d", jobs)
+	}
+	var launcher childLauncher
+	if jobs > 1 && child == "" {
+		// The flags as given, before runConfig settles defaults: the child
+		// settles them the same way.
+		args, err := childArgs(c)
+		if err != nil {
+			return err
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("compare --jobs: this program's path, to start its runs: %w", err)
+		}
+		launcher = childLauncher{exe: exe, args: args}
 	}
 	base, err := runConfig(c, true)
 	if err != nil {
@@ -448,20 +473,38 @@ func runCompare(c *cli.Context) error {
 			arms = append(arms, a)
 		}
 	}
-	console := compareConsole{os.Stdout}
-	evalProgress, closeProgress := scoreProgress(c)
-	defer closeProgress()
 	cfg := compare.Config{Base: base, Arms: arms, Seeds: c.Int("seeds"), Budget: c.Int64("budget"), OutDir: c.String("out"),
 		CurvePoints: c.Int("curve-points"), CurveMaxDates: c.Int("curve-max-dates"),
-		Eval:    eval.Config{Split: "test", HorizonIdx: eh, MaxDates: c.Int("max-dates"), Backtest: bt},
-		OnEvent: console.event, EvalProgress: evalProgress}
-	if c.Bool("progress") {
-		cfg.TrainProgress = compareTrainProgress
+		Eval:   eval.Config{Split: "test", HorizonIdx: eh, MaxDates: c.Int("max-dates"), Backtest: bt},
+		Resume: c.Bool("resume")}
+	if child != "" {
+		return runCompareChild(c.Context, cfg, child)
+	}
+	console := &compareConsole{os.Stdout}
+	closeProgress := func() {}
+	if jobs > 1 {
+		if err := checkJobsThreads(jobs, c.Int("threads"), torch.AffinityCPUs()); err != nil {
+			return err
+		}
+		display := &compareStudyDisplay{console: console, progress: c.Bool("progress")}
+		defer display.close()
+		cfg.Jobs, cfg.Launch, cfg.OnEvent, closeProgress = jobs, launcher.launch, display.event, display.close
+	} else {
+		var evalProgress event.Reporter
+		evalProgress, closeProgress = scoreProgress(c)
+		defer closeProgress()
+		cfg.OnEvent, cfg.EvalProgress = console.event, evalProgress
+		if c.Bool("progress") {
+			cfg.TrainProgress = compareTrainProgress
+		}
 	}
 	start := time.Now()
 	res, err := compare.Run(c.Context, cfg)
 	if err != nil {
 		return err
+	}
+	if jobs > 1 {
+		closeProgress() // the study's display ends above its tables
 	}
 	console.tables(res)
 	closeProgress()

@@ -120,7 +120,11 @@ func commandName(args []string) string {
 // waiting for its peers in the rendezvous, or scoring a first sample with a
 // large model) has nothing of its own to save. Other commands stop through
 // their context, which lets them remove their partial output files.
-func nothingToSave() bool { return trainingCommand.Load() && !trainer.StepTaken() }
+// A compare with child processes in flight (--jobs) stops through its
+// context, which stops them.
+func nothingToSave() bool {
+	return trainingCommand.Load() && !trainer.StepTaken() && childRuns.Load() == 0
+}
 
 // watchSignals reads ch until it is closed, saying what it does on w: the
 // first signal exits at once (exit(130)) when idle says there is nothing to
