@@ -37,9 +37,13 @@ func (c compareConsole) event(e compare.Event) {
 		fmt.Fprintf(c.w, "  run %d/%d: %s seed %d failed (%s); no new run starts, %d still running\n", e.Run, e.Runs, e.Arm, e.Seed, first, e.Running)
 	case compare.RunFinished:
 		r := e.Record
-		fmt.Fprintf(c.w, "  %-16s seed %-4d trained %s passes in %.0fs (eval %.0fs): best val loss %.4f; test top-k excess %+.1f bps, rank IC %+.4f\n",
+		vm := ""
+		if e.Test.Precision.VolMatchedPicks > 0 {
+			vm = fmt.Sprintf(" (vol-matched %+.1f)", 1e4*e.Test.Precision.VolMatchedExcess)
+		}
+		fmt.Fprintf(c.w, "  %-16s seed %-4d trained %s passes in %.0fs (eval %.0fs): best val loss %.4f; test top-k excess %+.1f bps%s, rank IC %+.4f\n",
 			r.Arm, r.Seed, loader.FormatCount(r.SequencesTrained), r.TrainSeconds, r.EvalSeconds, r.BestValLoss,
-			1e4*e.Test.Precision.Excess, e.Test.RankIC.Mean)
+			1e4*e.Test.Precision.Excess, vm, e.Test.RankIC.Mean)
 	}
 }
 
