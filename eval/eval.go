@@ -355,7 +355,7 @@ func (e *Evaluator) Predictions(ctx context.Context, ids []loader.SeqID, h int, 
 				Realized: float64(b.Returns[i*H+h]),
 				Loss:     float64(b.Loss[i]),
 				Correct:  int64(b.Argmax[i*H+h]) == b.Labels[i*H+h],
-				Sigma:    sigma,
+				Sigma:    float64(float32(sigma)), // float32 as every other value: a data-parallel evaluation gathers it exactly
 			})
 		}
 		return nil
