@@ -72,18 +72,7 @@ func deref(p *float64) (float64, bool) {
 // neither report of a seed has, are left out. The lag of the date term is
 // the reports' holding period minus one.
 func PairedDifferences(results []ArmResult) []PairedDifference {
-	var order []string
-	byArm := map[string]map[int64]*Report{}
-	for _, r := range results {
-		if r.Report == nil {
-			continue
-		}
-		if byArm[r.Arm] == nil {
-			byArm[r.Arm] = map[int64]*Report{}
-			order = append(order, r.Arm)
-		}
-		byArm[r.Arm][r.Seed] = r.Report
-	}
+	order, byArm := reportsByArm(results)
 	var out []PairedDifference
 	for j := 1; j < len(order); j++ {
 		for i := 0; i < j; i++ {
@@ -113,16 +102,7 @@ func PairedDifferences(results []ArmResult) []PairedDifference {
 // mean over seeds and dates with the same two-way interval as a paired
 // difference (B empty: the difference from zero).
 func ArmIntervals(results []ArmResult) map[string][]PairedDifference {
-	byArm := map[string]map[int64]*Report{}
-	for _, r := range results {
-		if r.Report == nil {
-			continue
-		}
-		if byArm[r.Arm] == nil {
-			byArm[r.Arm] = map[int64]*Report{}
-		}
-		byArm[r.Arm][r.Seed] = r.Report
-	}
+	_, byArm := reportsByArm(results)
 	out := map[string][]PairedDifference{}
 	for arm, reps := range byArm {
 		var seeds []int64
@@ -138,6 +118,23 @@ func ArmIntervals(results []ArmResult) map[string][]PairedDifference {
 		}
 	}
 	return out
+}
+
+// reportsByArm indexes the results' reports by arm and seed; order lists
+// the arms in their order of first appearance.
+func reportsByArm(results []ArmResult) (order []string, byArm map[string]map[int64]*Report) {
+	byArm = map[string]map[int64]*Report{}
+	for _, r := range results {
+		if r.Report == nil {
+			continue
+		}
+		if byArm[r.Arm] == nil {
+			byArm[r.Arm] = map[int64]*Report{}
+			order = append(order, r.Arm)
+		}
+		byArm[r.Arm][r.Seed] = r.Report
+	}
+	return order, byArm
 }
 
 // pairOne is the paired difference of one metric over seeds (b nil: a's
