@@ -331,7 +331,11 @@ func Evaluate(preds []Prediction, cfg Config) (*Report, error) {
 	var vm volMatched
 	r.Exposure, vm, r.ResidualIC, r.ResidualRankIC = exposure(days, r.Dates, cfg.VolControls, lag)
 	r.Precision.VolMatchedExcess, r.Precision.VolMatchedExcessCI95, r.Precision.VolMatchedPicks = vm.excess, vm.ci, vm.picks
-	r.Calibration = calibration(days)
+	if cfg.RankBy != "risk-adjusted" {
+		// Calibration buckets compare the score with the realized gross
+		// return: meaningless for a risk-adjusted ranking key.
+		r.Calibration = calibration(days)
+	}
 	r.Strategy, r.Benchmark = backtest(days, cfg)
 	return r, nil
 }

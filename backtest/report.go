@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/satrain/satrain/internal/atomicfile"
 )
@@ -122,7 +123,12 @@ func ScalarLabel(name, unit string) string {
 // suffix: 0.0043 UnitReturn is "43.0", 1.0043 UnitGross too.
 func FormatScalar(v float64, unit string) string {
 	off, scale, verb, _, _ := unitDisplay(unit)
-	return fmt.Sprintf(verb, (v-off)*scale)
+	out := fmt.Sprintf(verb, (v-off)*scale)
+	if strings.Trim(out, "-0.") == "" {
+		// A value that rounds to zero prints as 0, never "-0.0".
+		out = strings.TrimPrefix(out, "-")
+	}
+	return out
 }
 
 // FormatMeanStd prints mean ± std over n seeds in the display unit, or the
@@ -209,7 +215,7 @@ func (r *Report) WriteTable(w io.Writer) {
 
 	fmt.Fprintln(w)
 	t = &textTable{}
-	t.add("", "mean", "std", "IR", "t-stat", "dates", "skipped")
+	t.add("", "mean", "std", "IR", "t (iid)", "t (NW)", "dates", "skipped")
 	for _, x := range []struct {
 		name string
 		c    CorrStats
@@ -218,9 +224,13 @@ func (r *Report) WriteTable(w io.Writer) {
 		if x.c.Dates == 0 && x.c.Skipped == 0 {
 			continue
 		}
-		t.addf(x.name, "%s\t%s\t%s\t%s\t%d\t%d",
+		nwT := 0.0
+		if se := x.c.CI95.SE; se > 0 {
+			nwT = x.c.Mean / se
+		}
+		t.addf(x.name, "%s\t%s\t%s\t%s\t%s\t%d\t%d",
 			na(x.c.Dates, "%+.4f", x.c.Mean), na(x.c.Dates, "%.4f", x.c.Std),
-			na(x.c.Dates, "%+.2f", x.c.IR), na(x.c.Dates, "%+.2f", x.c.TStat), x.c.Dates, x.c.Skipped)
+			na(x.c.Dates, "%+.2f", x.c.IR), na(x.c.Dates, "%+.2f", x.c.TStat), na(x.c.CI95.N/2, "%+.2f", nwT), x.c.Dates, x.c.Skipped)
 	}
 	t.write(w)
 	if r.IC.CI95.N >= 2 || r.RankIC.CI95.N >= 2 {

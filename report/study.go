@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/satrain/satrain/loader"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 )
@@ -130,7 +131,7 @@ func (s *StudyProgress) update() {
 	if due {
 		s.lastLog = now
 		line = []any{"runs_finished", fmt.Sprintf("%d/%d", s.finished, s.runs), "running", s.running,
-			"passes", fmt.Sprintf("%d/%d", done, s.total), "elapsed", fmtDur(now.Sub(s.start)), "eta", fmtETA(s.eta(now))}
+			"passes", loader.FormatCount(done) + "/" + loader.FormatCount(s.total), "elapsed", fmtDur(now.Sub(s.start)), "eta", fmtETA(s.eta(now))}
 	}
 	s.mu.Unlock()
 	if bar != nil {
@@ -171,7 +172,7 @@ func (s *StudyProgress) info() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.opt.Now()
-	return fmt.Sprintf(" %d/%d passes  %s<%s", s.done(), s.total, fmtDur(now.Sub(s.start)), fmtETA(s.eta(now)))
+	return fmt.Sprintf(" %s/%s passes  %s<%s", loader.FormatCount(s.done()), loader.FormatCount(s.total), fmtDur(now.Sub(s.start)), fmtETA(s.eta(now)))
 }
 
 // Close ends the display.

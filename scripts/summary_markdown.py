@@ -14,7 +14,7 @@ import json
 import sys
 
 METRICS = ["topk.excess", "precision.vol_matched_excess", "precision.group_neutral_excess",
-           "rank_ic.mean", "residual_rank_ic.mean"]
+           "ic.mean", "rank_ic.mean", "residual_rank_ic.mean"]
 SCALARS = ["exposure.beta", "exposure.rel_vol", "exposure.score_vol_rank_corr",
            "exposure.sigma_matched_excess", "exposure.score_sigma_rank_corr",
            "strategy.sharpe_annualized", "excess.ann_return"]
@@ -52,6 +52,7 @@ def main():
         for d in a.get("intervals") or []:
             units[d["metric"]] = d["unit"]
     ms = [m for m in METRICS if m in units]
+    print("`*`: the 95% interval excludes 0.\n")
     print("| arm | " + " | ".join(label(m, units[m]) for m in ms) + " | seeds | dates |")
     print("|---" * (len(ms) + 3) + "|")
     for a in s["arms"]:
@@ -64,10 +65,11 @@ def main():
     pairs = [(a, ref) for a in arms if a != ref]
     if "selection_aware" in arms and "random" in arms:
         pairs.append(("selection_aware", "random"))
-    print("| A − B | " + " | ".join(label(m, units[m]) for m in ms) + " |")
-    print("|---" * (len(ms) + 1) + "|")
+    print("| A − B | " + " | ".join(label(m, units[m]) for m in ms) + " | seeds | dates |")
+    print("|---" * (len(ms) + 3) + "|")
     for a, b in pairs:
         row = []
+        n = dates = 0
         for m in ms:
             d = next((p for p in s.get("paired") or [] if p["metric"] == m and {p["a"], p.get("b")} == {a, b}), None)
             if d is None:
@@ -76,10 +78,12 @@ def main():
             if d["a"] != a:  # stored as b - a: flip
                 d = dict(d, mean=-d["mean"], ci95={"lo": -d["ci95"]["hi"], "hi": -d["ci95"]["lo"]})
             row.append(cell(d))
-        print(f"| {a} − {b} | " + " | ".join(row) + " |")
+            n, dates = max(n, d["seeds"]), max(dates, d["dates"])
+        print(f"| {a} − {b} | " + " | ".join(row) + f" | {n} | {dates} |")
     print()
     present = [m for m in SCALARS if any(x["name"] == m for a in s["arms"] for x in a["metrics"])]
-    print("| arm | " + " | ".join(present) + " |")
+    unit_of = {x["name"]: x["unit"] for a in s["arms"] for x in a["metrics"]}
+    print("| arm | " + " | ".join(label(m, unit_of[m]) for m in present) + " |")
     print("|---" * (len(present) + 1) + "|")
     for a in s["arms"]:
         by = {x["name"]: x for x in a["metrics"]}

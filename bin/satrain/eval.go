@@ -19,6 +19,7 @@ import (
 	"github.com/satrain/satrain/loader"
 	"github.com/satrain/satrain/model"
 	"github.com/satrain/satrain/report"
+	"github.com/satrain/satrain/selection"
 	"github.com/satrain/satrain/torch"
 	"github.com/satrain/satrain/trainer"
 	"github.com/urfave/cli/v2"
@@ -254,6 +255,9 @@ func runEval(c *cli.Context) error {
 	if c.Int("max-dates") < 0 {
 		return fmt.Errorf("--max-dates must be >= 0")
 	}
+	if rb := c.String("rank-by"); rb != selection.RankExpected && rb != selection.RankRiskAdjusted {
+		return fmt.Errorf("--rank-by %q: want %s or %s", rb, selection.RankExpected, selection.RankRiskAdjusted)
+	}
 	out := c.String("out")
 	if out != "" {
 		if err := os.MkdirAll(out, 0o755); err != nil {
@@ -307,15 +311,24 @@ func runEval(c *cli.Context) error {
 	if out == "" {
 		return nil
 	}
-	for _, w := range []struct {
+	outputs := []struct {
 		name  string
 		write func(string) error
-	}{{"report.json", res.Report.WriteJSON}, {"equity.png", res.Report.WriteEquityPlot}, {"calibration.png", res.Report.WriteCalibrationPlot}} {
+	}{{"report.json", res.Report.WriteJSON}, {"equity.png", res.Report.WriteEquityPlot}}
+	if len(res.Report.Calibration) > 0 { // none under --rank-by risk-adjusted
+		outputs = append(outputs, struct {
+			name  string
+			write func(string) error
+		}{"calibration.png", res.Report.WriteCalibrationPlot})
+	}
+	var wrote []string
+	for _, w := range outputs {
 		if err := w.write(filepath.Join(out, w.name)); err != nil {
 			return err
 		}
+		wrote = append(wrote, filepath.Join(out, w.name))
 	}
-	fmt.Printf("\nwrote %s, %s, %s\n", filepath.Join(out, "report.json"), filepath.Join(out, "equity.png"), filepath.Join(out, "calibration.png"))
+	fmt.Printf("\nwrote %s\n", strings.Join(wrote, ", "))
 	return nil
 }
 
@@ -481,6 +494,11 @@ func runCompare(c *cli.Context) error {
 		return runCompareChild(c.Context, cfg, child)
 	}
 	console := &compareConsole{os.Stdout}
+	if cfg.Resume {
+		if done, _ := filepath.Glob(filepath.Join(cfg.OutDir, "*", "seed*", "run.json")); len(done) == 0 {
+			fmt.Fprintf(console.w, "--resume: %s holds no finished run; every run starts afresh (check --out if you meant another study)\n", cfg.OutDir)
+		}
+	}
 	closeProgress := func() {}
 	if jobs > 1 {
 		if err := checkJobsThreads(jobs, c.Int("threads"), torch.AffinityCPUs()); err != nil {
