@@ -210,22 +210,22 @@ type Report struct {
 	LastDate       Date   `json:"last_date"`  // last decision date
 	// TradingDaysPerYear is the annualisation convention of every "ann_"
 	// and "_annualized" figure (see docs/METRICS.md).
-	TradingDaysPerYear int                 `json:"trading_days_per_year"`
-	All                LossAcc             `json:"all"`  // every sequence
-	TopK               LossAcc             `json:"topk"` // the model's per-date selection, pooled
-	Precision          Precision           `json:"precision"`
-	IC                 CorrStats           `json:"ic"`
-	RankIC             CorrStats           `json:"rank_ic"`
+	TradingDaysPerYear int       `json:"trading_days_per_year"`
+	All                LossAcc   `json:"all"`  // every sequence
+	TopK               LossAcc   `json:"topk"` // the model's per-date selection, pooled
+	Precision          Precision `json:"precision"`
+	IC                 CorrStats `json:"ic"`
+	RankIC             CorrStats `json:"rank_ic"`
 	// ResidualIC and ResidualRankIC are IC and rank IC against the realized
 	// returns with their group and volatility components removed (see
 	// residualReturns): the ranking's skill apart from sector and volatility.
-	ResidualIC     CorrStats `json:"residual_ic"`
-	ResidualRankIC CorrStats `json:"residual_rank_ic"`
-	Exposure       Exposure  `json:"exposure"`
-	Strategy           Portfolio           `json:"strategy"`  // long-only top-k
-	Benchmark          Portfolio           `json:"benchmark"` // equal-weight universe
-	Calibration        []CalibrationBucket `json:"calibration"`
-	Dates              []DateRow           `json:"dates"`
+	ResidualIC     CorrStats           `json:"residual_ic"`
+	ResidualRankIC CorrStats           `json:"residual_rank_ic"`
+	Exposure       Exposure            `json:"exposure"`
+	Strategy       Portfolio           `json:"strategy"`  // long-only top-k
+	Benchmark      Portfolio           `json:"benchmark"` // equal-weight universe
+	Calibration    []CalibrationBucket `json:"calibration"`
+	Dates          []DateRow           `json:"dates"`
 }
 
 // crossSection is one date's predictions sorted by ticker, with the model's
