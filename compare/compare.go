@@ -124,6 +124,12 @@ type Config struct {
 	// clearing their folders. Without it a run folder that holds a run is
 	// refused.
 	Resume bool
+	// Settings are the study's settings that decide a run's numbers, flag
+	// name -> value (the CLI: every compare flag but those that only steer
+	// the study: --out, --arms, --seeds, --jobs, --resume, --progress,
+	// --metrics-addr). Each run.json records them, and Resume refuses a run
+	// trained with other values. nil: not checked.
+	Settings map[string]string
 }
 
 // ValuePoint is a value of a run after Budget sequence-passes.
@@ -487,7 +493,7 @@ func (s *study) runOne(ctx context.Context, sp RunSpec) (*finished, error) {
 		return nil, err
 	}
 	// run.json last: with report.json it marks the run finished (Resume).
-	b, err := json.MarshalIndent(runFileData{RunRecord: run, Budget: cfg.Budget}, "", "  ")
+	b, err := json.MarshalIndent(runFileData{RunRecord: run, Budget: cfg.Budget, Settings: cfg.Settings}, "", "  ")
 	if err != nil {
 		return nil, err
 	}

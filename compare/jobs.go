@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/satrain/satrain/backtest"
@@ -47,6 +49,8 @@ type RunProgress struct {
 type runFileData struct {
 	RunRecord
 	Budget int64 `json:"budget"`
+	// Settings are Config.Settings when the run was trained.
+	Settings map[string]string `json:"settings,omitempty"`
 }
 
 // finished is a run's record and test report.
@@ -75,6 +79,9 @@ func (s *study) readFinished(sp RunSpec) (*finished, error) {
 	}
 	if rf.Budget != s.cfg.Budget {
 		return nil, option.Errorf("%s was trained at a budget of %d sequence-passes, not {budget} %d: give that budget, or a new {out} folder", rp, rf.Budget, s.cfg.Budget)
+	}
+	if diff := settingsDiff(rf.Settings, s.cfg.Settings); diff != "" {
+		return nil, option.Errorf("%s was trained with other settings (%s): give the same flags to --resume, or a new {out} folder", rp, diff)
 	}
 	test, err := backtest.ReadReport(tp)
 	if err != nil {
@@ -199,4 +206,39 @@ func RunOne(ctx context.Context, cfg Config, arm string, seed int64) (*RunRecord
 	}
 	return nil, fmt.Errorf("compare: arm %s seed %d is not a run of this study (arms %s, seeds %d from %d)",
 		arm, seed, strings.Join(cfg.Arms, ","), cfg.Seeds, s.base.Seed)
+}
+
+// settingsDiff names the settings that differ between a finished run's
+// and this study's, "{flag} was X, now Y" (at most three, then a count);
+// "" when they agree or either side recorded none.
+func settingsDiff(was, now map[string]string) string {
+	if was == nil || now == nil {
+		return ""
+	}
+	var keys []string
+	for k := range was {
+		keys = append(keys, k)
+	}
+	for k := range now {
+		if _, ok := was[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	show := func(m map[string]string, k string) string {
+		if v, ok := m[k]; ok {
+			return strconv.Quote(v)
+		}
+		return "(not recorded)"
+	}
+	var diffs []string
+	for _, k := range keys {
+		if show(was, k) != show(now, k) {
+			diffs = append(diffs, fmt.Sprintf("{%s} was %s, now %s", k, show(was, k), show(now, k)))
+		}
+	}
+	if len(diffs) > 3 {
+		diffs = append(diffs[:3], fmt.Sprintf("%d more", len(diffs)-3))
+	}
+	return strings.Join(diffs, ", ")
 }

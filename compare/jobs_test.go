@@ -30,7 +30,7 @@ func fakeRun(spec RunSpec, budget int64) error {
 	if err := rep.WriteJSON(filepath.Join(spec.Dir, reportFile)); err != nil {
 		return err
 	}
-	b, err := json.Marshal(runFileData{RunRecord: rec, Budget: budget})
+	b, err := json.Marshal(runFileData{RunRecord: rec, Budget: budget, Settings: map[string]string{"lr": "0.001", "top-k": "12"}})
 	if err != nil {
 		return err
 	}
@@ -263,6 +263,16 @@ func TestPoolResume(t *testing.T) {
 	}
 	if !reflect.DeepEqual(first.Runs, second.Runs) {
 		t.Errorf("runs after the resume differ:\n%+v\n%+v", first.Runs, second.Runs)
+	}
+	// A resume with other settings would mix runs: refused, naming them.
+	cfg.Settings = map[string]string{"lr": "0.002", "top-k": "12", "dropout": "0.1"}
+	_, err = Run(context.Background(), cfg)
+	if msg := fmt.Sprint(option.CommandLine(err)); !strings.Contains(msg, `(--dropout was (not recorded), now "0.1", --lr was "0.001", now "0.002"): give the same flags to --resume`) {
+		t.Fatalf("resume with other settings: %s", msg)
+	}
+	cfg.Settings = map[string]string{"lr": "0.001", "top-k": "12"}
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatalf("resume with the same settings: %v", err)
 	}
 	// A resume at another budget would mix runs: refused.
 	cfg.Budget = 960

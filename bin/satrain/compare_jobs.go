@@ -75,26 +75,56 @@ func childArgs(c *cli.Context) ([]string, error) {
 		if name == childRunFlag || !c.IsSet(name) {
 			continue
 		}
-		var v string
-		switch f.(type) {
-		case *cli.StringFlag:
-			v = c.String(name)
-		case *cli.IntFlag:
-			v = strconv.Itoa(c.Int(name))
-		case *cli.Int64Flag:
-			v = strconv.FormatInt(c.Int64(name), 10)
-		case *cli.Float64Flag:
-			v = strconv.FormatFloat(c.Float64(name), 'g', -1, 64)
-		case *cli.BoolFlag:
-			v = strconv.FormatBool(c.Bool(name))
-		case *cli.DurationFlag:
-			v = c.Duration(name).String()
-		default:
-			return nil, fmt.Errorf("compare --jobs: cannot pass --%s (%T) to a child process", name, f)
+		v, err := flagValue(c, f)
+		if err != nil {
+			return nil, fmt.Errorf("compare --jobs: cannot pass --%s to a child process: %w", name, err)
 		}
 		args = append(args, "--"+name+"="+v)
 	}
 	return args, nil
+}
+
+// flagValue is the value of f in c as its command-line text.
+func flagValue(c *cli.Context, f cli.Flag) (string, error) {
+	name := f.Names()[0]
+	switch f.(type) {
+	case *cli.StringFlag:
+		return c.String(name), nil
+	case *cli.IntFlag:
+		return strconv.Itoa(c.Int(name)), nil
+	case *cli.Int64Flag:
+		return strconv.FormatInt(c.Int64(name), 10), nil
+	case *cli.Float64Flag:
+		return strconv.FormatFloat(c.Float64(name), 'g', -1, 64), nil
+	case *cli.BoolFlag:
+		return strconv.FormatBool(c.Bool(name)), nil
+	case *cli.DurationFlag:
+		return c.Duration(name).String(), nil
+	}
+	return "", fmt.Errorf("flag type %T", f)
+}
+
+// studySteering are the compare flags that steer the study without
+// deciding any run's numbers: a --resume may change them.
+var studySteering = map[string]bool{"out": true, "arms": true, "seeds": true, "jobs": true, "resume": true,
+	"progress": true, "metrics-addr": true, "loader-mode": true, "dist-timeout": true, childRunFlag: true}
+
+// studySettings is compare.Config.Settings: every other compare flag's
+// value, given or default, so that a --resume with other values is refused.
+func studySettings(c *cli.Context) (map[string]string, error) {
+	out := map[string]string{}
+	for _, f := range c.Command.Flags {
+		name := f.Names()[0]
+		if studySteering[name] {
+			continue
+		}
+		v, err := flagValue(c, f)
+		if err != nil {
+			return nil, fmt.Errorf("compare: --%s: %w", name, err)
+		}
+		out[name] = v
+	}
+	return out, nil
 }
 
 // childLauncher is compare.Config.Launch: it runs one arm x seed in a child

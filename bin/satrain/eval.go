@@ -490,6 +490,9 @@ func runCompare(c *cli.Context) error {
 		CurvePoints: c.Int("curve-points"), CurveMaxDates: c.Int("curve-max-dates"),
 		Eval:   eval.Config{Split: "test", HorizonIdx: eh, MaxDates: c.Int("max-dates"), Backtest: bt},
 		Resume: c.Bool("resume")}
+	if cfg.Settings, err = studySettings(c); err != nil {
+		return err
+	}
 	if child != "" {
 		return runCompareChild(c.Context, cfg, child)
 	}
